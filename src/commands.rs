@@ -1,0 +1,260 @@
+//! The user-facing commands (`run`, `plan`, `report`, `cache ls`, `cache gc`) as library
+//! functions; `main` only parses arguments, picks the device and maps errors to exit codes.
+
+use crate::cache::Cache;
+use crate::error::{Error, Result};
+use crate::pipeline::{self, ExecOptions, Status};
+use crate::report::{self, RunRow, Stored};
+use crate::select::Scored;
+use crate::spec::{self, LoadedSpec};
+use crate::stages::{StageKind, read_json};
+use burn::prelude::Device;
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+
+/// Options of `morsd run`.
+pub struct RunArgs {
+    /// The spec file.
+    pub spec: PathBuf,
+    /// `--set KEY=VALUE` overrides.
+    pub sets: Vec<String>,
+    /// Parallel runs.
+    pub jobs: usize,
+    /// `--force STAGE`.
+    pub force: Option<String>,
+    /// Draw progress bars.
+    pub progress: bool,
+}
+
+/// `morsd run`: executes the DAG and writes the results folder. Returns the text to print.
+pub fn run(args: &RunArgs, cache: &Cache, device: Device) -> Result<String> {
+    let spec = spec::load(&args.spec, &args.sets)?;
+    let force = match &args.force {
+        Some(s) => Some(StageKind::parse(s).ok_or_else(|| Error::BadOverride {
+            arg: format!("--force {s}"),
+            message: "unknown stage (known: generate, score, select, train, eval)".into(),
+        })?),
+        None => None,
+    };
+    let plans = pipeline::plan(&spec);
+    let opts = ExecOptions { jobs: args.jobs, force, device, progress: args.progress };
+    let outcomes = pipeline::execute(cache, &spec, &plans, &opts);
+    // Results of every finished run are written even if another run failed.
+    let mut rows = Vec::new();
+    let mut failures = Vec::new();
+    let mut done = Vec::new();
+    for (plan, outcome) in plans.iter().zip(outcomes) {
+        match outcome {
+            Ok(o) => {
+                rows.push(row_of(&o)?);
+                done.push(o);
+            }
+            Err(e) => failures.push(format!("{}: {e}", plan.run.label)),
+        }
+    }
+    let executed: usize = rows.iter().map(|r| r.executed.len()).sum();
+    let mut text = String::new();
+    if !rows.is_empty() {
+        let stored = Stored {
+            experiment: spec.name.clone(),
+            spec: args.spec.display().to_string(),
+            sweep_keys: spec.sweep_keys.clone(),
+            runs: rows,
+        };
+        report::write(&spec.output, &stored)?;
+        write_selection(&spec.output, &done)?;
+        text.push_str(&results_table(&stored));
+        text.push_str(&format!(
+            "\n{} stage instances, {executed} executed, {} reused from the cache. Results in {}\n",
+            stored.runs.len() * 5,
+            stored.runs.len() * 5 - executed,
+            spec.output.display()
+        ));
+    }
+    if !failures.is_empty() {
+        return Err(Error::run(format!(
+            "{} of {} runs failed (finished stages stay cached; run again to resume):\n  {}",
+            failures.len(),
+            plans.len(),
+            failures.join("\n  ")
+        )));
+    }
+    Ok(text)
+}
+
+fn row_of(o: &pipeline::RunOutcome) -> Result<RunRow> {
+    let metric = |k: StageKind, name: &str| o.manifests.get(&k).and_then(|m| m.metrics.get(name)).cloned().unwrap_or_default();
+    Ok(RunRow {
+        label: o.run.label.clone(),
+        swept: o.run.swept.clone(),
+        seed: o.run.seed,
+        task: o.run.task.name().into(),
+        strategy: o.run.strategy.name().into(),
+        per_question: o.run.spec.select.per_question,
+        rationales: metric(StageKind::Train, "rationales").as_u64().unwrap_or(0),
+        training_tokens: metric(StageKind::Train, "training_tokens").as_u64().unwrap_or(0),
+        accuracy: metric(StageKind::Eval, "accuracy").as_f64().unwrap_or(f64::NAN),
+        val_accuracy: metric(StageKind::Train, "val_accuracy").as_f64(),
+        best_step: metric(StageKind::Train, "best_step").as_u64().unwrap_or(0),
+        wall_s: o.manifests.iter().map(|(k, m)| (k.name().to_string(), m.wall_s)).collect(),
+        executed: o.executed.iter().map(|k| k.name().to_string()).collect(),
+        keys: o.manifests.iter().map(|(k, m)| (k.name().to_string(), m.key[..12].to_string())).collect(),
+    })
+}
+
+fn write_selection(dir: &Path, done: &[pipeline::RunOutcome]) -> Result<()> {
+    let mut scored: Vec<(String, Scored)> = Vec::new();
+    let mut seen = HashSet::new();
+    let mut runs = Vec::new();
+    for o in done {
+        let score_key = o.manifests[&StageKind::Score].key[..12].to_string();
+        if seen.insert(score_key.clone()) {
+            let s: Vec<Scored> = read_json(&o.dirs[&StageKind::Score].join("scores.json"))?;
+            scored.extend(s.into_iter().map(|x| (score_key.clone(), x)));
+        }
+        let ids: Vec<String> = read_json(&o.dirs[&StageKind::Select].join("selected.json"))?;
+        runs.push((o.run.label.clone(), score_key, ids.into_iter().collect::<HashSet<_>>()));
+    }
+    report::tables::write_selection(dir, &scored, &runs)
+}
+
+/// A plain-text results table (setting, seed, rationales, accuracy).
+pub fn results_table(stored: &Stored) -> String {
+    let mut s = String::new();
+    let mut head: Vec<String> = stored.sweep_keys.clone();
+    head.extend(["seed", "strategy", "k", "rationales", "val acc", "test acc"].map(String::from));
+    let rows: Vec<Vec<String>> = stored
+        .runs
+        .iter()
+        .map(|r| {
+            let mut v: Vec<String> = stored.sweep_keys.iter().map(|k| r.swept.get(k).map(spec::resolve::show).unwrap_or_default()).collect();
+            v.extend([
+                r.seed.to_string(),
+                r.strategy.clone(),
+                r.per_question.to_string(),
+                r.rationales.to_string(),
+                r.val_accuracy.map(|x| format!("{:.1}%", 100.0 * x)).unwrap_or_default(),
+                format!("{:.1}%", 100.0 * r.accuracy),
+            ]);
+            v
+        })
+        .collect();
+    let widths: Vec<usize> = (0..head.len()).map(|i| rows.iter().map(|r| r[i].len()).chain([head[i].len()]).max().unwrap_or(0)).collect();
+    let line = |cells: &[String]| cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect::<Vec<_>>().join("  ");
+    s.push_str(&line(&head));
+    s.push('\n');
+    for r in &rows {
+        s.push_str(&line(r));
+        s.push('\n');
+    }
+    s
+}
+
+/// `morsd plan`: one line per distinct stage instance: stage, short key, fresh/stale + reason.
+pub fn plan(spec_path: &Path, sets: &[String], cache: &Cache) -> Result<String> {
+    let spec = spec::load(spec_path, sets)?;
+    let plans = pipeline::plan(&spec);
+    let statuses = pipeline::status(cache, &spec, &plans);
+    let mut seen = HashSet::new();
+    let mut out = String::new();
+    let (mut fresh, mut stale) = (0, 0);
+    for (p, st) in plans.iter().zip(statuses) {
+        for (inst, s) in p.stages.iter().zip(st) {
+            if !seen.insert(inst.key.clone()) {
+                continue;
+            }
+            let (word, why) = match s {
+                Status::Fresh => {
+                    fresh += 1;
+                    ("fresh", String::new())
+                }
+                Status::Stale(why) => {
+                    stale += 1;
+                    ("stale", format!("  {why}"))
+                }
+            };
+            let shared = if matches!(inst.kind, StageKind::Generate | StageKind::Score) && spec.runs.len() > 1 { "(shared)".to_string() } else { p.run.label.clone() };
+            out.push_str(&format!("{:<8} {}  {word}{why}  [{shared}]\n", inst.kind.name(), &inst.key[..12]));
+        }
+    }
+    out.push_str(&format!("{} stage instances: {fresh} fresh, {stale} stale\n", fresh + stale));
+    Ok(out)
+}
+
+/// `morsd report DIR`: rebuilds tables and charts from `DIR/runs.json`.
+pub fn report(dir: &Path) -> Result<String> {
+    report::rebuild(dir)?;
+    Ok(format!("rebuilt runs.parquet, runs.csv, summary.md, accuracy.svg, accuracy.png in {}\n", dir.display()))
+}
+
+/// `morsd cache ls`.
+pub fn cache_ls(cache: &Cache) -> Result<String> {
+    let mut out = format!("{:<8}  {:<12}  {:>10}  {:>8}\n", "stage", "key", "size", "age");
+    let entries = cache.list()?;
+    for e in &entries {
+        out.push_str(&format!("{:<8}  {:<12}  {:>10}  {:>8}\n", e.stage, &e.key[..12.min(e.key.len())], human_bytes(e.size), human_age(e.age_s)));
+    }
+    out.push_str(&format!("{} entries, {} in {}\n", entries.len(), human_bytes(entries.iter().map(|e| e.size).sum()), cache.root().display()));
+    Ok(out)
+}
+
+/// `morsd cache gc [--all]`: removes entries no spec under `experiments_dir` reaches (or all).
+pub fn cache_gc(cache: &Cache, experiments_dir: &Path, all: bool) -> Result<String> {
+    let mut reachable: HashSet<String> = HashSet::new();
+    let mut notes = String::new();
+    if !all {
+        for entry in walkdir::WalkDir::new(experiments_dir).sort_by_file_name().into_iter().filter_map(|e| e.ok()) {
+            if entry.path().extension().is_some_and(|x| x == "toml") {
+                match spec::load(entry.path(), &[]) {
+                    Ok(s) => reachable.extend(keys_of(&s)),
+                    Err(e) => {
+                        return Err(Error::Input {
+                            path: entry.path().to_path_buf(),
+                            message: format!("cannot plan it, so nothing was removed: {e}"),
+                        })
+                    }
+                }
+            }
+        }
+    }
+    let mut removed = 0;
+    let mut freed = 0;
+    for e in cache.list()? {
+        if all || !reachable.contains(&e.key) {
+            cache.remove(&e)?;
+            removed += 1;
+            freed += e.size;
+        }
+    }
+    notes.push_str(&format!("removed {removed} entries ({})\n", human_bytes(freed)));
+    Ok(notes)
+}
+
+fn keys_of(spec: &LoadedSpec) -> Vec<String> {
+    pipeline::plan(spec).into_iter().flat_map(|p| p.stages.into_iter().map(|i| i.key)).collect()
+}
+
+fn human_bytes(b: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB"];
+    let mut x = b as f64;
+    let mut u = 0;
+    while x >= 1024.0 && u + 1 < units.len() {
+        x /= 1024.0;
+        u += 1;
+    }
+    if u == 0 { format!("{b} B") } else { format!("{x:.1} {}", units[u]) }
+}
+
+fn human_age(s: u64) -> String {
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m", s / 60),
+        3600..=86399 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86400),
+    }
+}
+
+/// Maps stage names to keys of a spec (for tests and tooling).
+pub fn stage_keys(spec: &LoadedSpec) -> Vec<BTreeMap<&'static str, String>> {
+    pipeline::plan(spec).into_iter().map(|p| p.stages.into_iter().map(|i| (i.kind.name(), i.key)).collect()).collect()
+}

@@ -1,0 +1,111 @@
+//! The `morsd` binary: argument parsing, the backend device (chosen here, through cargo
+//! features and `MORSD_DEVICE`), and exit codes (0 ok, 2 bad spec or input, 1 failure).
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use morsd::cache::Cache;
+use morsd::commands;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "morsd", version, about = "Chain-of-thought distillation experiments with rationale selection (MoRSD)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a spec: every stage that is not fresh in the cache, then tables and charts.
+    Run {
+        /// The spec file (TOML).
+        spec: PathBuf,
+        /// Override a spec key: `--set select.per_question=2` (after the file and MORSD_* variables).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        /// Runs executed in parallel.
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
+        /// Recompute this stage even if its entry is fresh (generate, score, select, train, eval).
+        #[arg(long, value_name = "STAGE")]
+        force: Option<String>,
+    },
+    /// Show what `run` would do: each stage instance, its key, fresh or stale and why.
+    Plan {
+        /// The spec file (TOML).
+        spec: PathBuf,
+        /// Override a spec key.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+    },
+    /// Rebuild the tables and charts of a results folder from its stored metrics.
+    Report {
+        /// A results folder (with runs.json).
+        dir: PathBuf,
+    },
+    /// Inspect or clean the stage cache (MORSD_CACHE, default .morsd/cache).
+    Cache {
+        #[command(subcommand)]
+        command: CacheCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CacheCommand {
+    /// List entries: stage, key, size, age.
+    Ls,
+    /// Remove entries that no spec under experiments/ reaches (or all of them).
+    Gc {
+        /// Remove every entry.
+        #[arg(long)]
+        all: bool,
+        /// Folder of specs whose entries are kept.
+        #[arg(long, default_value = "experiments")]
+        experiments: PathBuf,
+    },
+}
+
+/// The burn device: flex (pure-Rust CPU) unless `MORSD_DEVICE` names a compiled-in backend.
+fn device() -> anyhow::Result<burn::prelude::Device> {
+    let want = std::env::var("MORSD_DEVICE").unwrap_or_else(|_| "flex".into());
+    match want.as_str() {
+        "flex" | "cpu" => Ok(burn::prelude::Device::flex()),
+        #[cfg(feature = "wgpu")]
+        "wgpu" => Ok(burn::prelude::Device::wgpu(Default::default())),
+        #[cfg(feature = "tch")]
+        #[allow(deprecated)]
+        "tch" => Ok(burn::prelude::Device::libtorch()),
+        other => anyhow::bail!("MORSD_DEVICE={other}: not a backend compiled into this binary (flex is; wgpu and tch need their cargo features)"),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match real_main(cli) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let user = e.downcast_ref::<morsd::Error>().is_some_and(|m| m.is_user_error());
+            eprintln!("error: {e:#}");
+            ExitCode::from(if user { 2 } else { 1 })
+        }
+    }
+}
+
+fn real_main(cli: Cli) -> anyhow::Result<String> {
+    let cache = || Cache::open(Cache::default_root()).context("opening the cache");
+    Ok(match cli.command {
+        Command::Run { spec, sets, jobs, force } => {
+            let args = commands::RunArgs { spec, sets, jobs, force, progress: std::io::stderr().is_terminal() };
+            commands::run(&args, &cache()?, device()?)?
+        }
+        Command::Plan { spec, sets } => commands::plan(&spec, &sets, &cache()?)?,
+        Command::Report { dir } => commands::report(&dir)?,
+        Command::Cache { command: CacheCommand::Ls } => commands::cache_ls(&cache()?)?,
+        Command::Cache { command: CacheCommand::Gc { all, experiments } } => commands::cache_gc(&cache()?, &experiments, all)?,
+    })
+}

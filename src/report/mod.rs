@@ -1,0 +1,85 @@
+//! Results: one row per run (`runs.json`, the stored metrics, and its `runs.parquet` /
+//! `runs.csv` tables), the per-rationale `selection.parquet`, `summary.md` (mean ± 95 % CI
+//! over seeds), and the accuracy chart ([`chart`]).
+
+pub mod chart;
+pub mod stats;
+pub mod tables;
+
+use crate::error::{Error, IoContext, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// One run's results, as stored in `runs.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRow {
+    /// `key=value ... seed=N`.
+    pub label: String,
+    /// Swept key → value.
+    pub swept: BTreeMap<String, Value>,
+    /// Seed.
+    pub seed: u64,
+    /// Task.
+    pub task: String,
+    /// Strategy.
+    pub strategy: String,
+    /// `select.per_question`.
+    pub per_question: usize,
+    /// Rationales trained on.
+    pub rationales: u64,
+    /// Training tokens processed.
+    pub training_tokens: u64,
+    /// Test accuracy.
+    pub accuracy: f64,
+    /// Validation accuracy of the chosen checkpoint.
+    pub val_accuracy: Option<f64>,
+    /// Step of the chosen checkpoint.
+    pub best_step: u64,
+    /// Stage name → seconds it took when it ran.
+    pub wall_s: BTreeMap<String, f64>,
+    /// Stages executed by the invocation that wrote this row (the rest came from the cache).
+    pub executed: Vec<String>,
+    /// Stage name → key (12 hex).
+    pub keys: BTreeMap<String, String>,
+}
+
+/// What `runs.json` holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Stored {
+    /// Experiment name.
+    pub experiment: String,
+    /// The spec file it came from.
+    pub spec: String,
+    /// Swept keys, in order.
+    pub sweep_keys: Vec<String>,
+    /// Every run.
+    pub runs: Vec<RunRow>,
+}
+
+/// Writes `runs.json` and everything derived from it.
+pub fn write(dir: &Path, stored: &Stored) -> Result<()> {
+    std::fs::create_dir_all(dir).at(dir)?;
+    let json = serde_json::to_vec_pretty(stored).map_err(Error::run)?;
+    atomic_write(&dir.join("runs.json"), &json)?;
+    rebuild(dir)
+}
+
+/// Rebuilds the tables, summary and charts of a results folder from its `runs.json`.
+pub fn rebuild(dir: &Path) -> Result<()> {
+    let path = dir.join("runs.json");
+    let bytes = std::fs::read(&path).map_err(|e| Error::Input { path: path.clone(), message: format!("no stored metrics: {e}") })?;
+    let stored: Stored = serde_json::from_slice(&bytes).map_err(|e| Error::Input { path: path.clone(), message: e.to_string() })?;
+    tables::write_runs(dir, &stored)?;
+    atomic_write(&dir.join("summary.md"), stats::summary_md(&stored).as_bytes())?;
+    chart::accuracy(dir, &stored)?;
+    Ok(())
+}
+
+/// Writes a file through a temp file and a rename.
+pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes).at(&tmp)?;
+    std::fs::rename(&tmp, path).at(path)
+}

@@ -1,0 +1,259 @@
+//! The user-facing spec schema: what a TOML file under `experiments/` may contain.
+//!
+//! Phase one of two (raw → resolved, see [`super::resolve`]). Every struct denies unknown
+//! fields and every field documents its default. These are plain serde structs, never burn
+//! `#[derive(Config)]` structs: the model configs are built from them in code.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A whole spec file.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSpec {
+    /// Experiment identity, seeds and output folder.
+    #[serde(default)]
+    pub experiment: ExperimentSpec,
+    /// Which task data to use.
+    #[serde(default)]
+    pub data: DataSpec,
+    /// Who writes the rationales.
+    #[serde(default)]
+    pub teacher: TeacherSpec,
+    /// The student model.
+    #[serde(default)]
+    pub student: StudentSpec,
+    /// How rationales are scored.
+    #[serde(default)]
+    pub score: ScoreSpec,
+    /// Which rationales are kept.
+    #[serde(default)]
+    pub select: SelectSpec,
+    /// Student fine-tuning.
+    #[serde(default)]
+    pub train: TrainSpec,
+    /// Student evaluation.
+    #[serde(default)]
+    pub eval: EvalSpec,
+    /// Dotted key → list of values; the cross product (× seeds) is the set of runs.
+    /// Default: empty (one run per seed).
+    #[serde(default)]
+    pub sweep: BTreeMap<String, Vec<toml::Value>>,
+}
+
+/// `[experiment]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentSpec {
+    /// Name of the experiment. Default: the spec file's stem.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Seeds; every sweep point runs once per seed. Default: `[0]`.
+    #[serde(default = "d_seeds")]
+    pub seeds: Vec<u64>,
+    /// Output folder for tables and charts. Default: `results/<name>`.
+    #[serde(default)]
+    pub output: Option<String>,
+}
+
+/// `[data]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSpec {
+    /// Task: `arithmetic`, `last-letter` or `coin-flip` (synthetic). Default: `arithmetic`.
+    #[serde(default = "d_task")]
+    pub task: String,
+    /// Training questions. Default: 300.
+    #[serde(default = "d_train")]
+    pub train: usize,
+    /// Validation questions (checkpoint choice). Default: 60.
+    #[serde(default = "d_val")]
+    pub validation: usize,
+    /// Test questions (reported accuracy). Default: 100.
+    #[serde(default = "d_test")]
+    pub test: usize,
+    /// Seed of the task generator. Default: 0.
+    #[serde(default)]
+    pub seed: u64,
+    /// Arithmetic only: reasoning steps per problem, inclusive range. Default: `[2, 3]`.
+    #[serde(default = "d_steps")]
+    pub steps: [usize; 2],
+}
+
+/// `[teacher]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeacherSpec {
+    /// Teacher kind: `programmatic` (built-in, synthetic tasks). Default: `programmatic`.
+    #[serde(default = "d_teacher_kind")]
+    pub kind: String,
+    /// Rationales per training question. Default: 8.
+    #[serde(default = "d_samples")]
+    pub samples: usize,
+    /// Share of rationales with a wrong step and a wrong final answer. Default: 0.25.
+    #[serde(default = "d_wrong")]
+    pub wrong_rate: f64,
+    /// Share of rationales with a flawed step but the right final answer. Default: 0.1.
+    #[serde(default = "d_flawed")]
+    pub flawed_rate: f64,
+    /// Share of rationales that are near-duplicates of an earlier one. Default: 0.25.
+    #[serde(default = "d_dup")]
+    pub duplicate_rate: f64,
+    /// Seed of the teacher's sampling. Default: 0.
+    #[serde(default)]
+    pub seed: u64,
+}
+
+/// `[student]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StudentSpec {
+    /// Student kind: `scratch` (a small decoder-only transformer trained from scratch). Default: `scratch`.
+    #[serde(default = "d_student_kind")]
+    pub kind: String,
+    /// Model width. Default: 128.
+    #[serde(default = "d_dmodel")]
+    pub d_model: usize,
+    /// Transformer blocks. Default: 2.
+    #[serde(default = "d_layers")]
+    pub layers: usize,
+    /// Attention heads (must divide `d_model`). Default: 4.
+    #[serde(default = "d_heads")]
+    pub heads: usize,
+    /// MLP hidden width. Default: 4 × `d_model`.
+    #[serde(default)]
+    pub d_ff: Option<usize>,
+    /// Longest sequence in tokens (prompt + target); longer examples are truncated. Default: 160.
+    #[serde(default = "d_seq")]
+    pub max_seq_len: usize,
+    /// Vocabulary size of the byte-level BPE tokenizer trained on the experiment's text. Default: 768.
+    #[serde(default = "d_vocab")]
+    pub vocab_size: usize,
+}
+
+/// `[score]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScoreSpec {
+    /// Model that computes RD: `warmup` (a student briefly trained on a slice of the training
+    /// rationales, then discarded) or `untrained` (the freshly initialised student). Default: `warmup`.
+    #[serde(default = "d_rd_model")]
+    pub rd_model: String,
+    /// Optimiser steps of the warm-up student. Default: 150.
+    #[serde(default = "d_warm_steps")]
+    pub warmup_steps: usize,
+    /// Share of training questions whose rationales the warm-up student sees. Default: 0.5.
+    #[serde(default = "d_warm_share")]
+    pub warmup_share: f64,
+    /// n of the word n-grams used for the diversity score. Default: 3.
+    #[serde(default = "d_ngram")]
+    pub ngram: usize,
+    /// Batch size of RD scoring. Default: 32.
+    #[serde(default = "d_score_batch")]
+    pub batch_size: usize,
+    /// Seed of the warm-up student. Default: 0.
+    #[serde(default)]
+    pub seed: u64,
+}
+
+/// `[select]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SelectSpec {
+    /// Strategy: `all`, `random`, `correct`, `dedup`, `rd-min`, `rd-max` or `morsd`. Default: `morsd`.
+    #[serde(default = "d_strategy")]
+    pub strategy: String,
+    /// Rationales kept per question (ignored by `all`). Default: 6.
+    #[serde(default = "d_k")]
+    pub per_question: usize,
+    /// Optional cap on the total number of rationales kept. Default: none.
+    #[serde(default)]
+    pub max_total: Option<usize>,
+    /// n-gram Jaccard similarity at or above which two rationales are near-duplicates. Default: 0.7.
+    #[serde(default = "d_dedup_thr")]
+    pub dedup_threshold: f64,
+    /// n of the word n-grams for near-duplicate detection. Default: 3.
+    #[serde(default = "d_ngram")]
+    pub dedup_ngram: usize,
+}
+
+/// `[train]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainSpec {
+    /// Optimiser steps (same compute for every selection). Default: 300.
+    #[serde(default = "d_steps_train")]
+    pub steps: usize,
+    /// Sequences per step. Default: 16.
+    #[serde(default = "d_batch")]
+    pub batch_size: usize,
+    /// Peak learning rate of AdamW. Default: 0.003.
+    #[serde(default = "d_lr")]
+    pub lr: f64,
+    /// Linear warm-up steps before the cosine decay. Default: 20.
+    #[serde(default = "d_lr_warm")]
+    pub warmup_steps: usize,
+    /// AdamW weight decay. Default: 0.01.
+    #[serde(default = "d_wd")]
+    pub weight_decay: f64,
+    /// Steps between validation checkpoints (the best on validation is kept). Default: 100.
+    #[serde(default = "d_eval_every")]
+    pub eval_every: usize,
+}
+
+/// `[eval]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalSpec {
+    /// Most tokens generated per answer (greedy). Default: 64.
+    #[serde(default = "d_max_new")]
+    pub max_new_tokens: usize,
+    /// Questions decoded at once. Default: 64.
+    #[serde(default = "d_eval_batch")]
+    pub batch_size: usize,
+}
+
+fn d_seeds() -> Vec<u64> { vec![0] }
+fn d_task() -> String { "arithmetic".into() }
+fn d_train() -> usize { 300 }
+fn d_val() -> usize { 60 }
+fn d_test() -> usize { 100 }
+fn d_steps() -> [usize; 2] { [2, 3] }
+fn d_teacher_kind() -> String { "programmatic".into() }
+fn d_samples() -> usize { 8 }
+fn d_wrong() -> f64 { 0.25 }
+fn d_flawed() -> f64 { 0.1 }
+fn d_dup() -> f64 { 0.25 }
+fn d_student_kind() -> String { "scratch".into() }
+fn d_dmodel() -> usize { 128 }
+fn d_layers() -> usize { 2 }
+fn d_heads() -> usize { 4 }
+fn d_seq() -> usize { 160 }
+fn d_vocab() -> usize { 768 }
+fn d_rd_model() -> String { "warmup".into() }
+fn d_warm_steps() -> usize { 150 }
+fn d_warm_share() -> f64 { 0.5 }
+fn d_ngram() -> usize { 3 }
+fn d_score_batch() -> usize { 32 }
+fn d_strategy() -> String { "morsd".into() }
+fn d_k() -> usize { 6 }
+fn d_dedup_thr() -> f64 { 0.7 }
+fn d_steps_train() -> usize { 300 }
+fn d_batch() -> usize { 16 }
+fn d_lr() -> f64 { 3e-3 }
+fn d_lr_warm() -> usize { 20 }
+fn d_wd() -> f64 { 0.01 }
+fn d_eval_every() -> usize { 100 }
+fn d_max_new() -> usize { 64 }
+fn d_eval_batch() -> usize { 64 }
+
+macro_rules! default_from_serde {
+    ($($t:ty),*) => {$(
+        impl Default for $t {
+            fn default() -> Self {
+                serde_json::from_value(serde_json::json!({})).expect("all fields have defaults")
+            }
+        }
+    )*};
+}
+default_from_serde!(ExperimentSpec, DataSpec, TeacherSpec, StudentSpec, ScoreSpec, SelectSpec, TrainSpec, EvalSpec);

@@ -1,0 +1,409 @@
+//! Phase two: a spec file plus `MORSD_*` environment variables plus `--set` overrides
+//! (merged by figment in that order) resolved into validated runs, one per sweep point × seed.
+//!
+//! Errors name the file, the TOML line/column where there is one, and the dotted key.
+
+use super::raw::RawSpec;
+use crate::error::{Error, Result};
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// A synthetic task family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TaskKind {
+    /// Multi-step arithmetic word problems; numeric answer.
+    Arithmetic,
+    /// Concatenate the last letters of the words; free-text answer.
+    LastLetter,
+    /// Is the coin still heads up after some people flip it; yes/no answer.
+    CoinFlip,
+}
+
+impl TaskKind {
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "arithmetic" => Some(Self::Arithmetic),
+            "last-letter" => Some(Self::LastLetter),
+            "coin-flip" => Some(Self::CoinFlip),
+            _ => None,
+        }
+    }
+}
+
+/// A selection strategy (one module each under `select/`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    All,
+    Random,
+    Correct,
+    Dedup,
+    RdMin,
+    RdMax,
+    Morsd,
+}
+
+impl Strategy {
+    /// Every strategy, in report order.
+    pub const ALL: [Strategy; 7] = [
+        Strategy::All,
+        Strategy::Random,
+        Strategy::Correct,
+        Strategy::Dedup,
+        Strategy::RdMin,
+        Strategy::RdMax,
+        Strategy::Morsd,
+    ];
+
+    /// The spec spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::All => "all",
+            Strategy::Random => "random",
+            Strategy::Correct => "correct",
+            Strategy::Dedup => "dedup",
+            Strategy::RdMin => "rd-min",
+            Strategy::RdMax => "rd-max",
+            Strategy::Morsd => "morsd",
+        }
+    }
+
+    /// Parses the spec spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|x| x.name() == s)
+    }
+}
+
+/// One fully resolved run: a sweep point and a seed.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    /// The complete spec of this run, sweep values applied, defaults filled.
+    pub spec: RawSpec,
+    /// Swept key → value for this run (empty without a sweep).
+    pub swept: BTreeMap<String, Value>,
+    /// The run's seed.
+    pub seed: u64,
+    /// Human label: `key=value ... seed=N`.
+    pub label: String,
+    /// Parsed task.
+    pub task: TaskKind,
+    /// Parsed strategy.
+    pub strategy: Strategy,
+}
+
+/// A loaded spec: where it came from and its runs.
+#[derive(Debug, Clone)]
+pub struct LoadedSpec {
+    /// The spec file.
+    pub path: PathBuf,
+    /// Experiment name.
+    pub name: String,
+    /// Output folder for tables and charts.
+    pub output: PathBuf,
+    /// Swept keys, in order.
+    pub sweep_keys: Vec<String>,
+    /// Every run.
+    pub runs: Vec<RunSpec>,
+}
+
+/// Loads and resolves `path` with the `--set` overrides `sets` (`KEY=VALUE`).
+pub fn load(path: &Path, sets: &[String]) -> Result<LoadedSpec> {
+    // 1. Read and check the file alone: toml reports line and column of syntax errors,
+    //    unknown keys and wrong types.
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::Input { path: path.to_path_buf(), message: format!("cannot read spec: {e}") })?;
+    if let Err(e) = toml::from_str::<RawSpec>(&text) {
+        return Err(Error::SpecSyntax { file: path.to_path_buf(), message: e.to_string().trim_end().to_string() });
+    }
+    // 2. Merge file, then environment, then --set.
+    let mut fig = Figment::from(Toml::string(&text)).merge(
+        Env::prefixed("MORSD_").filter(|k| k.as_str().contains("__")).split("__"),
+    );
+    for arg in sets {
+        let (key, value) = parse_override(arg)?;
+        fig = fig.merge(Serialized::global(key.as_str(), value));
+    }
+    let merged: Value = fig
+        .extract()
+        .map_err(|e| Error::SpecSyntax { file: path.to_path_buf(), message: e.to_string() })?;
+    let mut merged = match merged {
+        Value::Object(m) => m,
+        _ => Default::default(),
+    };
+    let sweep_value = merged.remove("sweep").unwrap_or(Value::Object(Default::default()));
+    // 3. The base spec (without the sweep), defaults filled.
+    let base: RawSpec = from_json(path, Value::Object(merged), &text)?;
+    let base_json = serde_json::to_value(&base).map_err(Error::run)?;
+    // 4. The sweep: known keys, non-empty lists.
+    let sweep: BTreeMap<String, Vec<Value>> = match sweep_value {
+        Value::Object(m) => {
+            let mut out = BTreeMap::new();
+            for (k, v) in m {
+                let key = format!("sweep.\"{k}\"");
+                let Value::Array(items) = v else {
+                    return Err(field_err(path, &text, &key, "must be a list of values".into()));
+                };
+                if items.is_empty() {
+                    return Err(field_err(path, &text, &key, "empty sweep list: give at least one value".into()));
+                }
+                if k.starts_with("experiment.") || k.starts_with("sweep") {
+                    return Err(field_err(path, &text, &key, "experiment.* and sweep.* cannot be swept (use experiment.seeds for seeds)".into()));
+                }
+                if get_path(&base_json, &k).is_none() {
+                    return Err(field_err(path, &text, &key, format!("`{k}` is not a spec key")));
+                }
+                out.insert(k, items);
+            }
+            out
+        }
+        _ => return Err(field_err(path, &text, "sweep", "must be a table of dotted key = [values]".into())),
+    };
+    let name = base.experiment.name.clone().unwrap_or_else(|| {
+        path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "experiment".into())
+    });
+    if name.is_empty() || name.contains(['/', '\\']) {
+        return Err(field_err(path, &text, "experiment.name", "must be a non-empty name without slashes".into()));
+    }
+    if base.experiment.seeds.is_empty() {
+        return Err(field_err(path, &text, "experiment.seeds", "give at least one seed".into()));
+    }
+    let output = PathBuf::from(base.experiment.output.clone().unwrap_or_else(|| format!("results/{name}")));
+    // 5. Cross product × seeds, each point validated.
+    let keys: Vec<String> = sweep.keys().cloned().collect();
+    let mut points: Vec<BTreeMap<String, Value>> = vec![BTreeMap::new()];
+    for k in &keys {
+        let mut next = Vec::new();
+        for p in &points {
+            for v in &sweep[k] {
+                let mut q = p.clone();
+                q.insert(k.clone(), v.clone());
+                next.push(q);
+            }
+        }
+        points = next;
+    }
+    let mut runs = Vec::new();
+    for point in points {
+        let mut json = base_json.clone();
+        for (k, v) in &point {
+            set_path(&mut json, k, v.clone());
+        }
+        let spec: RawSpec = from_json(path, json, &text)?;
+        let (task, strategy) = validate(path, &text, &spec)?;
+        for &seed in &base.experiment.seeds {
+            let mut label: Vec<String> = point.iter().map(|(k, v)| format!("{k}={}", show(v))).collect();
+            label.push(format!("seed={seed}"));
+            runs.push(RunSpec { spec: spec.clone(), swept: point.clone(), seed, label: label.join(" "), task, strategy });
+        }
+    }
+    Ok(LoadedSpec { path: path.to_path_buf(), name, output, sweep_keys: keys, runs })
+}
+
+/// Shows a JSON value without quotes around strings.
+pub fn show(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn parse_override(arg: &str) -> Result<(String, toml::Value)> {
+    let Some((key, raw)) = arg.split_once('=') else {
+        return Err(Error::BadOverride { arg: arg.into(), message: "expected KEY=VALUE".into() });
+    };
+    let key = key.trim();
+    if key.is_empty() || key.split('.').any(|p| p.is_empty()) {
+        return Err(Error::BadOverride { arg: arg.into(), message: "the key must be a dotted path like select.per_question".into() });
+    }
+    // A TOML value if it parses as one (numbers, booleans, lists, quoted strings), else a bare string.
+    let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+    Ok((key.to_string(), value))
+}
+
+fn from_json(path: &Path, json: Value, text: &str) -> Result<RawSpec> {
+    serde_path_to_error::deserialize(json).map_err(|e| {
+        let key = e.path().to_string();
+        field_err(path, text, &key, e.into_inner().to_string())
+    })
+}
+
+fn validate(path: &Path, text: &str, s: &RawSpec) -> Result<(TaskKind, Strategy)> {
+    let err = |key: &str, msg: String| field_err(path, text, key, msg);
+    let task = TaskKind::parse(&s.data.task).ok_or_else(|| {
+        err("data.task", format!("unknown task `{}` (known: arithmetic, last-letter, coin-flip)", s.data.task))
+    })?;
+    let strategy = Strategy::parse(&s.select.strategy).ok_or_else(|| {
+        let known: Vec<&str> = Strategy::ALL.iter().map(|s| s.name()).collect();
+        err("select.strategy", format!("unknown strategy `{}` (known: {})", s.select.strategy, known.join(", ")))
+    })?;
+    if s.teacher.kind != "programmatic" {
+        return Err(err("teacher.kind", format!("unknown teacher kind `{}` (known: programmatic)", s.teacher.kind)));
+    }
+    if s.student.kind != "scratch" {
+        return Err(err("student.kind", format!("unknown student kind `{}` (known: scratch)", s.student.kind)));
+    }
+    if !matches!(s.score.rd_model.as_str(), "warmup" | "untrained") {
+        return Err(err("score.rd_model", format!("unknown RD model `{}` (known: warmup, untrained)", s.score.rd_model)));
+    }
+    for (k, v) in [
+        ("teacher.wrong_rate", s.teacher.wrong_rate),
+        ("teacher.flawed_rate", s.teacher.flawed_rate),
+        ("teacher.duplicate_rate", s.teacher.duplicate_rate),
+        ("score.warmup_share", s.score.warmup_share),
+        ("select.dedup_threshold", s.select.dedup_threshold),
+    ] {
+        if !(0.0..=1.0).contains(&v) {
+            return Err(err(k, format!("must be between 0 and 1, got {v}")));
+        }
+    }
+    if s.teacher.wrong_rate + s.teacher.flawed_rate > 1.0 {
+        return Err(err("teacher.flawed_rate", "wrong_rate + flawed_rate must not exceed 1".into()));
+    }
+    for (k, v) in [
+        ("data.train", s.data.train),
+        ("data.validation", s.data.validation),
+        ("data.test", s.data.test),
+        ("teacher.samples", s.teacher.samples),
+        ("student.d_model", s.student.d_model),
+        ("student.layers", s.student.layers),
+        ("student.heads", s.student.heads),
+        ("select.per_question", s.select.per_question),
+        ("select.dedup_ngram", s.select.dedup_ngram),
+        ("score.ngram", s.score.ngram),
+        ("score.batch_size", s.score.batch_size),
+        ("train.steps", s.train.steps),
+        ("train.batch_size", s.train.batch_size),
+        ("train.eval_every", s.train.eval_every),
+        ("eval.max_new_tokens", s.eval.max_new_tokens),
+        ("eval.batch_size", s.eval.batch_size),
+    ] {
+        if v == 0 {
+            return Err(err(k, "must be at least 1".into()));
+        }
+    }
+    if s.student.d_model % s.student.heads != 0 {
+        return Err(err("student.heads", format!("must divide student.d_model ({})", s.student.d_model)));
+    }
+    if s.student.max_seq_len < 16 {
+        return Err(err("student.max_seq_len", "must be at least 16".into()));
+    }
+    if s.student.vocab_size < 300 {
+        return Err(err("student.vocab_size", "must be at least 300 (256 bytes + specials + merges)".into()));
+    }
+    if s.data.steps[0] == 0 || s.data.steps[0] > s.data.steps[1] || s.data.steps[1] > 6 {
+        return Err(err("data.steps", "must be [min, max] with 1 <= min <= max <= 6".into()));
+    }
+    if !(s.train.lr > 0.0 && s.train.lr.is_finite()) {
+        return Err(err("train.lr", "must be a positive number".into()));
+    }
+    if s.select.max_total == Some(0) {
+        return Err(err("select.max_total", "must be at least 1 when set".into()));
+    }
+    Ok((task, strategy))
+}
+
+fn field_err(path: &Path, text: &str, key: &str, message: String) -> Error {
+    let message = match locate(text, key) {
+        Some((line, col)) => format!("line {line}, column {col}: {message}"),
+        None => message,
+    };
+    Error::SpecField { file: path.to_path_buf(), key: key.to_string(), message }
+}
+
+/// Finds the line/column where `key` (a dotted path) is written in the TOML text, if it is.
+fn locate(text: &str, key: &str) -> Option<(usize, usize)> {
+    let (section, field) = if let Some(rest) = key.strip_prefix("sweep.") {
+        ("sweep", rest.trim_matches('"').to_string())
+    } else {
+        let (s, f) = key.split_once('.')?;
+        (s, f.split('.').next()?.to_string())
+    };
+    let mut in_section = false;
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim_start();
+        if t.starts_with('[') {
+            in_section = t.trim_end().trim_start_matches('[').trim_end_matches(']').trim() == section;
+            continue;
+        }
+        if in_section {
+            let name = t.split('=').next().unwrap_or("").trim().trim_matches('"');
+            if t.contains('=') && name == field {
+                return Some((i + 1, line.len() - t.len() + 1));
+            }
+        }
+    }
+    None
+}
+
+/// Reads a dotted path out of a JSON object.
+pub fn get_path<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
+    key.split('.').try_fold(v, |cur, part| cur.as_object()?.get(part))
+}
+
+fn set_path(v: &mut Value, key: &str, value: Value) {
+    let mut cur = v;
+    let parts: Vec<&str> = key.split('.').collect();
+    for (i, part) in parts.iter().enumerate() {
+        if !cur.is_object() {
+            *cur = Value::Object(Default::default());
+        }
+        let map = cur.as_object_mut().expect("object");
+        if i + 1 == parts.len() {
+            map.insert(part.to_string(), value);
+            return;
+        }
+        cur = map.entry(part.to_string()).or_insert(Value::Object(Default::default()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("spec.toml");
+        std::fs::write(&p, text).unwrap();
+        (dir, p)
+    }
+
+    #[test]
+    fn sweep_cross_product_times_seeds() {
+        let (_d, p) = write(
+            "[experiment]\nseeds=[0,1]\n[sweep]\n\"select.per_question\"=[1,2]\n\"select.strategy\"=[\"random\",\"morsd\"]\n",
+        );
+        let s = load(&p, &[]).unwrap();
+        assert_eq!(s.runs.len(), 8);
+        assert!(s.runs.iter().any(|r| r.spec.select.per_question == 2 && r.strategy == Strategy::Random && r.seed == 1));
+    }
+
+    #[test]
+    fn set_overrides_file() {
+        let (_d, p) = write("[select]\nper_question = 3\n");
+        let s = load(&p, &["select.per_question=5".into()]).unwrap();
+        assert_eq!(s.runs[0].spec.select.per_question, 5);
+        let s = load(&p, &[]).unwrap();
+        assert_eq!(s.runs[0].spec.select.per_question, 3);
+    }
+
+    #[test]
+    fn unknown_key_has_line_and_column() {
+        let (_d, p) = write("[select]\nper_question = 3\nbogus = 1\n");
+        let e = load(&p, &[]).unwrap_err().to_string();
+        assert!(e.contains("line 3") && e.contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn bad_set_type_names_key() {
+        let (_d, p) = write("");
+        let e = load(&p, &["select.per_question=\"x\"".into()]).unwrap_err().to_string();
+        assert!(e.contains("select.per_question"), "{e}");
+    }
+}

@@ -1,0 +1,61 @@
+//! Stage `eval`: greedy decoding of the test questions with the trained student, answer
+//! extraction, accuracy. Output: `predictions.json`.
+
+use super::train::load_student;
+use super::{Stage, StageCtx, StageKind, json, read_json, sections, write_json};
+use crate::answer::{extract, matches};
+use crate::error::Result;
+use crate::spec::RunSpec;
+use crate::student::decode::greedy;
+use crate::student::format;
+use crate::task::TaskData;
+use serde_json::{Value, json as j};
+use std::path::Path;
+
+/// The eval stage.
+pub struct Eval;
+
+impl Stage for Eval {
+    fn kind(&self) -> StageKind {
+        StageKind::Eval
+    }
+    fn version(&self) -> u32 {
+        1
+    }
+    fn upstream(&self) -> &'static [StageKind] {
+        &[StageKind::Generate, StageKind::Train]
+    }
+    fn seeded(&self) -> bool {
+        true
+    }
+    fn config(&self, run: &RunSpec) -> Value {
+        sections(&[("eval", json(&run.spec.eval))])
+    }
+    fn run(&self, ctx: &StageCtx<'_>, out: &Path) -> Result<Value> {
+        let spec = &ctx.run.spec;
+        let data: TaskData = read_json(&ctx.input(StageKind::Generate)?.join("tasks.json"))?;
+        let (model, tok) = load_student(ctx.input(StageKind::Train)?, ctx.device)?;
+        let kind = data.task.answer_type();
+        let prompts: Vec<String> = data.test.iter().map(|e| format::prompt(&e.question)).collect();
+        ctx.progress.set_length(prompts.len() as u64);
+        let mut outputs = Vec::new();
+        for chunk in prompts.chunks(spec.eval.batch_size) {
+            outputs.extend(greedy(&model, &tok, chunk, spec.eval.max_new_tokens, spec.eval.batch_size, ctx.device));
+            ctx.progress.inc(chunk.len() as u64);
+        }
+        let mut correct = 0;
+        let preds: Vec<Value> = data
+            .test
+            .iter()
+            .zip(&outputs)
+            .map(|(e, o)| {
+                let x = extract(kind, o);
+                let ok = matches(kind, x.as_deref(), &e.answer);
+                correct += usize::from(ok);
+                j!({"id": e.id, "output": o, "extracted": x, "gold": e.answer, "correct": ok})
+            })
+            .collect();
+        write_json(&out.join("predictions.json"), &preds)?;
+        Ok(j!({"accuracy": correct as f64 / data.test.len().max(1) as f64, "correct": correct, "total": data.test.len()}))
+    }
+}

@@ -1,0 +1,121 @@
+//! The five stages of a run, behind one trait: generate → score → select → train → eval.
+//! One file per stage.
+
+pub mod eval;
+pub mod generate;
+pub mod score;
+pub mod select;
+pub mod train;
+
+use crate::error::{Error, IoContext, Result};
+use crate::spec::RunSpec;
+use burn::prelude::Device;
+use indicatif::ProgressBar;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Which stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum StageKind {
+    /// Teacher rationales for the training questions (and the task's splits).
+    Generate,
+    /// Per rationale: correct or not, diversity, RD.
+    Score,
+    /// Strategy and budget.
+    Select,
+    /// Student fine-tuning.
+    Train,
+    /// Student accuracy on the test split.
+    Eval,
+}
+
+impl StageKind {
+    /// All stages in execution order.
+    pub const ORDER: [StageKind; 5] = [StageKind::Generate, StageKind::Score, StageKind::Select, StageKind::Train, StageKind::Eval];
+
+    /// The stage name.
+    pub fn name(self) -> &'static str {
+        match self {
+            StageKind::Generate => "generate",
+            StageKind::Score => "score",
+            StageKind::Select => "select",
+            StageKind::Train => "train",
+            StageKind::Eval => "eval",
+        }
+    }
+
+    /// Parses a stage name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ORDER.into_iter().find(|k| k.name() == s)
+    }
+
+    /// The stage implementation.
+    pub fn stage(self) -> &'static dyn Stage {
+        match self {
+            StageKind::Generate => &generate::Generate,
+            StageKind::Score => &score::Score,
+            StageKind::Select => &select::Select,
+            StageKind::Train => &train::Train,
+            StageKind::Eval => &eval::Eval,
+        }
+    }
+}
+
+/// What a stage gets to run.
+pub struct StageCtx<'a> {
+    /// The run.
+    pub run: &'a RunSpec,
+    /// Entry folders of the upstream stages.
+    pub inputs: &'a BTreeMap<StageKind, PathBuf>,
+    /// Its progress bar.
+    pub progress: &'a ProgressBar,
+    /// The burn device for models.
+    pub device: &'a Device,
+}
+
+impl StageCtx<'_> {
+    /// The entry folder of an upstream stage.
+    pub fn input(&self, kind: StageKind) -> Result<&Path> {
+        self.inputs.get(&kind).map(PathBuf::as_path).ok_or_else(|| Error::run(format!("missing upstream {}", kind.name())))
+    }
+}
+
+/// A stage: what its key covers and how it computes its entry.
+pub trait Stage: Sync {
+    /// Which stage.
+    fn kind(&self) -> StageKind;
+    /// Bumped whenever the stage's output for the same inputs changes.
+    fn version(&self) -> u32;
+    /// The stages whose entries it reads.
+    fn upstream(&self) -> &'static [StageKind];
+    /// Whether the run seed goes into its key.
+    fn seeded(&self) -> bool;
+    /// The canonical spec subset it reads (goes into its key).
+    fn config(&self, run: &RunSpec) -> Value;
+    /// Computes the entry into `out`; returns the metrics stored in the manifest.
+    fn run(&self, ctx: &StageCtx<'_>, out: &Path) -> Result<Value>;
+}
+
+/// Writes a JSON file.
+pub fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
+    let bytes = serde_json::to_vec(value).map_err(Error::run)?;
+    std::fs::write(path, bytes).at(path)
+}
+
+/// Reads a JSON file.
+pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
+    let bytes = std::fs::read(path).at(path)?;
+    serde_json::from_slice(&bytes).map_err(|e| Error::run(format!("{}: {e}", path.display())))
+}
+
+/// Builds a `{section: value}` config object.
+pub fn sections(pairs: &[(&str, Value)]) -> Value {
+    Value::Object(pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect())
+}
+
+/// Serialises a spec section.
+pub fn json(v: &impl serde::Serialize) -> Value {
+    serde_json::to_value(v).expect("spec sections serialize")
+}

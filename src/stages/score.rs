@@ -1,0 +1,177 @@
+//! Stage `score`: per rationale, accuracy (extracted answer = gold), diversity (1 − highest
+//! n-gram Jaccard to a sibling) and Rationale Difficulty RD(q, r) = PPL(a | q, r) / PPL(a | q),
+//! computed by the student *before* distillation. Also trains the student's tokenizer.
+//! Output: `tokenizer.json`, `scores.json`.
+//!
+//! A student trained from scratch knows nothing, so by default (`rd_model = "warmup"`) a copy is
+//! first trained briefly on a slice of the (unfiltered) training rationales and then discarded;
+//! `rd_model = "untrained"` scores with the freshly initialised student.
+
+use super::{Stage, StageCtx, StageKind, json, read_json, sections, write_json};
+use crate::answer::{extract, matches};
+use crate::error::Result;
+use crate::select::{Scored, jaccard, ngrams};
+use crate::spec::RunSpec;
+use crate::student::format;
+use crate::student::score::answer_nll;
+use crate::student::tokenizer::Tok;
+use crate::student::train::{TrainExample, TrainOptions, train};
+use crate::student::{init_student, model_config};
+use crate::task::TaskData;
+use crate::teacher::Rationale;
+use serde_json::{Value, json as j};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// The score stage.
+pub struct Score;
+
+impl Stage for Score {
+    fn kind(&self) -> StageKind {
+        StageKind::Score
+    }
+    fn version(&self) -> u32 {
+        1
+    }
+    fn upstream(&self) -> &'static [StageKind] {
+        &[StageKind::Generate]
+    }
+    fn seeded(&self) -> bool {
+        false
+    }
+    fn config(&self, run: &RunSpec) -> Value {
+        sections(&[("score", json(&run.spec.score)), ("student", json(&run.spec.student))])
+    }
+    fn run(&self, ctx: &StageCtx<'_>, out: &Path) -> Result<Value> {
+        let spec = &ctx.run.spec;
+        let gen_dir = ctx.input(StageKind::Generate)?;
+        let data: TaskData = read_json(&gen_dir.join("tasks.json"))?;
+        let rationales: Vec<Rationale> = read_json(&gen_dir.join("rationales.json"))?;
+        let by_id: HashMap<&str, &crate::task::Example> = data.train.iter().map(|e| (e.id.as_str(), e)).collect();
+        let kind = data.task.answer_type();
+
+        // 1. The student's tokenizer, trained on the training questions and rationales.
+        let texts: Vec<String> = data
+            .train
+            .iter()
+            .map(|e| format::prompt(&e.question))
+            .chain(rationales.iter().map(|r| format::target(&r.text)))
+            .collect();
+        let tok = Tok::train(texts.iter().map(String::as_str), spec.student.vocab_size)?;
+        tok.save(&out.join("tokenizer.json"))?;
+
+        // 2. The RD model: fresh student, optionally warmed up on a slice of the rationales.
+        let config = model_config(&spec.student, tok.vocab_size());
+        let ad = ctx.device.clone().autodiff();
+        let mut model = init_student(&config, spec.score.seed, &ad);
+        let mut warmup_loss = None;
+        if spec.score.rd_model == "warmup" && spec.score.warmup_steps > 0 {
+            let n_q = ((data.train.len() as f64 * spec.score.warmup_share).ceil() as usize).max(1);
+            let slice: Vec<TrainExample> = rationales
+                .iter()
+                .filter(|r| by_id.get(r.question_id.as_str()).is_some_and(|e| e.id_index() < n_q))
+                .map(|r| {
+                    let q = &by_id[r.question_id.as_str()].question;
+                    let mut target = tok.encode(&format::target(&r.text));
+                    target.push(tok.eos);
+                    TrainExample { prompt: tok.encode(&format::prompt(q)), target }
+                })
+                .collect();
+            ctx.progress.set_message("warm-up");
+            let opts = TrainOptions {
+                steps: spec.score.warmup_steps,
+                batch_size: spec.train.batch_size,
+                lr: spec.train.lr,
+                warmup_steps: spec.train.warmup_steps.min(spec.score.warmup_steps / 2),
+                weight_decay: spec.train.weight_decay,
+                eval_every: spec.score.warmup_steps,
+                seed: spec.score.seed,
+            };
+            let outcome = train(model, &slice, tok.pad, &opts, &ad, None, ctx.progress);
+            warmup_loss = outcome.loss_curve.last().map(|x| x.1);
+            model = outcome.model;
+        } else {
+            model = burn::module::Module::valid(&model);
+        }
+        let model = model;
+
+        // 3. PPL(a | q) once per question, PPL(a | q, r) per rationale.
+        ctx.progress.set_message("RD");
+        ctx.progress.set_position(0);
+        ctx.progress.set_length(rationales.len() as u64);
+        let device = ctx.device;
+        let without_pairs: Vec<(String, String)> =
+            data.train.iter().map(|e| (format::prompt(&e.question), format::answer_segment(&e.answer))).collect();
+        let without = answer_nll(&model, &tok, &without_pairs, spec.score.batch_size, device);
+        let nll_q: HashMap<&str, f64> = data.train.iter().map(|e| e.id.as_str()).zip(without).collect();
+        let mut with = Vec::with_capacity(rationales.len());
+        for chunk in rationales.chunks(spec.score.batch_size * 4) {
+            let pairs: Vec<(String, String)> = chunk
+                .iter()
+                .map(|r| {
+                    let e = by_id[r.question_id.as_str()];
+                    (format::with_rationale(&e.question, &r.body), format::answer_segment(&e.answer))
+                })
+                .collect();
+            with.extend(answer_nll(&model, &tok, &pairs, spec.score.batch_size, device));
+            ctx.progress.inc(chunk.len() as u64);
+        }
+
+        // 4. Accuracy and diversity, then the scored table.
+        let mut siblings: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, r) in rationales.iter().enumerate() {
+            siblings.entry(r.question_id.as_str()).or_default().push(i);
+        }
+        let grams: Vec<_> = rationales.iter().map(|r| ngrams(&r.text, spec.score.ngram)).collect();
+        let scored: Vec<Scored> = rationales
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let e = by_id[r.question_id.as_str()];
+                let extracted = extract(kind, &r.text);
+                let correct = matches(kind, extracted.as_deref(), &e.answer);
+                let max_sim = siblings[r.question_id.as_str()]
+                    .iter()
+                    .filter(|&&k| k != i)
+                    .map(|&k| jaccard(&grams[i], &grams[k]))
+                    .fold(0.0, f64::max);
+                let nw = nll_q[r.question_id.as_str()];
+                Scored {
+                    id: r.id.clone(),
+                    question_id: r.question_id.clone(),
+                    source: r.source.clone(),
+                    text: r.text.clone(),
+                    extracted,
+                    correct,
+                    diversity: 1.0 - max_sim,
+                    nll_with: with[i],
+                    nll_without: nw,
+                    rd: (with[i] - nw).exp(),
+                }
+            })
+            .collect();
+        write_json(&out.join("scores.json"), &scored)?;
+        let n = scored.len().max(1) as f64;
+        let acc = scored.iter().filter(|s| s.correct).count() as f64 / n;
+        let mean_rd = |c: bool| {
+            let v: Vec<f64> = scored.iter().filter(|s| s.correct == c).map(|s| s.rd).collect();
+            if v.is_empty() { None } else { Some(v.iter().sum::<f64>() / v.len() as f64) }
+        };
+        Ok(j!({
+            "rationales": scored.len(),
+            "teacher_accuracy": acc,
+            "mean_rd_correct": mean_rd(true),
+            "mean_rd_wrong": mean_rd(false),
+            "rd_model": spec.score.rd_model,
+            "warmup_final_loss": warmup_loss,
+            "vocab_size": tok.vocab_size(),
+        }))
+    }
+}
+
+impl crate::task::Example {
+    /// The numeric index in a split id (`train-17` → 17).
+    pub fn id_index(&self) -> usize {
+        self.id.rsplit('-').next().and_then(|s| s.parse().ok()).unwrap_or(usize::MAX)
+    }
+}

@@ -1,0 +1,165 @@
+//! The scratch student: a small GPT-style decoder-only transformer, in one file.
+//!
+//! token + learned position embeddings → `layers` × [LayerNorm → causal multi-head attention →
+//! residual → LayerNorm → GELU MLP → residual] → LayerNorm → linear head over the vocabulary.
+//! Position ids are passed in, so left-padded batches (decoding) and right-padded batches
+//! (training, scoring) use the same code; an additive attention bias carries the causal and
+//! key-padding masks.
+
+use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::prelude::*;
+use burn::tensor::activation::{gelu, softmax};
+
+/// Architecture of the scratch student (built from the user's `[student]` section).
+#[derive(Config, Debug)]
+pub struct StudentConfig {
+    /// Vocabulary size (from the trained tokenizer).
+    pub vocab_size: usize,
+    /// Model width.
+    pub d_model: usize,
+    /// Transformer blocks.
+    pub layers: usize,
+    /// Attention heads.
+    pub heads: usize,
+    /// MLP hidden width.
+    pub d_ff: usize,
+    /// Longest sequence (size of the position table).
+    pub max_seq_len: usize,
+}
+
+impl StudentConfig {
+    /// Builds the model with freshly initialised weights on `device`.
+    pub fn init(&self, device: &Device) -> Student {
+        let blocks = (0..self.layers)
+            .map(|_| Block {
+                ln1: LayerNormConfig::new(self.d_model).init(device),
+                qkv: LinearConfig::new(self.d_model, 3 * self.d_model).init(device),
+                proj: LinearConfig::new(self.d_model, self.d_model).init(device),
+                ln2: LayerNormConfig::new(self.d_model).init(device),
+                up: LinearConfig::new(self.d_model, self.d_ff).init(device),
+                down: LinearConfig::new(self.d_ff, self.d_model).init(device),
+                heads: self.heads,
+            })
+            .collect();
+        Student {
+            tok: EmbeddingConfig::new(self.vocab_size, self.d_model).init(device),
+            pos: EmbeddingConfig::new(self.max_seq_len, self.d_model).init(device),
+            blocks,
+            norm: LayerNormConfig::new(self.d_model).init(device),
+            head: LinearConfig::new(self.d_model, self.vocab_size).with_bias(false).init(device),
+            max_seq_len: self.max_seq_len,
+        }
+    }
+}
+
+/// One pre-norm transformer block.
+#[derive(Module, Debug)]
+pub struct Block {
+    ln1: LayerNorm,
+    qkv: Linear,
+    proj: Linear,
+    ln2: LayerNorm,
+    up: Linear,
+    down: Linear,
+    heads: usize,
+}
+
+impl Block {
+    fn forward(&self, x: Tensor<3>, bias: Tensor<4>) -> Tensor<3> {
+        let [b, t, d] = x.dims();
+        let hd = d / self.heads;
+        // 1. Queries, keys and values per head: [b, heads, t, hd].
+        let qkv = self.qkv.forward(self.ln1.forward(x.clone()));
+        let split = |i: usize| qkv.clone().narrow(2, i * d, d).reshape([b, t, self.heads, hd]).swap_dims(1, 2);
+        let (q, k, v) = (split(0), split(1), split(2));
+        // 2. Scaled dot-product attention with the additive mask (causal + padding).
+        let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((hd as f32).sqrt()) + bias;
+        let att = softmax(scores, 3).matmul(v);
+        // 3. Merge heads, project, residual.
+        let x = x + self.proj.forward(att.swap_dims(1, 2).reshape([b, t, d]));
+        // 4. MLP, residual.
+        let h = self.down.forward(gelu(self.up.forward(self.ln2.forward(x.clone()))));
+        x + h
+    }
+}
+
+/// The student model.
+#[derive(Module, Debug)]
+pub struct Student {
+    tok: Embedding,
+    pos: Embedding,
+    blocks: Vec<Block>,
+    norm: LayerNorm,
+    head: Linear,
+    max_seq_len: usize,
+}
+
+/// A padded batch of token ids with positions and the attention bias.
+pub struct Batch {
+    /// Token ids `[b, t]`.
+    pub ids: Tensor<2, Int>,
+    /// Position ids `[b, t]`.
+    pub pos: Tensor<2, Int>,
+    /// Additive attention bias `[b, 1, t, t]`: 0 where attending is allowed, -1e9 elsewhere.
+    pub bias: Tensor<4>,
+}
+
+impl Batch {
+    /// Builds a batch from sequences, padding on the left (`left = true`, for decoding) or the
+    /// right (training and scoring).
+    pub fn new(seqs: &[Vec<u32>], pad: u32, left: bool, device: &Device) -> Self {
+        let b = seqs.len();
+        let t = seqs.iter().map(Vec::len).max().unwrap_or(1).max(1);
+        let mut ids = vec![pad as i64; b * t];
+        let mut pos = vec![0i64; b * t];
+        let mut bias = vec![0f32; b * t * t];
+        for (r, s) in seqs.iter().enumerate() {
+            let off = if left { t - s.len() } else { 0 };
+            for (j, &id) in s.iter().enumerate() {
+                ids[r * t + off + j] = id as i64;
+                pos[r * t + off + j] = j as i64;
+            }
+            for i in 0..t {
+                for j in 0..t {
+                    let key_is_pad = j < off || j >= off + s.len();
+                    if j > i || (key_is_pad && i != j) {
+                        bias[r * t * t + i * t + j] = -1e9;
+                    }
+                }
+            }
+        }
+        Batch {
+            ids: Tensor::from_data(TensorData::new(ids, [b, t]), device),
+            pos: Tensor::from_data(TensorData::new(pos, [b, t]), device),
+            bias: Tensor::from_data(TensorData::new(bias, [b, 1, t, t]), device),
+        }
+    }
+}
+
+impl Student {
+    /// Final hidden states `[b, t, d]`.
+    pub fn hidden(&self, batch: &Batch) -> Tensor<3> {
+        let mut x = self.tok.forward(batch.ids.clone()) + self.pos.forward(batch.pos.clone());
+        for block in &self.blocks {
+            x = block.forward(x, batch.bias.clone());
+        }
+        self.norm.forward(x)
+    }
+
+    /// Logits `[b, t, vocab]`.
+    pub fn forward(&self, batch: &Batch) -> Tensor<3> {
+        self.head.forward(self.hidden(batch))
+    }
+
+    /// Logits of the last position only `[b, vocab]` (decoding).
+    pub fn last_logits(&self, batch: &Batch) -> Tensor<2> {
+        let h = self.hidden(batch);
+        let [b, t, d] = h.dims();
+        self.head.forward(h.narrow(1, t - 1, 1).reshape([b, d]))
+    }
+
+    /// Longest sequence the model accepts.
+    pub fn max_seq_len(&self) -> usize {
+        self.max_seq_len
+    }
+}

@@ -1,0 +1,101 @@
+//! The student's tokenizer: byte-level BPE trained with the `tokenizers` crate on the
+//! experiment's own text, saved as `tokenizer.json` beside the model.
+
+use crate::error::{Error, Result};
+use std::path::Path;
+use tokenizers::models::bpe::{BPE, BpeTrainerBuilder};
+use tokenizers::normalizers::NormalizerWrapper;
+use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+use tokenizers::processors::PostProcessorWrapper;
+use tokenizers::{AddedToken, Tokenizer, TokenizerBuilder};
+
+/// Padding token (id 0).
+pub const PAD: &str = "<pad>";
+/// End of sequence (id 1).
+pub const EOS: &str = "<eos>";
+
+/// A trained tokenizer with its special ids.
+#[derive(Clone)]
+pub struct Tok {
+    /// The `tokenizers` tokenizer.
+    pub inner: Tokenizer,
+    /// Padding id.
+    pub pad: u32,
+    /// End-of-sequence id.
+    pub eos: u32,
+}
+
+impl Tok {
+    /// Trains a byte-level BPE of `vocab_size` on `texts`.
+    pub fn train<'a>(texts: impl Iterator<Item = &'a str> + Send, vocab_size: usize) -> Result<Self> {
+        let err = |e: tokenizers::Error| Error::run(format!("tokenizer training: {e}"));
+        let mut trainer = BpeTrainerBuilder::new()
+            .vocab_size(vocab_size)
+            .min_frequency(2)
+            .show_progress(false)
+            .special_tokens(vec![AddedToken::from(PAD, true), AddedToken::from(EOS, true)])
+            .initial_alphabet(ByteLevel::alphabet().into_iter().collect())
+            .build();
+        let mut tk = TokenizerBuilder::<BPE, NormalizerWrapper, ByteLevel, PostProcessorWrapper, ByteLevel>::new()
+            .with_model(BPE::default())
+            .with_normalizer(None)
+            .with_pre_tokenizer(Some(ByteLevel::new(false, true, true)))
+            .with_post_processor(None)
+            .with_decoder(Some(ByteLevel::default()))
+            .build()
+            .map_err(err)?;
+        tk.train(&mut trainer, texts).map_err(err)?;
+        Self::from_tokenizer(Tokenizer::from(tk))
+    }
+
+    fn from_tokenizer(inner: Tokenizer) -> Result<Self> {
+        let pad = inner.token_to_id(PAD).ok_or_else(|| Error::run("tokenizer has no <pad>"))?;
+        let eos = inner.token_to_id(EOS).ok_or_else(|| Error::run("tokenizer has no <eos>"))?;
+        Ok(Tok { inner, pad, eos })
+    }
+
+    /// Loads `tokenizer.json`.
+    pub fn load(path: &Path) -> Result<Self> {
+        let inner = Tokenizer::from_file(path)
+            .map_err(|e| Error::Input { path: path.to_path_buf(), message: format!("not a tokenizer.json: {e}") })?;
+        Self::from_tokenizer(inner)
+    }
+
+    /// Saves `tokenizer.json`.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        self.inner.save(path, false).map_err(|e| Error::run(format!("{}: {e}", path.display())))
+    }
+
+    /// Vocabulary size including the special tokens.
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
+    /// Token ids of `text` (no special tokens added).
+    pub fn encode(&self, text: &str) -> Vec<u32> {
+        self.inner.encode(text, false).map(|e| e.get_ids().to_vec()).unwrap_or_default()
+    }
+
+    /// Text of `ids`, special tokens skipped.
+    pub fn decode(&self, ids: &[u32]) -> String {
+        self.inner.decode(ids, true).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trains_and_round_trips() {
+        let texts = ["Ann has 3 apples. The answer is 7.", "Bob gives away 2 coins. The answer is 5."].repeat(20);
+        let tok = Tok::train(texts.iter().map(|s| s.as_str()), 300).unwrap();
+        assert_eq!((tok.pad, tok.eos), (0, 1));
+        let s = "Q: Zed has 19 marbles.\nA: 19 + 4 = 23. The answer is 23.";
+        assert_eq!(tok.decode(&tok.encode(s)), s);
+        let dir = tempfile::tempdir().unwrap();
+        tok.save(&dir.path().join("tokenizer.json")).unwrap();
+        let back = Tok::load(&dir.path().join("tokenizer.json")).unwrap();
+        assert_eq!(back.encode(s), tok.encode(s));
+    }
+}
