@@ -174,7 +174,7 @@ fn run_one(
             match cache.lookup(&inst.doc) {
                 Lookup::Fresh(m) => manifest = Some(*m),
                 Lookup::Corrupt(why) => {
-                    let _ = mp.println(format!("warning: {} {} cache entry is corrupt ({why}); rebuilding", inst.kind.name(), &inst.key[..12]));
+                    say(mp, opts, format!("warning: {} {} cache entry is corrupt ({why}); rebuilding", inst.kind.name(), &inst.key[..12]));
                 }
                 Lookup::Missing => {}
             }
@@ -202,13 +202,7 @@ fn run_one(
                         if opts.force == Some(inst.kind) {
                             forced_done.lock().unwrap_or_else(|e| e.into_inner()).insert(inst.key.clone());
                         }
-                        let _ = mp.println(format!(
-                            "ran {:<8} {} in {:>6.1}s  ({})",
-                            inst.kind.name(),
-                            &inst.key[..12],
-                            m.wall_s,
-                            plan.run.label
-                        ));
+                        say(mp, opts, format!("ran {:<8} {} in {:>6.1}s  ({})", inst.kind.name(), &inst.key[..12], m.wall_s, plan.run.label));
                         out.executed.push(inst.kind);
                         m
                     }
@@ -220,4 +214,13 @@ fn run_one(
         out.manifests.insert(inst.kind, manifest);
     }
     Ok(out)
+}
+
+/// A status line: above the progress bars on a terminal, plain stderr otherwise.
+fn say(mp: &MultiProgress, opts: &ExecOptions, line: String) {
+    if opts.progress {
+        let _ = mp.println(line);
+    } else {
+        eprintln!("{line}");
+    }
 }

@@ -1,0 +1,82 @@
+//! The cache as a user sees it through the binary: second runs execute nothing, a changed
+//! select key re-runs exactly select/train/eval, a changed teacher re-runs everything, and
+//! `morsd plan` says why.
+
+mod common;
+use common::*;
+
+#[test]
+fn rerun_executes_nothing_and_changes_rerun_exactly_what_they_should() {
+    let p = Project::new(TINY);
+    let spec = p.spec();
+    let spec = spec.to_str().unwrap();
+
+    // 1. First run executes all five stages and writes the results folder.
+    let o = p.morsd(&["run", spec]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(executed(&p.runs_json("tiny")), vec![vec!["generate", "score", "select", "train", "eval"]]);
+    for f in ["runs.parquet", "runs.csv", "selection.parquet", "summary.md", "accuracy.svg", "accuracy.png"] {
+        assert!(p.path().join("results/tiny").join(f).exists(), "missing {f}");
+    }
+    let first = p.runs_json("tiny");
+
+    // 2. Second run: nothing executes, same results.
+    let o = p.morsd(&["run", spec]);
+    assert!(o.status.success(), "{}", text(&o));
+    let second = p.runs_json("tiny");
+    assert_eq!(executed(&second), vec![Vec::<String>::new()]);
+    assert_eq!(first["runs"][0]["accuracy"], second["runs"][0]["accuracy"]);
+
+    // 3. plan names the changed key for select and the upstream for train/eval.
+    let o = p.morsd(&["plan", spec, "--set", "select.per_question=1"]);
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    let line = |stage: &str| out.lines().find(|l| l.starts_with(stage)).unwrap_or_else(|| panic!("no {stage} line in {out}")).to_string();
+    assert!(line("generate").contains("fresh"), "{out}");
+    assert!(line("score").contains("fresh"), "{out}");
+    assert!(line("select").contains("stale") && line("select").contains("select.per_question changed"), "{out}");
+    assert!(line("train").contains("upstream select changed"), "{out}");
+
+    // 4. One select.* key changed: exactly select, train and eval run.
+    let o = p.morsd(&["run", spec, "--set", "select.per_question=1"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(executed(&p.runs_json("tiny")), vec![vec!["select", "train", "eval"]]);
+
+    // 5. The teacher changed (through the environment): everything re-runs.
+    let o = p.cmd().args(["run", spec]).env("MORSD_TEACHER__SAMPLES", "3").output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(executed(&p.runs_json("tiny")), vec![vec!["generate", "score", "select", "train", "eval"]]);
+
+    // 6. cache ls lists the entries; report rebuilds the tables from runs.json.
+    let o = p.morsd(&["cache", "ls"]);
+    assert!(text(&o).contains("generate") && text(&o).contains("eval"), "{}", text(&o));
+    std::fs::remove_file(p.path().join("results/tiny/runs.csv")).unwrap();
+    let o = p.morsd(&["report", "results/tiny"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(p.path().join("results/tiny/runs.csv").exists());
+
+    // 7. gc keeps what experiments/ reaches (the current spec) and removes the rest.
+    let before = p.morsd(&["cache", "ls"]);
+    let o = p.morsd(&["cache", "gc"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!text(&o).contains("removed 0 "), "older entries should go: {}", text(&o));
+    let o = p.morsd(&["plan", spec]);
+    assert!(text(&o).contains("5 fresh"), "gc must keep reachable entries: {}\n{}", text(&o), text(&before));
+}
+
+#[test]
+fn sweep_shares_generate_and_score_and_runs_in_parallel() {
+    let spec = format!("{TINY}\n[sweep]\n\"select.strategy\" = [\"random\", \"morsd\"]\n");
+    let p = Project::new(&spec);
+    let o = p.morsd(&["run", p.spec().to_str().unwrap(), "--jobs", "2"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let ex = executed(&p.runs_json("tiny"));
+    let count = |s: &str| ex.iter().filter(|e| e.iter().any(|x| x == s)).count();
+    assert_eq!(count("generate"), 1, "{ex:?}");
+    assert_eq!(count("score"), 1, "{ex:?}");
+    assert_eq!(count("train"), 2, "{ex:?}");
+    let o = p.morsd(&["cache", "ls"]);
+    let t = text(&o);
+    assert_eq!(t.lines().filter(|l| l.starts_with("generate")).count(), 1, "{t}");
+    assert_eq!(t.lines().filter(|l| l.starts_with("train")).count(), 2, "{t}");
+}

@@ -1,0 +1,99 @@
+//! Helpers shared by the integration tests: a fresh temp project and the `morsd` binary.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+/// A tiny spec: seconds per run on a CPU.
+pub const TINY: &str = r#"
+[experiment]
+name = "tiny"
+seeds = [0]
+
+[data]
+task = "arithmetic"
+train = 24
+validation = 8
+test = 8
+steps = [1, 1]
+
+[teacher]
+samples = 4
+
+[student]
+d_model = 32
+layers = 1
+heads = 2
+max_seq_len = 96
+vocab_size = 320
+
+[score]
+warmup_steps = 6
+batch_size = 16
+
+[select]
+strategy = "morsd"
+per_question = 2
+
+[train]
+steps = 8
+batch_size = 8
+warmup_steps = 2
+eval_every = 4
+
+[eval]
+max_new_tokens = 12
+batch_size = 16
+"#;
+
+/// A fresh folder with a spec in it.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+}
+
+impl Project {
+    pub fn new(spec: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("experiments")).unwrap();
+        std::fs::write(dir.path().join("experiments/tiny.toml"), spec).unwrap();
+        Project { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn spec(&self) -> PathBuf {
+        self.path().join("experiments/tiny.toml")
+    }
+
+    pub fn cmd(&self) -> std::process::Command {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_morsd"));
+        c.current_dir(self.path()).env("MORSD_CACHE", self.path().join("cache")).env_remove("MORSD_DEVICE");
+        c
+    }
+
+    pub fn morsd(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().unwrap()
+    }
+
+    pub fn runs_json(&self, name: &str) -> serde_json::Value {
+        let p = self.path().join("results").join(name).join("runs.json");
+        serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap()
+    }
+}
+
+pub fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// The stages each run of `runs.json` executed.
+pub fn executed(runs: &serde_json::Value) -> Vec<Vec<String>> {
+    runs["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["executed"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect())
+        .collect()
+}
