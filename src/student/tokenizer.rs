@@ -89,7 +89,7 @@ mod tests {
     #[test]
     fn trains_and_round_trips() {
         let texts = ["Ann has 3 apples. The answer is 7.", "Bob gives away 2 coins. The answer is 5."].repeat(20);
-        let tok = Tok::train(texts.iter().map(|s| s.as_str()), 300).unwrap();
+        let tok = Tok::train(texts.iter().copied(), 300).unwrap();
         assert_eq!((tok.pad, tok.eos), (0, 1));
         let s = "Q: Zed has 19 marbles.\nA: 19 + 4 = 23. The answer is 23.";
         assert_eq!(tok.decode(&tok.encode(s)), s);
