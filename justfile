@@ -11,7 +11,7 @@ build:
     cargo build --bin morsd
 
 # Run a spec (default: the quickstart). Extra arguments go to `morsd run`.
-run spec="experiments/quickstart.toml" *args="":
+run spec="experiments/quickstart.toml" *args="--jobs 2":
     cargo run --quiet --bin morsd -- run {{spec}} {{args}}
 
 # Show what a run would do and why.

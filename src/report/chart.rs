@@ -75,6 +75,7 @@ where
         .x_desc("rationales per question (select.per_question)")
         .y_desc("test accuracy (%)")
         .x_labels(ks.len().clamp(2, 12))
+        .x_label_formatter(&|x| format!("{x:.0}"))
         .label_style(("sans-serif", 13))
         .draw()
         .map_err(|x| e(&x))?;

@@ -139,7 +139,7 @@ pub struct ScoreSpec {
     /// rationales, then discarded) or `untrained` (the freshly initialised student). Default: `warmup`.
     #[serde(default = "d_rd_model")]
     pub rd_model: String,
-    /// Optimiser steps of the warm-up student. Default: 150.
+    /// Optimiser steps of the warm-up student. Default: 300 (fewer leave RD close to noise).
     #[serde(default = "d_warm_steps")]
     pub warmup_steps: usize,
     /// Share of training questions whose rationales the warm-up student sees. Default: 0.5.
@@ -231,7 +231,7 @@ fn d_heads() -> usize { 4 }
 fn d_seq() -> usize { 160 }
 fn d_vocab() -> usize { 768 }
 fn d_rd_model() -> String { "warmup".into() }
-fn d_warm_steps() -> usize { 150 }
+fn d_warm_steps() -> usize { 300 }
 fn d_warm_share() -> f64 { 0.5 }
 fn d_ngram() -> usize { 3 }
 fn d_score_batch() -> usize { 32 }

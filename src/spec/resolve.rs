@@ -116,8 +116,17 @@ pub fn load(path: &Path, sets: &[String]) -> Result<LoadedSpec> {
     //    unknown keys and wrong types.
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::Input { path: path.to_path_buf(), message: format!("cannot read spec: {e}") })?;
-    if let Err(e) = toml::from_str::<RawSpec>(&text) {
-        return Err(Error::SpecSyntax { file: path.to_path_buf(), message: e.to_string().trim_end().to_string() });
+    let syntax = |e: toml::de::Error, key: Option<String>| {
+        let message = e.to_string().trim_end().to_string();
+        match key.filter(|k| !k.is_empty() && k != ".") {
+            Some(k) => Error::SpecField { file: path.to_path_buf(), key: k, message },
+            None => Error::SpecSyntax { file: path.to_path_buf(), message },
+        }
+    };
+    let de = toml::Deserializer::parse(&text).map_err(|e| syntax(e, None))?;
+    if let Err(e) = serde_path_to_error::deserialize::<_, RawSpec>(de) {
+        let key = e.path().to_string();
+        return Err(syntax(e.into_inner(), Some(key)));
     }
     // 2. Merge file, then environment, then --set.
     let mut fig = Figment::from(Toml::string(&text)).merge(
@@ -230,7 +239,8 @@ fn parse_override(arg: &str) -> Result<(String, toml::Value)> {
 fn from_json(path: &Path, json: Value, text: &str) -> Result<RawSpec> {
     serde_path_to_error::deserialize(json).map_err(|e| {
         let key = e.path().to_string();
-        field_err(path, text, &key, e.into_inner().to_string())
+        let msg = format!("{} (after merging the file, MORSD_* variables, --set and the sweep)", e.into_inner());
+        field_err(path, text, &key, msg)
     })
 }
 

@@ -17,7 +17,8 @@ impl Stage for Generate {
         StageKind::Generate
     }
     fn version(&self) -> u32 {
-        1
+        // 2: smaller arithmetic operands.
+        2
     }
     fn upstream(&self) -> &'static [StageKind] {
         &[]

@@ -97,16 +97,17 @@ fn draw(task: TaskKind, spec: &DataSpec, rng: &mut StdRng) -> Problem {
     match task {
         TaskKind::Arithmetic => {
             let steps = rng.random_range(spec.steps[0]..=spec.steps[1]);
-            let start = rng.random_range(2..=15);
+            // Small operands keep the arithmetic facts learnable by a tiny student.
+            let start = rng.random_range(2..=9);
             let mut x = start;
             let mut ops = Vec::new();
             for _ in 0..steps {
                 let op = match rng.random_range(0..5) {
-                    0 | 1 => Op::Add(rng.random_range(1..=12)),
-                    2 | 3 if x > 1 => Op::Sub(rng.random_range(1..x.min(12))),
-                    2 | 3 => Op::Add(rng.random_range(1..=12)),
-                    _ if x <= 30 => Op::Mul(rng.random_range(2..=3)),
-                    _ => Op::Sub(rng.random_range(1..=9)),
+                    0 | 1 => Op::Add(rng.random_range(1..=9)),
+                    2 | 3 if x > 1 => Op::Sub(rng.random_range(1..x.min(10))),
+                    2 | 3 => Op::Add(rng.random_range(1..=9)),
+                    _ if x <= 10 => Op::Mul(2),
+                    _ => Op::Sub(rng.random_range(1..x.min(10))),
                 };
                 x = op.apply(x);
                 ops.push(op);
