@@ -80,3 +80,34 @@ fn sweep_shares_generate_and_score_and_runs_in_parallel() {
     assert_eq!(t.lines().filter(|l| l.starts_with("generate")).count(), 1, "{t}");
     assert_eq!(t.lines().filter(|l| l.starts_with("train")).count(), 2, "{t}");
 }
+
+#[test]
+fn two_concurrent_runs_build_each_key_once() {
+    let p = Project::new(TINY);
+    let spec = p.spec();
+    // 1. Two processes on one cache, started together.
+    let a = p.cmd().args(["run", spec.to_str().unwrap()]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let b = p.cmd().args(["run", spec.to_str().unwrap()]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(a.status.success(), "{}", text(&a));
+    assert!(b.status.success(), "{}", text(&b));
+    // 2. Every stage was built by exactly one of them.
+    let ran = |o: &std::process::Output| text(o).lines().filter(|l| l.starts_with("ran ")).map(|l| l.split_whitespace().nth(1).unwrap().to_string()).collect::<Vec<_>>();
+    let mut all = ran(&a);
+    all.extend(ran(&b));
+    all.sort();
+    assert_eq!(all, ["eval", "generate", "score", "select", "train"], "a: {}\nb: {}", text(&a), text(&b));
+    let o = p.morsd(&["plan", spec.to_str().unwrap()]);
+    assert!(text(&o).contains("5 fresh"), "{}", text(&o));
+}
+
+#[test]
+fn force_recomputes_only_that_stage() {
+    let p = Project::new(TINY);
+    let spec = p.spec();
+    let o = p.morsd(&["run", spec.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = p.morsd(&["run", spec.to_str().unwrap(), "--force", "select"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(executed(&p.runs_json("tiny")), vec![vec!["select"]]);
+}

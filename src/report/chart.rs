@@ -3,7 +3,7 @@
 
 use super::Stored;
 use super::stats::mean_ci;
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
 use plotters::prelude::*;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -44,11 +44,13 @@ pub fn accuracy(dir: &Path, stored: &Stored) -> Result<()> {
     let data = series(stored);
     let svg = dir.join("accuracy.svg");
     let png = dir.join("accuracy.png");
-    draw(SVGBackend::new(&svg, (800, 520)).into_drawing_area(), stored, &data)
+    let (svg_tmp, png_tmp) = (super::tmp_path(&svg), super::tmp_path(&png));
+    draw(SVGBackend::new(&svg_tmp, (800, 520)).into_drawing_area(), stored, &data)
         .map_err(|e| Error::run(format!("{}: {e}", svg.display())))?;
-    draw(BitMapBackend::new(&png, (800, 520)).into_drawing_area(), stored, &data)
+    draw(BitMapBackend::new(&png_tmp, (800, 520)).into_drawing_area(), stored, &data)
         .map_err(|e| Error::run(format!("{}: {e}", png.display())))?;
-    Ok(())
+    std::fs::rename(&svg_tmp, &svg).at(&svg)?;
+    std::fs::rename(&png_tmp, &png).at(&png)
 }
 
 type Series = BTreeMap<String, Vec<(f64, f64, f64)>>;

@@ -79,7 +79,17 @@ pub fn rebuild(dir: &Path) -> Result<()> {
 
 /// Writes a file through a temp file and a rename.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let tmp = tmp_path(path);
     std::fs::write(&tmp, bytes).at(&tmp)?;
     std::fs::rename(&tmp, path).at(path)
+}
+
+/// A temp name beside `path`, unique per process and call (concurrent writers never share one).
+pub fn tmp_path(path: &Path) -> std::path::PathBuf {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let name = path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    // Keep the extension last: plotters picks the image format from it.
+    let ext = path.extension().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.{}-{n}.tmp.{ext}", std::process::id()))
 }

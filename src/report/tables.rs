@@ -60,7 +60,7 @@ pub fn write_runs(dir: &Path, stored: &Stored) -> Result<()> {
     let mut df = runs_frame(stored)?;
     write_parquet(&dir.join("runs.parquet"), &mut df)?;
     let path = dir.join("runs.csv");
-    let tmp = path.with_extension("csv.tmp");
+    let tmp = super::tmp_path(&path);
     let f = std::fs::File::create(&tmp).at(&tmp)?;
     CsvWriter::new(f).finish(&mut df).map_err(perr(&path))?;
     std::fs::rename(&tmp, &path).at(&path)
@@ -68,7 +68,7 @@ pub fn write_runs(dir: &Path, stored: &Stored) -> Result<()> {
 
 /// Writes a DataFrame as parquet through a temp file.
 pub fn write_parquet(path: &Path, df: &mut DataFrame) -> Result<()> {
-    let tmp = path.with_extension("parquet.tmp");
+    let tmp = super::tmp_path(path);
     let f = std::fs::File::create(&tmp).at(&tmp)?;
     ParquetWriter::new(f).finish(df).map_err(perr(path))?;
     std::fs::rename(&tmp, path).at(path)
