@@ -1,51 +1,195 @@
-//! Answer extraction: one function per answer type, used by scoring, eval and reports alike.
+//! Answer extraction: one function per answer type, used everywhere (scoring, eval, stats,
+//! `morsd extract`).
 //!
-//! The answer is read after the last "The answer is" marker when there is one (the marker the
-//! teachers and the student format use), else from the end of the text, as lm-eval-harness'
-//! "last number" style filters do.
+//! Like the zero-shot-CoT study's answer cleansing, the answer is read after the **last answer
+//! trigger** when there is one — "the answer is", "the answer (arabic numerals) is", "among A
+//! through E, the answer is", GSM8K's "####", Fine-tune-CoT's "-->" — taking the first
+//! candidate there; without a trigger the last candidate in the whole text is taken, as
+//! lm-eval-harness' "last number" filters do.
 
+use regex::Regex;
 use serde::{Deserialize, Serialize};
+use std::sync::LazyLock;
 
-/// How a task's answers are compared.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// How a task's answers are read and compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum AnswerType {
-    /// A number; compared numerically with a small tolerance.
+    /// A number; commas, `$`, units ignored; decimals, fractions, negatives; compared numerically.
     Number,
     /// `yes` or `no`.
     YesNo,
-    /// A short free-text string, compared case-insensitively.
+    /// A multiple-choice letter among the first `n` letters (A–E for 5).
+    Choice(u8),
+    /// A short free-text string (last-letter concatenation), compared case-insensitively.
     Text,
+    /// A date `MM/DD/YYYY`.
+    Date,
 }
 
-const MARKER: &str = "the answer is";
+impl AnswerType {
+    /// The name `data list` shows.
+    pub fn name(self) -> String {
+        match self {
+            AnswerType::Number => "number".into(),
+            AnswerType::YesNo => "yes/no".into(),
+            AnswerType::Choice(n) => format!("choice A-{}", (b'A' + n.saturating_sub(1)) as char),
+            AnswerType::Text => "text".into(),
+            AnswerType::Date => "date".into(),
+        }
+    }
+}
 
-/// Extracts the normalised answer from `text`, or `None` if there is none.
+static TRIGGER: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?i)\banswers?\b(?:\s*\([^)]*\))?\s*(?:is|are|would be|will be|:)|####|-->").expect("valid"));
+static NUMBER: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"-?\d+(?:\.\d+)?(?:/\d+(?:\.\d+)?)?").expect("valid"));
+static DATE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\b(0?[1-9]|1[0-2])/(0?[1-9]|[12]\d|3[01])/(\d{4})\b").expect("valid"));
+static PAREN_LETTER: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\(([A-Za-z])\)").expect("valid"));
+static LONE_LETTER: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\b([A-Z])\b").expect("valid"));
+
+/// The text after the last answer trigger, if any.
+pub fn after_trigger(text: &str) -> Option<&str> {
+    TRIGGER.find_iter(text).last().map(|m| &text[m.end()..])
+}
+
+/// Extracts the normalised answer of type `kind` from `text`, or `None`.
 pub fn extract(kind: AnswerType, text: &str) -> Option<String> {
-    let lower = text.to_lowercase();
-    let tail = lower.rfind(MARKER).map(|i| &text[i + MARKER.len()..]);
+    extract_with_options(kind, text, &[])
+}
+
+/// Like [`extract`], with the options of a multiple-choice question (their text is matched
+/// when no letter is given).
+pub fn extract_with_options(kind: AnswerType, text: &str, options: &[String]) -> Option<String> {
+    extract_at(kind, after_trigger(text), text, options)
+}
+
+/// Extracts from an answer segment that is already known to follow a trigger (the second-stage
+/// output of zero-shot-CoT, the text after `####`): the first candidate in it.
+pub fn extract_tail(kind: AnswerType, tail: &str, options: &[String]) -> Option<String> {
+    extract_at(kind, Some(tail), tail, options)
+}
+
+fn extract_at(kind: AnswerType, tail: Option<&str>, text: &str, options: &[String]) -> Option<String> {
     match kind {
-        AnswerType::Number => match tail {
-            Some(t) => numbers(t).into_iter().next(),
-            None => numbers(text).pop(),
-        },
-        AnswerType::YesNo => {
-            let words = |s: &str| -> Vec<String> {
-                s.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect()
-            };
-            let pick = |ws: Vec<String>| ws.into_iter().find(|w| w == "yes" || w == "no");
-            match tail {
-                Some(t) => pick(words(t)),
-                None => words(text).into_iter().rev().find(|w| w == "yes" || w == "no"),
+        AnswerType::Number => number(tail, text),
+        AnswerType::YesNo => yes_no(tail, text),
+        AnswerType::Choice(n) => choice(n, tail, text, options),
+        AnswerType::Text => free_text(tail, text),
+        AnswerType::Date => date(tail, text),
+    }
+}
+
+fn number(tail: Option<&str>, text: &str) -> Option<String> {
+    let clean = |s: &str| strip_thousands(s);
+    match tail {
+        Some(t) => NUMBER.find(&clean(t)).and_then(|m| normalise_number(m.as_str())),
+        None => NUMBER.find_iter(&clean(text)).last().and_then(|m| normalise_number(m.as_str())),
+    }
+}
+
+/// Removes thousands separators (`1,200` → `1200`) without touching list commas (`3, 4`).
+fn strip_thousands(s: &str) -> String {
+    let b: Vec<char> = s.chars().collect();
+    let mut out = String::with_capacity(s.len());
+    for (i, &c) in b.iter().enumerate() {
+        let sep = c == ',' && i > 0 && b[i - 1].is_ascii_digit() && b.get(i + 1).is_some_and(|x| x.is_ascii_digit());
+        if !sep {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `"51.0"` → `"51"`, `"1/2"` → `"0.5"`, `"-3"` → `"-3"`.
+pub fn normalise_number(s: &str) -> Option<String> {
+    let v = parse_number(s)?;
+    Some(if v.fract() == 0.0 && v.abs() < 1e15 { format!("{}", v as i64) } else { format!("{v}") })
+}
+
+fn parse_number(s: &str) -> Option<f64> {
+    let s = s.trim().trim_start_matches('$').replace(',', "");
+    let s = s.trim_end_matches('.');
+    if let Some((a, b)) = s.split_once('/') {
+        let (a, b) = (a.trim().parse::<f64>().ok()?, b.trim().parse::<f64>().ok()?);
+        return (b != 0.0).then(|| a / b);
+    }
+    s.parse().ok()
+}
+
+fn words(s: &str) -> Vec<String> {
+    s.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect()
+}
+
+fn yes_no(tail: Option<&str>, text: &str) -> Option<String> {
+    let is_yn = |w: &String| w == "yes" || w == "no";
+    match tail {
+        Some(t) => words(t).into_iter().find(is_yn),
+        None => words(text).into_iter().rev().find(is_yn),
+    }
+}
+
+fn choice(n: u8, tail: Option<&str>, text: &str, options: &[String]) -> Option<String> {
+    let valid = |c: char| c.is_ascii_alphabetic() && (c.to_ascii_uppercase() as u8) < b'A' + n;
+    let pick = |s: &str| -> Option<String> {
+        // 1. "(b)" or "(B)".
+        if let Some(c) = PAREN_LETTER.captures_iter(s).filter_map(|c| c[1].chars().next()).find(|&c| valid(c)) {
+            return Some(c.to_ascii_uppercase().to_string());
+        }
+        // 2. A lone capital letter: "E.", "C)".
+        if let Some(c) = LONE_LETTER.captures_iter(s).filter_map(|c| c[1].chars().next()).find(|&c| valid(c)) {
+            return Some(c.to_string());
+        }
+        // 3. The option's text.
+        let low = s.to_lowercase();
+        let mut best: Option<(usize, usize)> = None; // (position, option index)
+        for (i, o) in options.iter().enumerate().take(n as usize) {
+            let o = o.trim().trim_end_matches('.').to_lowercase();
+            if o.is_empty() {
+                continue;
+            }
+            if let Some(p) = low.find(&o) {
+                if best.is_none_or(|(bp, bi)| p < bp || (p == bp && o.len() > options[bi].len())) {
+                    best = Some((p, i));
+                }
             }
         }
-        AnswerType::Text => {
-            let t = tail.unwrap_or(text);
-            let word = t
-                .split_whitespace()
-                .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()))
-                .find(|w| !w.is_empty())?;
-            Some(word.to_lowercase())
+        best.map(|(_, i)| ((b'A' + i as u8) as char).to_string())
+    };
+    match tail {
+        Some(t) => pick(t).or_else(|| {
+            // As the zero-shot-CoT cleansing does: any capital letter in range, first.
+            t.chars().find(|&c| c.is_ascii_uppercase() && valid(c)).map(|c| c.to_string())
+        }),
+        None => {
+            // Without a trigger, the last letter mention wins.
+            let last_paren = PAREN_LETTER.captures_iter(text).filter_map(|c| c[1].chars().next()).filter(|&c| valid(c)).last();
+            last_paren.map(|c| c.to_ascii_uppercase().to_string()).or_else(|| pick(text))
         }
+    }
+}
+
+fn free_text(tail: Option<&str>, text: &str) -> Option<String> {
+    match tail {
+        Some(t) => {
+            // The zero-shot-CoT cleansing for last letters: drop quotes, periods and whitespace.
+            let first_line = t.trim_start().lines().next().unwrap_or("");
+            let s: String = first_line.chars().filter(|c| !matches!(c, '"' | '\'' | '.' | '“' | '”') && !c.is_whitespace()).collect();
+            (!s.is_empty()).then(|| s.to_lowercase())
+        }
+        None => {
+            let w = text.split_whitespace().last()?;
+            let s: String = w.chars().filter(|c| c.is_alphanumeric()).collect();
+            (!s.is_empty()).then(|| s.to_lowercase())
+        }
+    }
+}
+
+fn date(tail: Option<&str>, text: &str) -> Option<String> {
+    let fmt = |c: regex::Captures| format!("{:0>2}/{:0>2}/{}", &c[1], &c[2], &c[3]);
+    match tail {
+        Some(t) => DATE.captures(t).map(fmt),
+        None => DATE.captures_iter(text).last().map(fmt),
     }
 }
 
@@ -61,70 +205,5 @@ pub fn matches(kind: AnswerType, predicted: Option<&str>, gold: &str) -> bool {
     }
 }
 
-fn parse_number(s: &str) -> Option<f64> {
-    let s = s.trim().replace(',', "");
-    if let Some((a, b)) = s.split_once('/') {
-        let (a, b) = (a.trim().parse::<f64>().ok()?, b.trim().parse::<f64>().ok()?);
-        return (b != 0.0).then(|| a / b);
-    }
-    s.parse().ok()
-}
-
-/// Every number in `text`, normalised (`1,200.50` → `1200.5`, `-3` → `-3`), in order.
-fn numbers(text: &str) -> Vec<String> {
-    let chars: Vec<char> = text.chars().collect();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < chars.len() {
-        let neg = chars[i] == '-' && i + 1 < chars.len() && chars[i + 1].is_ascii_digit()
-            && (i == 0 || !chars[i - 1].is_alphanumeric());
-        if chars[i].is_ascii_digit() || neg {
-            let start = i;
-            i += 1;
-            while i < chars.len()
-                && (chars[i].is_ascii_digit()
-                    || ((chars[i] == ',' || chars[i] == '.' || chars[i] == '/')
-                        && i + 1 < chars.len()
-                        && chars[i + 1].is_ascii_digit()))
-            {
-                i += 1;
-            }
-            let raw: String = chars[start..i].iter().filter(|c| **c != ',').collect();
-            if let Some(v) = parse_number(&raw) {
-                out.push(fmt_number(v));
-            }
-        } else {
-            i += 1;
-        }
-    }
-    out
-}
-
-fn fmt_number(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e15 { format!("{}", v as i64) } else { format!("{v}") }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn numbers_after_marker_or_last() {
-        assert_eq!(extract(AnswerType::Number, "3 + 4 = 7. 7 * 2 = 14. The answer is 14.").as_deref(), Some("14"));
-        assert_eq!(extract(AnswerType::Number, "So she has 1,200.50 dollars").as_deref(), Some("1200.5"));
-        assert_eq!(extract(AnswerType::Number, "The answer is -3 apples, not 5").as_deref(), Some("-3"));
-        assert_eq!(extract(AnswerType::Number, "no digits here"), None);
-        assert_eq!(extract(AnswerType::Number, "half is 1/2").as_deref(), Some("0.5"));
-        assert!(matches(AnswerType::Number, Some("14.0"), "14"));
-        assert!(!matches(AnswerType::Number, Some("15"), "14"));
-        assert!(!matches(AnswerType::Number, None, "14"));
-    }
-
-    #[test]
-    fn yes_no_and_text() {
-        assert_eq!(extract(AnswerType::YesNo, "It flips twice, so yes it is. The answer is no.").as_deref(), Some("no"));
-        assert_eq!(extract(AnswerType::YesNo, "So, yes.").as_deref(), Some("yes"));
-        assert_eq!(extract(AnswerType::Text, "Putting them together: \"ab\". The answer is ReK.").as_deref(), Some("rek"));
-        assert!(matches(AnswerType::Text, Some("rek"), "REK"));
-    }
-}
+mod tests;

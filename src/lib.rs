@@ -7,6 +7,7 @@
 pub mod answer;
 pub mod cache;
 pub mod commands;
+pub mod data;
 pub mod error;
 pub mod pipeline;
 pub mod report;

@@ -1,0 +1,119 @@
+//! Golden tests: hand-checked strings for each answer type's edge cases.
+
+use super::*;
+
+fn check(kind: AnswerType, cases: &[(&str, Option<&str>)]) {
+    for (text, want) in cases {
+        assert_eq!(extract(kind, text).as_deref(), *want, "{kind:?} on {text:?}");
+    }
+}
+
+#[test]
+fn numbers() {
+    check(
+        AnswerType::Number,
+        &[
+            ("3 + 4 = 7. 7 * 2 = 14. The answer is 14.", Some("14")),
+            ("So she has 1,200.50 dollars", Some("1200.5")),
+            ("The answer is -3 apples, not 5", Some("-3")),
+            ("no digits here", None),
+            ("half is 1/2", Some("0.5")),
+            ("Therefore, the answer (arabic numerals) is 2.", Some("2")),
+            ("Therefore, the answer (arabic numerals) is $51.", Some("51")),
+            ("Therefore, the answer is 51.0", Some("51")),
+            ("Natalia sold 48/2 = <<48/2=24>>24 clips in May.\n#### 72", Some("72")),
+            ("12 + 7 = 19 --> 19", Some("19")),
+            ("The answer is 3, 4 or 5", Some("3")),
+            ("The answer is 1,000,000.", Some("1000000")),
+            ("He pays $1,234 in total", Some("1234")),
+            ("The answers is 0.25 kg", Some("0.25")),
+            ("the answer would be 7 cookies", Some("7")),
+            ("Answer: 42", Some("42")),
+            ("We get 10 - 15 = -5", Some("-5")),
+            ("x-3 is not a number but 8 is", Some("8")),
+            ("The answer is 3/4", Some("0.75")),
+            ("The answer is 6 dollars and 50 cents.", Some("6")),
+            ("The answer is twelve.", None),
+            ("Total = 5.5 hours", Some("5.5")),
+            ("The answer is 007", Some("7")),
+            ("The answer is (84 / 2).", Some("84")),
+            ("It costs 2.50 each, so 3 cost 7.50. The answer is 7.5", Some("7.5")),
+        ],
+    );
+    assert!(matches(AnswerType::Number, Some("14.0"), "14"));
+    assert!(matches(AnswerType::Number, Some("0.5"), "1/2"));
+    assert!(!matches(AnswerType::Number, Some("15"), "14"));
+    assert!(!matches(AnswerType::Number, None, "14"));
+    assert!(matches(AnswerType::Number, Some("1200"), "1,200"));
+}
+
+#[test]
+fn yes_no() {
+    check(
+        AnswerType::YesNo,
+        &[
+            ("It flips twice, so yes it is. The answer is no.", Some("no")),
+            ("So, yes.", Some("yes")),
+            ("Therefore, the answer (Yes or No) is:\nYes", Some("yes")),
+            ("Therefore, the answer (Yes or No) is moot.", None),
+            ("The answer is No, it is not.", Some("no")),
+            ("The answer is \"yes\".", Some("yes")),
+            ("Nobody knows. Not sure.", None),
+            ("yes or no? I say no", Some("no")),
+            ("Therefore, the answer (Yes or No) is YES.", Some("yes")),
+            ("The answer is: no", Some("no")),
+        ],
+    );
+}
+
+#[test]
+fn choices() {
+    let c5 = AnswerType::Choice(5);
+    check(
+        c5,
+        &[
+            ("Therefore, among A through E, the answer is C.", Some("C")),
+            ("Therefore, the answer is (E). \nTherefore, among A through E, the answer is E.", Some("E")),
+            ("So the answer is (d) math problem.", Some("D")),
+            ("The answer is (B)", Some("B")),
+            ("The answer is B) 62", Some("B")),
+            ("I think (a) fits best.", Some("A")),
+            ("The answer is F.", None),
+            ("The answer is none of them.", None),
+        ],
+    );
+    let opts: Vec<String> = ["park", "coloring book", "garden center", "math problem", "gravity"].map(String::from).to_vec();
+    assert_eq!(extract_with_options(c5, "So the answer is math problem.", &opts).as_deref(), Some("D"));
+    assert_eq!(extract_with_options(c5, "The answer is a garden center nearby.", &opts).as_deref(), Some("C"));
+    assert_eq!(extract(AnswerType::Choice(3), "Therefore, among A through C, the answer is A."), Some("A".into()));
+    assert_eq!(extract(AnswerType::Choice(6), "Therefore, among A through F, the answer is F."), Some("F".into()));
+}
+
+#[test]
+fn free_text() {
+    check(
+        AnswerType::Text,
+        &[
+            ("Putting them together: \"ab\". The answer is ReK.", Some("rek")),
+            ("So the final answer is \"anal\". \nTherefore, the answer is \"anal\".", Some("anal")),
+            ("The answer is \"yajo\".", Some("yajo")),
+            ("The answer is 'ns'.", Some("ns")),
+            ("The answer is n s.", Some("ns")),
+            ("Concatenated: nbe", Some("nbe")),
+        ],
+    );
+}
+
+#[test]
+fn dates() {
+    check(
+        AnswerType::Date,
+        &[
+            ("Today is 05/01/2021. The answer is 05/02/2021.", Some("05/02/2021")),
+            ("The answer is 5/2/2021", Some("05/02/2021")),
+            ("so it was 12/31/1999", Some("12/31/1999")),
+            ("The answer is 13/01/2021", None),
+            ("The answer is May 2, 2021", None),
+        ],
+    );
+}
