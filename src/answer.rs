@@ -48,6 +48,18 @@ static DATE: LazyLock<Regex> =
 static PAREN_LETTER: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\(([A-Za-z])\)").expect("valid"));
 static LONE_LETTER: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\b([A-Z])\b").expect("valid"));
 
+/// Splits a rationale at its last answer trigger: (reasoning, the text after the trigger).
+pub fn split_answer(text: &str) -> (&str, Option<&str>) {
+    match TRIGGER.find_iter(text).last() {
+        Some(m) => {
+            // Back up to the start of the sentence holding the trigger.
+            let start = text[..m.start()].rfind(['.', '\n']).map(|i| i + 1).unwrap_or(0);
+            (&text[..start], Some(&text[m.end()..]))
+        }
+        None => (text, None),
+    }
+}
+
 /// The text after the last answer trigger, if any.
 pub fn after_trigger(text: &str) -> Option<&str> {
     TRIGGER.find_iter(text).last().map(|m| &text[m.end()..])
@@ -74,14 +86,31 @@ fn extract_at(kind: AnswerType, tail: Option<&str>, text: &str, options: &[Strin
     match kind {
         AnswerType::Number => number(tail, text),
         AnswerType::YesNo => yes_no(tail, text),
-        AnswerType::Choice(n) => choice(n, tail, text, options),
+        AnswerType::Choice(n) => choice(if options.is_empty() { n } else { options.len() as u8 }, tail, text, options),
         AnswerType::Text => free_text(tail, text),
         AnswerType::Date => date(tail, text),
     }
 }
 
+static PAREN_EXPR: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^\s*(\([\d\s.+\-*/()]*[+\-*/][\d\s.+\-*/()]*\))").expect("valid"));
+
+/// Evaluates an arithmetic expression such as `( 84.0 / 2.0 )` (distilling-step-by-step's
+/// SVAMP labels, PaLM's "The answer is (84 / 2)."), normalised like any number.
+pub fn eval_expression(expr: &str) -> Option<String> {
+    if !expr.chars().all(|c| c.is_ascii_digit() || " .+-*/()".contains(c)) {
+        return None;
+    }
+    let env = minijinja::Environment::new();
+    let v = env.compile_expression(expr).ok()?.eval(minijinja::context! {}).ok()?;
+    let x = f64::try_from(v).ok()?;
+    x.is_finite().then(|| normalise_number(&format!("{x}"))).flatten()
+}
+
 fn number(tail: Option<&str>, text: &str) -> Option<String> {
     let clean = |s: &str| strip_thousands(s);
+    if let Some(e) = tail.and_then(|t| PAREN_EXPR.captures(t)).and_then(|c| eval_expression(&c[1])) {
+        return Some(e);
+    }
     match tail {
         Some(t) => NUMBER.find(&clean(t)).and_then(|m| normalise_number(m.as_str())),
         None => NUMBER.find_iter(&clean(text)).last().and_then(|m| normalise_number(m.as_str())),

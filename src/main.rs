@@ -50,6 +50,47 @@ enum Command {
         #[command(subcommand)]
         command: CacheCommand,
     },
+    /// Real tasks and recorded rationales under the data root (MORSD_DATA).
+    Data {
+        #[command(subcommand)]
+        command: DataCommand,
+    },
+    /// Add "extracted" (and with --gold, "correct") to each JSON line of stdin.
+    Extract {
+        /// Task whose answer type to use (e.g. svamp, aqua, strategy_qa, last_letters, arithmetic).
+        #[arg(long)]
+        task: String,
+        /// Field holding the text.
+        #[arg(long, default_value = "text")]
+        field: String,
+        /// Field holding the gold answer.
+        #[arg(long)]
+        gold: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum DataCommand {
+    /// Every task: type, splits and sizes, rationale sources, and whether their files were found.
+    List {
+        /// Data root (default: MORSD_DATA).
+        #[arg(long)]
+        root: Option<PathBuf>,
+    },
+    /// Per split: questions, rationales per question, teacher accuracy, questions with none correct.
+    Stats {
+        /// Task name.
+        task: String,
+        /// Rationale source (repeatable; default: all the task has).
+        #[arg(long = "source")]
+        sources: Vec<String>,
+        /// Split scheme (default: the task's first).
+        #[arg(long)]
+        split: Option<String>,
+        /// Data root (default: MORSD_DATA).
+        #[arg(long)]
+        root: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -107,5 +148,15 @@ fn real_main(cli: Cli) -> anyhow::Result<String> {
         Command::Report { dir } => commands::report(&dir)?,
         Command::Cache { command: CacheCommand::Ls } => commands::cache_ls(&cache()?)?,
         Command::Cache { command: CacheCommand::Gc { all, experiments } } => commands::cache_gc(&cache()?, &experiments, all)?,
+        Command::Data { command: DataCommand::List { root } } => morsd::data::cli::list(&morsd::data::cli::root(root.as_deref())?)?,
+        Command::Data { command: DataCommand::Stats { task, sources, split, root } } => {
+            morsd::data::cli::stats(&morsd::data::cli::root(root.as_deref())?, &task, &sources, split.as_deref())?
+        }
+        Command::Extract { task, field, gold } => {
+            let stdin = std::io::stdin();
+            let stdout = std::io::stdout();
+            morsd::data::cli::extract_lines(&task, &field, gold.as_deref(), stdin.lock(), stdout.lock())?;
+            String::new()
+        }
     })
 }

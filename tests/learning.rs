@@ -13,7 +13,7 @@ use morsd::task::synthetic;
 use morsd::teacher::programmatic;
 
 fn accuracy(model: &Student, tok: &Tok, data: &morsd::task::TaskData, device: &Device) -> f64 {
-    let kind = data.task.answer_type();
+    let kind = data.answer;
     let prompts: Vec<String> = data.test.iter().map(|e| format::prompt(&e.question)).collect();
     let outs = greedy(model, tok, &prompts, 64, 64, device);
     let ok = outs.iter().zip(&data.test).filter(|(o, e)| matches(kind, extract(kind, o).as_deref(), &e.answer)).count();

@@ -36,7 +36,10 @@ fn numbers() {
             ("The answer is twelve.", None),
             ("Total = 5.5 hours", Some("5.5")),
             ("The answer is 007", Some("7")),
-            ("The answer is (84 / 2).", Some("84")),
+            ("The answer is (84 / 2).", Some("42")),
+            ("So he scored 84 points in 2 rounds. The answer is (84 / 2).", Some("42")),
+            ("The answer is (3 + 4) apples", Some("7")),
+            ("The answer is (about 7)", Some("7")),
             ("It costs 2.50 each, so 3 cost 7.50. The answer is 7.5", Some("7.5")),
         ],
     );
@@ -45,6 +48,9 @@ fn numbers() {
     assert!(!matches(AnswerType::Number, Some("15"), "14"));
     assert!(!matches(AnswerType::Number, None, "14"));
     assert!(matches(AnswerType::Number, Some("1200"), "1,200"));
+    assert_eq!(eval_expression("( 84.0 / 2.0 )").as_deref(), Some("42"));
+    assert_eq!(eval_expression("( ( 5.0 + 3.0 ) * 2.0 )").as_deref(), Some("16"));
+    assert_eq!(eval_expression("import os"), None);
 }
 
 #[test]

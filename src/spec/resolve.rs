@@ -24,7 +24,8 @@ pub enum TaskKind {
 }
 
 impl TaskKind {
-    fn parse(s: &str) -> Option<Self> {
+    /// Parses a synthetic task name.
+    pub fn parse(s: &str) -> Option<Self> {
         match s {
             "arithmetic" => Some(Self::Arithmetic),
             "last-letter" => Some(Self::LastLetter),

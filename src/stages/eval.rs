@@ -3,7 +3,7 @@
 
 use super::train::load_student;
 use super::{Stage, StageCtx, StageKind, json, read_json, sections, write_json};
-use crate::answer::{extract, matches};
+use crate::answer::{extract_with_options, matches};
 use crate::error::Result;
 use crate::spec::RunSpec;
 use crate::student::decode::greedy;
@@ -35,7 +35,7 @@ impl Stage for Eval {
         let spec = &ctx.run.spec;
         let data: TaskData = read_json(&ctx.input(StageKind::Generate)?.join("tasks.json"))?;
         let (model, tok) = load_student(ctx.input(StageKind::Train)?, ctx.device)?;
-        let kind = data.task.answer_type();
+        let kind = data.answer;
         let prompts: Vec<String> = data.test.iter().map(|e| format::prompt(&e.question)).collect();
         ctx.progress.set_length(prompts.len() as u64);
         let mut outputs = Vec::new();
@@ -49,7 +49,7 @@ impl Stage for Eval {
             .iter()
             .zip(&outputs)
             .map(|(e, o)| {
-                let x = extract(kind, o);
+                let x = extract_with_options(kind, o, &e.options);
                 let ok = matches(kind, x.as_deref(), &e.answer);
                 correct += usize::from(ok);
                 j!({"id": e.id, "output": o, "extracted": x, "gold": e.answer, "correct": ok})

@@ -8,7 +8,7 @@
 //! `rd_model = "untrained"` scores with the freshly initialised student.
 
 use super::{Stage, StageCtx, StageKind, json, read_json, sections, write_json};
-use crate::answer::{extract, matches};
+use crate::answer::{extract_with_options, matches};
 use crate::error::Result;
 use crate::select::{Scored, jaccard, ngrams};
 use crate::spec::RunSpec;
@@ -48,7 +48,7 @@ impl Stage for Score {
         let data: TaskData = read_json(&gen_dir.join("tasks.json"))?;
         let rationales: Vec<Rationale> = read_json(&gen_dir.join("rationales.json"))?;
         let by_id: HashMap<&str, &crate::task::Example> = data.train.iter().map(|e| (e.id.as_str(), e)).collect();
-        let kind = data.task.answer_type();
+        let kind = data.answer;
 
         // 1. The student's tokenizer, trained on the training questions and rationales.
         let texts: Vec<String> = data
@@ -128,7 +128,7 @@ impl Stage for Score {
             .enumerate()
             .map(|(i, r)| {
                 let e = by_id[r.question_id.as_str()];
-                let extracted = extract(kind, &r.text);
+                let extracted = extract_with_options(kind, &r.text, &e.options);
                 let correct = matches(kind, extracted.as_deref(), &e.answer);
                 let max_sim = siblings[r.question_id.as_str()]
                     .iter()

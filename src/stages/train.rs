@@ -3,7 +3,7 @@
 //! (the resolved burn model config), `tokenizer.json`, `curves.json`.
 
 use super::{Stage, StageCtx, StageKind, json, read_json, sections, write_json};
-use crate::answer::{extract, matches};
+use crate::answer::{extract_with_options, matches};
 use crate::error::{Error, IoContext, Result};
 use crate::spec::RunSpec;
 use crate::student::decode::greedy;
@@ -68,12 +68,12 @@ impl Stage for Train {
         config.save(out.join("config.json")).at(out.join("config.json"))?;
         let ad = ctx.device.clone().autodiff();
         let model = init_student(&config, ctx.run.seed, &ad);
-        let kind = data.task.answer_type();
+        let kind = data.answer;
         let val_prompts: Vec<String> = data.validation.iter().map(|e| format::prompt(&e.question)).collect();
         let device = ctx.device.clone();
         let validate = |m: &Student| -> f64 {
             let outs = greedy(m, &tok, &val_prompts, spec.eval.max_new_tokens, spec.eval.batch_size, &device);
-            let ok = outs.iter().zip(&data.validation).filter(|(o, e)| matches(kind, extract(kind, o).as_deref(), &e.answer)).count();
+            let ok = outs.iter().zip(&data.validation).filter(|(o, e)| matches(kind, extract_with_options(kind, o, &e.options).as_deref(), &e.answer)).count();
             ok as f64 / data.validation.len().max(1) as f64
         };
         let opts = TrainOptions {

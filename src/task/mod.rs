@@ -18,15 +18,21 @@ pub struct Example {
     pub question: String,
     /// The gold answer, normalised for its answer type.
     pub answer: String,
-    /// The structure the question was generated from (used by the programmatic teacher).
-    pub problem: synthetic::Problem,
+    /// Option texts of a multiple-choice question, in letter order.
+    #[serde(default)]
+    pub options: Vec<String>,
+    /// The structure a synthetic question was generated from (used by the programmatic teacher).
+    #[serde(default)]
+    pub problem: Option<synthetic::Problem>,
 }
 
 /// All splits of one task.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TaskData {
     /// Which task.
-    pub task: TaskKind,
+    pub task: String,
+    /// How its answers are read.
+    pub answer: AnswerType,
     /// Training questions (the teacher writes rationales for these).
     pub train: Vec<Example>,
     /// Validation questions (checkpoint choice).

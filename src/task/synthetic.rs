@@ -82,7 +82,7 @@ pub fn generate(task: TaskKind, spec: &DataSpec) -> TaskData {
             let problem = draw(task, spec, rng);
             let (question, answer) = render(&problem);
             if seen.insert(question.clone()) {
-                out.push(Example { id: format!("{name}-{}", out.len()), question, answer, problem });
+                out.push(Example { id: format!("{name}-{}", out.len()), question, answer, options: vec![], problem: Some(problem) });
             }
         }
         out
@@ -90,7 +90,7 @@ pub fn generate(task: TaskKind, spec: &DataSpec) -> TaskData {
     let train = split("train", spec.train, &mut rng);
     let validation = split("val", spec.validation, &mut rng);
     let test = split("test", spec.test, &mut rng);
-    TaskData { task, train, validation, test }
+    TaskData { task: task.name().to_string(), answer: task.answer_type(), train, validation, test }
 }
 
 fn draw(task: TaskKind, spec: &DataSpec, rng: &mut StdRng) -> Problem {

@@ -25,13 +25,13 @@ pub fn generate(questions: &[Example], spec: &TeacherSpec) -> Vec<Rationale> {
                 let (b, a) = split_final(&src);
                 (near_duplicate(&b, &mut rng), a, "duplicate")
             } else if u < spec.wrong_rate {
-                let (b, a) = write(&ex.problem, Fault::Wrong, &mut rng);
+                let (b, a) = write(problem(ex), Fault::Wrong, &mut rng);
                 (b, a, "wrong")
             } else if u < spec.wrong_rate + spec.flawed_rate {
-                let (b, a) = write(&ex.problem, Fault::Flawed, &mut rng);
+                let (b, a) = write(problem(ex), Fault::Flawed, &mut rng);
                 (b, a, "flawed")
             } else {
-                let (b, a) = write(&ex.problem, Fault::None, &mut rng);
+                let (b, a) = write(problem(ex), Fault::None, &mut rng);
                 (b, a, "correct")
             };
             let text = format!("{body} The answer is {answer}.");
@@ -47,6 +47,10 @@ pub fn generate(questions: &[Example], spec: &TeacherSpec) -> Vec<Rationale> {
         }
     }
     out
+}
+
+fn problem(ex: &Example) -> &Problem {
+    ex.problem.as_ref().expect("the programmatic teacher only runs on synthetic tasks (checked when the spec is resolved)")
 }
 
 /// Splits "body The answer is X." into (body, X).

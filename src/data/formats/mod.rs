@@ -1,3 +1,27 @@
-//! Parsers of recorded-rationale formats, one file per format.
+//! Parsers of recorded-rationale formats, one file per format. Each yields [`Row`]s that
+//! [`crate::data::sources`] joins to a task's questions.
 
+pub mod dsbs;
+pub mod fine_tune_cot;
+pub mod jsonl;
+pub mod mcc_kd;
 pub mod zscot_log;
+
+/// One recorded rationale before joining.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// Line or item number in its file (for reports).
+    pub line: usize,
+    /// Position in the source's own item order, where the format has one.
+    pub index: Option<usize>,
+    /// The question text, where the format has it.
+    pub question: Option<String>,
+    /// The rationale as recorded (with its answer sentence where it has one).
+    pub rationale: String,
+    /// The reasoning without the answer part, where the format separates them.
+    pub body: Option<String>,
+    /// An answer given beside the rationale (generic JSONL).
+    pub answer: Option<String>,
+    /// A format-specific tag (MCC-KD `item/k`, JSONL `id`).
+    pub tag: String,
+}

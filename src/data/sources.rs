@@ -1,0 +1,203 @@
+//! Joining recorded rationales to a task's questions. Several sources can be pooled: each
+//! rationale keeps its source. Rows that cannot be parsed or joined are counted and reported
+//! per file, never silently dropped.
+
+use super::formats::{self, Row};
+use super::registry::{SourceDef, SourceFormat, TaskDef};
+use super::tasks::join_key;
+use crate::answer::{extract_with_options, split_answer};
+use crate::error::{Error, Result};
+use crate::task::TaskData;
+use crate::teacher::Rationale;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// What happened to one file's rows.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SourceReport {
+    /// Source name.
+    pub source: String,
+    /// File or folder (relative to the data root, or as given).
+    pub file: String,
+    /// Rows read.
+    pub rows: usize,
+    /// Joined to a training question.
+    pub train: usize,
+    /// Joined to a validation or test question (kept out of training).
+    pub held_out: usize,
+    /// Not matching any question of the task's split scheme.
+    pub unmatched: usize,
+    /// Lines that could not be parsed: (line, reason).
+    pub unparsed: Vec<(usize, String)>,
+}
+
+/// Rationales per split, with the per-file reports.
+#[derive(Debug, Default)]
+pub struct Pool {
+    /// Training rationales (what selection sees).
+    pub train: Vec<Rationale>,
+    /// Rationales of validation and test questions (for `data stats` only).
+    pub held_out: Vec<Rationale>,
+    /// Per-file reports.
+    pub reports: Vec<SourceReport>,
+}
+
+/// A source a spec asks for: a registry source by name, or a generic JSONL file.
+#[derive(Debug, Clone)]
+pub enum Wanted {
+    /// A registry source of the task.
+    Named(&'static SourceDef),
+    /// A generic JSONL file.
+    Jsonl(PathBuf),
+}
+
+/// Resolves source names for a task (errors list the known ones).
+pub fn resolve(task: &TaskDef, names: &[String], jsonl: &[String]) -> Result<Vec<Wanted>, String> {
+    let mut out = Vec::new();
+    for n in names {
+        let s = task.sources.iter().find(|s| s.name == n).ok_or_else(|| {
+            let known: Vec<&str> = task.sources.iter().map(|s| s.name).collect();
+            format!("task {} has no source `{n}` (known: {})", task.name, known.join(", "))
+        })?;
+        out.push(Wanted::Named(s));
+    }
+    out.extend(jsonl.iter().map(|p| Wanted::Jsonl(PathBuf::from(p))));
+    Ok(out)
+}
+
+/// Files a wanted source reads (for the stage key's input hashes).
+pub fn files(w: &Wanted, root: &Path) -> Result<Vec<PathBuf>> {
+    Ok(match w {
+        Wanted::Named(s) if s.format == SourceFormat::Dsbs => formats::dsbs::files(&root.join(s.path), "train")?,
+        Wanted::Named(s) => vec![root.join(s.path)],
+        Wanted::Jsonl(p) => vec![p.clone()],
+    })
+}
+
+/// Reads and joins the sources to `data`.
+pub fn load(task: &TaskDef, data: &TaskData, root: &Path, wanted: &[Wanted]) -> Result<Pool> {
+    // 1. Join keys of every question in every split.
+    let mut by_key: HashMap<String, (&str, usize)> = HashMap::new();
+    let mut by_id: HashMap<&str, (&str, usize)> = HashMap::new();
+    for (name, split) in [("train", &data.train), ("validation", &data.validation), ("test", &data.test)] {
+        for (i, e) in split.iter().enumerate() {
+            by_key.entry(join_key(&e.question)).or_insert((name, i));
+            by_id.insert(e.id.as_str(), (name, i));
+        }
+    }
+    let mut pool = Pool::default();
+    let mut counters: HashMap<(String, String), usize> = HashMap::new();
+    for w in wanted {
+        // 2. Parse the source's rows.
+        let (name, file, rows, unparsed) = match w {
+            Wanted::Named(s) => {
+                let path = root.join(s.path);
+                let (rows, unparsed) = match s.format {
+                    SourceFormat::MccKd => (formats::mcc_kd::read(&path)?, Vec::new()),
+                    SourceFormat::FineTuneCot => (formats::fine_tune_cot::read(&path)?, Vec::new()),
+                    SourceFormat::Dsbs => (dsbs_rows(task, root, &path)?, Vec::new()),
+                    SourceFormat::ZscotLog => {
+                        let p = formats::zscot_log::parse_file(&path)?;
+                        let rows = p
+                            .items
+                            .into_iter()
+                            .map(|it| Row { line: it.line, index: None, question: Some(it.question), rationale: it.rationale, body: Some(it.body), answer: None, tag: String::new() })
+                            .collect();
+                        (rows, p.skipped)
+                    }
+                };
+                (s.name.to_string(), s.path.to_string(), rows, unparsed)
+            }
+            Wanted::Jsonl(p) => {
+                let (rows, bad) = formats::jsonl::read(p)?;
+                if rows.is_empty() && !bad.is_empty() {
+                    return Err(Error::Input { path: p.clone(), message: format!("no readable line; line {}: {}", bad[0].0, bad[0].1) });
+                }
+                (p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "jsonl".into()), p.display().to_string(), rows, bad)
+            }
+        };
+        let mut report = SourceReport { source: name.clone(), file, rows: rows.len(), unparsed, ..Default::default() };
+        // 3. Join each row to a question, normalise, keep.
+        for row in rows {
+            let target = match (&row.question, row.tag.is_empty()) {
+                (_, false) if by_id.contains_key(row.tag.as_str()) => by_id.get(row.tag.as_str()).copied(),
+                (Some(q), _) => by_key.get(&join_key(q)).copied(),
+                _ => None,
+            };
+            let Some((split, i)) = target else {
+                report.unmatched += 1;
+                continue;
+            };
+            let ex = match split {
+                "train" => &data.train[i],
+                "validation" => &data.validation[i],
+                _ => &data.test[i],
+            };
+            let (mut text, body) = normalise(&row, data, &ex.options);
+            if text.is_empty() {
+                report.unparsed.push((row.line, "empty rationale".into()));
+                continue;
+            }
+            if !text.ends_with(['.', '!', '?']) {
+                text.push('.');
+            }
+            let k = counters.entry((ex.id.clone(), name.clone())).or_default();
+            let r = Rationale { id: format!("{}/{name}/{k}", ex.id), question_id: ex.id.clone(), source: name.clone(), body, text, origin: "recorded".into() };
+            *k += 1;
+            if split == "train" {
+                report.train += 1;
+                pool.train.push(r);
+            } else {
+                report.held_out += 1;
+                pool.held_out.push(r);
+            }
+        }
+        pool.reports.push(report);
+    }
+    Ok(pool)
+}
+
+/// The rationale text (with an answer sentence appended where it had none) and its body.
+fn normalise(row: &Row, data: &TaskData, options: &[String]) -> (String, String) {
+    let text = row.rationale.trim().to_string();
+    let (body, tail) = split_answer(&text);
+    let body = row.body.clone().unwrap_or_else(|| body.to_string()).trim().to_string();
+    if tail.is_some() {
+        return (text, body);
+    }
+    // No answer sentence: take the given answer, or the one the text ends with.
+    let answer = row.answer.clone().or_else(|| extract_with_options(data.answer, &text, options));
+    match answer {
+        Some(a) => (format!("{text}\nThe answer is {a}."), body),
+        None => (text, body),
+    }
+}
+
+/// distilling-step-by-step chunks get their question from the same folder's train inputs.
+fn dsbs_rows(task: &TaskDef, root: &Path, dir: &Path) -> Result<Vec<Row>> {
+    let mut rows = formats::dsbs::read(dir)?;
+    let folder = dir.parent().unwrap_or(dir);
+    let d = folder.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let inputs_path = folder.join(format!("{d}_train.json"));
+    let text = std::fs::read_to_string(&inputs_path).map_err(|e| Error::Input { path: inputs_path.clone(), message: e.to_string() })?;
+    let questions: Vec<String> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap_or_default();
+            v.get("input").or_else(|| v.get("question")).and_then(|x| x.as_str()).unwrap_or_default().to_string()
+        })
+        .collect();
+    if questions.len() != rows.len() {
+        return Err(Error::Input {
+            path: dir.to_path_buf(),
+            message: format!("{} chunks for {} questions in {} ({})", rows.len(), questions.len(), inputs_path.display(), task.name),
+        });
+    }
+    for (r, q) in rows.iter_mut().zip(questions) {
+        r.question = Some(q);
+    }
+    let _ = root;
+    Ok(rows)
+}
