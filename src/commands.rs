@@ -36,7 +36,7 @@ pub fn run(args: &RunArgs, cache: &Cache, device: Device) -> Result<String> {
         })?),
         None => None,
     };
-    let plans = pipeline::plan(&spec);
+    let plans = pipeline::plan(&spec)?;
     let opts = ExecOptions { jobs: args.jobs, force, device, progress: args.progress };
     let outcomes = pipeline::execute(cache, &spec, &plans, &opts);
     // Results of every finished run are written even if another run failed.
@@ -88,7 +88,7 @@ fn row_of(o: &pipeline::RunOutcome) -> Result<RunRow> {
         label: o.run.label.clone(),
         swept: o.run.swept.clone(),
         seed: o.run.seed,
-        task: o.run.task.name().into(),
+        task: o.run.task.name().to_string(),
         strategy: o.run.strategy.name().into(),
         per_question: o.run.spec.select.per_question,
         rationales: metric(StageKind::Train, "rationales").as_u64().unwrap_or(0),
@@ -153,7 +153,7 @@ pub fn results_table(stored: &Stored) -> String {
 /// `morsd plan`: one line per distinct stage instance: stage, short key, fresh/stale + reason.
 pub fn plan(spec_path: &Path, sets: &[String], cache: &Cache) -> Result<String> {
     let spec = spec::load(spec_path, sets)?;
-    let plans = pipeline::plan(&spec);
+    let plans = pipeline::plan(&spec)?;
     let statuses = pipeline::status(cache, &spec, &plans);
     let mut seen = HashSet::new();
     let mut out = String::new();
@@ -206,7 +206,7 @@ pub fn cache_gc(cache: &Cache, experiments_dir: &Path, all: bool) -> Result<Stri
         for entry in walkdir::WalkDir::new(experiments_dir).sort_by_file_name().into_iter().filter_map(|e| e.ok()) {
             if entry.path().extension().is_some_and(|x| x == "toml") {
                 match spec::load(entry.path(), &[]) {
-                    Ok(s) => reachable.extend(keys_of(&s)),
+                    Ok(s) => reachable.extend(keys_of(&s)?),
                     Err(e) => {
                         return Err(Error::Input {
                             path: entry.path().to_path_buf(),
@@ -230,8 +230,8 @@ pub fn cache_gc(cache: &Cache, experiments_dir: &Path, all: bool) -> Result<Stri
     Ok(notes)
 }
 
-fn keys_of(spec: &LoadedSpec) -> Vec<String> {
-    pipeline::plan(spec).into_iter().flat_map(|p| p.stages.into_iter().map(|i| i.key)).collect()
+fn keys_of(spec: &LoadedSpec) -> Result<Vec<String>> {
+    Ok(pipeline::plan(spec)?.into_iter().flat_map(|p| p.stages.into_iter().map(|i| i.key)).collect())
 }
 
 fn human_bytes(b: u64) -> String {
@@ -255,6 +255,6 @@ fn human_age(s: u64) -> String {
 }
 
 /// Maps stage names to keys of a spec (for tests and tooling).
-pub fn stage_keys(spec: &LoadedSpec) -> Vec<BTreeMap<&'static str, String>> {
-    pipeline::plan(spec).into_iter().map(|p| p.stages.into_iter().map(|i| (i.kind.name(), i.key)).collect()).collect()
+pub fn stage_keys(spec: &LoadedSpec) -> Result<Vec<BTreeMap<&'static str, String>>> {
+    Ok(pipeline::plan(spec)?.into_iter().map(|p| p.stages.into_iter().map(|i| (i.kind.name(), i.key)).collect()).collect())
 }

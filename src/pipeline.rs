@@ -41,30 +41,49 @@ pub enum Status {
     Stale(String),
 }
 
-/// Computes every run's stage keys.
-pub fn plan(spec: &LoadedSpec) -> Vec<RunPlan> {
-    spec.runs
-        .iter()
-        .map(|run| {
-            let mut keys: BTreeMap<StageKind, String> = BTreeMap::new();
-            let mut stages = Vec::new();
-            for kind in StageKind::ORDER {
-                let st = kind.stage();
-                let doc = KeyDoc {
-                    stage: kind.name().into(),
-                    version: st.version(),
-                    config: st.config(run),
-                    upstream: st.upstream().iter().map(|u| (u.name().to_string(), keys[u].clone())).collect(),
-                    inputs: BTreeMap::new(),
-                    seed: st.seeded().then_some(run.seed),
+/// Computes every run's stage keys (hashing input files; a missing one is an input error).
+pub fn plan(spec: &LoadedSpec) -> Result<Vec<RunPlan>> {
+    let mut hashes: BTreeMap<PathBuf, String> = BTreeMap::new();
+    let mut out = Vec::new();
+    for run in &spec.runs {
+        let mut keys: BTreeMap<StageKind, String> = BTreeMap::new();
+        let mut stages = Vec::new();
+        for kind in StageKind::ORDER {
+            let st = kind.stage();
+            let mut inputs = BTreeMap::new();
+            for (name, path) in st.inputs(run)? {
+                let h = match hashes.get(&path) {
+                    Some(h) => h.clone(),
+                    None => {
+                        let h = hash_file(&path)?;
+                        hashes.insert(path.clone(), h.clone());
+                        h
+                    }
                 };
-                let key = doc.key();
-                keys.insert(kind, key.clone());
-                stages.push(Instance { kind, doc, key });
+                inputs.insert(name, h);
             }
-            RunPlan { run: run.clone(), stages }
-        })
-        .collect()
+            let doc = KeyDoc {
+                stage: kind.name().into(),
+                version: st.version(),
+                config: st.config(run),
+                upstream: st.upstream().iter().map(|u| (u.name().to_string(), keys[u].clone())).collect(),
+                inputs,
+                seed: st.seeded().then_some(run.seed),
+            };
+            let key = doc.key();
+            keys.insert(kind, key.clone());
+            stages.push(Instance { kind, doc, key });
+        }
+        out.push(RunPlan { run: run.clone(), stages });
+    }
+    Ok(out)
+}
+
+fn hash_file(path: &std::path::Path) -> Result<String> {
+    let mut f = std::fs::File::open(path).map_err(|e| Error::Input { path: path.to_path_buf(), message: format!("input file: {e}") })?;
+    let mut h = blake3::Hasher::new();
+    std::io::copy(&mut f, &mut h).map_err(|e| Error::Input { path: path.to_path_buf(), message: e.to_string() })?;
+    Ok(h.finalize().to_hex().to_string())
 }
 
 fn slot(spec: &LoadedSpec, run: &RunSpec, kind: StageKind) -> String {

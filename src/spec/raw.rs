@@ -60,16 +60,31 @@ pub struct ExperimentSpec {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataSpec {
-    /// Task: `arithmetic`, `last-letter` or `coin-flip` (synthetic). Default: `arithmetic`.
+    /// Task: a synthetic one (`arithmetic`, `last-letter`, `coin-flip`) or a real one under the
+    /// data root (`svamp`, `gsm8k`, `multiarith`, ...; `morsd data list` shows them). Default: `arithmetic`.
     #[serde(default = "d_task")]
     pub task: String,
-    /// Training questions. Default: 300.
+    /// Data root of the real tasks. Default: the `MORSD_DATA` environment variable.
+    #[serde(default)]
+    pub root: Option<String>,
+    /// Split scheme of a real task (`mcc-kd`, `fine-tune-cot`, `distill-step-by-step`, `gsm8k`).
+    /// Default: the task's first (`morsd data list`).
+    #[serde(default)]
+    pub split: Option<String>,
+    /// Real tasks: use at most this many training questions (the first ones). Default: all.
+    #[serde(default)]
+    pub max_train: Option<usize>,
+    /// Real tasks: use at most this many test questions (the first ones). Default: all.
+    #[serde(default)]
+    pub max_test: Option<usize>,
+    /// Synthetic tasks: training questions. Default: 300.
     #[serde(default = "d_train")]
     pub train: usize,
-    /// Validation questions (checkpoint choice). Default: 60.
+    /// Validation questions (checkpoint choice); for a real task without a dev split, the last
+    /// this many training questions (at most a fifth of them). Default: 60.
     #[serde(default = "d_val")]
     pub validation: usize,
-    /// Test questions (reported accuracy). Default: 100.
+    /// Synthetic tasks: test questions (reported accuracy). Default: 100.
     #[serde(default = "d_test")]
     pub test: usize,
     /// Seed of the task generator. Default: 0.
@@ -84,10 +99,17 @@ pub struct DataSpec {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TeacherSpec {
-    /// Teacher kind: `programmatic` (built-in, synthetic tasks). Default: `programmatic`.
+    /// Teacher kind: `programmatic` (built-in, synthetic tasks) or `file` (recorded rationales
+    /// of a real task). Default: `programmatic`.
     #[serde(default = "d_teacher_kind")]
     pub kind: String,
-    /// Rationales per training question. Default: 8.
+    /// `file` teacher: registry sources to pool (`morsd data list`). Default: all of the task's.
+    #[serde(default)]
+    pub sources: Vec<String>,
+    /// `file` teacher: generic JSONL files of your own rationales to pool. Default: none.
+    #[serde(default)]
+    pub jsonl: Vec<String>,
+    /// `programmatic` teacher: rationales per training question. Default: 8.
     #[serde(default = "d_samples")]
     pub samples: usize,
     /// Share of rationales with a wrong step and a wrong final answer. Default: 0.25.

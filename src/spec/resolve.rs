@@ -35,6 +35,34 @@ impl TaskKind {
     }
 }
 
+/// The task of a run: synthetic, or real (registry entry, split scheme, data root, sources).
+#[derive(Debug, Clone)]
+pub enum TaskRef {
+    /// A generated task.
+    Synthetic(TaskKind),
+    /// A task read from the data root.
+    Real {
+        /// Registry entry.
+        def: &'static crate::data::registry::TaskDef,
+        /// Split scheme.
+        split: crate::data::registry::SplitScheme,
+        /// Data root.
+        root: PathBuf,
+        /// Rationale sources (for the `file` teacher).
+        sources: Vec<crate::data::sources::Wanted>,
+    },
+}
+
+impl TaskRef {
+    /// The task name.
+    pub fn name(&self) -> &str {
+        match self {
+            TaskRef::Synthetic(k) => k.name(),
+            TaskRef::Real { def, .. } => def.name,
+        }
+    }
+}
+
 /// A selection strategy (one module each under `select/`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -91,7 +119,7 @@ pub struct RunSpec {
     /// Human label: `key=value ... seed=N`.
     pub label: String,
     /// Parsed task.
-    pub task: TaskKind,
+    pub task: TaskRef,
     /// Parsed strategy.
     pub strategy: Strategy,
 }
@@ -207,7 +235,7 @@ pub fn load(path: &Path, sets: &[String]) -> Result<LoadedSpec> {
         for &seed in &base.experiment.seeds {
             let mut label: Vec<String> = point.iter().map(|(k, v)| format!("{k}={}", show(v))).collect();
             label.push(format!("seed={seed}"));
-            runs.push(RunSpec { spec: spec.clone(), swept: point.clone(), seed, label: label.join(" "), task, strategy });
+            runs.push(RunSpec { spec: spec.clone(), swept: point.clone(), seed, label: label.join(" "), task: task.clone(), strategy });
         }
     }
     Ok(LoadedSpec { path: path.to_path_buf(), name, output, sweep_keys: keys, runs })
@@ -245,17 +273,20 @@ fn from_json(path: &Path, json: Value, text: &str) -> Result<RawSpec> {
     })
 }
 
-fn validate(path: &Path, text: &str, s: &RawSpec) -> Result<(TaskKind, Strategy)> {
+fn validate(path: &Path, text: &str, s: &RawSpec) -> Result<(TaskRef, Strategy)> {
     let err = |key: &str, msg: String| field_err(path, text, key, msg);
-    let task = TaskKind::parse(&s.data.task).ok_or_else(|| {
-        err("data.task", format!("unknown task `{}` (known: arithmetic, last-letter, coin-flip)", s.data.task))
-    })?;
+    let task = resolve_task(s).map_err(|(k, m)| err(k, m))?;
     let strategy = Strategy::parse(&s.select.strategy).ok_or_else(|| {
         let known: Vec<&str> = Strategy::ALL.iter().map(|s| s.name()).collect();
         err("select.strategy", format!("unknown strategy `{}` (known: {})", s.select.strategy, known.join(", ")))
     })?;
-    if s.teacher.kind != "programmatic" {
-        return Err(err("teacher.kind", format!("unknown teacher kind `{}` (known: programmatic)", s.teacher.kind)));
+    match (s.teacher.kind.as_str(), &task) {
+        ("programmatic", TaskRef::Synthetic(_)) | ("file", TaskRef::Real { .. }) => {}
+        ("programmatic", _) => {
+            return Err(err("teacher.kind", format!("the programmatic teacher writes rationales for the synthetic tasks only; use kind = \"file\" for {}", task.name())))
+        }
+        ("file", _) => return Err(err("teacher.kind", "the file teacher reads recorded rationales of a real task (data.task)".into())),
+        (k, _) => return Err(err("teacher.kind", format!("unknown teacher kind `{k}` (known: programmatic, file)"))),
     }
     if s.student.kind != "scratch" {
         return Err(err("student.kind", format!("unknown student kind `{}` (known: scratch)", s.student.kind)));
@@ -326,6 +357,35 @@ fn field_err(path: &Path, text: &str, key: &str, message: String) -> Error {
         None => message,
     };
     Error::SpecField { file: path.to_path_buf(), key: key.to_string(), message }
+}
+
+/// Resolves `data.task` (and for real tasks the root, split and sources). Errors: (key, message).
+fn resolve_task(s: &RawSpec) -> std::result::Result<TaskRef, (&'static str, String)> {
+    if let Some(k) = TaskKind::parse(&s.data.task) {
+        return Ok(TaskRef::Synthetic(k));
+    }
+    let Some(def) = crate::data::registry::task(&s.data.task) else {
+        let real: Vec<&str> = crate::data::registry::TASKS.iter().map(|t| t.name).collect();
+        return Err(("data.task", format!("unknown task `{}` (synthetic: arithmetic, last-letter, coin-flip; real: {})", s.data.task, real.join(", "))));
+    };
+    let root = match (&s.data.root, std::env::var_os("MORSD_DATA")) {
+        (Some(r), _) => PathBuf::from(r),
+        (None, Some(r)) => PathBuf::from(r),
+        (None, None) => return Err(("data.root", format!("task {} reads files under a data root: set data.root or MORSD_DATA", def.name))),
+    };
+    let split = match &s.data.split {
+        None => def.splits[0],
+        Some(n) => *def.splits.iter().find(|x| x.name() == n).ok_or_else(|| {
+            ("data.split", format!("task {} has no split `{n}` (known: {})", def.name, def.splits.iter().map(|x| x.name()).collect::<Vec<_>>().join(", ")))
+        })?,
+    };
+    let names: Vec<String> = if s.teacher.sources.is_empty() && s.teacher.jsonl.is_empty() {
+        def.sources.iter().map(|x| x.name.to_string()).collect()
+    } else {
+        s.teacher.sources.clone()
+    };
+    let sources = crate::data::sources::resolve(def, &names, &s.teacher.jsonl).map_err(|m| ("teacher.sources", m))?;
+    Ok(TaskRef::Real { def, split, root, sources })
 }
 
 /// Finds the line/column where `key` (a dotted path) is written in the TOML text, if it is.

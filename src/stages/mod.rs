@@ -94,6 +94,10 @@ pub trait Stage: Sync {
     fn seeded(&self) -> bool;
     /// The canonical spec subset it reads (goes into its key).
     fn config(&self, run: &RunSpec) -> Value;
+    /// Input files it reads: (key name, path); their content hashes go into its key.
+    fn inputs(&self, _run: &RunSpec) -> Result<Vec<(String, PathBuf)>> {
+        Ok(vec![])
+    }
     /// Computes the entry into `out`; returns the metrics stored in the manifest.
     fn run(&self, ctx: &StageCtx<'_>, out: &Path) -> Result<Value>;
 }
