@@ -17,5 +17,6 @@ pub mod stages;
 pub mod student;
 pub mod task;
 pub mod teacher;
+pub mod templates;
 
 pub use error::{Error, Result};

@@ -148,6 +148,10 @@ pub struct StudentSpec {
     /// Longest sequence in tokens (prompt + target); longer examples are truncated. Default: 160.
     #[serde(default = "d_seq")]
     pub max_seq_len: usize,
+    /// Student format: a template in `templates/student/` (`qa`, `fine-tune-cot`) or a path to a
+    /// `.jinja` file with blocks `prompt`, `rationale`, `answer`. Default: `qa`.
+    #[serde(default = "d_format")]
+    pub format: String,
     /// Vocabulary size of the byte-level BPE tokenizer trained on the experiment's text. Default: 768.
     #[serde(default = "d_vocab")]
     pub vocab_size: usize,
@@ -248,6 +252,7 @@ fn d_flawed() -> f64 { 0.1 }
 fn d_dup() -> f64 { 0.25 }
 fn d_student_kind() -> String { "scratch".into() }
 fn d_dmodel() -> usize { 128 }
+fn d_format() -> String { "qa".into() }
 fn d_layers() -> usize { 2 }
 fn d_heads() -> usize { 4 }
 fn d_seq() -> usize { 160 }

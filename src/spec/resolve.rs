@@ -288,6 +288,9 @@ fn validate(path: &Path, text: &str, s: &RawSpec) -> Result<(TaskRef, Strategy)>
         ("file", _) => return Err(err("teacher.kind", "the file teacher reads recorded rationales of a real task (data.task)".into())),
         (k, _) => return Err(err("teacher.kind", format!("unknown teacher kind `{k}` (known: programmatic, file)"))),
     }
+    if let Err(e) = crate::student::format::load(&s.student) {
+        return Err(err("student.format", e.to_string()));
+    }
     if s.student.kind != "scratch" {
         return Err(err("student.kind", format!("unknown student kind `{}` (known: scratch)", s.student.kind)));
     }

@@ -29,14 +29,16 @@ impl Stage for Eval {
         true
     }
     fn config(&self, run: &RunSpec) -> Value {
-        sections(&[("eval", json(&run.spec.eval))])
+        let template = format::template(&run.spec.student).unwrap_or_default();
+        sections(&[("eval", json(&run.spec.eval)), ("format_template", json(&template))])
     }
     fn run(&self, ctx: &StageCtx<'_>, out: &Path) -> Result<Value> {
         let spec = &ctx.run.spec;
         let data: TaskData = read_json(&ctx.input(StageKind::Generate)?.join("tasks.json"))?;
         let (model, tok) = load_student(ctx.input(StageKind::Train)?, ctx.device)?;
         let kind = data.answer;
-        let prompts: Vec<String> = data.test.iter().map(|e| format::prompt(&e.question)).collect();
+        let fmt = format::load(&spec.student)?;
+        let prompts: Vec<String> = data.test.iter().map(|e| fmt.prompt(&e.question)).collect();
         ctx.progress.set_length(prompts.len() as u64);
         let mut outputs = Vec::new();
         for chunk in prompts.chunks(spec.eval.batch_size) {

@@ -40,7 +40,8 @@ impl Stage for Score {
         false
     }
     fn config(&self, run: &RunSpec) -> Value {
-        sections(&[("score", json(&run.spec.score)), ("student", json(&run.spec.student))])
+        let template = format::template(&run.spec.student).unwrap_or_default();
+        sections(&[("score", json(&run.spec.score)), ("student", json(&run.spec.student)), ("format_template", json(&template))])
     }
     fn run(&self, ctx: &StageCtx<'_>, out: &Path) -> Result<Value> {
         let spec = &ctx.run.spec;
@@ -49,13 +50,15 @@ impl Stage for Score {
         let rationales: Vec<Rationale> = read_json(&gen_dir.join("rationales.json"))?;
         let by_id: HashMap<&str, &crate::task::Example> = data.train.iter().map(|e| (e.id.as_str(), e)).collect();
         let kind = data.answer;
+        let fmt = format::load(&spec.student)?;
+        let options_of = |qid: &str| by_id.get(qid).map(|e| e.options.as_slice()).unwrap_or(&[]);
 
         // 1. The student's tokenizer, trained on the training questions and rationales.
         let texts: Vec<String> = data
             .train
             .iter()
-            .map(|e| format::prompt(&e.question))
-            .chain(rationales.iter().map(|r| format::target(&r.text)))
+            .map(|e| fmt.prompt(&e.question))
+            .chain(rationales.iter().map(|r| format::target(&fmt, r, kind, options_of(&r.question_id))))
             .collect();
         let tok = Tok::train(texts.iter().map(String::as_str), spec.student.vocab_size)?;
         tok.save(&out.join("tokenizer.json"))?;
@@ -72,9 +75,9 @@ impl Stage for Score {
                 .filter(|r| by_id.get(r.question_id.as_str()).is_some_and(|e| e.id_index() < n_q))
                 .map(|r| {
                     let q = &by_id[r.question_id.as_str()].question;
-                    let mut target = tok.encode(&format::target(&r.text));
+                    let mut target = tok.encode(&format::target(&fmt, r, kind, options_of(&r.question_id)));
                     target.push(tok.eos);
-                    TrainExample { prompt: tok.encode(&format::prompt(q)), target }
+                    TrainExample { prompt: tok.encode(&fmt.prompt(q)), target }
                 })
                 .collect();
             ctx.progress.set_message("warm-up");
@@ -101,7 +104,7 @@ impl Stage for Score {
         ctx.progress.set_length(rationales.len() as u64);
         let device = ctx.device;
         let without_pairs: Vec<(String, String)> =
-            data.train.iter().map(|e| (format::prompt(&e.question), format::answer_segment(&e.answer))).collect();
+            data.train.iter().map(|e| (fmt.prompt(&e.question), fmt.answer(&e.answer))).collect();
         let without = answer_nll(&model, &tok, &without_pairs, spec.score.batch_size, device);
         let nll_q: HashMap<&str, f64> = data.train.iter().map(|e| e.id.as_str()).zip(without).collect();
         let mut with = Vec::with_capacity(rationales.len());
@@ -110,7 +113,7 @@ impl Stage for Score {
                 .iter()
                 .map(|r| {
                     let e = by_id[r.question_id.as_str()];
-                    (format::with_rationale(&e.question, &r.body), format::answer_segment(&e.answer))
+                    (format::with_rationale(&fmt, &e.question, &r.body), fmt.answer(&e.answer))
                 })
                 .collect();
             with.extend(answer_nll(&model, &tok, &pairs, spec.score.batch_size, device));

@@ -36,7 +36,8 @@ impl Stage for Train {
         true
     }
     fn config(&self, run: &RunSpec) -> Value {
-        sections(&[("student", json(&run.spec.student)), ("train", json(&run.spec.train)), ("eval", json(&run.spec.eval))])
+        let template = format::template(&run.spec.student).unwrap_or_default();
+        sections(&[("student", json(&run.spec.student)), ("train", json(&run.spec.train)), ("eval", json(&run.spec.eval)), ("format_template", json(&template))])
     }
     fn run(&self, ctx: &StageCtx<'_>, out: &Path) -> Result<Value> {
         let spec = &ctx.run.spec;
@@ -49,14 +50,17 @@ impl Stage for Train {
         std::fs::copy(&tok_path, out.join("tokenizer.json")).at(out.join("tokenizer.json"))?;
 
         // 1. Training sequences: prompt(q) → " rationale <eos>", selected rationales only.
-        let questions: HashMap<&str, &str> = data.train.iter().map(|e| (e.id.as_str(), e.question.as_str())).collect();
+        let fmt = format::load(&spec.student)?;
+        let kind = data.answer;
+        let questions: HashMap<&str, &crate::task::Example> = data.train.iter().map(|e| (e.id.as_str(), e)).collect();
         let examples: Vec<TrainExample> = rationales
             .iter()
             .filter(|r| selected.contains(&r.id))
             .map(|r| {
-                let mut target = tok.encode(&format::target(&r.text));
+                let e = questions[r.question_id.as_str()];
+                let mut target = tok.encode(&format::target(&fmt, r, kind, &e.options));
                 target.push(tok.eos);
-                TrainExample { prompt: tok.encode(&format::prompt(questions[r.question_id.as_str()])), target }
+                TrainExample { prompt: tok.encode(&fmt.prompt(&e.question)), target }
             })
             .collect();
         if examples.is_empty() {
@@ -68,8 +72,7 @@ impl Stage for Train {
         config.save(out.join("config.json")).at(out.join("config.json"))?;
         let ad = ctx.device.clone().autodiff();
         let model = init_student(&config, ctx.run.seed, &ad);
-        let kind = data.answer;
-        let val_prompts: Vec<String> = data.validation.iter().map(|e| format::prompt(&e.question)).collect();
+        let val_prompts: Vec<String> = data.validation.iter().map(|e| fmt.prompt(&e.question)).collect();
         let device = ctx.device.clone();
         let validate = |m: &Student| -> f64 {
             let outs = greedy(m, &tok, &val_prompts, spec.eval.max_new_tokens, spec.eval.batch_size, &device);

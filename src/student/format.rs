@@ -1,23 +1,34 @@
-//! The text format the student learns: `Q: {question}\nA:` → ` {rationale} The answer is {answer}.<eos>`.
-//!
-//! The answer marker "The answer is" is the one the teachers write and [`crate::answer`] reads.
+//! The text format the student learns, from a template in `templates/student/` (default `qa`:
+//! `Q: {question}\nA:` → ` {rationale} The answer is {answer}.<eos>`). See [`crate::templates`].
 
-/// The prompt for a question.
-pub fn prompt(question: &str) -> String {
-    format!("Q: {question}\nA:")
+use crate::answer::{AnswerType, extract_with_options};
+use crate::error::Result;
+use crate::spec::raw::StudentSpec;
+use crate::teacher::Rationale;
+pub use crate::templates::StudentFormat;
+use crate::templates::{STUDENT_FORMATS, template_text};
+
+/// The template text a spec names (built-in name or path).
+pub fn template(spec: &StudentSpec) -> Result<String> {
+    template_text(STUDENT_FORMATS, &spec.format)
 }
 
-/// The training target for a rationale's full text (it already ends with the answer sentence).
-pub fn target(rationale_text: &str) -> String {
-    format!(" {rationale_text}")
+/// The compiled format a spec names.
+pub fn load(spec: &StudentSpec) -> Result<StudentFormat> {
+    StudentFormat::new(&template(spec)?)
 }
 
-/// The answer segment `a` of RD(q, r) = PPL(a | q, r) / PPL(a | q).
-pub fn answer_segment(gold: &str) -> String {
-    format!(" The answer is {gold}.")
+/// The training target of a rationale: its reasoning, then its *own* final answer (which may
+/// be wrong: that is what an unfiltered selection teaches). Without an extractable answer the
+/// whole recorded text is the target.
+pub fn target(fmt: &StudentFormat, r: &Rationale, kind: AnswerType, options: &[String]) -> String {
+    match extract_with_options(kind, &r.text, options) {
+        Some(a) if !r.body.trim().is_empty() => format!("{}{}", fmt.rationale(r.body.trim()), fmt.answer(&a)),
+        _ => fmt.rationale(r.text.trim()),
+    }
 }
 
-/// The context q + r (the rationale's reasoning without its own answer sentence).
-pub fn with_rationale(question: &str, body: &str) -> String {
-    format!("{} {body}", prompt(question))
+/// RD's context q + r: the prompt followed by the rationale's reasoning.
+pub fn with_rationale(fmt: &StudentFormat, question: &str, body: &str) -> String {
+    format!("{}{}", fmt.prompt(question), fmt.rationale(body.trim()))
 }
