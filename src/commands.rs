@@ -24,6 +24,8 @@ pub struct RunArgs {
     pub force: Option<String>,
     /// Draw progress bars.
     pub progress: bool,
+    /// `--until STAGE`: stop after it.
+    pub until: Option<String>,
 }
 
 /// `morsd run`: executes the DAG and writes the results folder. Returns the text to print.
@@ -36,13 +38,35 @@ pub fn run(args: &RunArgs, cache: &Cache, device: Device) -> Result<String> {
         })?),
         None => None,
     };
+    let until = match &args.until {
+        Some(s) => Some(StageKind::parse(s).ok_or_else(|| Error::BadOverride {
+            arg: format!("--until {s}"),
+            message: "unknown stage (known: generate, score, select, train, eval)".into(),
+        })?),
+        None => None,
+    };
     let plans = pipeline::plan(&spec)?;
-    let opts = ExecOptions { jobs: args.jobs, force, device, progress: args.progress };
+    let opts = ExecOptions { jobs: args.jobs, force, device, progress: args.progress, until };
     let outcomes = pipeline::execute(cache, &spec, &plans, &opts);
     // Results of every finished run are written even if another run failed.
     let mut rows = Vec::new();
     let mut failures = Vec::new();
     let mut done = Vec::new();
+    if let Some(u) = until.filter(|u| *u < StageKind::Eval) {
+        // A partial run: no results folder, just what ran.
+        let mut failures = Vec::new();
+        let mut executed = 0;
+        for (plan, outcome) in plans.iter().zip(outcomes) {
+            match outcome {
+                Ok(o) => executed += o.executed.len(),
+                Err(e) => failures.push(format!("{}: {e}", plan.run.label)),
+            }
+        }
+        if !failures.is_empty() {
+            return Err(Error::run(format!("{} runs failed (finished stages stay cached):\n  {}", failures.len(), failures.join("\n  "))));
+        }
+        return Ok(format!("ran until {}: {executed} stage instances executed, the rest reused from the cache\n", u.name()));
+    }
     for (plan, outcome) in plans.iter().zip(outcomes) {
         match outcome {
             Ok(o) => {

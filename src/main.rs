@@ -31,6 +31,9 @@ enum Command {
         /// Recompute this stage even if its entry is fresh (generate, score, select, train, eval).
         #[arg(long, value_name = "STAGE")]
         force: Option<String>,
+        /// Stop after this stage (no results folder unless it is eval).
+        #[arg(long, value_name = "STAGE")]
+        until: Option<String>,
     },
     /// Show what `run` would do: each stage instance, its key, fresh or stale and why.
     Plan {
@@ -140,8 +143,8 @@ fn main() -> ExitCode {
 fn real_main(cli: Cli) -> anyhow::Result<String> {
     let cache = || Cache::open(Cache::default_root()).context("opening the cache");
     Ok(match cli.command {
-        Command::Run { spec, sets, jobs, force } => {
-            let args = commands::RunArgs { spec, sets, jobs, force, progress: std::io::stderr().is_terminal() };
+        Command::Run { spec, sets, jobs, force, until } => {
+            let args = commands::RunArgs { spec, sets, jobs, force, progress: std::io::stderr().is_terminal(), until };
             commands::run(&args, &cache()?, device()?)?
         }
         Command::Plan { spec, sets } => commands::plan(&spec, &sets, &cache()?)?,

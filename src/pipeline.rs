@@ -133,6 +133,8 @@ pub struct ExecOptions {
     pub device: Device,
     /// Show progress bars (when stderr is a terminal).
     pub progress: bool,
+    /// Stop after this stage (`--until`).
+    pub until: Option<StageKind>,
 }
 
 /// The outcome of one run: its stages' manifests, and which stages executed now.
@@ -185,6 +187,9 @@ fn run_one(
 ) -> Result<RunOutcome> {
     let mut out = RunOutcome { run: plan.run.clone(), manifests: BTreeMap::new(), executed: vec![], dirs: BTreeMap::new() };
     for inst in &plan.stages {
+        if opts.until.is_some_and(|u| inst.kind > u) {
+            break;
+        }
         let stage = inst.kind.stage();
         let forced = |set: &Mutex<HashSet<String>>| opts.force == Some(inst.kind) && !set.lock().unwrap_or_else(|e| e.into_inner()).contains(&inst.key);
         // 1. Fresh and not forced: reuse.
@@ -214,7 +219,8 @@ fn run_one(
                                 .progress_chars("=> "),
                         );
                         bar.set_prefix(format!("[{}/{total}] {:<8} {}", index + 1, inst.kind.name(), &inst.key[..8]));
-                        let ctx = StageCtx { run: &plan.run, inputs: &out.dirs, progress: &bar, device: &opts.device };
+                        let requests_dir = cache.root().join("requests");
+                        let ctx = StageCtx { run: &plan.run, inputs: &out.dirs, progress: &bar, device: &opts.device, requests_dir: &requests_dir };
                         let built = cache.build(&inst.doc, |dir| stage.run(&ctx, dir));
                         bar.finish_and_clear();
                         let m = built.map_err(|e| Error::Stage { stage: inst.kind.name().into(), key: inst.key[..12].into(), message: e.to_string() })?;

@@ -5,7 +5,6 @@
 use super::formats::{self, Row};
 use super::registry::{SourceDef, SourceFormat, TaskDef};
 use super::tasks::join_key;
-use crate::answer::{extract_with_options, split_answer};
 use crate::error::{Error, Result};
 use crate::task::TaskData;
 use crate::teacher::Rationale;
@@ -160,18 +159,8 @@ pub fn load(task: &TaskDef, data: &TaskData, root: &Path, wanted: &[Wanted]) -> 
 
 /// The rationale text (with an answer sentence appended where it had none) and its body.
 fn normalise(row: &Row, data: &TaskData, options: &[String]) -> (String, String) {
-    let text = row.rationale.trim().to_string();
-    let (body, tail) = split_answer(&text);
-    let body = row.body.clone().unwrap_or_else(|| body.to_string()).trim().to_string();
-    if tail.is_some() {
-        return (text, body);
-    }
-    // No answer sentence: take the given answer, or the one the text ends with.
-    let answer = row.answer.clone().or_else(|| extract_with_options(data.answer, &text, options));
-    match answer {
-        Some(a) => (format!("{text}\nThe answer is {a}."), body),
-        None => (text, body),
-    }
+    let (text, body) = crate::teacher::normalise(&row.rationale, row.answer.as_deref(), data.answer, options);
+    (text, row.body.clone().map(|b| b.trim().to_string()).unwrap_or(body))
 }
 
 /// distilling-step-by-step chunks get their question from the same folder's train inputs.

@@ -109,7 +109,53 @@ pub struct TeacherSpec {
     /// `file` teacher: generic JSONL files of your own rationales to pool. Default: none.
     #[serde(default)]
     pub jsonl: Vec<String>,
-    /// `programmatic` teacher: rationales per training question. Default: 8.
+    /// `openai` teacher: base URL(s) of OpenAI-compatible servers (`http://host:port/v1`), one
+    /// string or a list; requests are spread over them. Not part of the stage key (a location).
+    /// Default: `MORSD_OPENAI_BASE_URL`, else `http://127.0.0.1:8765/v1`.
+    #[serde(default)]
+    pub base_url: Option<BaseUrls>,
+    /// `openai` teacher: model name. Default: `smollm2-135m`.
+    #[serde(default = "d_model")]
+    pub model: String,
+    /// `openai` teacher: environment variable holding the API key (read from the environment
+    /// only, never stored). Default: none (no Authorization header).
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// `openai` teacher: sampling temperature. Default: 0.7.
+    #[serde(default = "d_temperature")]
+    pub temperature: f64,
+    /// `openai` teacher: nucleus sampling. Default: none (server default).
+    #[serde(default)]
+    pub top_p: Option<f64>,
+    /// `openai` teacher: completion length cap. Default: 256.
+    #[serde(default = "d_max_tokens")]
+    pub max_tokens: usize,
+    /// `openai` teacher: stop sequences. Default: none.
+    #[serde(default)]
+    pub stop: Vec<String>,
+    /// `openai` teacher: prompt template (`zero-shot-cot`, `few-shot-cot` or a `.jinja` path).
+    /// Default: `zero-shot-cot`.
+    #[serde(default = "d_prompt")]
+    pub prompt: String,
+    /// `openai` teacher: requests in flight. Default: 4.
+    #[serde(default = "d_concurrency")]
+    pub concurrency: usize,
+    /// `openai` teacher: attempts per request before the stage fails. Default: 6.
+    #[serde(default = "d_max_retries")]
+    pub max_retries: usize,
+    /// `openai` teacher: per-request timeout in seconds. Default: 120.
+    #[serde(default = "d_timeout")]
+    pub timeout_s: f64,
+    /// `openai` teacher: first retry delay in seconds (doubles per attempt, with jitter). Default: 0.5.
+    #[serde(default = "d_backoff")]
+    pub backoff_s: f64,
+    /// `openai` teacher: requests-per-minute limit. Default: none.
+    #[serde(default)]
+    pub rpm: Option<u32>,
+    /// `openai` teacher: tokens-per-minute limit. Default: none.
+    #[serde(default)]
+    pub tpm: Option<u32>,
+    /// `programmatic` and `openai` teachers: rationales per training question. Default: 8.
     #[serde(default = "d_samples")]
     pub samples: usize,
     /// Share of rationales with a wrong step and a wrong final answer. Default: 0.25.
@@ -124,6 +170,26 @@ pub struct TeacherSpec {
     /// Seed of the teacher's sampling. Default: 0.
     #[serde(default)]
     pub seed: u64,
+}
+
+/// One base URL or several.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum BaseUrls {
+    /// One server.
+    One(String),
+    /// Several servers.
+    Many(Vec<String>),
+}
+
+impl BaseUrls {
+    /// As a list.
+    pub fn to_vec(&self) -> Vec<String> {
+        match self {
+            BaseUrls::One(s) => vec![s.clone()],
+            BaseUrls::Many(v) => v.clone(),
+        }
+    }
 }
 
 /// `[student]`
@@ -251,6 +317,14 @@ fn d_wrong() -> f64 { 0.25 }
 fn d_flawed() -> f64 { 0.1 }
 fn d_dup() -> f64 { 0.25 }
 fn d_student_kind() -> String { "scratch".into() }
+fn d_model() -> String { "smollm2-135m".into() }
+fn d_temperature() -> f64 { 0.7 }
+fn d_max_tokens() -> usize { 256 }
+fn d_prompt() -> String { "zero-shot-cot".into() }
+fn d_concurrency() -> usize { 4 }
+fn d_max_retries() -> usize { 6 }
+fn d_timeout() -> f64 { 120.0 }
+fn d_backoff() -> f64 { 0.5 }
 fn d_dmodel() -> usize { 128 }
 fn d_format() -> String { "qa".into() }
 fn d_layers() -> usize { 2 }

@@ -282,11 +282,27 @@ fn validate(path: &Path, text: &str, s: &RawSpec) -> Result<(TaskRef, Strategy)>
     })?;
     match (s.teacher.kind.as_str(), &task) {
         ("programmatic", TaskRef::Synthetic(_)) | ("file", TaskRef::Real { .. }) => {}
+        ("openai", _) => {
+            if let Some(var) = &s.teacher.api_key_env {
+                if std::env::var_os(var).is_none() {
+                    return Err(err("teacher.api_key_env", format!("environment variable {var} is not set")));
+                }
+            }
+            if let Err(e) = crate::templates::template_text(crate::templates::TEACHER_PROMPTS, &s.teacher.prompt) {
+                return Err(err("teacher.prompt", e.to_string()));
+            }
+            if s.teacher.concurrency == 0 || s.teacher.max_retries == 0 {
+                return Err(err("teacher.concurrency", "concurrency and max_retries must be at least 1".into()));
+            }
+            if s.teacher.base_url.as_ref().is_some_and(|u| u.to_vec().is_empty()) {
+                return Err(err("teacher.base_url", "give at least one URL".into()));
+            }
+        }
         ("programmatic", _) => {
             return Err(err("teacher.kind", format!("the programmatic teacher writes rationales for the synthetic tasks only; use kind = \"file\" for {}", task.name())))
         }
         ("file", _) => return Err(err("teacher.kind", "the file teacher reads recorded rationales of a real task (data.task)".into())),
-        (k, _) => return Err(err("teacher.kind", format!("unknown teacher kind `{k}` (known: programmatic, file)"))),
+        (k, _) => return Err(err("teacher.kind", format!("unknown teacher kind `{k}` (known: programmatic, file, openai)"))),
     }
     if let Err(e) = crate::student::format::load(&s.student) {
         return Err(err("student.format", e.to_string()));

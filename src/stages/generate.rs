@@ -30,6 +30,20 @@ impl Stage for Generate {
         false
     }
     fn config(&self, run: &RunSpec) -> Value {
+        if run.spec.teacher.kind == "openai" {
+            // The request set: model, rendered prompts (template text + questions), sampling
+            // parameters and sample count. Where and how fast they are sent is left out.
+            let mut data = json(&run.spec.data);
+            data.as_object_mut().map(|m| m.remove("root"));
+            let mut teacher = json(&run.spec.teacher);
+            if let Some(m) = teacher.as_object_mut() {
+                for k in ["base_url", "api_key_env", "concurrency", "max_retries", "timeout_s", "backoff_s", "rpm", "tpm", "sources", "jsonl", "wrong_rate", "flawed_rate", "duplicate_rate"] {
+                    m.remove(k);
+                }
+            }
+            let prompt = crate::templates::template_text(crate::templates::TEACHER_PROMPTS, &run.spec.teacher.prompt).unwrap_or_default();
+            return sections(&[("data", data), ("teacher", teacher), ("prompt_template", json(&prompt))]);
+        }
         // The data root and JSONL paths are locations, not content: input hashes cover them.
         let mut data = json(&run.spec.data);
         data.as_object_mut().map(|m| m.remove("root"));
@@ -56,6 +70,9 @@ impl Stage for Generate {
     }
     fn run(&self, ctx: &StageCtx<'_>, out: &Path) -> Result<Value> {
         let spec = &ctx.run.spec;
+        if spec.teacher.kind == "openai" {
+            return openai_generate(ctx, out);
+        }
         let (data, rationales, reports) = match &ctx.run.task {
             TaskRef::Synthetic(kind) => {
                 // 1. The task's splits.
@@ -89,4 +106,100 @@ impl Stage for Generate {
             "sources": reports.iter().map(|r| j!({"source": r.source, "rows": r.rows, "train": r.train, "held_out": r.held_out, "unmatched": r.unmatched, "unparsed": r.unparsed.len()})).collect::<Vec<_>>(),
         }))
     }
+}
+
+/// The task's splits, synthetic or real (no rationales).
+fn task_data(run: &RunSpec) -> Result<crate::task::TaskData> {
+    let spec = &run.spec;
+    Ok(match &run.task {
+        TaskRef::Synthetic(kind) => synthetic::generate(*kind, &spec.data),
+        TaskRef::Real { def, split, root, .. } => {
+            let mut data = tasks::load(def, *split, root, spec.data.validation)?;
+            if let Some(n) = spec.data.max_train {
+                data.train.truncate(n);
+            }
+            if let Some(n) = spec.data.max_test {
+                data.test.truncate(n);
+            }
+            data
+        }
+    })
+}
+
+/// The `openai` teacher: sample rationales for the training questions from the server(s).
+fn openai_generate(ctx: &StageCtx<'_>, out: &Path) -> Result<Value> {
+    use crate::teacher::openai;
+    let t = &ctx.run.spec.teacher;
+    let data = task_data(ctx.run)?;
+    // 1. Render the prompts (few-shot exemplars from the data root where the task has them).
+    let template = crate::templates::template_text(crate::templates::TEACHER_PROMPTS, &t.prompt)?;
+    let exemplars = match &ctx.run.task {
+        TaskRef::Real { def, root, .. } if t.prompt == "few-shot-cot" => few_shot(def, root)?,
+        _ => String::new(),
+    };
+    let questions: Vec<(crate::task::Example, String)> = data
+        .train
+        .iter()
+        .map(|e| Ok((e.clone(), crate::templates::teacher_prompt(&template, &e.question, &exemplars)?)))
+        .collect::<Result<_>>()?;
+    // 2. Sample through the durable request log.
+    let urls = t.base_url.as_ref().map(|u| u.to_vec()).unwrap_or_else(|| {
+        vec![std::env::var("MORSD_OPENAI_BASE_URL").unwrap_or_else(|_| "http://127.0.0.1:8765/v1".into())]
+    });
+    let api_key = t.api_key_env.as_ref().and_then(|v| std::env::var(v).ok());
+    let opts = openai::Options {
+        urls,
+        model: t.model.clone(),
+        api_key,
+        temperature: t.temperature,
+        top_p: t.top_p,
+        max_tokens: t.max_tokens,
+        stop: t.stop.clone(),
+        samples: t.samples,
+        seed: t.seed,
+        concurrency: t.concurrency,
+        max_retries: t.max_retries,
+        timeout: std::time::Duration::from_secs_f64(t.timeout_s.max(0.1)),
+        rpm: t.rpm,
+        tpm: t.tpm,
+        backoff: std::time::Duration::from_secs_f64(t.backoff_s.max(0.0)),
+    };
+    let log = crate::teacher::request_log::RequestLog::open(ctx.requests_dir, &t.model)?;
+    let outcome = openai::sample(&questions, &opts, &log, ctx.progress)?;
+    eprintln!(
+        "teacher {}: {} requests answered, {} samples from the request log, {} retries, {} prompt + {} completion tokens",
+        t.model, outcome.sent, outcome.reused, outcome.retries, outcome.prompt_tokens, outcome.completion_tokens
+    );
+    // 3. Rationales, and every request's record.
+    let options: std::collections::HashMap<&str, &[String]> = data.train.iter().map(|e| (e.id.as_str(), e.options.as_slice())).collect();
+    let rationales: Vec<crate::teacher::Rationale> = outcome
+        .completions
+        .iter()
+        .map(|c| {
+            let (text, body) = crate::teacher::normalise(&c.text, None, data.answer, options.get(c.question_id.as_str()).copied().unwrap_or(&[]));
+            crate::teacher::Rationale { id: format!("{}/openai/{}", c.question_id, c.sample), question_id: c.question_id.clone(), source: format!("openai:{}", t.model), body, text, origin: "sampled".into() }
+        })
+        .collect();
+    write_json(&out.join("tasks.json"), &data)?;
+    write_json(&out.join("rationales.json"), &rationales)?;
+    write_json(&out.join("requests.json"), &outcome.completions)?;
+    Ok(j!({
+        "train": data.train.len(), "validation": data.validation.len(), "test": data.test.len(),
+        "rationales": rationales.len(),
+        "requests_answered": outcome.sent, "samples_from_log": outcome.reused, "retries": outcome.retries,
+        "prompt_tokens": outcome.prompt_tokens, "completion_tokens": outcome.completion_tokens,
+    }))
+}
+
+/// The Wei et al. exemplars of a task (`fine-tune-cot/few_shot_cot_prompts.json`).
+fn few_shot(def: &crate::data::registry::TaskDef, root: &Path) -> Result<String> {
+    let key = def.splits.iter().find_map(|s| match s {
+        crate::data::registry::SplitScheme::FineTuneCot(n) => Some(*n),
+        _ => None,
+    });
+    let path = root.join("fine-tune-cot/few_shot_cot_prompts.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| crate::Error::Input { path: path.clone(), message: e.to_string() })?;
+    let v: Value = serde_json::from_str(&text).map_err(|e| crate::Error::Input { path: path.clone(), message: e.to_string() })?;
+    key.and_then(|k| v[k]["prompt"].as_str().map(String::from))
+        .ok_or_else(|| crate::Error::Input { path, message: format!("no few-shot exemplars for {}", def.name) })
 }

@@ -73,6 +73,8 @@ pub struct StageCtx<'a> {
     pub progress: &'a ProgressBar,
     /// The burn device for models.
     pub device: &'a Device,
+    /// Folder of the API teachers' durable request logs (under the cache root).
+    pub requests_dir: &'a Path,
 }
 
 impl StageCtx<'_> {

@@ -1,6 +1,8 @@
 //! Teachers write rationales for training questions. One file per teacher kind.
 
+pub mod openai;
 pub mod programmatic;
+pub mod request_log;
 
 use serde::{Deserialize, Serialize};
 
@@ -20,4 +22,21 @@ pub struct Rationale {
     /// How it was made (`correct`, `wrong`, `flawed`, `duplicate`); the programmatic teacher
     /// knows, a real one would not. Selection never reads this.
     pub origin: String,
+}
+
+/// A recorded or sampled rationale normalised for the student: the text (with "The answer is
+/// X." appended when it has no answer sentence and X can be read from it, or is given) and its
+/// reasoning without the answer part.
+pub fn normalise(text: &str, given_answer: Option<&str>, kind: crate::answer::AnswerType, options: &[String]) -> (String, String) {
+    let text = text.trim().to_string();
+    let (body, tail) = crate::answer::split_answer(&text);
+    let body = body.trim().to_string();
+    if tail.is_some() {
+        return (text, body);
+    }
+    let answer = given_answer.map(String::from).or_else(|| crate::answer::extract_with_options(kind, &text, options));
+    match answer {
+        Some(a) => (format!("{text}\nThe answer is {a}."), body),
+        None => (text, body),
+    }
 }

@@ -1,0 +1,298 @@
+//! Teacher kind `openai`: samples rationales from any OpenAI-compatible chat-completions server
+//! (vLLM, llama.cpp, Ollama, a hosted API).
+//!
+//! - `samples` per question as separate requests with distinct seeds (`seed + sample index`),
+//!   since llama.cpp ignores `n`; each finished completion goes to the durable request log
+//!   ([`super::request_log`]) before anything else, so a restart re-sends nothing received.
+//! - Faults: connection errors, timeouts, truncated or malformed bodies, 429 (honouring
+//!   `Retry-After`) and 5xx are retried with exponential backoff and jitter; other 4xx (401,
+//!   400 context length) stop the stage with an error naming the question. After
+//!   `max_retries` failed attempts of one request the stage fails with a summary; every
+//!   completed sample stays in the log.
+//! - Requests-per-minute and tokens-per-minute limits; several base URLs share the load.
+//! - The API key is read from the environment variable the spec names and is sent only in the
+//!   `Authorization` header: it never reaches a key, a log line, an error or a results file.
+
+use super::request_log::{Completion, RequestLog};
+use crate::error::{Error, Result};
+use crate::task::Example;
+use indicatif::ProgressBar;
+use rand::Rng;
+use serde_json::{Value, json};
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// Resolved settings of the `openai` teacher.
+#[derive(Clone)]
+pub struct Options {
+    /// Base URLs (`http://host:port/v1`); requests are spread over them.
+    pub urls: Vec<String>,
+    /// Model name sent in requests.
+    pub model: String,
+    /// API key (from the environment), if any.
+    pub api_key: Option<String>,
+    /// Sampling temperature.
+    pub temperature: f64,
+    /// Nucleus sampling.
+    pub top_p: Option<f64>,
+    /// Completion length cap.
+    pub max_tokens: usize,
+    /// Stop sequences.
+    pub stop: Vec<String>,
+    /// Samples per question.
+    pub samples: usize,
+    /// Base seed.
+    pub seed: u64,
+    /// Requests in flight.
+    pub concurrency: usize,
+    /// Attempts per request before giving up.
+    pub max_retries: usize,
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// Requests per minute.
+    pub rpm: Option<u32>,
+    /// Tokens per minute.
+    pub tpm: Option<u32>,
+    /// First backoff delay (doubles per attempt, capped at 30 s, with jitter).
+    pub backoff: Duration,
+}
+
+/// What sampling did.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Every completion, in question × sample order.
+    pub completions: Vec<Completion>,
+    /// Requests answered by the server in this run.
+    pub sent: usize,
+    /// Samples found in the request log.
+    pub reused: usize,
+    /// Retried attempts.
+    pub retries: usize,
+    /// Usage totals.
+    pub prompt_tokens: u64,
+    /// Usage totals.
+    pub completion_tokens: u64,
+}
+
+/// The request key of one sample.
+pub fn request_key(o: &Options, prompt: &str, sample: usize) -> (String, u64, Value) {
+    let seed = o.seed.wrapping_add(sample as u64);
+    let params = json!({"temperature": o.temperature, "top_p": o.top_p, "max_tokens": o.max_tokens, "stop": o.stop, "seed": seed});
+    let doc = json!({"model": o.model, "prompt": prompt, "params": params, "sample": sample});
+    (blake3::hash(doc.to_string().as_bytes()).to_hex().to_string(), seed, params)
+}
+
+enum Attempt {
+    Done(Completion),
+    Retry(String, Option<Duration>),
+    Fatal(String),
+}
+
+struct Limiter {
+    rpm: Option<u32>,
+    tpm: Option<u32>,
+    window: Mutex<VecDeque<(Instant, u64)>>,
+}
+
+impl Limiter {
+    fn acquire(&self, tokens: u64) {
+        if self.rpm.is_none() && self.tpm.is_none() {
+            return;
+        }
+        loop {
+            let wait = {
+                let mut w = self.window.lock().unwrap_or_else(|e| e.into_inner());
+                let now = Instant::now();
+                while w.front().is_some_and(|(t, _)| now.duration_since(*t) >= Duration::from_secs(60)) {
+                    w.pop_front();
+                }
+                let used: u64 = w.iter().map(|x| x.1).sum();
+                let ok_r = self.rpm.is_none_or(|r| (w.len() as u32) < r);
+                let ok_t = self.tpm.is_none_or(|t| used + tokens <= t as u64 || w.is_empty());
+                if ok_r && ok_t {
+                    w.push_back((now, tokens));
+                    return;
+                }
+                w.front().map(|(t, _)| Duration::from_secs(60).saturating_sub(now.duration_since(*t))).unwrap_or_default()
+            };
+            std::thread::sleep(wait.min(Duration::from_millis(500)).max(Duration::from_millis(10)));
+        }
+    }
+}
+
+/// Samples `o.samples` completions for every question's rendered prompt, reusing the log.
+pub fn sample(questions: &[(Example, String)], o: &Options, log: &RequestLog, progress: &ProgressBar) -> Result<Outcome> {
+    // 1. Every (question, sample) job; the ones already in the log are done.
+    let mut out = Outcome::default();
+    let mut jobs = VecDeque::new();
+    let mut order = Vec::new();
+    for (e, prompt) in questions {
+        for k in 0..o.samples {
+            let (key, seed, params) = request_key(o, prompt, k);
+            order.push(key.clone());
+            if log.get(&key).is_some() {
+                out.reused += 1;
+            } else {
+                jobs.push_back((e.id.clone(), prompt.clone(), k, key, seed, params));
+            }
+        }
+    }
+    progress.set_length(order.len() as u64);
+    progress.set_position(out.reused as u64);
+    let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(o.timeout)).http_status_as_error(false).build().into();
+    let queue = Mutex::new(jobs);
+    let limiter = Limiter { rpm: o.rpm, tpm: o.tpm, window: Mutex::new(VecDeque::new()) };
+    let abort = AtomicBool::new(false);
+    let (sent, retries, next_url) = (AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0));
+    let (ptok, ctok) = (AtomicU64::new(0), AtomicU64::new(0));
+    let failures: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let fatal: Mutex<Option<String>> = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..o.concurrency.max(1) {
+            s.spawn(|| {
+                let mut rng = rand::rng();
+                loop {
+                    if abort.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Some((qid, prompt, k, key, seed, params)) = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front() else { break };
+                    // 2. One request, retried on transient faults.
+                    let mut attempt = 0;
+                    loop {
+                        limiter.acquire((o.max_tokens + prompt.len() / 4) as u64);
+                        let url = &o.urls[next_url.fetch_add(1, Ordering::SeqCst) % o.urls.len()];
+                        match send(&agent, url, o, &prompt, seed) {
+                            Attempt::Done(mut c) => {
+                                c.key = key.clone();
+                                c.question_id = qid.clone();
+                                c.sample = k;
+                                c.seed = seed;
+                                c.params = params.clone();
+                                if let Err(e) = log.append(&c) {
+                                    *fatal.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
+                                    abort.store(true, Ordering::SeqCst);
+                                }
+                                sent.fetch_add(1, Ordering::SeqCst);
+                                ptok.fetch_add(c.prompt_tokens, Ordering::SeqCst);
+                                ctok.fetch_add(c.completion_tokens, Ordering::SeqCst);
+                                progress.inc(1);
+                                progress.set_message(format!(
+                                    "{} completion tokens, {} retries",
+                                    ctok.load(Ordering::SeqCst),
+                                    retries.load(Ordering::SeqCst)
+                                ));
+                                break;
+                            }
+                            Attempt::Fatal(why) => {
+                                *fatal.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("question {qid} (sample {k}): {why}"));
+                                abort.store(true, Ordering::SeqCst);
+                                break;
+                            }
+                            Attempt::Retry(why, after) => {
+                                attempt += 1;
+                                if attempt >= o.max_retries {
+                                    failures.lock().unwrap_or_else(|e| e.into_inner()).push(format!("question {qid} sample {k}: {why}"));
+                                    break;
+                                }
+                                retries.fetch_add(1, Ordering::SeqCst);
+                                // 3. Exponential backoff with jitter, or the server's Retry-After.
+                                let base = o.backoff.as_secs_f64() * 2f64.powi(attempt as i32 - 1);
+                                let wait = after.unwrap_or_else(|| Duration::from_secs_f64(base.min(30.0) * (0.5 + rng.random::<f64>() * 0.5)));
+                                std::thread::sleep(wait);
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    out.sent = sent.into_inner();
+    out.retries = retries.into_inner();
+    if let Some(f) = fatal.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        return Err(Error::run(format!("{f} (not retried; {} completed samples are kept in {})", out.sent + out.reused, log.path().display())));
+    }
+    let failures = failures.into_inner().unwrap_or_else(|e| e.into_inner());
+    if !failures.is_empty() {
+        return Err(Error::run(format!(
+            "{} of {} requests failed after {} attempts each; {} completed samples are kept in {} (run again to resume):\n  {}",
+            failures.len(),
+            order.len(),
+            o.max_retries,
+            out.sent + out.reused,
+            log.path().display(),
+            failures.iter().take(10).cloned().collect::<Vec<_>>().join("\n  ")
+        )));
+    }
+    // 4. Every sample, in order, from the log.
+    for key in &order {
+        let c = log.get(key).ok_or_else(|| Error::run("a completion vanished from the request log"))?;
+        out.prompt_tokens += c.prompt_tokens;
+        out.completion_tokens += c.completion_tokens;
+        out.completions.push(c);
+    }
+    let _ = (ptok, ctok);
+    Ok(out)
+}
+
+fn send(agent: &ureq::Agent, url: &str, o: &Options, prompt: &str, seed: u64) -> Attempt {
+    let mut body = json!({
+        "model": o.model,
+        "messages": [{"role": "user", "content": prompt}],
+        "temperature": o.temperature,
+        "max_tokens": o.max_tokens,
+        "seed": seed,
+        "n": 1,
+    });
+    if let Some(p) = o.top_p {
+        body["top_p"] = json!(p);
+    }
+    if !o.stop.is_empty() {
+        body["stop"] = json!(o.stop);
+    }
+    let mut req = agent.post(format!("{}/chat/completions", url.trim_end_matches('/')));
+    if let Some(k) = &o.api_key {
+        req = req.header("Authorization", format!("Bearer {k}"));
+    }
+    let mut resp = match req.send_json(&body) {
+        Ok(r) => r,
+        Err(e) => return Attempt::Retry(format!("connection: {e}"), None),
+    };
+    let status = resp.status().as_u16();
+    let retry_after = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(|s| Duration::from_secs_f64(s.clamp(0.0, 120.0)));
+    let text = match resp.body_mut().read_to_string() {
+        Ok(t) => t,
+        Err(e) => return Attempt::Retry(format!("HTTP {status}: reading the body: {e}"), None),
+    };
+    let short: String = text.chars().take(200).collect();
+    match status {
+        200 => {}
+        429 => return Attempt::Retry("HTTP 429 rate limited".into(), retry_after),
+        500..=599 => return Attempt::Retry(format!("HTTP {status}: {short}"), retry_after),
+        _ => return Attempt::Fatal(format!("HTTP {status} (not retryable): {short}")),
+    }
+    let v: Value = match serde_json::from_str(&text) {
+        Ok(v) => v,
+        Err(e) => return Attempt::Retry(format!("malformed response body ({e})"), None),
+    };
+    let Some(content) = v["choices"][0]["message"]["content"].as_str() else {
+        return Attempt::Retry(format!("response without choices[0].message.content: {short}"), None);
+    };
+    Attempt::Done(Completion {
+        key: String::new(),
+        question_id: String::new(),
+        sample: 0,
+        seed,
+        params: Value::Null,
+        text: content.to_string(),
+        finish_reason: v["choices"][0]["finish_reason"].as_str().map(String::from),
+        prompt_tokens: v["usage"]["prompt_tokens"].as_u64().unwrap_or(0),
+        completion_tokens: v["usage"]["completion_tokens"].as_u64().unwrap_or(0),
+    })
+}
