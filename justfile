@@ -18,8 +18,16 @@ run spec="experiments/quickstart.toml" *args="--jobs 2":
 plan spec="experiments/quickstart.toml" *args="":
     cargo run --quiet --bin morsd -- plan {{spec}} {{args}}
 
-# The whole test suite.
-test:
+# Install the local OpenAI-compatible server the teacher tests use (llama-cpp-python + SmolLM2 GGUF).
+setup-llama:
+    bash scripts/setup-llama.sh
+
+# The whole test suite (sets up the llama.cpp server and finds the shared data root first).
+test: setup-llama
+    #!/usr/bin/env bash
+    set -euo pipefail
+    eval "$(bash scripts/setup-llama.sh | sed 's/^/export /')"
+    export MORSD_DATA="${MORSD_DATA:-$(cd .. && pwd)/shared/data}"
     cargo test --no-fail-fast
 
 # Throughput of the scratch student (train step, RD scoring, greedy decoding) → results/bench/bench.md

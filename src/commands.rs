@@ -123,6 +123,9 @@ fn row_of(o: &pipeline::RunOutcome) -> Result<RunRow> {
         wall_s: o.manifests.iter().map(|(k, m)| (k.name().to_string(), m.wall_s)).collect(),
         executed: o.executed.iter().map(|k| k.name().to_string()).collect(),
         keys: o.manifests.iter().map(|(k, m)| (k.name().to_string(), m.key[..12].to_string())).collect(),
+        teacher_tokens: metric(StageKind::Generate, "completion_tokens")
+            .as_u64()
+            .map(|c| (metric(StageKind::Generate, "prompt_tokens").as_u64().unwrap_or(0), c)),
     })
 }
 

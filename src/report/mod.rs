@@ -43,6 +43,9 @@ pub struct RunRow {
     pub executed: Vec<String>,
     /// Stage name → key (12 hex).
     pub keys: BTreeMap<String, String>,
+    /// API teacher usage of the run's generate stage: (prompt, completion) tokens.
+    #[serde(default)]
+    pub teacher_tokens: Option<(u64, u64)>,
 }
 
 /// What `runs.json` holds.

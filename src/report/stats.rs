@@ -51,6 +51,17 @@ pub fn summary_md(stored: &Stored) -> String {
          or were shared with another run (generate and score are shared across selection settings and seeds).\n\n",
         total - executed
     ));
+    // API teachers: usage of each distinct generate stage, counted once.
+    let mut usage: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    for r in &stored.runs {
+        if let (Some(t), Some(k)) = (r.teacher_tokens, r.keys.get("generate")) {
+            usage.insert(k.as_str(), t);
+        }
+    }
+    if !usage.is_empty() {
+        let (p, c) = usage.values().fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+        s.push_str(&format!("Teacher API usage: {p} prompt tokens, {c} completion tokens.\n\n"));
+    }
     s.push_str("Test accuracy in %, mean ± 95% CI (Student t) over seeds.\n\n");
     let mut head: Vec<String> = stored.sweep_keys.clone();
     head.extend(["seeds", "accuracy %", "val accuracy %", "rationales", "training tokens"].map(String::from));
