@@ -30,9 +30,11 @@ test: setup-llama
     export MORSD_DATA="${MORSD_DATA:-$(cd .. && pwd)/shared/data}"
     cargo test --no-fail-fast
 
-# Throughput of the scratch student (train step, RD scoring, greedy decoding) → results/bench/bench.md
-bench:
+# Throughput of the scratch student (train step, RD scoring, greedy decoding) → results/bench/bench.md,
+# and of the openai teacher through morsd vs direct → results/bench/teacher.md
+bench: setup-llama
     cargo run --quiet --example bench -- results/bench/bench.md
+    cargo run --quiet --example bench_teacher -- results/bench/teacher.md
 
 # The paper-style ablation on the embedded default (rationales per question × strategy × seed).
 reproduce:
