@@ -26,6 +26,10 @@ pub struct RunArgs {
     pub progress: bool,
     /// `--until STAGE`: stop after it.
     pub until: Option<String>,
+    /// `--run-index I`: run only the I-th run of the spec (a Slurm array task); no results folder.
+    pub run_index: Option<usize>,
+    /// `--collect`: execute nothing, write the results folder from the cache.
+    pub collect: bool,
 }
 
 /// `morsd run`: executes the DAG and writes the results folder. Returns the text to print.
@@ -45,14 +49,25 @@ pub fn run(args: &RunArgs, cache: &Cache, device: Device) -> Result<String> {
         })?),
         None => None,
     };
-    let plans = pipeline::plan(&spec)?;
+    let mut plans = pipeline::plan(&spec)?;
+    if let Some(i) = args.run_index {
+        if i >= plans.len() {
+            return Err(Error::BadOverride { arg: format!("--run-index {i}"), message: format!("the spec has {} runs", plans.len()) });
+        }
+        plans = vec![plans.swap_remove(i)];
+    }
     let opts = ExecOptions { jobs: args.jobs, force, device, progress: args.progress, until };
-    let outcomes = pipeline::execute(cache, &spec, &plans, &opts);
+    let outcomes = if args.collect { pipeline::collect(cache, &plans) } else { pipeline::execute(cache, &spec, &plans, &opts) };
+    if args.run_index.is_some() && !args.collect {
+        // One run of a sweep (a Slurm array task): the collect job writes the results folder.
+        let o = outcomes.into_iter().next().expect("one run")?;
+        return Ok(format!("run {}: executed {:?}\n", o.run.label, o.executed.iter().map(|k| k.name()).collect::<Vec<_>>()));
+    }
     // Results of every finished run are written even if another run failed.
     let mut rows = Vec::new();
     let mut failures = Vec::new();
     let mut done = Vec::new();
-    if let Some(u) = until.filter(|u| *u < StageKind::Eval) {
+    if let Some(u) = until.filter(|u| *u < StageKind::Eval && !args.collect) {
         // A partial run: no results folder, just what ran.
         let mut failures = Vec::new();
         let mut executed = 0;

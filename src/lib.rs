@@ -12,6 +12,7 @@ pub mod error;
 pub mod pipeline;
 pub mod report;
 pub mod select;
+pub mod slurm;
 pub mod spec;
 pub mod stages;
 pub mod student;

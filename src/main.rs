@@ -34,6 +34,40 @@ enum Command {
         /// Stop after this stage (no results folder unless it is eval).
         #[arg(long, value_name = "STAGE")]
         until: Option<String>,
+        /// Where runs execute: local, or slurm (job arrays; see `morsd status`). Default: [executor] kind.
+        #[arg(long)]
+        executor: Option<String>,
+        /// Slurm partition.
+        #[arg(long)]
+        partition: Option<String>,
+        /// Slurm time limit per job (HH:MM:SS).
+        #[arg(long)]
+        time: Option<String>,
+        /// GPUs per run on Slurm.
+        #[arg(long)]
+        gpus_per_run: Option<u32>,
+        /// Run only the I-th run of the spec (what a Slurm array task runs); no results folder.
+        #[arg(long, hide = true)]
+        run_index: Option<usize>,
+        /// Execute nothing; write the results folder from the cache (the Slurm collect job).
+        #[arg(long, hide = true)]
+        collect: bool,
+    },
+    /// Slurm: queued / running / done / failed per run (from Slurm and the cache).
+    Status {
+        /// The spec file (TOML).
+        spec: PathBuf,
+        /// Override a spec key.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+    },
+    /// Slurm: cancel every job submitted for a spec.
+    Cancel {
+        /// The spec file (TOML).
+        spec: PathBuf,
+        /// Override a spec key.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
     },
     /// Show what `run` would do: each stage instance, its key, fresh or stale and why.
     Plan {
@@ -143,10 +177,29 @@ fn main() -> ExitCode {
 fn real_main(cli: Cli) -> anyhow::Result<String> {
     let cache = || Cache::open(Cache::default_root()).context("opening the cache");
     Ok(match cli.command {
-        Command::Run { spec, sets, jobs, force, until } => {
-            let args = commands::RunArgs { spec, sets, jobs, force, progress: std::io::stderr().is_terminal(), until };
-            commands::run(&args, &cache()?, device()?)?
+        Command::Run { spec, sets, jobs, force, until, executor, partition, time, gpus_per_run, run_index, collect } => {
+            let loaded = morsd::spec::load(&spec, &sets)?;
+            let ex = &loaded.runs[0].spec.executor;
+            let kind = executor.unwrap_or_else(|| ex.kind.clone());
+            match kind.as_str() {
+                "slurm" if run_index.is_none() && !collect => {
+                    let o = morsd::slurm::SlurmOptions {
+                        partition: partition.or_else(|| ex.partition.clone()),
+                        time: time.or_else(|| ex.time.clone()),
+                        gpus_per_run: gpus_per_run.unwrap_or(ex.gpus_per_run),
+                        cpus_per_run: ex.cpus_per_run,
+                    };
+                    morsd::slurm::submit(&spec, &sets, &cache()?, &o)?
+                }
+                "slurm" | "local" => {
+                    let args = commands::RunArgs { spec, sets, jobs, force, progress: std::io::stderr().is_terminal(), until, run_index, collect };
+                    commands::run(&args, &cache()?, device()?)?
+                }
+                other => return Err(morsd::Error::BadOverride { arg: format!("--executor {other}"), message: "known: local, slurm".into() }.into()),
+            }
         }
+        Command::Status { spec, sets } => morsd::slurm::status(&spec, &sets, &cache()?)?,
+        Command::Cancel { spec, sets } => morsd::slurm::cancel(&spec, &sets, &cache()?)?,
         Command::Plan { spec, sets } => commands::plan(&spec, &sets, &cache()?)?,
         Command::Report { dir } => commands::report(&dir)?,
         Command::Cache { command: CacheCommand::Ls } => commands::cache_ls(&cache()?)?,

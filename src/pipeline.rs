@@ -249,3 +249,24 @@ fn say(mp: &MultiProgress, opts: &ExecOptions, line: String) {
         eprintln!("{line}");
     }
 }
+
+/// The outcome of every run from the cache alone (nothing executes): an error for each run
+/// that is not complete. Used by the Slurm collect job.
+pub fn collect(cache: &Cache, plans: &[RunPlan]) -> Vec<Result<RunOutcome>> {
+    plans
+        .iter()
+        .map(|p| {
+            let mut out = RunOutcome { run: p.run.clone(), manifests: BTreeMap::new(), executed: vec![], dirs: BTreeMap::new() };
+            for inst in &p.stages {
+                match cache.lookup(&inst.doc) {
+                    Lookup::Fresh(m) => {
+                        out.dirs.insert(inst.kind, cache.entry_dir(&inst.doc));
+                        out.manifests.insert(inst.kind, *m);
+                    }
+                    _ => return Err(Error::run(format!("stage {} is not in the cache", inst.kind.name()))),
+                }
+            }
+            Ok(out)
+        })
+        .collect()
+}

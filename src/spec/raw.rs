@@ -35,6 +35,9 @@ pub struct RawSpec {
     /// Student evaluation.
     #[serde(default)]
     pub eval: EvalSpec,
+    /// Where runs execute (not part of any stage key).
+    #[serde(default)]
+    pub executor: ExecutorSpec,
     /// Dotted key → list of values; the cross product (× seeds) is the set of runs.
     /// Default: empty (one run per seed).
     #[serde(default)]
@@ -54,6 +57,27 @@ pub struct ExperimentSpec {
     /// Output folder for tables and charts. Default: `results/<name>`.
     #[serde(default)]
     pub output: Option<String>,
+}
+
+/// `[executor]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecutorSpec {
+    /// `local` (this machine, `--jobs` in parallel) or `slurm` (job arrays). Default: `local`.
+    #[serde(default = "d_executor")]
+    pub kind: String,
+    /// Slurm partition. Default: the cluster's default.
+    #[serde(default)]
+    pub partition: Option<String>,
+    /// Slurm time limit per job, `HH:MM:SS`. Default: the partition's.
+    #[serde(default)]
+    pub time: Option<String>,
+    /// GPUs per run (`--gres=gpu:N`). Default: 0.
+    #[serde(default)]
+    pub gpus_per_run: u32,
+    /// CPUs per run. Default: 1.
+    #[serde(default = "d_cpus")]
+    pub cpus_per_run: u32,
 }
 
 /// `[data]`
@@ -306,6 +330,8 @@ pub struct EvalSpec {
 }
 
 fn d_seeds() -> Vec<u64> { vec![0] }
+fn d_executor() -> String { "local".into() }
+fn d_cpus() -> u32 { 1 }
 fn d_task() -> String { "arithmetic".into() }
 fn d_train() -> usize { 300 }
 fn d_val() -> usize { 60 }
@@ -357,4 +383,4 @@ macro_rules! default_from_serde {
         }
     )*};
 }
-default_from_serde!(ExperimentSpec, DataSpec, TeacherSpec, StudentSpec, ScoreSpec, SelectSpec, TrainSpec, EvalSpec);
+default_from_serde!(ExecutorSpec, ExperimentSpec, DataSpec, TeacherSpec, StudentSpec, ScoreSpec, SelectSpec, TrainSpec, EvalSpec);

@@ -188,7 +188,7 @@ pub fn load(path: &Path, sets: &[String]) -> Result<LoadedSpec> {
                 if items.is_empty() {
                     return Err(field_err(path, &text, &key, "empty sweep list: give at least one value".into()));
                 }
-                if k.starts_with("experiment.") || k.starts_with("sweep") {
+                if k.starts_with("experiment.") || k.starts_with("sweep") || k.starts_with("executor.") {
                     return Err(field_err(path, &text, &key, "experiment.* and sweep.* cannot be swept (use experiment.seeds for seeds)".into()));
                 }
                 if get_path(&base_json, &k).is_none() {
@@ -348,6 +348,9 @@ fn validate(path: &Path, text: &str, s: &RawSpec) -> Result<(TaskRef, Strategy)>
         if v == 0 {
             return Err(err(k, "must be at least 1".into()));
         }
+    }
+    if !matches!(s.executor.kind.as_str(), "local" | "slurm") {
+        return Err(err("executor.kind", format!("unknown executor `{}` (known: local, slurm)", s.executor.kind)));
     }
     if s.student.d_model % s.student.heads != 0 {
         return Err(err("student.heads", format!("must divide student.d_model ({})", s.student.d_model)));

@@ -78,6 +78,11 @@ impl Project {
         self.cmd().args(args).output().unwrap()
     }
 
+    pub fn runs_json_opt(&self) -> Option<serde_json::Value> {
+        let p = self.path().join("results/tiny/runs.json");
+        serde_json::from_slice(&std::fs::read(&p).ok()?).ok()
+    }
+
     pub fn runs_json(&self, name: &str) -> serde_json::Value {
         let p = self.path().join("results").join(name).join("runs.json");
         serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap()
