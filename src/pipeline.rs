@@ -214,7 +214,7 @@ fn run_one(
                     None => {
                         let bar = mp.add(ProgressBar::new(1));
                         bar.set_style(
-                            ProgressStyle::with_template("{prefix:.bold} {bar:28.cyan/blue} {pos}/{len} {msg} [{elapsed}]")
+                            ProgressStyle::with_template("{prefix:.bold} {bar:28.cyan/blue} {pos}/{len} {msg} [{elapsed}, ETA {eta}]")
                                 .expect("valid template")
                                 .progress_chars("=> "),
                         );

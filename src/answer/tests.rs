@@ -123,3 +123,50 @@ fn dates() {
         ],
     );
 }
+
+/// Number formats × answer contexts: every written form of each value, in each context, reads
+/// as the expected normalised number.
+#[test]
+fn number_forms_in_every_context() {
+    let forms: &[(&str, &str)] = &[
+        ("7", "7"), ("07", "7"), ("-7", "-7"), ("7.0", "7"), ("7.5", "7.5"), ("-0.25", "-0.25"), ("0.125", "0.125"),
+        ("1,000", "1000"), ("12,345", "12345"), ("1,234,567", "1234567"), ("1,200.50", "1200.5"), ("$5", "5"), ("$1,250", "1250"),
+        ("$3.75", "3.75"), ("3/4", "0.75"), ("1/8", "0.125"), ("10/4", "2.5"), ("12 apples", "12"), ("45 minutes", "45"),
+        ("8 km/h", "8"), ("100%", "100"), ("2.5 hours", "2.5"), ("9 dollars", "9"), ("-3 degrees", "-3"), ("0", "0"),
+        ("365 days", "365"), ("1000000", "1000000"), ("3.14159", "3.14159"), ("40.", "40"), ("6,000 feet", "6000"),
+    ];
+    let contexts: &[&str] = &[
+        "The answer is {}.",
+        "Therefore, the answer (arabic numerals) is {}",
+        "Some steps: 3 + 4 = 9. The answer is {}",
+        "Reasoning with 11 and 12 first.\n#### {}",
+        "so the total is 2 + 2 --> {}",
+        "Answer: {}",
+        "We add 5 and 6 and get {}",
+    ];
+    let mut n = 0;
+    for (form, want) in forms {
+        for ctx in contexts {
+            let text = ctx.replace("{}", form);
+            assert_eq!(extract(AnswerType::Number, &text).as_deref(), Some(*want), "{text:?}");
+            n += 1;
+        }
+    }
+    assert_eq!(n, 210);
+}
+
+/// Yes/no and letter forms × contexts.
+#[test]
+fn yes_no_and_letter_forms_in_every_context() {
+    let yn: &[(&str, &str)] = &[("yes", "yes"), ("Yes", "yes"), ("YES", "yes"), ("\"yes\"", "yes"), ("Yes!", "yes"), ("yes, it is", "yes"), ("no", "no"), ("No.", "no"), ("NO", "no"), ("no, never", "no")];
+    let letters: &[(&str, &str)] = &[("A", "A"), ("(B)", "B"), ("(c)", "C"), ("D)", "D"), ("E.", "E"), ("(b) library", "B")];
+    let contexts = ["The answer is {}", "Therefore, the answer (Yes or No) is {}", "So the answer is {}.", "Answer: {}"];
+    for ctx in contexts {
+        for (f, w) in yn {
+            assert_eq!(extract(AnswerType::YesNo, &ctx.replace("{}", f)).as_deref(), Some(*w), "{ctx} {f}");
+        }
+        for (f, w) in letters {
+            assert_eq!(extract(AnswerType::Choice(5), &ctx.replace("{}", f)).as_deref(), Some(*w), "{ctx} {f}");
+        }
+    }
+}
