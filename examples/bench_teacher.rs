@@ -62,6 +62,7 @@ fn main() {
         rpm: None,
         tpm: None,
         backoff: Duration::from_millis(200),
+        use_n: false,
     };
     // 1. Direct: the same requests, 2 in flight, one per server.
     let jobs: Vec<(String, u64)> = questions.iter().flat_map(|(_, p)| (0..opts.samples).map(move |k| (p.clone(), 7 + k as u64))).collect();

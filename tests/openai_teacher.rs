@@ -315,3 +315,17 @@ fn unauthorized_stops_the_stage_naming_the_question() {
     assert_eq!(o.status.code(), Some(1), "{out}");
     assert!(out.contains("requests failed after 2 attempts"), "{out}");
 }
+
+#[test]
+fn use_n_falls_back_to_single_requests_when_the_server_returns_one_choice() {
+    let server = Server::start();
+    let proxy = Proxy::start(server.port);
+    let p = Project::new(&spec(proxy.port, "use_n = true"));
+    let o = p.morsd(&["run", p.spec().to_str().unwrap(), "--until", "generate"]);
+    assert!(o.status.success(), "{}", text(&o));
+    // llama.cpp ignores n: one n-request per question brings one sample, the other is asked alone.
+    assert_eq!(proxy.forwarded.load(Ordering::SeqCst), 8);
+    let requests: Vec<serde_json::Value> = serde_json::from_slice(&std::fs::read(generate_entry(&p).join("requests.json")).unwrap()).unwrap();
+    assert_eq!(requests.len(), 8);
+    assert!(requests.iter().all(|r| !r["text"].as_str().unwrap().is_empty()));
+}

@@ -173,6 +173,11 @@ pub struct TeacherSpec {
     /// `openai` teacher: first retry delay in seconds (doubles per attempt, with jitter). Default: 0.5.
     #[serde(default = "d_backoff")]
     pub backoff_s: f64,
+    /// `openai` teacher: first ask for a question's samples in one request with `n` (servers
+    /// that honour it answer them all); what does not come back is requested one by one with
+    /// distinct seeds (llama.cpp returns one choice). Default: false (one request per sample).
+    #[serde(default)]
+    pub use_n: bool,
     /// `openai` teacher: requests-per-minute limit. Default: none.
     #[serde(default)]
     pub rpm: Option<u32>,

@@ -37,7 +37,7 @@ impl Stage for Generate {
             data.as_object_mut().map(|m| m.remove("root"));
             let mut teacher = json(&run.spec.teacher);
             if let Some(m) = teacher.as_object_mut() {
-                for k in ["base_url", "api_key_env", "concurrency", "max_retries", "timeout_s", "backoff_s", "rpm", "tpm", "sources", "jsonl", "wrong_rate", "flawed_rate", "duplicate_rate"] {
+                for k in ["base_url", "api_key_env", "concurrency", "max_retries", "timeout_s", "backoff_s", "rpm", "tpm", "use_n", "sources", "jsonl", "wrong_rate", "flawed_rate", "duplicate_rate"] {
                     m.remove(k);
                 }
             }
@@ -163,6 +163,7 @@ fn openai_generate(ctx: &StageCtx<'_>, out: &Path) -> Result<Value> {
         rpm: t.rpm,
         tpm: t.tpm,
         backoff: std::time::Duration::from_secs_f64(t.backoff_s.max(0.0)),
+        use_n: t.use_n,
     };
     let log = crate::teacher::request_log::RequestLog::open(ctx.requests_dir, &t.model)?;
     let outcome = openai::sample(&questions, &opts, &log, ctx.progress)?;

@@ -57,6 +57,9 @@ pub struct Options {
     pub tpm: Option<u32>,
     /// First backoff delay (doubles per attempt, capped at 30 s, with jitter).
     pub backoff: Duration,
+    /// Ask for a question's missing samples in one request with `n` first; samples the server
+    /// does not return (llama.cpp answers one choice) are then requested one by one.
+    pub use_n: bool,
 }
 
 /// What sampling did.
@@ -85,7 +88,7 @@ pub fn request_key(o: &Options, prompt: &str, sample: usize) -> (String, u64, Va
 }
 
 enum Attempt {
-    Done(Completion),
+    Done(Vec<Completion>),
     Retry(String, Option<Duration>),
     Fatal(String),
 }
@@ -142,6 +145,42 @@ pub fn sample(questions: &[(Example, String)], o: &Options, log: &RequestLog, pr
     progress.set_length(order.len() as u64);
     progress.set_position(out.reused as u64);
     let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(o.timeout)).http_status_as_error(false).build().into();
+    let mut n_sent = 0;
+    if o.use_n {
+        // 1b. One request with `n` per question; what comes back is logged, the rest stays queued.
+        let mut by_q: Vec<(String, String, Vec<(usize, String, u64, Value)>)> = Vec::new();
+        for (qid, prompt, k, key, seed, params) in jobs.drain(..) {
+            match by_q.last_mut() {
+                Some(last) if last.0 == qid => last.2.push((k, key, seed, params)),
+                _ => by_q.push((qid, prompt, vec![(k, key, seed, params)])),
+            }
+        }
+        for (qid, prompt, samples) in by_q {
+            let mut left = samples;
+            if left.len() > 1 {
+                let url = &o.urls[0];
+                if let Attempt::Done(choices) = send(&agent, url, o, &prompt, left[0].2, left.len()) {
+                    n_sent += 1;
+                    let got = choices.len().min(left.len());
+                    let taken: Vec<_> = left.drain(..got).collect();
+                    for (mut c, (k, key, seed, params)) in choices.into_iter().zip(taken) {
+                        c.key = key;
+                        c.question_id = qid.clone();
+                        c.sample = k;
+                        c.seed = seed;
+                        c.params = params;
+                        log.append(&c)?;
+                        progress.inc(1);
+                    }
+                }
+            }
+            for (k, key, seed, params) in left {
+                if log.get(&key).is_none() {
+                    jobs.push_back((qid.clone(), prompt.clone(), k, key, seed, params));
+                }
+            }
+        }
+    }
     let queue = Mutex::new(jobs);
     let limiter = Limiter { rpm: o.rpm, tpm: o.tpm, window: Mutex::new(VecDeque::new()) };
     let abort = AtomicBool::new(false);
@@ -163,8 +202,9 @@ pub fn sample(questions: &[(Example, String)], o: &Options, log: &RequestLog, pr
                     loop {
                         limiter.acquire((o.max_tokens + prompt.len() / 4) as u64);
                         let url = &o.urls[next_url.fetch_add(1, Ordering::SeqCst) % o.urls.len()];
-                        match send(&agent, url, o, &prompt, seed) {
-                            Attempt::Done(mut c) => {
+                        match send(&agent, url, o, &prompt, seed, 1) {
+                            Attempt::Done(cs) => {
+                                let Some(mut c) = cs.into_iter().next() else { continue };
                                 c.key = key.clone();
                                 c.question_id = qid.clone();
                                 c.sample = k;
@@ -208,7 +248,7 @@ pub fn sample(questions: &[(Example, String)], o: &Options, log: &RequestLog, pr
             });
         }
     });
-    out.sent = sent.into_inner();
+    out.sent = sent.into_inner() + n_sent;
     out.retries = retries.into_inner();
     if let Some(f) = fatal.into_inner().unwrap_or_else(|e| e.into_inner()) {
         return Err(Error::run(format!("{f} (not retried; {} completed samples are kept in {})", out.sent + out.reused, log.path().display())));
@@ -236,14 +276,14 @@ pub fn sample(questions: &[(Example, String)], o: &Options, log: &RequestLog, pr
     Ok(out)
 }
 
-fn send(agent: &ureq::Agent, url: &str, o: &Options, prompt: &str, seed: u64) -> Attempt {
+fn send(agent: &ureq::Agent, url: &str, o: &Options, prompt: &str, seed: u64, n: usize) -> Attempt {
     let mut body = json!({
         "model": o.model,
         "messages": [{"role": "user", "content": prompt}],
         "temperature": o.temperature,
         "max_tokens": o.max_tokens,
         "seed": seed,
-        "n": 1,
+        "n": n,
     });
     if let Some(p) = o.top_p {
         body["top_p"] = json!(p);
@@ -281,18 +321,28 @@ fn send(agent: &ureq::Agent, url: &str, o: &Options, prompt: &str, seed: u64) ->
         Ok(v) => v,
         Err(e) => return Attempt::Retry(format!("malformed response body ({e})"), None),
     };
-    let Some(content) = v["choices"][0]["message"]["content"].as_str() else {
-        return Attempt::Retry(format!("response without choices[0].message.content: {short}"), None);
-    };
-    Attempt::Done(Completion {
-        key: String::new(),
-        question_id: String::new(),
-        sample: 0,
-        seed,
-        params: Value::Null,
-        text: content.to_string(),
-        finish_reason: v["choices"][0]["finish_reason"].as_str().map(String::from),
-        prompt_tokens: v["usage"]["prompt_tokens"].as_u64().unwrap_or(0),
-        completion_tokens: v["usage"]["completion_tokens"].as_u64().unwrap_or(0),
-    })
+    let choices: Vec<&Value> = v["choices"].as_array().map(|a| a.iter().collect()).unwrap_or_default();
+    if choices.is_empty() || choices.iter().any(|c| c["message"]["content"].as_str().is_none()) {
+        return Attempt::Retry(format!("response without choices[].message.content: {short}"), None);
+    }
+    // Usage covers all choices: the prompt is counted once, completion tokens split evenly.
+    let total = v["usage"]["completion_tokens"].as_u64().unwrap_or(0);
+    let each = total / choices.len() as u64;
+    Attempt::Done(
+        choices
+            .iter()
+            .enumerate()
+            .map(|(i, c)| Completion {
+                key: String::new(),
+                question_id: String::new(),
+                sample: 0,
+                seed,
+                params: Value::Null,
+                text: c["message"]["content"].as_str().unwrap_or_default().to_string(),
+                finish_reason: c["finish_reason"].as_str().map(String::from),
+                prompt_tokens: if i == 0 { v["usage"]["prompt_tokens"].as_u64().unwrap_or(0) } else { 0 },
+                completion_tokens: if i == 0 { total - each * (choices.len() as u64 - 1) } else { each },
+            })
+            .collect(),
+    )
 }
