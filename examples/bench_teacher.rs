@@ -12,9 +12,28 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 fn start(py: &str, gguf: &str) -> (Child, u16) {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let child = Command::new(py)
-        .args(["-m", "llama_cpp.server", "--model", gguf, "--model_alias", "smollm2-135m", "--host", "127.0.0.1", "--port", &port.to_string(), "--n_ctx", "2048", "--n_threads", "1"])
+        .args([
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            gguf,
+            "--model_alias",
+            "smollm2-135m",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--n_ctx",
+            "2048",
+            "--n_threads",
+            "1",
+        ])
         .env("OMP_WAIT_POLICY", "PASSIVE")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -36,16 +55,40 @@ fn start(py: &str, gguf: &str) -> (Child, u16) {
 }
 
 fn main() {
-    let out = std::env::args().nth(1).unwrap_or_else(|| "results/bench/teacher.md".into());
-    let home = format!("{}/.cache/morsd-llama", std::env::var("HOME").unwrap_or_default());
-    let py = std::env::var("MORSD_LLAMA_PYTHON").unwrap_or_else(|_| format!("{home}/venv/bin/python"));
-    let gguf = std::env::var("MORSD_SMOLLM2_GGUF").unwrap_or_else(|_| format!("{home}/SmolLM2-135M-Instruct.Q4_1.gguf"));
+    let out = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "results/bench/teacher.md".into());
+    let home = format!(
+        "{}/.cache/morsd-llama",
+        std::env::var("HOME").unwrap_or_default()
+    );
+    let py =
+        std::env::var("MORSD_LLAMA_PYTHON").unwrap_or_else(|_| format!("{home}/venv/bin/python"));
+    let gguf = std::env::var("MORSD_SMOLLM2_GGUF")
+        .unwrap_or_else(|_| format!("{home}/SmolLM2-135M-Instruct.Q4_1.gguf"));
     let (mut a, pa) = start(&py, &gguf);
     let (mut b, pb) = start(&py, &gguf);
-    let urls = vec![format!("http://127.0.0.1:{pa}/v1"), format!("http://127.0.0.1:{pb}/v1")];
-    let data = morsd::task::synthetic::generate(morsd::spec::TaskKind::Arithmetic, &morsd::spec::raw::DataSpec { train: 8, ..Default::default() });
-    let questions: Vec<(morsd::task::Example, String)> =
-        data.train.iter().map(|e| (e.clone(), format!("Q: {}\nA: Let's think step by step.", e.question))).collect();
+    let urls = vec![
+        format!("http://127.0.0.1:{pa}/v1"),
+        format!("http://127.0.0.1:{pb}/v1"),
+    ];
+    let data = morsd::task::synthetic::generate(
+        morsd::spec::TaskKind::Arithmetic,
+        &morsd::spec::raw::DataSpec {
+            train: 8,
+            ..Default::default()
+        },
+    );
+    let questions: Vec<(morsd::task::Example, String)> = data
+        .train
+        .iter()
+        .map(|e| {
+            (
+                e.clone(),
+                format!("Q: {}\nA: Let's think step by step.", e.question),
+            )
+        })
+        .collect();
     let opts = Options {
         urls: urls.clone(),
         model: "smollm2-135m".into(),
@@ -65,7 +108,10 @@ fn main() {
         use_n: false,
     };
     // 1. Direct: the same requests, 2 in flight, one per server.
-    let jobs: Vec<(String, u64)> = questions.iter().flat_map(|(_, p)| (0..opts.samples).map(move |k| (p.clone(), 7 + k as u64))).collect();
+    let jobs: Vec<(String, u64)> = questions
+        .iter()
+        .flat_map(|(_, p)| (0..opts.samples).map(move |k| (p.clone(), 7 + k as u64)))
+        .collect();
     let next = AtomicUsize::new(0);
     let tokens = AtomicUsize::new(0);
     let t = Instant::now();
@@ -91,7 +137,8 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let log = RequestLog::open(dir.path(), "smollm2-135m").unwrap();
     let t = Instant::now();
-    let o = sample(&questions, &opts, &log, &indicatif::ProgressBar::hidden()).expect("morsd sampling");
+    let o =
+        sample(&questions, &opts, &log, &indicatif::ProgressBar::hidden()).expect("morsd sampling");
     let morsd_s = t.elapsed().as_secs_f64();
     let morsd_tok = o.completion_tokens as f64;
     let _ = (a.kill(), b.kill(), a.wait(), b.wait());

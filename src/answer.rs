@@ -40,12 +40,17 @@ impl AnswerType {
     }
 }
 
-static TRIGGER: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?i)\banswers?\b(?:\s*\([^)]*\))?\s*(?:is|are|would be|will be|:)|####|-->").expect("valid"));
-static NUMBER: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"-?\d+(?:\.\d+)?(?:/\d+(?:\.\d+)?)?").expect("valid"));
-static DATE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\b(0?[1-9]|1[0-2])/(0?[1-9]|[12]\d|3[01])/(\d{4})\b").expect("valid"));
-static PAREN_LETTER: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\(([A-Za-z])\)").expect("valid"));
+static TRIGGER: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\banswers?\b(?:\s*\([^)]*\))?\s*(?:is|are|would be|will be|:)|####|-->")
+        .expect("valid")
+});
+static NUMBER: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"-?\d+(?:\.\d+)?(?:/\d+(?:\.\d+)?)?").expect("valid"));
+static DATE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\b(0?[1-9]|1[0-2])/(0?[1-9]|[12]\d|3[01])/(\d{4})\b").expect("valid")
+});
+static PAREN_LETTER: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\(([A-Za-z])\)").expect("valid"));
 static LONE_LETTER: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\b([A-Z])\b").expect("valid"));
 
 /// Splits a rationale at its last answer trigger: (reasoning, the text after the trigger).
@@ -53,7 +58,10 @@ pub fn split_answer(text: &str) -> (&str, Option<&str>) {
     match TRIGGER.find_iter(text).last() {
         Some(m) => {
             // Back up to the start of the sentence holding the trigger.
-            let start = text[..m.start()].rfind(['.', '\n']).map(|i| i + 1).unwrap_or(0);
+            let start = text[..m.start()]
+                .rfind(['.', '\n'])
+                .map(|i| i + 1)
+                .unwrap_or(0);
             (&text[..start], Some(&text[m.end()..]))
         }
         None => (text, None),
@@ -82,38 +90,71 @@ pub fn extract_tail(kind: AnswerType, tail: &str, options: &[String]) -> Option<
     extract_at(kind, Some(tail), tail, options)
 }
 
-fn extract_at(kind: AnswerType, tail: Option<&str>, text: &str, options: &[String]) -> Option<String> {
+fn extract_at(
+    kind: AnswerType,
+    tail: Option<&str>,
+    text: &str,
+    options: &[String],
+) -> Option<String> {
     match kind {
         AnswerType::Number => number(tail, text),
         AnswerType::YesNo => yes_no(tail, text),
-        AnswerType::Choice(n) => choice(if options.is_empty() { n } else { options.len() as u8 }, tail, text, options),
+        AnswerType::Choice(n) => choice(
+            if options.is_empty() {
+                n
+            } else {
+                options.len() as u8
+            },
+            tail,
+            text,
+            options,
+        ),
         AnswerType::Text => free_text(tail, text),
         AnswerType::Date => date(tail, text),
     }
 }
 
-static PAREN_EXPR: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^\s*(\([\d\s.+\-*/()]*[+\-*/][\d\s.+\-*/()]*\))").expect("valid"));
+static PAREN_EXPR: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^\s*(\([\d\s.+\-*/()]*[+\-*/][\d\s.+\-*/()]*\))").expect("valid")
+});
 
 /// Evaluates an arithmetic expression such as `( 84.0 / 2.0 )` (distilling-step-by-step's
 /// SVAMP labels, PaLM's "The answer is (84 / 2)."), normalised like any number.
 pub fn eval_expression(expr: &str) -> Option<String> {
-    if !expr.chars().all(|c| c.is_ascii_digit() || " .+-*/()".contains(c)) {
+    if !expr
+        .chars()
+        .all(|c| c.is_ascii_digit() || " .+-*/()".contains(c))
+    {
         return None;
     }
     let env = minijinja::Environment::new();
-    let v = env.compile_expression(expr).ok()?.eval(minijinja::context! {}).ok()?;
+    let v = env
+        .compile_expression(expr)
+        .ok()?
+        .eval(minijinja::context! {})
+        .ok()?;
     let x = f64::try_from(v).ok()?;
-    x.is_finite().then(|| normalise_number(&format!("{x}"))).flatten()
+    x.is_finite()
+        .then(|| normalise_number(&format!("{x}")))
+        .flatten()
 }
 
 fn number(tail: Option<&str>, text: &str) -> Option<String> {
     let clean = |s: &str| strip_thousands(s);
-    if let Some(e) = tail.and_then(|t| PAREN_EXPR.captures(t)).and_then(|c| eval_expression(&c[1])) {
+    if let Some(e) = tail
+        .and_then(|t| PAREN_EXPR.captures(t))
+        .and_then(|c| eval_expression(&c[1]))
+    {
         return Some(e);
     }
     match tail {
-        Some(t) => NUMBER.find(&clean(t)).and_then(|m| normalise_number(m.as_str())),
-        None => NUMBER.find_iter(&clean(text)).last().and_then(|m| normalise_number(m.as_str())),
+        Some(t) => NUMBER
+            .find(&clean(t))
+            .and_then(|m| normalise_number(m.as_str())),
+        None => NUMBER
+            .find_iter(&clean(text))
+            .last()
+            .and_then(|m| normalise_number(m.as_str())),
     }
 }
 
@@ -122,7 +163,10 @@ fn strip_thousands(s: &str) -> String {
     let b: Vec<char> = s.chars().collect();
     let mut out = String::with_capacity(s.len());
     for (i, &c) in b.iter().enumerate() {
-        let sep = c == ',' && i > 0 && b[i - 1].is_ascii_digit() && b.get(i + 1).is_some_and(|x| x.is_ascii_digit());
+        let sep = c == ','
+            && i > 0
+            && b[i - 1].is_ascii_digit()
+            && b.get(i + 1).is_some_and(|x| x.is_ascii_digit());
         if !sep {
             out.push(c);
         }
@@ -133,7 +177,11 @@ fn strip_thousands(s: &str) -> String {
 /// `"51.0"` → `"51"`, `"1/2"` → `"0.5"`, `"-3"` → `"-3"`.
 pub fn normalise_number(s: &str) -> Option<String> {
     let v = parse_number(s)?;
-    Some(if v.fract() == 0.0 && v.abs() < 1e15 { format!("{}", v as i64) } else { format!("{v}") })
+    Some(if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    })
 }
 
 fn parse_number(s: &str) -> Option<f64> {
@@ -147,7 +195,10 @@ fn parse_number(s: &str) -> Option<f64> {
 }
 
 fn words(s: &str) -> Vec<String> {
-    s.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect()
+    s.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
 }
 
 fn yes_no(tail: Option<&str>, text: &str) -> Option<String> {
@@ -162,11 +213,19 @@ fn choice(n: u8, tail: Option<&str>, text: &str, options: &[String]) -> Option<S
     let valid = |c: char| c.is_ascii_alphabetic() && (c.to_ascii_uppercase() as u8) < b'A' + n;
     let pick = |s: &str| -> Option<String> {
         // 1. "(b)" or "(B)".
-        if let Some(c) = PAREN_LETTER.captures_iter(s).filter_map(|c| c[1].chars().next()).find(|&c| valid(c)) {
+        if let Some(c) = PAREN_LETTER
+            .captures_iter(s)
+            .filter_map(|c| c[1].chars().next())
+            .find(|&c| valid(c))
+        {
             return Some(c.to_ascii_uppercase().to_string());
         }
         // 2. A lone capital letter: "E.", "C)".
-        if let Some(c) = LONE_LETTER.captures_iter(s).filter_map(|c| c[1].chars().next()).find(|&c| valid(c)) {
+        if let Some(c) = LONE_LETTER
+            .captures_iter(s)
+            .filter_map(|c| c[1].chars().next())
+            .find(|&c| valid(c))
+        {
             return Some(c.to_string());
         }
         // 3. The option's text.
@@ -188,12 +247,20 @@ fn choice(n: u8, tail: Option<&str>, text: &str, options: &[String]) -> Option<S
     match tail {
         Some(t) => pick(t).or_else(|| {
             // As the zero-shot-CoT cleansing does: any capital letter in range, first.
-            t.chars().find(|&c| c.is_ascii_uppercase() && valid(c)).map(|c| c.to_string())
+            t.chars()
+                .find(|&c| c.is_ascii_uppercase() && valid(c))
+                .map(|c| c.to_string())
         }),
         None => {
             // Without a trigger, the last letter mention wins.
-            let last_paren = PAREN_LETTER.captures_iter(text).filter_map(|c| c[1].chars().next()).filter(|&c| valid(c)).last();
-            last_paren.map(|c| c.to_ascii_uppercase().to_string()).or_else(|| pick(text))
+            let last_paren = PAREN_LETTER
+                .captures_iter(text)
+                .filter_map(|c| c[1].chars().next())
+                .filter(|&c| valid(c))
+                .last();
+            last_paren
+                .map(|c| c.to_ascii_uppercase().to_string())
+                .or_else(|| pick(text))
         }
     }
 }
@@ -203,7 +270,10 @@ fn free_text(tail: Option<&str>, text: &str) -> Option<String> {
         Some(t) => {
             // The zero-shot-CoT cleansing for last letters: drop quotes, periods and whitespace.
             let first_line = t.trim_start().lines().next().unwrap_or("");
-            let s: String = first_line.chars().filter(|c| !matches!(c, '"' | '\'' | '.' | '“' | '”') && !c.is_whitespace()).collect();
+            let s: String = first_line
+                .chars()
+                .filter(|c| !matches!(c, '"' | '\'' | '.' | '“' | '”') && !c.is_whitespace())
+                .collect();
             (!s.is_empty()).then(|| s.to_lowercase())
         }
         None => {

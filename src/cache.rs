@@ -73,7 +73,10 @@ impl KeyDoc {
     pub fn diff(&self, old: &KeyDoc) -> Vec<String> {
         let mut why = Vec::new();
         if self.version != old.version {
-            why.push(format!("{} version changed ({} → {})", self.stage, old.version, self.version));
+            why.push(format!(
+                "{} version changed ({} → {})",
+                self.stage, old.version, self.version
+            ));
         }
         let mut paths = Vec::new();
         diff_values("", &self.config, &old.config, &mut paths);
@@ -98,8 +101,17 @@ fn diff_values(prefix: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
         (Value::Object(x), Value::Object(y)) => {
             let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
             for k in keys {
-                let p = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
-                diff_values(&p, x.get(k).unwrap_or(&Value::Null), y.get(k).unwrap_or(&Value::Null), out);
+                let p = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                diff_values(
+                    &p,
+                    x.get(k).unwrap_or(&Value::Null),
+                    y.get(k).unwrap_or(&Value::Null),
+                    out,
+                );
             }
         }
         _ if a != b => out.push(prefix.to_string()),
@@ -173,7 +185,9 @@ pub struct KeyLock {
 impl Cache {
     /// `MORSD_CACHE` if set, else `.morsd/cache` under the working directory.
     pub fn default_root() -> PathBuf {
-        std::env::var_os("MORSD_CACHE").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".morsd/cache"))
+        std::env::var_os("MORSD_CACHE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(".morsd/cache"))
     }
 
     /// Opens (creating) a cache at `root`.
@@ -211,7 +225,12 @@ impl Cache {
     pub fn lock(&self, doc: &KeyDoc) -> Result<KeyLock> {
         use fs4::fs_std::FileExt;
         let path = self.root.join("locks").join(format!("{}.lock", doc.key()));
-        let file = fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).at(&path)?;
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .at(&path)?;
         file.lock_exclusive().at(&path)?;
         Ok(KeyLock { _file: file })
     }
@@ -220,8 +239,16 @@ impl Cache {
     /// returns its metrics), then publishes it atomically. Call with the key's lock held.
     pub fn build(&self, doc: &KeyDoc, f: impl FnOnce(&Path) -> Result<Value>) -> Result<Manifest> {
         let key = doc.key();
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-        let tmp = self.root.join("tmp").join(format!("{}-{}-{}-{nanos}", doc.stage, &key[..12], std::process::id()));
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let tmp = self.root.join("tmp").join(format!(
+            "{}-{}-{}-{nanos}",
+            doc.stage,
+            &key[..12],
+            std::process::id()
+        ));
         fs::create_dir_all(&tmp).at(&tmp)?;
         let started = std::time::Instant::now();
         // 1. The stage writes into a private temp folder.
@@ -238,19 +265,40 @@ impl Cache {
         for entry in walkdir::WalkDir::new(&tmp).sort_by_file_name() {
             let entry = entry.map_err(|e| Error::run(format!("{}: {e}", tmp.display())))?;
             if entry.file_type().is_file() {
-                let rel = entry.path().strip_prefix(&tmp).expect("under tmp").to_string_lossy().replace('\\', "/");
+                let rel = entry
+                    .path()
+                    .strip_prefix(&tmp)
+                    .expect("under tmp")
+                    .to_string_lossy()
+                    .replace('\\', "/");
                 files.insert(rel, sum(entry.path())?);
             }
         }
-        let created = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        let manifest = Manifest { key: key.clone(), doc: doc.clone(), files, metrics, wall_s, created };
+        let created = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let manifest = Manifest {
+            key: key.clone(),
+            doc: doc.clone(),
+            files,
+            metrics,
+            wall_s,
+            created,
+        };
         let mpath = tmp.join("manifest.json");
-        write_synced(&mpath, &serde_json::to_vec_pretty(&manifest).map_err(Error::run)?)?;
+        write_synced(
+            &mpath,
+            &serde_json::to_vec_pretty(&manifest).map_err(Error::run)?,
+        )?;
         // 3. Move a corrupt previous entry aside, then rename into place.
         let dest = self.entry_dir(doc);
         fs::create_dir_all(dest.parent().expect("has parent")).at(&dest)?;
         if dest.exists() {
-            let trash = self.root.join("trash").join(format!("{}-{nanos}", &key[..12]));
+            let trash = self
+                .root
+                .join("trash")
+                .join(format!("{}-{nanos}", &key[..12]));
             fs::rename(&dest, &trash).at(&dest)?;
             let _ = fs::remove_dir_all(&trash);
         }
@@ -273,7 +321,10 @@ impl Cache {
     }
 
     fn slot_path(&self, slot: &str) -> PathBuf {
-        self.root.join("slots").join(format!("{}.json", &blake3::hash(slot.as_bytes()).to_hex()[..24]))
+        self.root.join("slots").join(format!(
+            "{}.json",
+            &blake3::hash(slot.as_bytes()).to_hex()[..24]
+        ))
     }
 
     /// Every entry on disk.
@@ -318,7 +369,10 @@ impl Cache {
 
     /// Removes an entry (moved aside first, so a reader never sees half of it).
     pub fn remove(&self, entry: &EntryInfo) -> Result<()> {
-        let trash = self.root.join("trash").join(format!("{}-{}", entry.stage, entry.key));
+        let trash = self
+            .root
+            .join("trash")
+            .join(format!("{}-{}", entry.stage, entry.key));
         fs::rename(&entry.path, &trash).at(&entry.path)?;
         fs::remove_dir_all(&trash).at(&trash)
     }
@@ -342,7 +396,10 @@ fn sum(path: &Path) -> Result<FileSum> {
     let mut hasher = blake3::Hasher::new();
     let mut f = fs::File::open(path).at(path)?;
     let size = std::io::copy(&mut f, &mut hasher).at(path)?;
-    Ok(FileSum { size, blake3: hasher.finalize().to_hex().to_string() })
+    Ok(FileSum {
+        size,
+        blake3: hasher.finalize().to_hex().to_string(),
+    })
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -355,9 +412,13 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
 fn check(dir: &Path, key: &str) -> Result<Manifest, String> {
     let mpath = dir.join("manifest.json");
     let bytes = fs::read(&mpath).map_err(|_| "manifest.json missing".to_string())?;
-    let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| format!("manifest.json unreadable: {e}"))?;
+    let m: Manifest =
+        serde_json::from_slice(&bytes).map_err(|e| format!("manifest.json unreadable: {e}"))?;
     if m.key != key {
-        return Err(format!("manifest key {} does not match", &m.key[..12.min(m.key.len())]));
+        return Err(format!(
+            "manifest key {} does not match",
+            &m.key[..12.min(m.key.len())]
+        ));
     }
     for (name, want) in &m.files {
         let p = dir.join(name);

@@ -52,16 +52,33 @@ pub fn run(args: &RunArgs, cache: &Cache, device: Device) -> Result<String> {
     let mut plans = pipeline::plan(&spec)?;
     if let Some(i) = args.run_index {
         if i >= plans.len() {
-            return Err(Error::BadOverride { arg: format!("--run-index {i}"), message: format!("the spec has {} runs", plans.len()) });
+            return Err(Error::BadOverride {
+                arg: format!("--run-index {i}"),
+                message: format!("the spec has {} runs", plans.len()),
+            });
         }
         plans = vec![plans.swap_remove(i)];
     }
-    let opts = ExecOptions { jobs: args.jobs, force, device, progress: args.progress, until };
-    let outcomes = if args.collect { pipeline::collect(cache, &plans) } else { pipeline::execute(cache, &spec, &plans, &opts) };
+    let opts = ExecOptions {
+        jobs: args.jobs,
+        force,
+        device,
+        progress: args.progress,
+        until,
+    };
+    let outcomes = if args.collect {
+        pipeline::collect(cache, &plans)
+    } else {
+        pipeline::execute(cache, &spec, &plans, &opts)
+    };
     if args.run_index.is_some() && !args.collect {
         // One run of a sweep (a Slurm array task): the collect job writes the results folder.
         let o = outcomes.into_iter().next().expect("one run")?;
-        return Ok(format!("run {}: executed {:?}\n", o.run.label, o.executed.iter().map(|k| k.name()).collect::<Vec<_>>()));
+        return Ok(format!(
+            "run {}: executed {:?}\n",
+            o.run.label,
+            o.executed.iter().map(|k| k.name()).collect::<Vec<_>>()
+        ));
     }
     // Results of every finished run are written even if another run failed.
     let mut rows = Vec::new();
@@ -78,9 +95,16 @@ pub fn run(args: &RunArgs, cache: &Cache, device: Device) -> Result<String> {
             }
         }
         if !failures.is_empty() {
-            return Err(Error::run(format!("{} runs failed (finished stages stay cached):\n  {}", failures.len(), failures.join("\n  "))));
+            return Err(Error::run(format!(
+                "{} runs failed (finished stages stay cached):\n  {}",
+                failures.len(),
+                failures.join("\n  ")
+            )));
         }
-        return Ok(format!("ran until {}: {executed} stage instances executed, the rest reused from the cache\n", u.name()));
+        return Ok(format!(
+            "ran until {}: {executed} stage instances executed, the rest reused from the cache\n",
+            u.name()
+        ));
     }
     for (plan, outcome) in plans.iter().zip(outcomes) {
         match outcome {
@@ -122,7 +146,13 @@ pub fn run(args: &RunArgs, cache: &Cache, device: Device) -> Result<String> {
 }
 
 fn row_of(o: &pipeline::RunOutcome) -> Result<RunRow> {
-    let metric = |k: StageKind, name: &str| o.manifests.get(&k).and_then(|m| m.metrics.get(name)).cloned().unwrap_or_default();
+    let metric = |k: StageKind, name: &str| {
+        o.manifests
+            .get(&k)
+            .and_then(|m| m.metrics.get(name))
+            .cloned()
+            .unwrap_or_default()
+    };
     Ok(RunRow {
         label: o.run.label.clone(),
         swept: o.run.swept.clone(),
@@ -131,16 +161,35 @@ fn row_of(o: &pipeline::RunOutcome) -> Result<RunRow> {
         strategy: o.run.strategy.name().into(),
         per_question: o.run.spec.select.per_question,
         rationales: metric(StageKind::Train, "rationales").as_u64().unwrap_or(0),
-        training_tokens: metric(StageKind::Train, "training_tokens").as_u64().unwrap_or(0),
-        accuracy: metric(StageKind::Eval, "accuracy").as_f64().unwrap_or(f64::NAN),
+        training_tokens: metric(StageKind::Train, "training_tokens")
+            .as_u64()
+            .unwrap_or(0),
+        accuracy: metric(StageKind::Eval, "accuracy")
+            .as_f64()
+            .unwrap_or(f64::NAN),
         val_accuracy: metric(StageKind::Train, "val_accuracy").as_f64(),
         best_step: metric(StageKind::Train, "best_step").as_u64().unwrap_or(0),
-        wall_s: o.manifests.iter().map(|(k, m)| (k.name().to_string(), m.wall_s)).collect(),
+        wall_s: o
+            .manifests
+            .iter()
+            .map(|(k, m)| (k.name().to_string(), m.wall_s))
+            .collect(),
         executed: o.executed.iter().map(|k| k.name().to_string()).collect(),
-        keys: o.manifests.iter().map(|(k, m)| (k.name().to_string(), m.key[..12].to_string())).collect(),
+        keys: o
+            .manifests
+            .iter()
+            .map(|(k, m)| (k.name().to_string(), m.key[..12].to_string()))
+            .collect(),
         teacher_tokens: metric(StageKind::Generate, "completion_tokens")
             .as_u64()
-            .map(|c| (metric(StageKind::Generate, "prompt_tokens").as_u64().unwrap_or(0), c)),
+            .map(|c| {
+                (
+                    metric(StageKind::Generate, "prompt_tokens")
+                        .as_u64()
+                        .unwrap_or(0),
+                    c,
+                )
+            }),
     })
 }
 
@@ -155,7 +204,11 @@ fn write_selection(dir: &Path, done: &[pipeline::RunOutcome]) -> Result<()> {
             scored.extend(s.into_iter().map(|x| (score_key.clone(), x)));
         }
         let ids: Vec<String> = read_json(&o.dirs[&StageKind::Select].join("selected.json"))?;
-        runs.push((o.run.label.clone(), score_key, ids.into_iter().collect::<HashSet<_>>()));
+        runs.push((
+            o.run.label.clone(),
+            score_key,
+            ids.into_iter().collect::<HashSet<_>>(),
+        ));
     }
     report::tables::write_selection(dir, &scored, &runs)
 }
@@ -169,20 +222,41 @@ pub fn results_table(stored: &Stored) -> String {
         .runs
         .iter()
         .map(|r| {
-            let mut v: Vec<String> = stored.sweep_keys.iter().map(|k| r.swept.get(k).map(spec::resolve::show).unwrap_or_default()).collect();
+            let mut v: Vec<String> = stored
+                .sweep_keys
+                .iter()
+                .map(|k| r.swept.get(k).map(spec::resolve::show).unwrap_or_default())
+                .collect();
             v.extend([
                 r.seed.to_string(),
                 r.strategy.clone(),
                 r.per_question.to_string(),
                 r.rationales.to_string(),
-                r.val_accuracy.map(|x| format!("{:.1}%", 100.0 * x)).unwrap_or_default(),
+                r.val_accuracy
+                    .map(|x| format!("{:.1}%", 100.0 * x))
+                    .unwrap_or_default(),
                 format!("{:.1}%", 100.0 * r.accuracy),
             ]);
             v
         })
         .collect();
-    let widths: Vec<usize> = (0..head.len()).map(|i| rows.iter().map(|r| r[i].len()).chain([head[i].len()]).max().unwrap_or(0)).collect();
-    let line = |cells: &[String]| cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect::<Vec<_>>().join("  ");
+    let widths: Vec<usize> = (0..head.len())
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].len())
+                .chain([head[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: &[String]| {
+        cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+    };
     s.push_str(&line(&head));
     s.push('\n');
     for r in &rows {
@@ -215,28 +289,58 @@ pub fn plan(spec_path: &Path, sets: &[String], cache: &Cache) -> Result<String> 
                     ("stale", format!("  {why}"))
                 }
             };
-            let shared = if matches!(inst.kind, StageKind::Generate | StageKind::Score) && spec.runs.len() > 1 { "(shared)".to_string() } else { p.run.label.clone() };
-            out.push_str(&format!("{:<8} {}  {word}{why}  [{shared}]\n", inst.kind.name(), &inst.key[..12]));
+            let shared = if matches!(inst.kind, StageKind::Generate | StageKind::Score)
+                && spec.runs.len() > 1
+            {
+                "(shared)".to_string()
+            } else {
+                p.run.label.clone()
+            };
+            out.push_str(&format!(
+                "{:<8} {}  {word}{why}  [{shared}]\n",
+                inst.kind.name(),
+                &inst.key[..12]
+            ));
         }
     }
-    out.push_str(&format!("{} stage instances: {fresh} fresh, {stale} stale\n", fresh + stale));
+    out.push_str(&format!(
+        "{} stage instances: {fresh} fresh, {stale} stale\n",
+        fresh + stale
+    ));
     Ok(out)
 }
 
 /// `morsd report DIR`: rebuilds tables and charts from `DIR/runs.json`.
 pub fn report(dir: &Path) -> Result<String> {
     report::rebuild(dir)?;
-    Ok(format!("rebuilt runs.parquet, runs.csv, summary.md, accuracy.svg, accuracy.png in {}\n", dir.display()))
+    Ok(format!(
+        "rebuilt runs.parquet, runs.csv, summary.md, accuracy.svg, accuracy.png in {}\n",
+        dir.display()
+    ))
 }
 
 /// `morsd cache ls`.
 pub fn cache_ls(cache: &Cache) -> Result<String> {
-    let mut out = format!("{:<8}  {:<12}  {:>10}  {:>8}\n", "stage", "key", "size", "age");
+    let mut out = format!(
+        "{:<8}  {:<12}  {:>10}  {:>8}\n",
+        "stage", "key", "size", "age"
+    );
     let entries = cache.list()?;
     for e in &entries {
-        out.push_str(&format!("{:<8}  {:<12}  {:>10}  {:>8}\n", e.stage, &e.key[..12.min(e.key.len())], human_bytes(e.size), human_age(e.age_s)));
+        out.push_str(&format!(
+            "{:<8}  {:<12}  {:>10}  {:>8}\n",
+            e.stage,
+            &e.key[..12.min(e.key.len())],
+            human_bytes(e.size),
+            human_age(e.age_s)
+        ));
     }
-    out.push_str(&format!("{} entries, {} in {}\n", entries.len(), human_bytes(entries.iter().map(|e| e.size).sum()), cache.root().display()));
+    out.push_str(&format!(
+        "{} entries, {} in {}\n",
+        entries.len(),
+        human_bytes(entries.iter().map(|e| e.size).sum()),
+        cache.root().display()
+    ));
     Ok(out)
 }
 
@@ -245,7 +349,11 @@ pub fn cache_gc(cache: &Cache, experiments_dir: &Path, all: bool) -> Result<Stri
     let mut reachable: HashSet<String> = HashSet::new();
     let mut notes = String::new();
     if !all {
-        for entry in walkdir::WalkDir::new(experiments_dir).sort_by_file_name().into_iter().filter_map(|e| e.ok()) {
+        for entry in walkdir::WalkDir::new(experiments_dir)
+            .sort_by_file_name()
+            .into_iter()
+            .filter_map(|e| e.ok())
+        {
             if entry.path().extension().is_some_and(|x| x == "toml") {
                 match spec::load(entry.path(), &[]) {
                     Ok(s) => reachable.extend(keys_of(&s)?),
@@ -253,7 +361,7 @@ pub fn cache_gc(cache: &Cache, experiments_dir: &Path, all: bool) -> Result<Stri
                         return Err(Error::Input {
                             path: entry.path().to_path_buf(),
                             message: format!("cannot plan it, so nothing was removed: {e}"),
-                        })
+                        });
                     }
                 }
             }
@@ -268,12 +376,18 @@ pub fn cache_gc(cache: &Cache, experiments_dir: &Path, all: bool) -> Result<Stri
             freed += e.size;
         }
     }
-    notes.push_str(&format!("removed {removed} entries ({})\n", human_bytes(freed)));
+    notes.push_str(&format!(
+        "removed {removed} entries ({})\n",
+        human_bytes(freed)
+    ));
     Ok(notes)
 }
 
 fn keys_of(spec: &LoadedSpec) -> Result<Vec<String>> {
-    Ok(pipeline::plan(spec)?.into_iter().flat_map(|p| p.stages.into_iter().map(|i| i.key)).collect())
+    Ok(pipeline::plan(spec)?
+        .into_iter()
+        .flat_map(|p| p.stages.into_iter().map(|i| i.key))
+        .collect())
 }
 
 fn human_bytes(b: u64) -> String {
@@ -284,7 +398,11 @@ fn human_bytes(b: u64) -> String {
         x /= 1024.0;
         u += 1;
     }
-    if u == 0 { format!("{b} B") } else { format!("{x:.1} {}", units[u]) }
+    if u == 0 {
+        format!("{b} B")
+    } else {
+        format!("{x:.1} {}", units[u])
+    }
 }
 
 fn human_age(s: u64) -> String {
@@ -298,5 +416,13 @@ fn human_age(s: u64) -> String {
 
 /// Maps stage names to keys of a spec (for tests and tooling).
 pub fn stage_keys(spec: &LoadedSpec) -> Result<Vec<BTreeMap<&'static str, String>>> {
-    Ok(pipeline::plan(spec)?.into_iter().map(|p| p.stages.into_iter().map(|i| (i.kind.name(), i.key)).collect()).collect())
+    Ok(pipeline::plan(spec)?
+        .into_iter()
+        .map(|p| {
+            p.stages
+                .into_iter()
+                .map(|i| (i.kind.name(), i.key))
+                .collect()
+        })
+        .collect())
 }

@@ -13,7 +13,11 @@ pub enum Error {
     SpecSyntax { file: PathBuf, message: String },
     /// A field has a bad value; `key` is the dotted path into the spec.
     #[error("{file}: `{key}`: {message}")]
-    SpecField { file: PathBuf, key: String, message: String },
+    SpecField {
+        file: PathBuf,
+        key: String,
+        message: String,
+    },
     /// A `--set KEY=VALUE` argument is malformed.
     #[error("--set {arg}: {message}")]
     BadOverride { arg: String, message: String },
@@ -22,10 +26,18 @@ pub enum Error {
     Input { path: PathBuf, message: String },
     /// A stage failed while running.
     #[error("stage {stage} ({key}) failed: {message}")]
-    Stage { stage: String, key: String, message: String },
+    Stage {
+        stage: String,
+        key: String,
+        message: String,
+    },
     /// An I/O error on a path we manage (cache, results).
     #[error("{path}: {source}")]
-    Io { path: PathBuf, #[source] source: std::io::Error },
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// Anything else that went wrong while running (model, tables, charts).
     #[error("{0}")]
     Run(String),
@@ -36,13 +48,19 @@ impl Error {
     pub fn is_user_error(&self) -> bool {
         matches!(
             self,
-            Error::SpecSyntax { .. } | Error::SpecField { .. } | Error::BadOverride { .. } | Error::Input { .. }
+            Error::SpecSyntax { .. }
+                | Error::SpecField { .. }
+                | Error::BadOverride { .. }
+                | Error::Input { .. }
         )
     }
 
     /// Wraps an I/O error with the path it happened on.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
 
     /// A running failure with a message.

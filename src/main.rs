@@ -10,7 +10,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "morsd", version, about = "Chain-of-thought distillation experiments with rationale selection (MoRSD)")]
+#[command(
+    name = "morsd",
+    version,
+    about = "Chain-of-thought distillation experiments with rationale selection (MoRSD)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -155,7 +159,9 @@ fn device() -> anyhow::Result<burn::prelude::Device> {
         #[cfg(feature = "tch")]
         #[allow(deprecated)]
         "tch" => Ok(burn::prelude::Device::libtorch()),
-        other => anyhow::bail!("MORSD_DEVICE={other}: not a backend compiled into this binary (flex is; wgpu and tch need their cargo features)"),
+        other => anyhow::bail!(
+            "MORSD_DEVICE={other}: not a backend compiled into this binary (flex is; wgpu and tch need their cargo features)"
+        ),
     }
 }
 
@@ -167,7 +173,9 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            let user = e.downcast_ref::<morsd::Error>().is_some_and(|m| m.is_user_error());
+            let user = e
+                .downcast_ref::<morsd::Error>()
+                .is_some_and(|m| m.is_user_error());
             eprintln!("error: {e:#}");
             ExitCode::from(if user { 2 } else { 1 })
         }
@@ -177,7 +185,19 @@ fn main() -> ExitCode {
 fn real_main(cli: Cli) -> anyhow::Result<String> {
     let cache = || Cache::open(Cache::default_root()).context("opening the cache");
     Ok(match cli.command {
-        Command::Run { spec, sets, jobs, force, until, executor, partition, time, gpus_per_run, run_index, collect } => {
+        Command::Run {
+            spec,
+            sets,
+            jobs,
+            force,
+            until,
+            executor,
+            partition,
+            time,
+            gpus_per_run,
+            run_index,
+            collect,
+        } => {
             let loaded = morsd::spec::load(&spec, &sets)?;
             let ex = &loaded.runs[0].spec.executor;
             let kind = executor.unwrap_or_else(|| ex.kind.clone());
@@ -192,26 +212,64 @@ fn real_main(cli: Cli) -> anyhow::Result<String> {
                     morsd::slurm::submit(&spec, &sets, &cache()?, &o)?
                 }
                 "slurm" | "local" => {
-                    let args = commands::RunArgs { spec, sets, jobs, force, progress: std::io::stderr().is_terminal(), until, run_index, collect };
+                    let args = commands::RunArgs {
+                        spec,
+                        sets,
+                        jobs,
+                        force,
+                        progress: std::io::stderr().is_terminal(),
+                        until,
+                        run_index,
+                        collect,
+                    };
                     commands::run(&args, &cache()?, device()?)?
                 }
-                other => return Err(morsd::Error::BadOverride { arg: format!("--executor {other}"), message: "known: local, slurm".into() }.into()),
+                other => {
+                    return Err(morsd::Error::BadOverride {
+                        arg: format!("--executor {other}"),
+                        message: "known: local, slurm".into(),
+                    }
+                    .into());
+                }
             }
         }
         Command::Status { spec, sets } => morsd::slurm::status(&spec, &sets, &cache()?)?,
         Command::Cancel { spec, sets } => morsd::slurm::cancel(&spec, &sets, &cache()?)?,
         Command::Plan { spec, sets } => commands::plan(&spec, &sets, &cache()?)?,
         Command::Report { dir } => commands::report(&dir)?,
-        Command::Cache { command: CacheCommand::Ls } => commands::cache_ls(&cache()?)?,
-        Command::Cache { command: CacheCommand::Gc { all, experiments } } => commands::cache_gc(&cache()?, &experiments, all)?,
-        Command::Data { command: DataCommand::List { root } } => morsd::data::cli::list(&morsd::data::cli::root(root.as_deref())?)?,
-        Command::Data { command: DataCommand::Stats { task, sources, split, root } } => {
-            morsd::data::cli::stats(&morsd::data::cli::root(root.as_deref())?, &task, &sources, split.as_deref())?
-        }
+        Command::Cache {
+            command: CacheCommand::Ls,
+        } => commands::cache_ls(&cache()?)?,
+        Command::Cache {
+            command: CacheCommand::Gc { all, experiments },
+        } => commands::cache_gc(&cache()?, &experiments, all)?,
+        Command::Data {
+            command: DataCommand::List { root },
+        } => morsd::data::cli::list(&morsd::data::cli::root(root.as_deref())?)?,
+        Command::Data {
+            command:
+                DataCommand::Stats {
+                    task,
+                    sources,
+                    split,
+                    root,
+                },
+        } => morsd::data::cli::stats(
+            &morsd::data::cli::root(root.as_deref())?,
+            &task,
+            &sources,
+            split.as_deref(),
+        )?,
         Command::Extract { task, field, gold } => {
             let stdin = std::io::stdin();
             let stdout = std::io::stdout();
-            morsd::data::cli::extract_lines(&task, &field, gold.as_deref(), stdin.lock(), stdout.lock())?;
+            morsd::data::cli::extract_lines(
+                &task,
+                &field,
+                gold.as_deref(),
+                stdin.lock(),
+                stdout.lock(),
+            )?;
             String::new()
         }
     })

@@ -66,7 +66,11 @@ pub fn plan(spec: &LoadedSpec) -> Result<Vec<RunPlan>> {
                 stage: kind.name().into(),
                 version: st.version(),
                 config: st.config(run),
-                upstream: st.upstream().iter().map(|u| (u.name().to_string(), keys[u].clone())).collect(),
+                upstream: st
+                    .upstream()
+                    .iter()
+                    .map(|u| (u.name().to_string(), keys[u].clone()))
+                    .collect(),
                 inputs,
                 seed: st.seeded().then_some(run.seed),
             };
@@ -74,15 +78,24 @@ pub fn plan(spec: &LoadedSpec) -> Result<Vec<RunPlan>> {
             keys.insert(kind, key.clone());
             stages.push(Instance { kind, doc, key });
         }
-        out.push(RunPlan { run: run.clone(), stages });
+        out.push(RunPlan {
+            run: run.clone(),
+            stages,
+        });
     }
     Ok(out)
 }
 
 fn hash_file(path: &std::path::Path) -> Result<String> {
-    let mut f = std::fs::File::open(path).map_err(|e| Error::Input { path: path.to_path_buf(), message: format!("input file: {e}") })?;
+    let mut f = std::fs::File::open(path).map_err(|e| Error::Input {
+        path: path.to_path_buf(),
+        message: format!("input file: {e}"),
+    })?;
     let mut h = blake3::Hasher::new();
-    std::io::copy(&mut f, &mut h).map_err(|e| Error::Input { path: path.to_path_buf(), message: e.to_string() })?;
+    std::io::copy(&mut f, &mut h).map_err(|e| Error::Input {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
     Ok(h.finalize().to_hex().to_string())
 }
 
@@ -101,13 +114,26 @@ pub fn status(cache: &Cache, spec: &LoadedSpec, plans: &[RunPlan]) -> Vec<Vec<St
                 .map(|inst| {
                     let st = match cache.lookup(&inst.doc) {
                         Lookup::Fresh(_) => Status::Fresh,
-                        Lookup::Corrupt(why) => Status::Stale(format!("corrupt cache entry ({why})")),
+                        Lookup::Corrupt(why) => {
+                            Status::Stale(format!("corrupt cache entry ({why})"))
+                        }
                         Lookup::Missing => {
                             let why = match cache.slot(&slot(spec, &p.run, inst.kind)) {
                                 Some(old) if old != inst.doc => inst.doc.diff(&old).join(", "),
                                 _ => {
-                                    let up: Vec<&str> = inst.kind.stage().upstream().iter().filter(|u| upstream_stale.contains(u)).map(|u| u.name()).collect();
-                                    if up.is_empty() { "no cache entry".into() } else { format!("no cache entry (upstream {} stale)", up.join(", ")) }
+                                    let up: Vec<&str> = inst
+                                        .kind
+                                        .stage()
+                                        .upstream()
+                                        .iter()
+                                        .filter(|u| upstream_stale.contains(u))
+                                        .map(|u| u.name())
+                                        .collect();
+                                    if up.is_empty() {
+                                        "no cache entry".into()
+                                    } else {
+                                        format!("no cache entry (upstream {} stale)", up.join(", "))
+                                    }
                                 }
                             };
                             Status::Stale(why)
@@ -151,12 +177,22 @@ pub struct RunOutcome {
 }
 
 /// Executes every run's stages, reusing fresh entries. Returns each run's outcome or error.
-pub fn execute(cache: &Cache, spec: &LoadedSpec, plans: &[RunPlan], opts: &ExecOptions) -> Vec<Result<RunOutcome>> {
+pub fn execute(
+    cache: &Cache,
+    spec: &LoadedSpec,
+    plans: &[RunPlan],
+    opts: &ExecOptions,
+) -> Vec<Result<RunOutcome>> {
     cache.clean_tmp();
-    let mp = MultiProgress::with_draw_target(if opts.progress { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() });
+    let mp = MultiProgress::with_draw_target(if opts.progress {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    });
     let forced_done: Mutex<HashSet<String>> = Mutex::new(HashSet::new());
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<Result<RunOutcome>>>> = Mutex::new((0..plans.len()).map(|_| None).collect());
+    let results: Mutex<Vec<Option<Result<RunOutcome>>>> =
+        Mutex::new((0..plans.len()).map(|_| None).collect());
     std::thread::scope(|s| {
         for _ in 0..opts.jobs.max(1).min(plans.len().max(1)) {
             s.spawn(|| {
@@ -165,13 +201,27 @@ pub fn execute(cache: &Cache, spec: &LoadedSpec, plans: &[RunPlan], opts: &ExecO
                     if i >= plans.len() {
                         break;
                     }
-                    let r = run_one(cache, spec, &plans[i], i, plans.len(), opts, &mp, &forced_done);
+                    let r = run_one(
+                        cache,
+                        spec,
+                        &plans[i],
+                        i,
+                        plans.len(),
+                        opts,
+                        &mp,
+                        &forced_done,
+                    );
                     results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(r);
                 }
             });
         }
     });
-    results.into_inner().unwrap_or_else(|e| e.into_inner()).into_iter().map(|r| r.expect("every run ran")).collect()
+    results
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .into_iter()
+        .map(|r| r.expect("every run ran"))
+        .collect()
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -185,20 +235,39 @@ fn run_one(
     mp: &MultiProgress,
     forced_done: &Mutex<HashSet<String>>,
 ) -> Result<RunOutcome> {
-    let mut out = RunOutcome { run: plan.run.clone(), manifests: BTreeMap::new(), executed: vec![], dirs: BTreeMap::new() };
+    let mut out = RunOutcome {
+        run: plan.run.clone(),
+        manifests: BTreeMap::new(),
+        executed: vec![],
+        dirs: BTreeMap::new(),
+    };
     for inst in &plan.stages {
         if opts.until.is_some_and(|u| inst.kind > u) {
             break;
         }
         let stage = inst.kind.stage();
-        let forced = |set: &Mutex<HashSet<String>>| opts.force == Some(inst.kind) && !set.lock().unwrap_or_else(|e| e.into_inner()).contains(&inst.key);
+        let forced = |set: &Mutex<HashSet<String>>| {
+            opts.force == Some(inst.kind)
+                && !set
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .contains(&inst.key)
+        };
         // 1. Fresh and not forced: reuse.
         let mut manifest = None;
         if !forced(forced_done) {
             match cache.lookup(&inst.doc) {
                 Lookup::Fresh(m) => manifest = Some(*m),
                 Lookup::Corrupt(why) => {
-                    say(mp, opts, format!("warning: {} {} cache entry is corrupt ({why}); rebuilding", inst.kind.name(), &inst.key[..12]));
+                    say(
+                        mp,
+                        opts,
+                        format!(
+                            "warning: {} {} cache entry is corrupt ({why}); rebuilding",
+                            inst.kind.name(),
+                            &inst.key[..12]
+                        ),
+                    );
                 }
                 Lookup::Missing => {}
             }
@@ -208,7 +277,13 @@ fn run_one(
             Some(m) => m,
             None => {
                 let _lock = cache.lock(&inst.doc)?;
-                let again = if forced(forced_done) { None } else if let Lookup::Fresh(m) = cache.lookup(&inst.doc) { Some(*m) } else { None };
+                let again = if forced(forced_done) {
+                    None
+                } else if let Lookup::Fresh(m) = cache.lookup(&inst.doc) {
+                    Some(*m)
+                } else {
+                    None
+                };
                 match again {
                     Some(m) => m,
                     None => {
@@ -218,16 +293,44 @@ fn run_one(
                                 .expect("valid template")
                                 .progress_chars("=> "),
                         );
-                        bar.set_prefix(format!("[{}/{total}] {:<8} {}", index + 1, inst.kind.name(), &inst.key[..8]));
+                        bar.set_prefix(format!(
+                            "[{}/{total}] {:<8} {}",
+                            index + 1,
+                            inst.kind.name(),
+                            &inst.key[..8]
+                        ));
                         let requests_dir = cache.root().join("requests");
-                        let ctx = StageCtx { run: &plan.run, inputs: &out.dirs, progress: &bar, device: &opts.device, requests_dir: &requests_dir };
+                        let ctx = StageCtx {
+                            run: &plan.run,
+                            inputs: &out.dirs,
+                            progress: &bar,
+                            device: &opts.device,
+                            requests_dir: &requests_dir,
+                        };
                         let built = cache.build(&inst.doc, |dir| stage.run(&ctx, dir));
                         bar.finish_and_clear();
-                        let m = built.map_err(|e| Error::Stage { stage: inst.kind.name().into(), key: inst.key[..12].into(), message: e.to_string() })?;
+                        let m = built.map_err(|e| Error::Stage {
+                            stage: inst.kind.name().into(),
+                            key: inst.key[..12].into(),
+                            message: e.to_string(),
+                        })?;
                         if opts.force == Some(inst.kind) {
-                            forced_done.lock().unwrap_or_else(|e| e.into_inner()).insert(inst.key.clone());
+                            forced_done
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .insert(inst.key.clone());
                         }
-                        say(mp, opts, format!("ran {:<8} {} in {:>6.1}s  ({})", inst.kind.name(), &inst.key[..12], m.wall_s, plan.run.label));
+                        say(
+                            mp,
+                            opts,
+                            format!(
+                                "ran {:<8} {} in {:>6.1}s  ({})",
+                                inst.kind.name(),
+                                &inst.key[..12],
+                                m.wall_s,
+                                plan.run.label
+                            ),
+                        );
                         out.executed.push(inst.kind);
                         m
                     }
@@ -256,14 +359,24 @@ pub fn collect(cache: &Cache, plans: &[RunPlan]) -> Vec<Result<RunOutcome>> {
     plans
         .iter()
         .map(|p| {
-            let mut out = RunOutcome { run: p.run.clone(), manifests: BTreeMap::new(), executed: vec![], dirs: BTreeMap::new() };
+            let mut out = RunOutcome {
+                run: p.run.clone(),
+                manifests: BTreeMap::new(),
+                executed: vec![],
+                dirs: BTreeMap::new(),
+            };
             for inst in &p.stages {
                 match cache.lookup(&inst.doc) {
                     Lookup::Fresh(m) => {
                         out.dirs.insert(inst.kind, cache.entry_dir(&inst.doc));
                         out.manifests.insert(inst.kind, *m);
                     }
-                    _ => return Err(Error::run(format!("stage {} is not in the cache", inst.kind.name()))),
+                    _ => {
+                        return Err(Error::run(format!(
+                            "stage {} is not in the cache",
+                            inst.kind.name()
+                        )));
+                    }
                 }
             }
             Ok(out)

@@ -55,11 +55,17 @@ fn dir_of(cache: &Cache, name: &str) -> PathBuf {
 }
 
 fn records(cache: &Cache, name: &str) -> Vec<Submission> {
-    std::fs::read(dir_of(cache, name).join("submissions.json")).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+    std::fs::read(dir_of(cache, name).join("submissions.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
 }
 
 fn shell_quote(s: &str) -> String {
-    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "/._-=:,+@".contains(c)) {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-=:,+@".contains(c))
+    {
         s.to_string()
     } else {
         format!("'{}'", s.replace('\'', "'\\''"))
@@ -71,11 +77,25 @@ fn abs(p: &Path) -> Result<PathBuf> {
 }
 
 fn sbatch(args: &[String], script: &Path) -> Result<String> {
-    let out = Command::new("sbatch").arg("--parsable").args(args).arg(script).output().map_err(|e| Error::run(format!("sbatch: {e} (is Slurm installed?)")))?;
+    let out = Command::new("sbatch")
+        .arg("--parsable")
+        .args(args)
+        .arg(script)
+        .output()
+        .map_err(|e| Error::run(format!("sbatch: {e} (is Slurm installed?)")))?;
     if !out.status.success() {
-        return Err(Error::run(format!("sbatch {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim())));
+        return Err(Error::run(format!(
+            "sbatch {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
     }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().split(';').next().unwrap_or("").to_string())
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .to_string())
 }
 
 struct Ctx {
@@ -90,17 +110,33 @@ struct Ctx {
 
 impl Ctx {
     fn script(&self, job: &str, extra: &[&str], array: bool, o: &SlurmOptions) -> Result<PathBuf> {
-        let mut argv = vec![self.exe.display().to_string(), "run".into(), self.spec_path.display().to_string()];
+        let mut argv = vec![
+            self.exe.display().to_string(),
+            "run".into(),
+            self.spec_path.display().to_string(),
+        ];
         for s in &self.sets {
             argv.push("--set".into());
             argv.push(s.clone());
         }
         argv.extend(extra.iter().map(|s| s.to_string()));
-        let command = argv.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" ");
+        let command = argv
+            .iter()
+            .map(|a| shell_quote(a))
+            .collect::<Vec<_>>()
+            .join(" ");
         let logs = self.dir.join("logs");
         std::fs::create_dir_all(&logs).at(&logs)?;
-        let log = if array { logs.join(format!("{job}-%A_%a.log")) } else { logs.join(format!("{job}-%j.log")) };
-        let env: Vec<(String, String)> = self.env.iter().map(|(k, v)| (k.clone(), shell_quote(v))).collect();
+        let log = if array {
+            logs.join(format!("{job}-%A_%a.log"))
+        } else {
+            logs.join(format!("{job}-%j.log"))
+        };
+        let env: Vec<(String, String)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), shell_quote(v)))
+            .collect();
         let text = minijinja::Environment::new()
             .render_str(
                 include_str!("../templates/slurm/job.sh.jinja"),
@@ -119,7 +155,12 @@ impl Ctx {
 }
 
 /// `morsd run SPEC --executor slurm`: submits what is not done; returns what it submitted.
-pub fn submit(spec_path: &Path, sets: &[String], cache: &Cache, o: &SlurmOptions) -> Result<String> {
+pub fn submit(
+    spec_path: &Path,
+    sets: &[String],
+    cache: &Cache,
+    o: &SlurmOptions,
+) -> Result<String> {
     // 1. What is missing, per the cache.
     let spec = spec::load(spec_path, sets)?;
     let plans = pipeline::plan(&spec)?;
@@ -131,13 +172,22 @@ pub fn submit(spec_path: &Path, sets: &[String], cache: &Cache, o: &SlurmOptions
         .filter(|(_, (_, st))| st.starts_with("queued") || st.starts_with("running"))
         .map(|(i, _)| i)
         .collect();
-    let missing: Vec<usize> = (0..plans.len()).filter(|&i| !busy.contains(&i) && status[i].iter().any(|s| *s != Status::Fresh)).collect();
+    let missing: Vec<usize> = (0..plans.len())
+        .filter(|&i| !busy.contains(&i) && status[i].iter().any(|s| *s != Status::Fresh))
+        .collect();
     let dir = abs(&dir_of(cache, &spec.name))?;
     std::fs::create_dir_all(dir.join("markers")).at(&dir)?;
-    let mut env = vec![("MORSD_CACHE".to_string(), abs(cache.root())?.display().to_string())];
+    let mut env = vec![(
+        "MORSD_CACHE".to_string(),
+        abs(cache.root())?.display().to_string(),
+    )];
     for k in ["MORSD_DATA", "MORSD_DEVICE", "MORSD_OPENAI_BASE_URL"] {
         if let Ok(v) = std::env::var(k) {
-            let v = if k == "MORSD_DATA" { abs(Path::new(&v))?.display().to_string() } else { v };
+            let v = if k == "MORSD_DATA" {
+                abs(Path::new(&v))?.display().to_string()
+            } else {
+                v
+            };
             env.push((k.into(), v));
         }
     }
@@ -151,22 +201,41 @@ pub fn submit(spec_path: &Path, sets: &[String], cache: &Cache, o: &SlurmOptions
         exe: std::env::current_exe().at("morsd")?,
     };
     let mut out = String::new();
-    let mut sub = Submission { shared: vec![], array: None, indices: missing.clone(), collect: None };
+    let mut sub = Submission {
+        shared: vec![],
+        array: None,
+        indices: missing.clone(),
+        collect: None,
+    };
     if !missing.is_empty() {
         // 2. One job per distinct shared chain that is not fresh.
         let mut seen = HashSet::new();
         for &i in &missing {
             let shared_stale = status[i][..2].iter().any(|s| *s != Status::Fresh);
             if shared_stale && seen.insert(plans[i].stages[1].key.clone()) {
-                let script = ctx.script(&format!("shared-{}", &plans[i].stages[1].key[..8]), &["--run-index", &i.to_string(), "--until", "score"], false, o)?;
+                let script = ctx.script(
+                    &format!("shared-{}", &plans[i].stages[1].key[..8]),
+                    &["--run-index", &i.to_string(), "--until", "score"],
+                    false,
+                    o,
+                )?;
                 let id = sbatch(&[], &script)?;
-                out.push_str(&format!("submitted shared generate+score job {id} (run {i})\n"));
+                out.push_str(&format!(
+                    "submitted shared generate+score job {id} (run {i})\n"
+                ));
                 sub.shared.push(id);
             }
         }
         // 3. The per-run stages as one array job after them.
         let mut args: Vec<String> = Vec::new();
-        args.push(format!("--array={}", missing.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(",")));
+        args.push(format!(
+            "--array={}",
+            missing
+                .iter()
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        ));
         if !sub.shared.is_empty() {
             args.push(format!("--dependency=afterok:{}", sub.shared.join(":")));
         }
@@ -188,11 +257,20 @@ pub fn submit(spec_path: &Path, sets: &[String], cache: &Cache, o: &SlurmOptions
         let path = dir.join("submissions.json");
         std::fs::write(&path, serde_json::to_vec_pretty(&all).map_err(Error::run)?).at(&path)?;
     } else if busy.is_empty() {
-        out.push_str(&format!("all {} runs are done; nothing submitted\n", plans.len()));
+        out.push_str(&format!(
+            "all {} runs are done; nothing submitted\n",
+            plans.len()
+        ));
     } else {
-        out.push_str(&format!("{} runs are still queued or running; nothing else to submit\n", busy.len()));
+        out.push_str(&format!(
+            "{} runs are still queued or running; nothing else to submit\n",
+            busy.len()
+        ));
     }
-    out.push_str(&format!("follow with: morsd status {}\n", spec_path.display()));
+    out.push_str(&format!(
+        "follow with: morsd status {}\n",
+        spec_path.display()
+    ));
     Ok(out)
 }
 
@@ -201,7 +279,17 @@ fn slurm_states(ids: &[String]) -> BTreeMap<String, String> {
     if ids.is_empty() {
         return BTreeMap::new();
     }
-    let out = Command::new("squeue").args(["--states=all", "-h", "-r", "-o", "%i %T", "-j", &ids.join(",")]).output();
+    let out = Command::new("squeue")
+        .args([
+            "--states=all",
+            "-h",
+            "-r",
+            "-o",
+            "%i %T",
+            "-j",
+            &ids.join(","),
+        ])
+        .output();
     let mut m = BTreeMap::new();
     if let Ok(o) = out {
         for line in String::from_utf8_lossy(&o.stdout).lines() {
@@ -214,13 +302,20 @@ fn slurm_states(ids: &[String]) -> BTreeMap<String, String> {
 }
 
 /// One run's state as `morsd status` reports it.
-pub fn run_states(spec_path: &Path, sets: &[String], cache: &Cache) -> Result<Vec<(String, String)>> {
+pub fn run_states(
+    spec_path: &Path,
+    sets: &[String],
+    cache: &Cache,
+) -> Result<Vec<(String, String)>> {
     let spec = spec::load(spec_path, sets)?;
     let plans = pipeline::plan(&spec)?;
     let status = pipeline::status(cache, &spec, &plans);
     let subs = records(cache, &spec.name);
     let dir = dir_of(cache, &spec.name);
-    let ids: Vec<String> = subs.iter().flat_map(|s| s.shared.iter().chain(&s.array).chain(&s.collect).cloned()).collect();
+    let ids: Vec<String> = subs
+        .iter()
+        .flat_map(|s| s.shared.iter().chain(&s.array).chain(&s.collect).cloned())
+        .collect();
     let states = slurm_states(&ids);
     let mut out = Vec::new();
     for (i, p) in plans.iter().enumerate() {
@@ -228,18 +323,36 @@ pub fn run_states(spec_path: &Path, sets: &[String], cache: &Cache) -> Result<Ve
             "done".to_string()
         } else if let Some(sub) = subs.iter().rev().find(|s| s.indices.contains(&i)) {
             let array = sub.array.clone().unwrap_or_default();
-            let task = states.get(&format!("{array}_{i}")).or_else(|| states.get(&array)).cloned();
-            let shared_pending = sub.shared.iter().any(|id| states.get(id).is_some_and(|s| s == "PENDING" || s == "RUNNING"));
-            let marker = std::fs::read_to_string(dir.join("markers").join(format!("run-{i}.exit"))).ok().and_then(|s| s.trim().parse::<i32>().ok());
+            let task = states
+                .get(&format!("{array}_{i}"))
+                .or_else(|| states.get(&array))
+                .cloned();
+            let shared_pending = sub.shared.iter().any(|id| {
+                states
+                    .get(id)
+                    .is_some_and(|s| s == "PENDING" || s == "RUNNING")
+            });
+            let marker = std::fs::read_to_string(dir.join("markers").join(format!("run-{i}.exit")))
+                .ok()
+                .and_then(|s| s.trim().parse::<i32>().ok());
             match (task.as_deref(), marker) {
-                (Some("PENDING" | "CONFIGURING"), _) => if shared_pending { "queued (waiting for generate/score)".into() } else { "queued".into() },
+                (Some("PENDING" | "CONFIGURING"), _) => {
+                    if shared_pending {
+                        "queued (waiting for generate/score)".into()
+                    } else {
+                        "queued".into()
+                    }
+                }
                 (Some("RUNNING" | "COMPLETING"), _) => "running".into(),
-                (_, Some(code)) => format!("failed (exit {code}: {})", match code {
-                    2 => "bad spec or input",
-                    1 => "error while running",
-                    137 | 143 => "killed",
-                    _ => "see the log",
-                }),
+                (_, Some(code)) => format!(
+                    "failed (exit {code}: {})",
+                    match code {
+                        2 => "bad spec or input",
+                        1 => "error while running",
+                        137 | 143 => "killed",
+                        _ => "see the log",
+                    }
+                ),
                 (Some(s), None) => format!("failed ({s})"),
                 (None, None) => "failed (no exit record; resubmit)".into(),
             }
@@ -259,9 +372,17 @@ pub fn status(spec_path: &Path, sets: &[String], cache: &Cache) -> Result<String
     let w = states.iter().map(|s| s.0.len()).max().unwrap_or(0);
     for (label, st) in &states {
         out.push_str(&format!("{label:<w$}  {st}\n"));
-        *counts.entry(st.split(' ').next().unwrap_or("").to_string()).or_default() += 1;
+        *counts
+            .entry(st.split(' ').next().unwrap_or("").to_string())
+            .or_default() += 1;
     }
-    out.push_str(&counts.iter().map(|(k, v)| format!("{v} {k}")).collect::<Vec<_>>().join(", "));
+    out.push_str(
+        &counts
+            .iter()
+            .map(|(k, v)| format!("{v} {k}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
     out.push('\n');
     Ok(out)
 }
@@ -269,13 +390,22 @@ pub fn status(spec_path: &Path, sets: &[String], cache: &Cache) -> Result<String
 /// `morsd cancel SPEC`: cancels every job of the spec's submissions.
 pub fn cancel(spec_path: &Path, sets: &[String], cache: &Cache) -> Result<String> {
     let spec = spec::load(spec_path, sets)?;
-    let ids: Vec<String> = records(cache, &spec.name).iter().flat_map(|s| s.shared.iter().chain(&s.array).chain(&s.collect).cloned()).collect();
+    let ids: Vec<String> = records(cache, &spec.name)
+        .iter()
+        .flat_map(|s| s.shared.iter().chain(&s.array).chain(&s.collect).cloned())
+        .collect();
     if ids.is_empty() {
         return Ok("no submitted jobs\n".into());
     }
-    let o = Command::new("scancel").args(&ids).output().map_err(|e| Error::run(format!("scancel: {e}")))?;
+    let o = Command::new("scancel")
+        .args(&ids)
+        .output()
+        .map_err(|e| Error::run(format!("scancel: {e}")))?;
     if !o.status.success() {
-        return Err(Error::run(format!("scancel: {}", String::from_utf8_lossy(&o.stderr).trim())));
+        return Err(Error::run(format!(
+            "scancel: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        )));
     }
     Ok(format!("cancelled jobs {}\n", ids.join(", ")))
 }
@@ -287,6 +417,9 @@ mod tests {
         assert_eq!(super::shell_quote("/a/b.toml"), "/a/b.toml");
         assert_eq!(super::shell_quote("x y"), "'x y'");
         assert_eq!(super::shell_quote("it's"), "'it'\\''s'");
-        assert_eq!(super::shell_quote("select.strategy=\"morsd\""), "'select.strategy=\"morsd\"'");
+        assert_eq!(
+            super::shell_quote("select.strategy=\"morsd\""),
+            "'select.strategy=\"morsd\"'"
+        );
     }
 }

@@ -15,17 +15,31 @@ fn fails_with(spec: &str, args: &[&str], needles: &[&str]) {
         assert!(t.contains(n), "expected `{n}` in: {t}");
     }
     assert!(!t.contains("panicked"), "{t}");
-    assert!(!p.path().join("cache/entries/generate").exists() || std::fs::read_dir(p.path().join("cache/entries/generate")).unwrap().count() == 0);
+    assert!(
+        !p.path().join("cache/entries/generate").exists()
+            || std::fs::read_dir(p.path().join("cache/entries/generate"))
+                .unwrap()
+                .count()
+                == 0
+    );
 }
 
 #[test]
 fn unknown_key() {
-    fails_with("[select]\nper_question = 2\nper_questoin = 3\n", &[], &["tiny.toml", "line 3", "per_questoin"]);
+    fails_with(
+        "[select]\nper_question = 2\nper_questoin = 3\n",
+        &[],
+        &["tiny.toml", "line 3", "per_questoin"],
+    );
 }
 
 #[test]
 fn wrong_type() {
-    fails_with("[train]\nsteps = \"many\"\n", &[], &["tiny.toml", "line 2", "steps"]);
+    fails_with(
+        "[train]\nsteps = \"many\"\n",
+        &[],
+        &["tiny.toml", "line 2", "steps"],
+    );
 }
 
 #[test]
@@ -35,17 +49,29 @@ fn wrong_type_from_set() {
 
 #[test]
 fn unknown_strategy_names_key_and_line() {
-    fails_with("[select]\nstrategy = \"best\"\n", &[], &["select.strategy", "line 2", "best"]);
+    fails_with(
+        "[select]\nstrategy = \"best\"\n",
+        &[],
+        &["select.strategy", "line 2", "best"],
+    );
 }
 
 #[test]
 fn empty_sweep_list() {
-    fails_with("[sweep]\n\"select.per_question\" = []\n", &[], &["select.per_question", "empty"]);
+    fails_with(
+        "[sweep]\n\"select.per_question\" = []\n",
+        &[],
+        &["select.per_question", "empty"],
+    );
 }
 
 #[test]
 fn sweep_of_unknown_key() {
-    fails_with("[sweep]\n\"select.per_qestion\" = [1]\n", &[], &["select.per_qestion", "not a spec key"]);
+    fails_with(
+        "[sweep]\n\"select.per_qestion\" = [1]\n",
+        &[],
+        &["select.per_qestion", "not a spec key"],
+    );
 }
 
 #[test]

@@ -14,9 +14,22 @@ fn rerun_executes_nothing_and_changes_rerun_exactly_what_they_should() {
     // 1. First run executes all five stages and writes the results folder.
     let o = p.morsd(&["run", spec]);
     assert!(o.status.success(), "{}", text(&o));
-    assert_eq!(executed(&p.runs_json("tiny")), vec![vec!["generate", "score", "select", "train", "eval"]]);
-    for f in ["runs.parquet", "runs.csv", "selection.parquet", "summary.md", "accuracy.svg", "accuracy.png"] {
-        assert!(p.path().join("results/tiny").join(f).exists(), "missing {f}");
+    assert_eq!(
+        executed(&p.runs_json("tiny")),
+        vec![vec!["generate", "score", "select", "train", "eval"]]
+    );
+    for f in [
+        "runs.parquet",
+        "runs.csv",
+        "selection.parquet",
+        "summary.md",
+        "accuracy.svg",
+        "accuracy.png",
+    ] {
+        assert!(
+            p.path().join("results/tiny").join(f).exists(),
+            "missing {f}"
+        );
     }
     let first = p.runs_json("tiny");
 
@@ -31,25 +44,48 @@ fn rerun_executes_nothing_and_changes_rerun_exactly_what_they_should() {
     let o = p.morsd(&["plan", spec, "--set", "select.per_question=1"]);
     let out = text(&o);
     assert!(o.status.success(), "{out}");
-    let line = |stage: &str| out.lines().find(|l| l.starts_with(stage)).unwrap_or_else(|| panic!("no {stage} line in {out}")).to_string();
+    let line = |stage: &str| {
+        out.lines()
+            .find(|l| l.starts_with(stage))
+            .unwrap_or_else(|| panic!("no {stage} line in {out}"))
+            .to_string()
+    };
     assert!(line("generate").contains("fresh"), "{out}");
     assert!(line("score").contains("fresh"), "{out}");
-    assert!(line("select").contains("stale") && line("select").contains("select.per_question changed"), "{out}");
+    assert!(
+        line("select").contains("stale") && line("select").contains("select.per_question changed"),
+        "{out}"
+    );
     assert!(line("train").contains("upstream select changed"), "{out}");
 
     // 4. One select.* key changed: exactly select, train and eval run.
     let o = p.morsd(&["run", spec, "--set", "select.per_question=1"]);
     assert!(o.status.success(), "{}", text(&o));
-    assert_eq!(executed(&p.runs_json("tiny")), vec![vec!["select", "train", "eval"]]);
+    assert_eq!(
+        executed(&p.runs_json("tiny")),
+        vec![vec!["select", "train", "eval"]]
+    );
 
     // 5. The teacher changed (through the environment): everything re-runs.
-    let o = p.cmd().args(["run", spec]).env("MORSD_TEACHER__SAMPLES", "3").output().unwrap();
+    let o = p
+        .cmd()
+        .args(["run", spec])
+        .env("MORSD_TEACHER__SAMPLES", "3")
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", text(&o));
-    assert_eq!(executed(&p.runs_json("tiny")), vec![vec!["generate", "score", "select", "train", "eval"]]);
+    assert_eq!(
+        executed(&p.runs_json("tiny")),
+        vec![vec!["generate", "score", "select", "train", "eval"]]
+    );
 
     // 6. cache ls lists the entries; report rebuilds the tables from runs.json.
     let o = p.morsd(&["cache", "ls"]);
-    assert!(text(&o).contains("generate") && text(&o).contains("eval"), "{}", text(&o));
+    assert!(
+        text(&o).contains("generate") && text(&o).contains("eval"),
+        "{}",
+        text(&o)
+    );
     std::fs::remove_file(p.path().join("results/tiny/runs.csv")).unwrap();
     let o = p.morsd(&["report", "results/tiny"]);
     assert!(o.status.success(), "{}", text(&o));
@@ -59,9 +95,18 @@ fn rerun_executes_nothing_and_changes_rerun_exactly_what_they_should() {
     let before = p.morsd(&["cache", "ls"]);
     let o = p.morsd(&["cache", "gc"]);
     assert!(o.status.success(), "{}", text(&o));
-    assert!(!text(&o).contains("removed 0 "), "older entries should go: {}", text(&o));
+    assert!(
+        !text(&o).contains("removed 0 "),
+        "older entries should go: {}",
+        text(&o)
+    );
     let o = p.morsd(&["plan", spec]);
-    assert!(text(&o).contains("5 fresh"), "gc must keep reachable entries: {}\n{}", text(&o), text(&before));
+    assert!(
+        text(&o).contains("5 fresh"),
+        "gc must keep reachable entries: {}\n{}",
+        text(&o),
+        text(&before)
+    );
 }
 
 #[test]
@@ -77,8 +122,16 @@ fn sweep_shares_generate_and_score_and_runs_in_parallel() {
     assert_eq!(count("train"), 2, "{ex:?}");
     let o = p.morsd(&["cache", "ls"]);
     let t = text(&o);
-    assert_eq!(t.lines().filter(|l| l.starts_with("generate")).count(), 1, "{t}");
-    assert_eq!(t.lines().filter(|l| l.starts_with("train")).count(), 2, "{t}");
+    assert_eq!(
+        t.lines().filter(|l| l.starts_with("generate")).count(),
+        1,
+        "{t}"
+    );
+    assert_eq!(
+        t.lines().filter(|l| l.starts_with("train")).count(),
+        2,
+        "{t}"
+    );
 }
 
 #[test]
@@ -86,17 +139,41 @@ fn two_concurrent_runs_build_each_key_once() {
     let p = Project::new(TINY);
     let spec = p.spec();
     // 1. Two processes on one cache, started together.
-    let a = p.cmd().args(["run", spec.to_str().unwrap()]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
-    let b = p.cmd().args(["run", spec.to_str().unwrap()]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let a = p
+        .cmd()
+        .args(["run", spec.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let b = p
+        .cmd()
+        .args(["run", spec.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
     assert!(a.status.success(), "{}", text(&a));
     assert!(b.status.success(), "{}", text(&b));
     // 2. Every stage was built by exactly one of them.
-    let ran = |o: &std::process::Output| text(o).lines().filter(|l| l.starts_with("ran ")).map(|l| l.split_whitespace().nth(1).unwrap().to_string()).collect::<Vec<_>>();
+    let ran = |o: &std::process::Output| {
+        text(o)
+            .lines()
+            .filter(|l| l.starts_with("ran "))
+            .map(|l| l.split_whitespace().nth(1).unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
     let mut all = ran(&a);
     all.extend(ran(&b));
     all.sort();
-    assert_eq!(all, ["eval", "generate", "score", "select", "train"], "a: {}\nb: {}", text(&a), text(&b));
+    assert_eq!(
+        all,
+        ["eval", "generate", "score", "select", "train"],
+        "a: {}\nb: {}",
+        text(&a),
+        text(&b)
+    );
     let o = p.morsd(&["plan", spec.to_str().unwrap()]);
     assert!(text(&o).contains("5 fresh"), "{}", text(&o));
 }

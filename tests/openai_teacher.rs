@@ -19,14 +19,27 @@ use std::time::{Duration, Instant};
 
 fn llama_paths() -> (PathBuf, PathBuf) {
     let home = PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/morsd-llama");
-    let py = std::env::var_os("MORSD_LLAMA_PYTHON").map(PathBuf::from).unwrap_or_else(|| home.join("venv/bin/python"));
-    let gguf = std::env::var_os("MORSD_SMOLLM2_GGUF").map(PathBuf::from).unwrap_or_else(|| home.join("SmolLM2-135M-Instruct.Q4_1.gguf"));
-    assert!(py.exists() && gguf.exists(), "run scripts/setup-llama.sh first (missing {} or {})", py.display(), gguf.display());
+    let py = std::env::var_os("MORSD_LLAMA_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| home.join("venv/bin/python"));
+    let gguf = std::env::var_os("MORSD_SMOLLM2_GGUF")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| home.join("SmolLM2-135M-Instruct.Q4_1.gguf"));
+    assert!(
+        py.exists() && gguf.exists(),
+        "run scripts/setup-llama.sh first (missing {} or {})",
+        py.display(),
+        gguf.display()
+    );
     (py, gguf)
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A llama.cpp server on a free loopback port, stopped on drop.
@@ -42,7 +55,18 @@ impl Server {
         let child = Command::new(py)
             .args(["-m", "llama_cpp.server", "--model"])
             .arg(gguf)
-            .args(["--model_alias", "smollm2-135m", "--host", "127.0.0.1", "--port", &port.to_string(), "--n_ctx", "2048", "--n_threads", "1"])
+            .args([
+                "--model_alias",
+                "smollm2-135m",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--n_ctx",
+                "2048",
+                "--n_threads",
+                "1",
+            ])
             .env("OMP_WAIT_POLICY", "PASSIVE")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -51,7 +75,8 @@ impl Server {
         let t = Instant::now();
         while t.elapsed() < Duration::from_secs(60) {
             if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
-                let _ = s.write_all(b"GET /v1/models HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+                let _ =
+                    s.write_all(b"GET /v1/models HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
                 let mut out = String::new();
                 let _ = s.read_to_string(&mut out);
                 if out.contains("smollm2-135m") {
@@ -102,7 +127,11 @@ fn read_request(s: &mut TcpStream) -> Option<Vec<u8>> {
         buf.extend_from_slice(&chunk[..n]);
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
-            let len: usize = head.lines().find_map(|l| l.strip_prefix("content-length:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
             while buf.len() < end + 4 + len {
                 let n = s.read(&mut chunk).ok()?;
                 if n == 0 {
@@ -118,10 +147,14 @@ fn read_request(s: &mut TcpStream) -> Option<Vec<u8>> {
 fn forward(req: &[u8], upstream: u16) -> Vec<u8> {
     let end = req.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
     let head = String::from_utf8_lossy(&req[..end]).to_string();
-    let mut new_head: Vec<&str> = head.lines().filter(|l| !l.to_lowercase().starts_with("connection:")).collect();
+    let mut new_head: Vec<&str> = head
+        .lines()
+        .filter(|l| !l.to_lowercase().starts_with("connection:"))
+        .collect();
     new_head.push("Connection: close");
     let mut up = TcpStream::connect(("127.0.0.1", upstream)).unwrap();
-    up.write_all(format!("{}\r\n\r\n", new_head.join("\r\n")).as_bytes()).unwrap();
+    up.write_all(format!("{}\r\n\r\n", new_head.join("\r\n")).as_bytes())
+        .unwrap();
     up.write_all(&req[end + 4..]).unwrap();
     let mut resp = Vec::new();
     up.read_to_end(&mut resp).unwrap();
@@ -140,12 +173,23 @@ impl Proxy {
             active: Arc::default(),
             auth: Arc::default(),
         };
-        let (faults, always, forwarded, auth) = (p.faults.clone(), p.always.clone(), p.forwarded.clone(), p.auth.clone());
+        let (faults, always, forwarded, auth) = (
+            p.faults.clone(),
+            p.always.clone(),
+            p.forwarded.clone(),
+            p.auth.clone(),
+        );
         let active = p.active.clone();
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(mut s) = conn else { continue };
-                let (faults, always, forwarded, auth, active) = (faults.clone(), always.clone(), forwarded.clone(), auth.clone(), active.clone());
+                let (faults, always, forwarded, auth, active) = (
+                    faults.clone(),
+                    always.clone(),
+                    forwarded.clone(),
+                    auth.clone(),
+                    active.clone(),
+                );
                 active.fetch_add(1, Ordering::SeqCst);
                 std::thread::spawn(move || {
                     struct Done(Arc<AtomicUsize>);
@@ -155,23 +199,49 @@ impl Proxy {
                         }
                     }
                     let _done = Done(active);
-                    let Some(req) = read_request(&mut s) else { return };
+                    let Some(req) = read_request(&mut s) else {
+                        return;
+                    };
                     let head = String::from_utf8_lossy(&req).to_string();
-                    if let Some(a) = head.lines().find(|l| l.to_lowercase().starts_with("authorization:")) {
+                    if let Some(a) = head
+                        .lines()
+                        .find(|l| l.to_lowercase().starts_with("authorization:"))
+                    {
                         auth.lock().unwrap().push(a.to_string());
                     }
-                    let fault = always.lock().unwrap().or_else(|| faults.lock().unwrap().pop_front());
+                    let fault = always
+                        .lock()
+                        .unwrap()
+                        .or_else(|| faults.lock().unwrap().pop_front());
                     let reply = |s: &mut TcpStream, status: &str, extra: &str, body: &str| {
                         let _ = s.write_all(format!("HTTP/1.1 {status}\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes());
                     };
                     match fault {
                         Some(Fault::Drop) => drop(s),
-                        Some(Fault::TooMany) => reply(&mut s, "429 Too Many Requests", "Retry-After: 1\r\n", "{\"error\":\"slow down\"}"),
-                        Some(Fault::Internal) => reply(&mut s, "500 Internal Server Error", "", "{\"error\":\"boom\"}"),
-                        Some(Fault::Unauthorized) => reply(&mut s, "401 Unauthorized", "", "{\"error\":{\"message\":\"invalid api key\"}}"),
+                        Some(Fault::TooMany) => reply(
+                            &mut s,
+                            "429 Too Many Requests",
+                            "Retry-After: 1\r\n",
+                            "{\"error\":\"slow down\"}",
+                        ),
+                        Some(Fault::Internal) => reply(
+                            &mut s,
+                            "500 Internal Server Error",
+                            "",
+                            "{\"error\":\"boom\"}",
+                        ),
+                        Some(Fault::Unauthorized) => reply(
+                            &mut s,
+                            "401 Unauthorized",
+                            "",
+                            "{\"error\":{\"message\":\"invalid api key\"}}",
+                        ),
                         Some(Fault::Truncate) => {
                             let resp = forward(&req, upstream);
-                            let cut = resp.len() - (resp.len() - resp.windows(4).position(|w| w == b"\r\n\r\n").unwrap()) / 2;
+                            let cut = resp.len()
+                                - (resp.len()
+                                    - resp.windows(4).position(|w| w == b"\r\n\r\n").unwrap())
+                                    / 2;
                             let _ = s.write_all(&resp[..cut]);
                         }
                         Some(Fault::Delay) | None => {
@@ -225,42 +295,93 @@ warmup_steps = 2
 }
 
 fn generate_entry(p: &Project) -> PathBuf {
-    std::fs::read_dir(p.path().join("cache/entries/generate")).unwrap().next().unwrap().unwrap().path()
+    std::fs::read_dir(p.path().join("cache/entries/generate"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
 }
 
 #[test]
 fn sampling_survives_faults_and_keeps_every_sample() {
     let server = Server::start();
     let proxy = Proxy::start(server.port);
-    proxy.faults.lock().unwrap().extend([Fault::Drop, Fault::TooMany, Fault::Internal, Fault::Truncate, Fault::Delay, Fault::Drop]);
+    proxy.faults.lock().unwrap().extend([
+        Fault::Drop,
+        Fault::TooMany,
+        Fault::Internal,
+        Fault::Truncate,
+        Fault::Delay,
+        Fault::Drop,
+    ]);
     let p = Project::new(&spec(proxy.port, "api_key_env = \"MORSD_TEST_API_KEY\""));
     let secret = "sk-test-DO-NOT-LEAK-4242";
-    let o = p.cmd().args(["run", p.spec().to_str().unwrap(), "--until", "score"]).env("MORSD_TEST_API_KEY", secret).output().unwrap();
+    let o = p
+        .cmd()
+        .args(["run", p.spec().to_str().unwrap(), "--until", "score"])
+        .env("MORSD_TEST_API_KEY", secret)
+        .output()
+        .unwrap();
     let out = text(&o);
     assert!(o.status.success(), "{out}");
     // 1. Every sample is there, with its request record.
     let dir = generate_entry(&p);
-    let requests: Vec<serde_json::Value> = serde_json::from_slice(&std::fs::read(dir.join("requests.json")).unwrap()).unwrap();
+    let requests: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(dir.join("requests.json")).unwrap()).unwrap();
     assert_eq!(requests.len(), 8);
-    let seeds: std::collections::BTreeSet<u64> = requests.iter().map(|r| r["seed"].as_u64().unwrap()).collect();
+    let seeds: std::collections::BTreeSet<u64> = requests
+        .iter()
+        .map(|r| r["seed"].as_u64().unwrap())
+        .collect();
     assert_eq!(seeds.len(), 2, "two distinct seeds per question");
     assert!(requests.iter().all(|r| r["completion_tokens"].as_u64().unwrap() > 0 && r["finish_reason"].is_string()));
-    let rationales: Vec<serde_json::Value> = serde_json::from_slice(&std::fs::read(dir.join("rationales.json")).unwrap()).unwrap();
+    let rationales: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(dir.join("rationales.json")).unwrap()).unwrap();
     assert_eq!(rationales.len(), 8);
     // 2. The retries show in the output (5 faults that need a retry; the delay does not).
-    let retries: usize = out.split(" retries").next().unwrap().rsplit(' ').next().unwrap().parse().unwrap();
+    let retries: usize = out
+        .split(" retries")
+        .next()
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(retries >= 5, "{out}");
     assert_eq!(proxy.forwarded.load(Ordering::SeqCst), 8);
     // 3. The key went to the server and nowhere else.
-    assert!(proxy.auth.lock().unwrap().iter().all(|a| a.ends_with(secret)) && !proxy.auth.lock().unwrap().is_empty());
+    assert!(
+        proxy
+            .auth
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|a| a.ends_with(secret))
+            && !proxy.auth.lock().unwrap().is_empty()
+    );
     assert!(!out.contains(secret));
-    for e in walkdir::WalkDir::new(p.path()).into_iter().flatten().filter(|e| e.file_type().is_file()) {
+    for e in walkdir::WalkDir::new(p.path())
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+    {
         let bytes = std::fs::read(e.path()).unwrap();
-        assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()), "API key found in {}", e.path().display());
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "API key found in {}",
+            e.path().display()
+        );
     }
     // 4. A second run needs no server at all.
     drop(server);
-    let o = p.cmd().args(["run", p.spec().to_str().unwrap(), "--until", "score"]).env("MORSD_TEST_API_KEY", secret).output().unwrap();
+    let o = p
+        .cmd()
+        .args(["run", p.spec().to_str().unwrap(), "--until", "score"])
+        .env("MORSD_TEST_API_KEY", secret)
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", text(&o));
 }
 
@@ -268,13 +389,25 @@ fn sampling_survives_faults_and_keeps_every_sample() {
 fn killed_and_resumed_sampling_repeats_no_received_request() {
     let server = Server::start();
     let proxy = Proxy::start(server.port);
-    let p = Project::new(&spec(proxy.port, "").replace("train = 4", "train = 8").replace("max_tokens = 48", "max_tokens = 96"));
+    let p = Project::new(
+        &spec(proxy.port, "")
+            .replace("train = 4", "train = 8")
+            .replace("max_tokens = 48", "max_tokens = 96"),
+    );
     let log = p.path().join("cache/requests/smollm2-135m.jsonl");
     // 1. Start, kill once a few completions are in the log.
-    let mut child = p.cmd().args(["run", p.spec().to_str().unwrap(), "--until", "generate"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let mut child = p
+        .cmd()
+        .args(["run", p.spec().to_str().unwrap(), "--until", "generate"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     let t = Instant::now();
     while t.elapsed() < Duration::from_secs(240) {
-        let lines = std::fs::read_to_string(&log).map(|s| s.lines().count()).unwrap_or(0);
+        let lines = std::fs::read_to_string(&log)
+            .map(|s| s.lines().count())
+            .unwrap_or(0);
         if lines >= 4 || child.try_wait().unwrap().is_some() {
             break;
         }
@@ -282,8 +415,15 @@ fn killed_and_resumed_sampling_repeats_no_received_request() {
     }
     child.kill().unwrap();
     let _ = child.wait();
-    let done = std::fs::read_to_string(&log).unwrap().lines().filter(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()).count();
-    assert!((4..16).contains(&done), "killed with {done} of 16 samples in the log");
+    let done = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .filter(|l| serde_json::from_str::<serde_json::Value>(l).is_ok())
+        .count();
+    assert!(
+        (4..16).contains(&done),
+        "killed with {done} of 16 samples in the log"
+    );
     // 2. Resume: exactly the missing requests reach the server (once the killed run's
     //    in-flight requests have drained from the proxy).
     let t = Instant::now();
@@ -293,8 +433,15 @@ fn killed_and_resumed_sampling_repeats_no_received_request() {
     proxy.forwarded.store(0, Ordering::SeqCst);
     let o = p.morsd(&["run", p.spec().to_str().unwrap(), "--until", "generate"]);
     assert!(o.status.success(), "{}", text(&o));
-    assert_eq!(proxy.forwarded.load(Ordering::SeqCst), 16 - done, "{}", text(&o));
-    let requests: Vec<serde_json::Value> = serde_json::from_slice(&std::fs::read(generate_entry(&p).join("requests.json")).unwrap()).unwrap();
+    assert_eq!(
+        proxy.forwarded.load(Ordering::SeqCst),
+        16 - done,
+        "{}",
+        text(&o)
+    );
+    let requests: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(generate_entry(&p).join("requests.json")).unwrap())
+            .unwrap();
     assert_eq!(requests.len(), 16);
 }
 
@@ -307,10 +454,20 @@ fn unauthorized_stops_the_stage_naming_the_question() {
     let o = p.morsd(&["run", p.spec().to_str().unwrap(), "--until", "generate"]);
     let out = text(&o);
     assert_eq!(o.status.code(), Some(1), "{out}");
-    assert!(out.contains("401") && out.contains("question train-"), "{out}");
+    assert!(
+        out.contains("401") && out.contains("question train-"),
+        "{out}"
+    );
     // And persistent 5xx fails after max_retries with a summary.
     *proxy.always.lock().unwrap() = Some(Fault::Internal);
-    let o = p.morsd(&["run", p.spec().to_str().unwrap(), "--until", "generate", "--set", "teacher.max_retries=2"]);
+    let o = p.morsd(&[
+        "run",
+        p.spec().to_str().unwrap(),
+        "--until",
+        "generate",
+        "--set",
+        "teacher.max_retries=2",
+    ]);
     let out = text(&o);
     assert_eq!(o.status.code(), Some(1), "{out}");
     assert!(out.contains("requests failed after 2 attempts"), "{out}");
@@ -325,7 +482,13 @@ fn use_n_falls_back_to_single_requests_when_the_server_returns_one_choice() {
     assert!(o.status.success(), "{}", text(&o));
     // llama.cpp ignores n: one n-request per question brings one sample, the other is asked alone.
     assert_eq!(proxy.forwarded.load(Ordering::SeqCst), 8);
-    let requests: Vec<serde_json::Value> = serde_json::from_slice(&std::fs::read(generate_entry(&p).join("requests.json")).unwrap()).unwrap();
+    let requests: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(generate_entry(&p).join("requests.json")).unwrap())
+            .unwrap();
     assert_eq!(requests.len(), 8);
-    assert!(requests.iter().all(|r| !r["text"].as_str().unwrap().is_empty()));
+    assert!(
+        requests
+            .iter()
+            .all(|r| !r["text"].as_str().unwrap().is_empty())
+    );
 }

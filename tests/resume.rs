@@ -16,13 +16,22 @@ fn killed_mid_stage_then_rerun_gives_the_same_results() {
     // 2. Start the same run, kill it (SIGKILL) while `train` is being built.
     let p = Project::new(&spec);
     let spec_path = p.spec();
-    let mut child = p.cmd().args(["run", spec_path.to_str().unwrap()]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let mut child = p
+        .cmd()
+        .args(["run", spec_path.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     let tmp = p.path().join("cache/tmp");
     let started = Instant::now();
     let mut killed_in_train = false;
     while started.elapsed() < Duration::from_secs(300) {
         let building_train = std::fs::read_dir(&tmp)
-            .map(|rd| rd.flatten().any(|e| e.file_name().to_string_lossy().starts_with("train-")))
+            .map(|rd| {
+                rd.flatten()
+                    .any(|e| e.file_name().to_string_lossy().starts_with("train-"))
+            })
             .unwrap_or(false);
         if building_train {
             std::thread::sleep(Duration::from_millis(300));
@@ -36,13 +45,24 @@ fn killed_mid_stage_then_rerun_gives_the_same_results() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let _ = child.wait();
-    assert!(killed_in_train, "the run finished before train could be interrupted");
+    assert!(
+        killed_in_train,
+        "the run finished before train could be interrupted"
+    );
 
     // 3. The partial train build is not an entry: plan shows it stale, upstream fresh.
     let o = p.morsd(&["plan", spec_path.to_str().unwrap()]);
     let out = text(&o);
-    assert!(out.lines().any(|l| l.starts_with("select") && l.contains("fresh")), "{out}");
-    assert!(out.lines().any(|l| l.starts_with("train") && l.contains("stale")), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("select") && l.contains("fresh")),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("train") && l.contains("stale")),
+        "{out}"
+    );
 
     // 4. Run again: finishes, executes only what was missing, matches the reference.
     let o = p.morsd(&["run", spec_path.to_str().unwrap()]);
@@ -51,12 +71,21 @@ fn killed_mid_stage_then_rerun_gives_the_same_results() {
     let got = p.runs_json("tiny");
     assert_eq!(executed(&got), vec![vec!["train", "eval"]]);
     let want = reference.runs_json("tiny");
-    for field in ["accuracy", "val_accuracy", "best_step", "training_tokens", "rationales"] {
+    for field in [
+        "accuracy",
+        "val_accuracy",
+        "best_step",
+        "training_tokens",
+        "rationales",
+    ] {
         assert_eq!(got["runs"][0][field], want["runs"][0][field], "{field}");
     }
     let keys = |v: &serde_json::Value| v["runs"][0]["keys"].clone();
     assert_eq!(keys(&got), keys(&want));
-    assert!(std::fs::read_dir(&tmp).unwrap().count() == 0, "interrupted build left behind");
+    assert!(
+        std::fs::read_dir(&tmp).unwrap().count() == 0,
+        "interrupted build left behind"
+    );
 }
 
 #[test]
@@ -66,10 +95,21 @@ fn a_damaged_entry_is_rebuilt_with_a_warning() {
     let o = p.morsd(&["run", spec.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o));
     // Damage the select entry's output.
-    let sel_dir = std::fs::read_dir(p.path().join("cache/entries/select")).unwrap().next().unwrap().unwrap().path();
+    let sel_dir = std::fs::read_dir(p.path().join("cache/entries/select"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     std::fs::write(sel_dir.join("selected.json"), b"[]").unwrap();
     let o = p.morsd(&["plan", spec.to_str().unwrap()]);
-    assert!(text(&o).lines().any(|l| l.starts_with("select") && l.contains("corrupt")), "{}", text(&o));
+    assert!(
+        text(&o)
+            .lines()
+            .any(|l| l.starts_with("select") && l.contains("corrupt")),
+        "{}",
+        text(&o)
+    );
     let o = p.morsd(&["run", spec.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("corrupt"), "{}", text(&o));

@@ -29,12 +29,20 @@ const LOGS: &[(&str, AnswerType)] = &[
 #[test]
 fn extraction_agrees_with_the_study_on_every_log() {
     let root = data_root().join("teacher-logs-davinci002");
-    assert!(root.is_dir(), "{} missing: set MORSD_DATA to the shared data root", root.display());
+    assert!(
+        root.is_dir(),
+        "{} missing: set MORSD_DATA to the shared data root",
+        root.display()
+    );
     let mut report = Vec::new();
     for (task, kind) in LOGS {
         let path = root.join(format!("{task}_zero_shot_cot.log"));
         let parsed = zscot_log::parse_file(&path).unwrap();
-        assert!(parsed.skipped.is_empty(), "{task}: unparsed blocks {:?}", parsed.skipped);
+        assert!(
+            parsed.skipped.is_empty(),
+            "{task}: unparsed blocks {:?}",
+            parsed.skipped
+        );
         let mut agree = 0;
         let mut correct = 0;
         let mut disagreements = Vec::new();
@@ -48,13 +56,24 @@ fn extraction_agrees_with_the_study_on_every_log() {
             };
             // The study's regex (-?\d+\.?\d*) stops at a slash, so it reads "3/6" as 3; morsd
             // evaluates the fraction. Those items are counted apart, and listed.
-            let fraction = !same && !it.pred_after.is_empty() && it.answer_text.replace(',', "").contains(&format!("{}/", it.pred_after));
+            let fraction = !same
+                && !it.pred_after.is_empty()
+                && it
+                    .answer_text
+                    .replace(',', "")
+                    .contains(&format!("{}/", it.pred_after));
             if same {
                 agree += 1;
             } else if fraction {
-                fractions.push(format!("line {}: ours {ours:?} vs pred_after {:?} (fraction)", it.line, it.pred_after));
+                fractions.push(format!(
+                    "line {}: ours {ours:?} vs pred_after {:?} (fraction)",
+                    it.line, it.pred_after
+                ));
             } else {
-                disagreements.push(format!("line {}: ours {ours:?} vs pred_after {:?}", it.line, it.pred_after));
+                disagreements.push(format!(
+                    "line {}: ours {ours:?} vs pred_after {:?}",
+                    it.line, it.pred_after
+                ));
             }
             correct += usize::from(matches(*kind, ours.as_deref(), &it.gold));
         }
@@ -70,8 +89,16 @@ fn extraction_agrees_with_the_study_on_every_log() {
         for d in disagreements.iter().chain(&fractions) {
             report.push(format!("    {d}"));
         }
-        assert!(rate >= 0.99, "{task}: agreement {rate:.4}\n{}", disagreements.join("\n"));
-        assert!(fractions.len() * 20 < n, "{task}: too many fraction items {}", fractions.len());
+        assert!(
+            rate >= 0.99,
+            "{task}: agreement {rate:.4}\n{}",
+            disagreements.join("\n")
+        );
+        assert!(
+            fractions.len() * 20 < n,
+            "{task}: too many fraction items {}",
+            fractions.len()
+        );
     }
     eprintln!("{}", report.join("\n"));
 }
@@ -80,10 +107,27 @@ fn extraction_agrees_with_the_study_on_every_log() {
 fn published_teacher_accuracies_are_reproduced() {
     // Kojima et al. 2022, Table 1 / Fine-tune-CoT, text-davinci-002 zero-shot-CoT.
     let root = data_root().join("teacher-logs-davinci002");
-    for (task, kind, published) in [("multiarith", AnswerType::Number, 0.787), ("gsm8k", AnswerType::Number, 0.407)] {
-        let parsed = zscot_log::parse_file(&root.join(format!("{task}_zero_shot_cot.log"))).unwrap();
-        let ok = parsed.items.iter().filter(|it| matches(kind, extract_tail(kind, &it.answer_text, &[]).as_deref(), &it.gold)).count();
+    for (task, kind, published) in [
+        ("multiarith", AnswerType::Number, 0.787),
+        ("gsm8k", AnswerType::Number, 0.407),
+    ] {
+        let parsed =
+            zscot_log::parse_file(&root.join(format!("{task}_zero_shot_cot.log"))).unwrap();
+        let ok = parsed
+            .items
+            .iter()
+            .filter(|it| {
+                matches(
+                    kind,
+                    extract_tail(kind, &it.answer_text, &[]).as_deref(),
+                    &it.gold,
+                )
+            })
+            .count();
         let acc = ok as f64 / parsed.items.len() as f64;
-        assert!((acc - published).abs() < 0.01, "{task}: {acc:.3} vs published {published}");
+        assert!(
+            (acc - published).abs() < 0.01,
+            "{task}: {acc:.3} vs published {published}"
+        );
     }
 }

@@ -4,7 +4,11 @@ use super::*;
 
 fn check(kind: AnswerType, cases: &[(&str, Option<&str>)]) {
     for (text, want) in cases {
-        assert_eq!(extract(kind, text).as_deref(), *want, "{kind:?} on {text:?}");
+        assert_eq!(
+            extract(kind, text).as_deref(),
+            *want,
+            "{kind:?} on {text:?}"
+        );
     }
 }
 
@@ -19,9 +23,15 @@ fn numbers() {
             ("no digits here", None),
             ("half is 1/2", Some("0.5")),
             ("Therefore, the answer (arabic numerals) is 2.", Some("2")),
-            ("Therefore, the answer (arabic numerals) is $51.", Some("51")),
+            (
+                "Therefore, the answer (arabic numerals) is $51.",
+                Some("51"),
+            ),
             ("Therefore, the answer is 51.0", Some("51")),
-            ("Natalia sold 48/2 = <<48/2=24>>24 clips in May.\n#### 72", Some("72")),
+            (
+                "Natalia sold 48/2 = <<48/2=24>>24 clips in May.\n#### 72",
+                Some("72"),
+            ),
             ("12 + 7 = 19 --> 19", Some("19")),
             ("The answer is 3, 4 or 5", Some("3")),
             ("The answer is 1,000,000.", Some("1000000")),
@@ -37,10 +47,16 @@ fn numbers() {
             ("Total = 5.5 hours", Some("5.5")),
             ("The answer is 007", Some("7")),
             ("The answer is (84 / 2).", Some("42")),
-            ("So he scored 84 points in 2 rounds. The answer is (84 / 2).", Some("42")),
+            (
+                "So he scored 84 points in 2 rounds. The answer is (84 / 2).",
+                Some("42"),
+            ),
             ("The answer is (3 + 4) apples", Some("7")),
             ("The answer is (about 7)", Some("7")),
-            ("It costs 2.50 each, so 3 cost 7.50. The answer is 7.5", Some("7.5")),
+            (
+                "It costs 2.50 each, so 3 cost 7.50. The answer is 7.5",
+                Some("7.5"),
+            ),
         ],
     );
     assert!(matches(AnswerType::Number, Some("14.0"), "14"));
@@ -49,7 +65,10 @@ fn numbers() {
     assert!(!matches(AnswerType::Number, None, "14"));
     assert!(matches(AnswerType::Number, Some("1200"), "1,200"));
     assert_eq!(eval_expression("( 84.0 / 2.0 )").as_deref(), Some("42"));
-    assert_eq!(eval_expression("( ( 5.0 + 3.0 ) * 2.0 )").as_deref(), Some("16"));
+    assert_eq!(
+        eval_expression("( ( 5.0 + 3.0 ) * 2.0 )").as_deref(),
+        Some("16")
+    );
     assert_eq!(eval_expression("import os"), None);
 }
 
@@ -58,7 +77,10 @@ fn yes_no() {
     check(
         AnswerType::YesNo,
         &[
-            ("It flips twice, so yes it is. The answer is no.", Some("no")),
+            (
+                "It flips twice, so yes it is. The answer is no.",
+                Some("no"),
+            ),
             ("So, yes.", Some("yes")),
             ("Therefore, the answer (Yes or No) is:\nYes", Some("yes")),
             ("Therefore, the answer (Yes or No) is moot.", None),
@@ -79,7 +101,10 @@ fn choices() {
         c5,
         &[
             ("Therefore, among A through E, the answer is C.", Some("C")),
-            ("Therefore, the answer is (E). \nTherefore, among A through E, the answer is E.", Some("E")),
+            (
+                "Therefore, the answer is (E). \nTherefore, among A through E, the answer is E.",
+                Some("E"),
+            ),
             ("So the answer is (d) math problem.", Some("D")),
             ("The answer is (B)", Some("B")),
             ("The answer is B) 62", Some("B")),
@@ -88,11 +113,37 @@ fn choices() {
             ("The answer is none of them.", None),
         ],
     );
-    let opts: Vec<String> = ["park", "coloring book", "garden center", "math problem", "gravity"].map(String::from).to_vec();
-    assert_eq!(extract_with_options(c5, "So the answer is math problem.", &opts).as_deref(), Some("D"));
-    assert_eq!(extract_with_options(c5, "The answer is a garden center nearby.", &opts).as_deref(), Some("C"));
-    assert_eq!(extract(AnswerType::Choice(3), "Therefore, among A through C, the answer is A."), Some("A".into()));
-    assert_eq!(extract(AnswerType::Choice(6), "Therefore, among A through F, the answer is F."), Some("F".into()));
+    let opts: Vec<String> = [
+        "park",
+        "coloring book",
+        "garden center",
+        "math problem",
+        "gravity",
+    ]
+    .map(String::from)
+    .to_vec();
+    assert_eq!(
+        extract_with_options(c5, "So the answer is math problem.", &opts).as_deref(),
+        Some("D")
+    );
+    assert_eq!(
+        extract_with_options(c5, "The answer is a garden center nearby.", &opts).as_deref(),
+        Some("C")
+    );
+    assert_eq!(
+        extract(
+            AnswerType::Choice(3),
+            "Therefore, among A through C, the answer is A."
+        ),
+        Some("A".into())
+    );
+    assert_eq!(
+        extract(
+            AnswerType::Choice(6),
+            "Therefore, among A through F, the answer is F."
+        ),
+        Some("F".into())
+    );
 }
 
 #[test]
@@ -100,8 +151,14 @@ fn free_text() {
     check(
         AnswerType::Text,
         &[
-            ("Putting them together: \"ab\". The answer is ReK.", Some("rek")),
-            ("So the final answer is \"anal\". \nTherefore, the answer is \"anal\".", Some("anal")),
+            (
+                "Putting them together: \"ab\". The answer is ReK.",
+                Some("rek"),
+            ),
+            (
+                "So the final answer is \"anal\". \nTherefore, the answer is \"anal\".",
+                Some("anal"),
+            ),
             ("The answer is \"yajo\".", Some("yajo")),
             ("The answer is 'ns'.", Some("ns")),
             ("The answer is n s.", Some("ns")),
@@ -115,7 +172,10 @@ fn dates() {
     check(
         AnswerType::Date,
         &[
-            ("Today is 05/01/2021. The answer is 05/02/2021.", Some("05/02/2021")),
+            (
+                "Today is 05/01/2021. The answer is 05/02/2021.",
+                Some("05/02/2021"),
+            ),
             ("The answer is 5/2/2021", Some("05/02/2021")),
             ("so it was 12/31/1999", Some("12/31/1999")),
             ("The answer is 13/01/2021", None),
@@ -129,11 +189,36 @@ fn dates() {
 #[test]
 fn number_forms_in_every_context() {
     let forms: &[(&str, &str)] = &[
-        ("7", "7"), ("07", "7"), ("-7", "-7"), ("7.0", "7"), ("7.5", "7.5"), ("-0.25", "-0.25"), ("0.125", "0.125"),
-        ("1,000", "1000"), ("12,345", "12345"), ("1,234,567", "1234567"), ("1,200.50", "1200.5"), ("$5", "5"), ("$1,250", "1250"),
-        ("$3.75", "3.75"), ("3/4", "0.75"), ("1/8", "0.125"), ("10/4", "2.5"), ("12 apples", "12"), ("45 minutes", "45"),
-        ("8 km/h", "8"), ("100%", "100"), ("2.5 hours", "2.5"), ("9 dollars", "9"), ("-3 degrees", "-3"), ("0", "0"),
-        ("365 days", "365"), ("1000000", "1000000"), ("3.14159", "3.14159"), ("40.", "40"), ("6,000 feet", "6000"),
+        ("7", "7"),
+        ("07", "7"),
+        ("-7", "-7"),
+        ("7.0", "7"),
+        ("7.5", "7.5"),
+        ("-0.25", "-0.25"),
+        ("0.125", "0.125"),
+        ("1,000", "1000"),
+        ("12,345", "12345"),
+        ("1,234,567", "1234567"),
+        ("1,200.50", "1200.5"),
+        ("$5", "5"),
+        ("$1,250", "1250"),
+        ("$3.75", "3.75"),
+        ("3/4", "0.75"),
+        ("1/8", "0.125"),
+        ("10/4", "2.5"),
+        ("12 apples", "12"),
+        ("45 minutes", "45"),
+        ("8 km/h", "8"),
+        ("100%", "100"),
+        ("2.5 hours", "2.5"),
+        ("9 dollars", "9"),
+        ("-3 degrees", "-3"),
+        ("0", "0"),
+        ("365 days", "365"),
+        ("1000000", "1000000"),
+        ("3.14159", "3.14159"),
+        ("40.", "40"),
+        ("6,000 feet", "6000"),
     ];
     let contexts: &[&str] = &[
         "The answer is {}.",
@@ -148,7 +233,11 @@ fn number_forms_in_every_context() {
     for (form, want) in forms {
         for ctx in contexts {
             let text = ctx.replace("{}", form);
-            assert_eq!(extract(AnswerType::Number, &text).as_deref(), Some(*want), "{text:?}");
+            assert_eq!(
+                extract(AnswerType::Number, &text).as_deref(),
+                Some(*want),
+                "{text:?}"
+            );
             n += 1;
         }
     }
@@ -158,15 +247,46 @@ fn number_forms_in_every_context() {
 /// Yes/no and letter forms × contexts.
 #[test]
 fn yes_no_and_letter_forms_in_every_context() {
-    let yn: &[(&str, &str)] = &[("yes", "yes"), ("Yes", "yes"), ("YES", "yes"), ("\"yes\"", "yes"), ("Yes!", "yes"), ("yes, it is", "yes"), ("no", "no"), ("No.", "no"), ("NO", "no"), ("no, never", "no")];
-    let letters: &[(&str, &str)] = &[("A", "A"), ("(B)", "B"), ("(c)", "C"), ("D)", "D"), ("E.", "E"), ("(b) library", "B")];
-    let contexts = ["The answer is {}", "Therefore, the answer (Yes or No) is {}", "So the answer is {}.", "Answer: {}"];
+    let yn: &[(&str, &str)] = &[
+        ("yes", "yes"),
+        ("Yes", "yes"),
+        ("YES", "yes"),
+        ("\"yes\"", "yes"),
+        ("Yes!", "yes"),
+        ("yes, it is", "yes"),
+        ("no", "no"),
+        ("No.", "no"),
+        ("NO", "no"),
+        ("no, never", "no"),
+    ];
+    let letters: &[(&str, &str)] = &[
+        ("A", "A"),
+        ("(B)", "B"),
+        ("(c)", "C"),
+        ("D)", "D"),
+        ("E.", "E"),
+        ("(b) library", "B"),
+    ];
+    let contexts = [
+        "The answer is {}",
+        "Therefore, the answer (Yes or No) is {}",
+        "So the answer is {}.",
+        "Answer: {}",
+    ];
     for ctx in contexts {
         for (f, w) in yn {
-            assert_eq!(extract(AnswerType::YesNo, &ctx.replace("{}", f)).as_deref(), Some(*w), "{ctx} {f}");
+            assert_eq!(
+                extract(AnswerType::YesNo, &ctx.replace("{}", f)).as_deref(),
+                Some(*w),
+                "{ctx} {f}"
+            );
         }
         for (f, w) in letters {
-            assert_eq!(extract(AnswerType::Choice(5), &ctx.replace("{}", f)).as_deref(), Some(*w), "{ctx} {f}");
+            assert_eq!(
+                extract(AnswerType::Choice(5), &ctx.replace("{}", f)).as_deref(),
+                Some(*w),
+                "{ctx} {f}"
+            );
         }
     }
 }

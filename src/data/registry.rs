@@ -98,7 +98,12 @@ const FTC: &str = "text-davinci-002 zero-shot-CoT, greedy, 1 per item (Fine-tune
 
 macro_rules! src {
     ($name:expr, $fmt:ident, $path:expr, $about:expr) => {
-        SourceDef { name: $name, format: SourceFormat::$fmt, path: $path, about: $about }
+        SourceDef {
+            name: $name,
+            format: SourceFormat::$fmt,
+            path: $path,
+            about: $about,
+        }
     };
 }
 
@@ -110,12 +115,36 @@ pub const TASKS: &[TaskDef] = &[
         answer: AnswerType::Number,
         layout: Layout::Svamp,
         files: &["benchmarks/SVAMP/SVAMP.json"],
-        splits: &[SplitScheme::MccKd, SplitScheme::FineTuneCot("svamp"), SplitScheme::Dsbs("svamp")],
+        splits: &[
+            SplitScheme::MccKd,
+            SplitScheme::FineTuneCot("svamp"),
+            SplitScheme::Dsbs("svamp"),
+        ],
         sources: &[
-            src!("gpt35-mcc-kd", MccKd, "svamp-gpt35-multi/train.json", "gpt-3.5-turbo, sampled, 10 per training question (MCC-KD)"),
-            src!("davinci002-ftc", FineTuneCot, "fine-tune-cot/completions-davinci002-zs-cot/D_svamp.json", FTC),
-            src!("palm-dsbs", Dsbs, "distill-step-by-step/svamp/llm", "PaLM-540B few-shot CoT, 1 per item (distilling step-by-step)"),
-            src!("davinci002-zscot", ZscotLog, "teacher-logs-davinci002/svamp_zero_shot_cot.log", ZS),
+            src!(
+                "gpt35-mcc-kd",
+                MccKd,
+                "svamp-gpt35-multi/train.json",
+                "gpt-3.5-turbo, sampled, 10 per training question (MCC-KD)"
+            ),
+            src!(
+                "davinci002-ftc",
+                FineTuneCot,
+                "fine-tune-cot/completions-davinci002-zs-cot/D_svamp.json",
+                FTC
+            ),
+            src!(
+                "palm-dsbs",
+                Dsbs,
+                "distill-step-by-step/svamp/llm",
+                "PaLM-540B few-shot CoT, 1 per item (distilling step-by-step)"
+            ),
+            src!(
+                "davinci002-zscot",
+                ZscotLog,
+                "teacher-logs-davinci002/svamp_zero_shot_cot.log",
+                ZS
+            ),
         ],
     },
     TaskDef {
@@ -125,7 +154,12 @@ pub const TASKS: &[TaskDef] = &[
         layout: Layout::Gsm8k,
         files: &["gsm8k/train.jsonl", "gsm8k/test.jsonl"],
         splits: &[SplitScheme::Gsm8k, SplitScheme::FineTuneCot("gsm8k")],
-        sources: &[src!("davinci002-zscot", ZscotLog, "teacher-logs-davinci002/gsm8k_zero_shot_cot.log", ZS)],
+        sources: &[src!(
+            "davinci002-zscot",
+            ZscotLog,
+            "teacher-logs-davinci002/gsm8k_zero_shot_cot.log",
+            ZS
+        )],
     },
     TaskDef {
         name: "multiarith",
@@ -135,8 +169,18 @@ pub const TASKS: &[TaskDef] = &[
         files: &["benchmarks/MultiArith/MultiArith.json"],
         splits: &[SplitScheme::FineTuneCot("multiarith")],
         sources: &[
-            src!("davinci002-ftc", FineTuneCot, "fine-tune-cot/completions-davinci002-zs-cot/D_multiarith.json", FTC),
-            src!("davinci002-zscot", ZscotLog, "teacher-logs-davinci002/multiarith_zero_shot_cot.log", ZS),
+            src!(
+                "davinci002-ftc",
+                FineTuneCot,
+                "fine-tune-cot/completions-davinci002-zs-cot/D_multiarith.json",
+                FTC
+            ),
+            src!(
+                "davinci002-zscot",
+                ZscotLog,
+                "teacher-logs-davinci002/multiarith_zero_shot_cot.log",
+                ZS
+            ),
         ],
     },
     TaskDef {
@@ -147,8 +191,18 @@ pub const TASKS: &[TaskDef] = &[
         files: &["benchmarks/AddSub/AddSub.json"],
         splits: &[SplitScheme::FineTuneCot("addsub")],
         sources: &[
-            src!("davinci002-ftc", FineTuneCot, "fine-tune-cot/completions-davinci002-zs-cot/D_addsub.json", FTC),
-            src!("davinci002-zscot", ZscotLog, "teacher-logs-davinci002/addsub_zero_shot_cot.log", ZS),
+            src!(
+                "davinci002-ftc",
+                FineTuneCot,
+                "fine-tune-cot/completions-davinci002-zs-cot/D_addsub.json",
+                FTC
+            ),
+            src!(
+                "davinci002-zscot",
+                ZscotLog,
+                "teacher-logs-davinci002/addsub_zero_shot_cot.log",
+                ZS
+            ),
         ],
     },
     TaskDef {
@@ -159,8 +213,18 @@ pub const TASKS: &[TaskDef] = &[
         files: &["benchmarks/SingleEq/questions.json"],
         splits: &[SplitScheme::FineTuneCot("single_eq")],
         sources: &[
-            src!("davinci002-ftc", FineTuneCot, "fine-tune-cot/completions-davinci002-zs-cot/D_single_eq.json", FTC),
-            src!("davinci002-zscot", ZscotLog, "teacher-logs-davinci002/singleeq_zero_shot_cot.log", ZS),
+            src!(
+                "davinci002-ftc",
+                FineTuneCot,
+                "fine-tune-cot/completions-davinci002-zs-cot/D_single_eq.json",
+                FTC
+            ),
+            src!(
+                "davinci002-zscot",
+                ZscotLog,
+                "teacher-logs-davinci002/singleeq_zero_shot_cot.log",
+                ZS
+            ),
         ],
     },
     TaskDef {
@@ -170,18 +234,39 @@ pub const TASKS: &[TaskDef] = &[
         layout: Layout::Aqua,
         files: &["benchmarks/AQuA/test.json"],
         splits: &[SplitScheme::FineTuneCot("aqua")],
-        sources: &[src!("davinci002-zscot", ZscotLog, "teacher-logs-davinci002/aqua_zero_shot_cot.log", ZS)],
+        sources: &[src!(
+            "davinci002-zscot",
+            ZscotLog,
+            "teacher-logs-davinci002/aqua_zero_shot_cot.log",
+            ZS
+        )],
     },
     TaskDef {
         name: "commonsense_qa",
         family: "commonsense",
         answer: AnswerType::Choice(5),
         layout: Layout::Csqa,
-        files: &["benchmarks/CommonsenseQA/train_rand_split.jsonl", "benchmarks/CommonsenseQA/dev_rand_split.jsonl"],
-        splits: &[SplitScheme::FineTuneCot("commonsense_qa"), SplitScheme::Dsbs("cqa")],
+        files: &[
+            "benchmarks/CommonsenseQA/train_rand_split.jsonl",
+            "benchmarks/CommonsenseQA/dev_rand_split.jsonl",
+        ],
+        splits: &[
+            SplitScheme::FineTuneCot("commonsense_qa"),
+            SplitScheme::Dsbs("cqa"),
+        ],
         sources: &[
-            src!("palm-dsbs", Dsbs, "distill-step-by-step/cqa/llm", "PaLM-540B few-shot CoT, 1 per item (distilling step-by-step)"),
-            src!("davinci002-zscot", ZscotLog, "teacher-logs-davinci002/commonsensqa_zero_shot_cot.log", ZS),
+            src!(
+                "palm-dsbs",
+                Dsbs,
+                "distill-step-by-step/cqa/llm",
+                "PaLM-540B few-shot CoT, 1 per item (distilling step-by-step)"
+            ),
+            src!(
+                "davinci002-zscot",
+                ZscotLog,
+                "teacher-logs-davinci002/commonsensqa_zero_shot_cot.log",
+                ZS
+            ),
         ],
     },
     TaskDef {
@@ -192,8 +277,18 @@ pub const TASKS: &[TaskDef] = &[
         files: &["benchmarks/StrategyQA/task.json"],
         splits: &[SplitScheme::FineTuneCot("strategy_qa")],
         sources: &[
-            src!("davinci002-ftc", FineTuneCot, "fine-tune-cot/completions-davinci002-zs-cot/D_strategy_qa.json", FTC),
-            src!("davinci002-zscot", ZscotLog, "teacher-logs-davinci002/strategyqa_zero_shot_cot.log", ZS),
+            src!(
+                "davinci002-ftc",
+                FineTuneCot,
+                "fine-tune-cot/completions-davinci002-zs-cot/D_strategy_qa.json",
+                FTC
+            ),
+            src!(
+                "davinci002-zscot",
+                ZscotLog,
+                "teacher-logs-davinci002/strategyqa_zero_shot_cot.log",
+                ZS
+            ),
         ],
     },
     TaskDef {
@@ -204,8 +299,18 @@ pub const TASKS: &[TaskDef] = &[
         files: &["benchmarks/last_letters/last_letters.json"],
         splits: &[SplitScheme::FineTuneCot("last_letter_concatenation")],
         sources: &[
-            src!("davinci002-ftc", FineTuneCot, "fine-tune-cot/completions-davinci002-zs-cot/D_last_letter_concatenation.json", FTC),
-            src!("davinci002-zscot", ZscotLog, "teacher-logs-davinci002/last_letters_zero_shot_cot.log", ZS),
+            src!(
+                "davinci002-ftc",
+                FineTuneCot,
+                "fine-tune-cot/completions-davinci002-zs-cot/D_last_letter_concatenation.json",
+                FTC
+            ),
+            src!(
+                "davinci002-zscot",
+                ZscotLog,
+                "teacher-logs-davinci002/last_letters_zero_shot_cot.log",
+                ZS
+            ),
         ],
     },
     TaskDef {
@@ -216,8 +321,18 @@ pub const TASKS: &[TaskDef] = &[
         files: &["benchmarks/coin_flip/coin_flip.json"],
         splits: &[SplitScheme::FineTuneCot("coin_flip")],
         sources: &[
-            src!("davinci002-ftc", FineTuneCot, "fine-tune-cot/completions-davinci002-zs-cot/D_coin_flip.json", FTC),
-            src!("davinci002-zscot", ZscotLog, "teacher-logs-davinci002/coin_flip_zero_shot_cot.log", ZS),
+            src!(
+                "davinci002-ftc",
+                FineTuneCot,
+                "fine-tune-cot/completions-davinci002-zs-cot/D_coin_flip.json",
+                FTC
+            ),
+            src!(
+                "davinci002-zscot",
+                ZscotLog,
+                "teacher-logs-davinci002/coin_flip_zero_shot_cot.log",
+                ZS
+            ),
         ],
     },
     TaskDef {
@@ -228,8 +343,18 @@ pub const TASKS: &[TaskDef] = &[
         files: &["benchmarks/Bigbench_Date/task.json"],
         splits: &[SplitScheme::FineTuneCot("date_understanding")],
         sources: &[
-            src!("davinci002-ftc", FineTuneCot, "fine-tune-cot/completions-davinci002-zs-cot/D_date_understanding.json", FTC),
-            src!("davinci002-zscot", ZscotLog, "teacher-logs-davinci002/date_understanding_zero_shot_cot.log", ZS),
+            src!(
+                "davinci002-ftc",
+                FineTuneCot,
+                "fine-tune-cot/completions-davinci002-zs-cot/D_date_understanding.json",
+                FTC
+            ),
+            src!(
+                "davinci002-zscot",
+                ZscotLog,
+                "teacher-logs-davinci002/date_understanding_zero_shot_cot.log",
+                ZS
+            ),
         ],
     },
     TaskDef {
@@ -240,8 +365,18 @@ pub const TASKS: &[TaskDef] = &[
         files: &["benchmarks/Bigbench_object_tracking/task.json"],
         splits: &[SplitScheme::FineTuneCot("tracking_shuffled_objects")],
         sources: &[
-            src!("davinci002-ftc", FineTuneCot, "fine-tune-cot/completions-davinci002-zs-cot/D_tracking_shuffled_objects.json", FTC),
-            src!("davinci002-zscot", ZscotLog, "teacher-logs-davinci002/shuffled_objects_zero_shot_cot.log", ZS),
+            src!(
+                "davinci002-ftc",
+                FineTuneCot,
+                "fine-tune-cot/completions-davinci002-zs-cot/D_tracking_shuffled_objects.json",
+                FTC
+            ),
+            src!(
+                "davinci002-zscot",
+                ZscotLog,
+                "teacher-logs-davinci002/shuffled_objects_zero_shot_cot.log",
+                ZS
+            ),
         ],
     },
 ];

@@ -57,7 +57,11 @@ pub fn resolve(task: &TaskDef, names: &[String], jsonl: &[String]) -> Result<Vec
     for n in names {
         let s = task.sources.iter().find(|s| s.name == n).ok_or_else(|| {
             let known: Vec<&str> = task.sources.iter().map(|s| s.name).collect();
-            format!("task {} has no source `{n}` (known: {})", task.name, known.join(", "))
+            format!(
+                "task {} has no source `{n}` (known: {})",
+                task.name,
+                known.join(", ")
+            )
         })?;
         out.push(Wanted::Named(s));
     }
@@ -68,7 +72,9 @@ pub fn resolve(task: &TaskDef, names: &[String], jsonl: &[String]) -> Result<Vec
 /// Files a wanted source reads (for the stage key's input hashes).
 pub fn files(w: &Wanted, root: &Path) -> Result<Vec<PathBuf>> {
     Ok(match w {
-        Wanted::Named(s) if s.format == SourceFormat::Dsbs => formats::dsbs::files(&root.join(s.path), "train")?,
+        Wanted::Named(s) if s.format == SourceFormat::Dsbs => {
+            formats::dsbs::files(&root.join(s.path), "train")?
+        }
         Wanted::Named(s) => vec![root.join(s.path)],
         Wanted::Jsonl(p) => vec![p.clone()],
     })
@@ -79,7 +85,11 @@ pub fn load(task: &TaskDef, data: &TaskData, root: &Path, wanted: &[Wanted]) -> 
     // 1. Join keys of every question in every split.
     let mut by_key: HashMap<String, (&str, usize)> = HashMap::new();
     let mut by_id: HashMap<&str, (&str, usize)> = HashMap::new();
-    for (name, split) in [("train", &data.train), ("validation", &data.validation), ("test", &data.test)] {
+    for (name, split) in [
+        ("train", &data.train),
+        ("validation", &data.validation),
+        ("test", &data.test),
+    ] {
         for (i, e) in split.iter().enumerate() {
             by_key.entry(join_key(&e.question)).or_insert((name, i));
             by_id.insert(e.id.as_str(), (name, i));
@@ -101,7 +111,15 @@ pub fn load(task: &TaskDef, data: &TaskData, root: &Path, wanted: &[Wanted]) -> 
                         let rows = p
                             .items
                             .into_iter()
-                            .map(|it| Row { line: it.line, index: None, question: Some(it.question), rationale: it.rationale, body: Some(it.body), answer: None, tag: String::new() })
+                            .map(|it| Row {
+                                line: it.line,
+                                index: None,
+                                question: Some(it.question),
+                                rationale: it.rationale,
+                                body: Some(it.body),
+                                answer: None,
+                                tag: String::new(),
+                            })
                             .collect();
                         (rows, p.skipped)
                     }
@@ -111,16 +129,34 @@ pub fn load(task: &TaskDef, data: &TaskData, root: &Path, wanted: &[Wanted]) -> 
             Wanted::Jsonl(p) => {
                 let (rows, bad) = formats::jsonl::read(p)?;
                 if rows.is_empty() && !bad.is_empty() {
-                    return Err(Error::Input { path: p.clone(), message: format!("no readable line; line {}: {}", bad[0].0, bad[0].1) });
+                    return Err(Error::Input {
+                        path: p.clone(),
+                        message: format!("no readable line; line {}: {}", bad[0].0, bad[0].1),
+                    });
                 }
-                (p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "jsonl".into()), p.display().to_string(), rows, bad)
+                (
+                    p.file_stem()
+                        .map(|s| s.to_string_lossy().into_owned())
+                        .unwrap_or_else(|| "jsonl".into()),
+                    p.display().to_string(),
+                    rows,
+                    bad,
+                )
             }
         };
-        let mut report = SourceReport { source: name.clone(), file, rows: rows.len(), unparsed, ..Default::default() };
+        let mut report = SourceReport {
+            source: name.clone(),
+            file,
+            rows: rows.len(),
+            unparsed,
+            ..Default::default()
+        };
         // 3. Join each row to a question, normalise, keep.
         for row in rows {
             let target = match (&row.question, row.tag.is_empty()) {
-                (_, false) if by_id.contains_key(row.tag.as_str()) => by_id.get(row.tag.as_str()).copied(),
+                (_, false) if by_id.contains_key(row.tag.as_str()) => {
+                    by_id.get(row.tag.as_str()).copied()
+                }
                 (Some(q), _) => by_key.get(&join_key(q)).copied(),
                 _ => None,
             };
@@ -142,7 +178,14 @@ pub fn load(task: &TaskDef, data: &TaskData, root: &Path, wanted: &[Wanted]) -> 
                 text.push('.');
             }
             let k = counters.entry((ex.id.clone(), name.clone())).or_default();
-            let r = Rationale { id: format!("{}/{name}/{k}", ex.id), question_id: ex.id.clone(), source: name.clone(), body, text, origin: "recorded".into() };
+            let r = Rationale {
+                id: format!("{}/{name}/{k}", ex.id),
+                question_id: ex.id.clone(),
+                source: name.clone(),
+                body,
+                text,
+                origin: "recorded".into(),
+            };
             *k += 1;
             if split == "train" {
                 report.train += 1;
@@ -159,29 +202,52 @@ pub fn load(task: &TaskDef, data: &TaskData, root: &Path, wanted: &[Wanted]) -> 
 
 /// The rationale text (with an answer sentence appended where it had none) and its body.
 fn normalise(row: &Row, data: &TaskData, options: &[String]) -> (String, String) {
-    let (text, body) = crate::teacher::normalise(&row.rationale, row.answer.as_deref(), data.answer, options);
-    (text, row.body.clone().map(|b| b.trim().to_string()).unwrap_or(body))
+    let (text, body) =
+        crate::teacher::normalise(&row.rationale, row.answer.as_deref(), data.answer, options);
+    (
+        text,
+        row.body
+            .clone()
+            .map(|b| b.trim().to_string())
+            .unwrap_or(body),
+    )
 }
 
 /// distilling-step-by-step chunks get their question from the same folder's train inputs.
 fn dsbs_rows(task: &TaskDef, root: &Path, dir: &Path) -> Result<Vec<Row>> {
     let mut rows = formats::dsbs::read(dir)?;
     let folder = dir.parent().unwrap_or(dir);
-    let d = folder.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let d = folder
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let inputs_path = folder.join(format!("{d}_train.json"));
-    let text = std::fs::read_to_string(&inputs_path).map_err(|e| Error::Input { path: inputs_path.clone(), message: e.to_string() })?;
+    let text = std::fs::read_to_string(&inputs_path).map_err(|e| Error::Input {
+        path: inputs_path.clone(),
+        message: e.to_string(),
+    })?;
     let questions: Vec<String> = text
         .lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| {
             let v: serde_json::Value = serde_json::from_str(l).unwrap_or_default();
-            v.get("input").or_else(|| v.get("question")).and_then(|x| x.as_str()).unwrap_or_default().to_string()
+            v.get("input")
+                .or_else(|| v.get("question"))
+                .and_then(|x| x.as_str())
+                .unwrap_or_default()
+                .to_string()
         })
         .collect();
     if questions.len() != rows.len() {
         return Err(Error::Input {
             path: dir.to_path_buf(),
-            message: format!("{} chunks for {} questions in {} ({})", rows.len(), questions.len(), inputs_path.display(), task.name),
+            message: format!(
+                "{} chunks for {} questions in {} ({})",
+                rows.len(),
+                questions.len(),
+                inputs_path.display(),
+                task.name
+            ),
         });
     }
     for (r, q) in rows.iter_mut().zip(questions) {

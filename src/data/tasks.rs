@@ -5,8 +5,8 @@ use super::registry::{Layout, SplitScheme, TaskDef};
 use crate::answer::{AnswerType, normalise_number};
 use crate::error::{Error, Result};
 use crate::task::{Example, TaskData};
-use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -22,11 +22,15 @@ pub struct Item {
 }
 
 fn input_err(path: &Path, msg: impl std::fmt::Display) -> Error {
-    Error::Input { path: path.to_path_buf(), message: msg.to_string() }
+    Error::Input {
+        path: path.to_path_buf(),
+        message: msg.to_string(),
+    }
 }
 
 fn read(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|e| input_err(path, format!("cannot read: {e} (is the data root right?)")))
+    std::fs::read_to_string(path)
+        .map_err(|e| input_err(path, format!("cannot read: {e} (is the data root right?)")))
 }
 
 /// JSON, or JSON lines (errors name the line).
@@ -41,7 +45,9 @@ fn json_or_lines(path: &Path) -> Result<Vec<Value>> {
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| serde_json::from_str(l).map_err(|e| input_err(path, format!("line {}: {e}", i + 1))))
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|e| input_err(path, format!("line {}: {e}", i + 1)))
+        })
         .collect()
 }
 
@@ -56,7 +62,10 @@ impl<'de> Deserialize<'de> for Ordered {
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("an object of scores")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> std::result::Result<Ordered, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> std::result::Result<Ordered, A::Error> {
                 let mut out = Vec::new();
                 while let Some((k, v)) = m.next_entry::<String, f64>()? {
                     out.push((k, v));
@@ -69,12 +78,21 @@ impl<'de> Deserialize<'de> for Ordered {
 }
 
 fn choices_suffix(options: &[String]) -> String {
-    let parts: Vec<String> = options.iter().enumerate().map(|(i, o)| format!("({}) {o}", (b'A' + i as u8) as char)).collect();
+    let parts: Vec<String> = options
+        .iter()
+        .enumerate()
+        .map(|(i, o)| format!("({}) {o}", (b'A' + i as u8) as char))
+        .collect();
     format!(" Answer Choices: {}", parts.join(" "))
 }
 
 fn field<'a>(path: &Path, i: usize, v: &'a Value, name: &str) -> Result<&'a Value> {
-    v.get(name).ok_or_else(|| input_err(path, format!("item {i}: no field `{name}` (is this the right file for the task?)")))
+    v.get(name).ok_or_else(|| {
+        input_err(
+            path,
+            format!("item {i}: no field `{name}` (is this the right file for the task?)"),
+        )
+    })
 }
 
 fn num(path: &Path, i: usize, v: &Value) -> Result<String> {
@@ -82,9 +100,15 @@ fn num(path: &Path, i: usize, v: &Value) -> Result<String> {
         Value::Number(n) => n.to_string(),
         Value::String(s) => s.clone(),
         Value::Array(a) if !a.is_empty() => return num(path, i, &a[0]),
-        _ => return Err(input_err(path, format!("item {i}: answer {v} is not a number"))),
+        _ => {
+            return Err(input_err(
+                path,
+                format!("item {i}: answer {v} is not a number"),
+            ));
+        }
     };
-    normalise_number(&s).ok_or_else(|| input_err(path, format!("item {i}: answer {s:?} is not a number")))
+    normalise_number(&s)
+        .ok_or_else(|| input_err(path, format!("item {i}: answer {s:?} is not a number")))
 }
 
 /// Loads every item of a task's benchmark, in file order (train file first where there are two).
@@ -94,53 +118,122 @@ pub fn load_items(task: &TaskDef, root: &Path) -> Result<Vec<Item>> {
         let path = root.join(rel);
         let text_items: Vec<Value> = match task.layout {
             Layout::Examples | Layout::BigBench => {
-                let v: Value = serde_json::from_str(&read(&path)?).map_err(|e| input_err(&path, e))?;
-                v.get("examples").and_then(Value::as_array).cloned().ok_or_else(|| input_err(&path, "no `examples` list"))?
+                let v: Value =
+                    serde_json::from_str(&read(&path)?).map_err(|e| input_err(&path, e))?;
+                v.get("examples")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .ok_or_else(|| input_err(&path, "no `examples` list"))?
             }
             _ => json_or_lines(&path)?,
         };
         for (i, v) in text_items.iter().enumerate() {
             let s = |name: &str| -> Result<String> {
-                Ok(field(&path, i, v, name)?.as_str().unwrap_or_default().trim().to_string())
+                Ok(field(&path, i, v, name)?
+                    .as_str()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string())
             };
             let item = match task.layout {
                 Layout::Svamp => Item {
-                    question: format!("{} {}", s("Body")?.trim_end_matches(['.', ' ']), s("Question")?).replace(" .", "."),
+                    question: format!(
+                        "{} {}",
+                        s("Body")?.trim_end_matches(['.', ' ']),
+                        s("Question")?
+                    )
+                    .replace(" .", "."),
                     answer: num(&path, i, field(&path, i, v, "Answer")?)?,
                     options: vec![],
                 },
-                Layout::Mawps => Item { question: s("sQuestion")?, answer: num(&path, i, field(&path, i, v, "lSolutions")?)?, options: vec![] },
+                Layout::Mawps => Item {
+                    question: s("sQuestion")?,
+                    answer: num(&path, i, field(&path, i, v, "lSolutions")?)?,
+                    options: vec![],
+                },
                 Layout::Gsm8k => {
                     let a = s("answer")?;
-                    let gold = a.rsplit("####").next().unwrap_or("").trim().replace(',', "");
-                    Item { question: s("question")?, answer: normalise_number(&gold).ok_or_else(|| input_err(&path, format!("line {}: no `#### N`", i + 1)))?, options: vec![] }
+                    let gold = a
+                        .rsplit("####")
+                        .next()
+                        .unwrap_or("")
+                        .trim()
+                        .replace(',', "");
+                    Item {
+                        question: s("question")?,
+                        answer: normalise_number(&gold).ok_or_else(|| {
+                            input_err(&path, format!("line {}: no `#### N`", i + 1))
+                        })?,
+                        options: vec![],
+                    }
                 }
                 Layout::Aqua => {
                     let options: Vec<String> = field(&path, i, v, "options")?
                         .as_array()
-                        .map(|a| a.iter().filter_map(Value::as_str).map(|o| o.get(2..).unwrap_or(o).trim().to_string()).collect())
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(Value::as_str)
+                                .map(|o| o.get(2..).unwrap_or(o).trim().to_string())
+                                .collect()
+                        })
                         .unwrap_or_default();
-                    Item { question: format!("{}{}", s("question")?, choices_suffix(&options)), answer: s("correct")?.to_uppercase(), options }
+                    Item {
+                        question: format!("{}{}", s("question")?, choices_suffix(&options)),
+                        answer: s("correct")?.to_uppercase(),
+                        options,
+                    }
                 }
                 Layout::Csqa => {
                     let q = field(&path, i, v, "question")?;
-                    let options: Vec<String> = q["choices"].as_array().map(|a| a.iter().filter_map(|c| c["text"].as_str().map(String::from)).collect()).unwrap_or_default();
+                    let options: Vec<String> = q["choices"]
+                        .as_array()
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|c| c["text"].as_str().map(String::from))
+                                .collect()
+                        })
+                        .unwrap_or_default();
                     let stem = q["stem"].as_str().unwrap_or_default();
-                    Item { question: format!("{stem}{}", choices_suffix(&options)), answer: s("answerKey")?.to_uppercase(), options }
+                    Item {
+                        question: format!("{stem}{}", choices_suffix(&options)),
+                        answer: s("answerKey")?.to_uppercase(),
+                        options,
+                    }
                 }
                 Layout::Examples => {
                     let answer = s("answer")?.to_lowercase();
-                    Item { question: s("question")?, answer, options: vec![] }
+                    Item {
+                        question: s("question")?,
+                        answer,
+                        options: vec![],
+                    }
                 }
                 Layout::BigBench => {
-                    let scores: Ordered = serde_json::from_value(field(&path, i, v, "target_scores")?.clone()).map_err(|e| input_err(&path, format!("item {i}: {e}")))?;
-                    let best = scores.0.iter().position(|(_, s)| *s >= 1.0).ok_or_else(|| input_err(&path, format!("item {i}: no target with score 1")))?;
+                    let scores: Ordered =
+                        serde_json::from_value(field(&path, i, v, "target_scores")?.clone())
+                            .map_err(|e| input_err(&path, format!("item {i}: {e}")))?;
+                    let best = scores
+                        .0
+                        .iter()
+                        .position(|(_, s)| *s >= 1.0)
+                        .ok_or_else(|| {
+                            input_err(&path, format!("item {i}: no target with score 1"))
+                        })?;
                     let input = s("input")?;
                     if task.answer == AnswerType::YesNo {
-                        Item { question: input, answer: scores.0[best].0.to_lowercase(), options: vec![] }
+                        Item {
+                            question: input,
+                            answer: scores.0[best].0.to_lowercase(),
+                            options: vec![],
+                        }
                     } else {
-                        let options: Vec<String> = scores.0.iter().map(|(k, _)| k.clone()).collect();
-                        Item { question: format!("{input}{}", choices_suffix(&options)), answer: ((b'A' + best as u8) as char).to_string(), options }
+                        let options: Vec<String> =
+                            scores.0.iter().map(|(k, _)| k.clone()).collect();
+                        Item {
+                            question: format!("{input}{}", choices_suffix(&options)),
+                            answer: ((b'A' + best as u8) as char).to_string(),
+                            options,
+                        }
                     }
                 }
             };
@@ -158,26 +251,46 @@ pub fn split_files(task: &TaskDef, scheme: SplitScheme, root: &Path) -> Vec<Path
             v.push(root.join(format!("fine-tune-cot/split/{n}__default.json")));
             v
         }
-        SplitScheme::MccKd => ["train", "dev", "test"].iter().map(|s| root.join(format!("svamp-gpt35-multi/{s}.json"))).collect(),
-        SplitScheme::Dsbs(d) => ["train", "test"].iter().map(|s| root.join(format!("distill-step-by-step/{d}/{d}_{s}.json"))).collect(),
+        SplitScheme::MccKd => ["train", "dev", "test"]
+            .iter()
+            .map(|s| root.join(format!("svamp-gpt35-multi/{s}.json")))
+            .collect(),
+        SplitScheme::Dsbs(d) => ["train", "test"]
+            .iter()
+            .map(|s| root.join(format!("distill-step-by-step/{d}/{d}_{s}.json")))
+            .collect(),
         SplitScheme::Gsm8k => task.files.iter().map(|f| root.join(f)).collect(),
     }
 }
 
 fn example(split: &str, i: usize, it: Item) -> Example {
-    Example { id: format!("{split}-{i}"), question: it.question, answer: it.answer, options: it.options, problem: None }
+    Example {
+        id: format!("{split}-{i}"),
+        question: it.question,
+        answer: it.answer,
+        options: it.options,
+        problem: None,
+    }
 }
 
 /// Loads a task's splits. Validation is the scheme's own dev split where it has one, else the
 /// last `validation` training questions (never test questions).
-pub fn load(task: &TaskDef, scheme: SplitScheme, root: &Path, validation: usize) -> Result<TaskData> {
+pub fn load(
+    task: &TaskDef,
+    scheme: SplitScheme,
+    root: &Path,
+    validation: usize,
+) -> Result<TaskData> {
     let (mut train, dev, test): (Vec<Item>, Option<Vec<Item>>, Vec<Item>) = match scheme {
         SplitScheme::FineTuneCot(n) => {
             let items = load_items(task, root)?;
             let path = root.join(format!("fine-tune-cot/split/{n}__default.json"));
-            let split: Value = serde_json::from_str(&read(&path)?).map_err(|e| input_err(&path, e))?;
+            let split: Value =
+                serde_json::from_str(&read(&path)?).map_err(|e| input_err(&path, e))?;
             let pick = |name: &str| -> Result<Vec<Item>> {
-                let idx = split[name].as_array().ok_or_else(|| input_err(&path, format!("no `{name}` index list")))?;
+                let idx = split[name]
+                    .as_array()
+                    .ok_or_else(|| input_err(&path, format!("no `{name}` index list")))?;
                 idx.iter()
                     .map(|x| {
                         let i = x.as_u64().unwrap_or(u64::MAX) as usize;
@@ -203,7 +316,11 @@ pub fn load(task: &TaskDef, scheme: SplitScheme, root: &Path, validation: usize)
                     .enumerate()
                     .map(|(i, v)| {
                         Ok(Item {
-                            question: field(&path, i, v, "instruction")?.as_str().unwrap_or_default().trim().to_string(),
+                            question: field(&path, i, v, "instruction")?
+                                .as_str()
+                                .unwrap_or_default()
+                                .trim()
+                                .to_string(),
                             answer: num(&path, i, field(&path, i, v, "label")?)?,
                             options: vec![],
                         })
@@ -221,14 +338,51 @@ pub fn load(task: &TaskDef, scheme: SplitScheme, root: &Path, validation: usize)
                     .map(|(i, v)| {
                         if d == "svamp" {
                             let label = field(&path, i, v, "label")?.as_str().unwrap_or_default();
-                            let answer = crate::answer::eval_expression(label).ok_or_else(|| input_err(&path, format!("line {}: label {label:?} is not an expression", i + 1)))?;
-                            Ok(Item { question: field(&path, i, v, "input")?.as_str().unwrap_or_default().trim().to_string(), answer, options: vec![] })
+                            let answer =
+                                crate::answer::eval_expression(label).ok_or_else(|| {
+                                    input_err(
+                                        &path,
+                                        format!(
+                                            "line {}: label {label:?} is not an expression",
+                                            i + 1
+                                        ),
+                                    )
+                                })?;
+                            Ok(Item {
+                                question: field(&path, i, v, "input")?
+                                    .as_str()
+                                    .unwrap_or_default()
+                                    .trim()
+                                    .to_string(),
+                                answer,
+                                options: vec![],
+                            })
                         } else {
-                            let options: Vec<String> = field(&path, i, v, "choices")?.as_array().map(|a| a.iter().filter_map(|c| c.as_str().map(String::from)).collect()).unwrap_or_default();
+                            let options: Vec<String> = field(&path, i, v, "choices")?
+                                .as_array()
+                                .map(|a| {
+                                    a.iter()
+                                        .filter_map(|c| c.as_str().map(String::from))
+                                        .collect()
+                                })
+                                .unwrap_or_default();
                             let ans = field(&path, i, v, "answer")?.as_str().unwrap_or_default();
-                            let letter = options.iter().position(|o| o == ans).ok_or_else(|| input_err(&path, format!("line {}: answer {ans:?} is not a choice", i + 1)))?;
-                            let q = field(&path, i, v, "question")?.as_str().unwrap_or_default().to_string();
-                            Ok(Item { question: format!("{q}{}", choices_suffix(&options)), answer: ((b'A' + letter as u8) as char).to_string(), options })
+                            let letter =
+                                options.iter().position(|o| o == ans).ok_or_else(|| {
+                                    input_err(
+                                        &path,
+                                        format!("line {}: answer {ans:?} is not a choice", i + 1),
+                                    )
+                                })?;
+                            let q = field(&path, i, v, "question")?
+                                .as_str()
+                                .unwrap_or_default()
+                                .to_string();
+                            Ok(Item {
+                                question: format!("{q}{}", choices_suffix(&options)),
+                                answer: ((b'A' + letter as u8) as char).to_string(),
+                                options,
+                            })
                         }
                     })
                     .collect()
@@ -246,9 +400,21 @@ pub fn load(task: &TaskDef, scheme: SplitScheme, root: &Path, validation: usize)
     Ok(TaskData {
         task: task.name.to_string(),
         answer: task.answer,
-        train: train.into_iter().enumerate().map(|(i, it)| example("train", i, it)).collect(),
-        validation: dev.into_iter().enumerate().map(|(i, it)| example("val", i, it)).collect(),
-        test: test.into_iter().enumerate().map(|(i, it)| example("test", i, it)).collect(),
+        train: train
+            .into_iter()
+            .enumerate()
+            .map(|(i, it)| example("train", i, it))
+            .collect(),
+        validation: dev
+            .into_iter()
+            .enumerate()
+            .map(|(i, it)| example("val", i, it))
+            .collect(),
+        test: test
+            .into_iter()
+            .enumerate()
+            .map(|(i, it)| example("test", i, it))
+            .collect(),
     })
 }
 
@@ -257,5 +423,8 @@ pub fn load(task: &TaskDef, scheme: SplitScheme, root: &Path, validation: usize)
 pub fn join_key(question: &str) -> String {
     let q = question.split("Answer Choices:").next().unwrap_or(question);
     let q = q.replace("Which choice is true ?", "");
-    q.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect()
+    q.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
 }

@@ -72,10 +72,19 @@ pub fn write(dir: &Path, stored: &Stored) -> Result<()> {
 /// Rebuilds the tables, summary and charts of a results folder from its `runs.json`.
 pub fn rebuild(dir: &Path) -> Result<()> {
     let path = dir.join("runs.json");
-    let bytes = std::fs::read(&path).map_err(|e| Error::Input { path: path.clone(), message: format!("no stored metrics: {e}") })?;
-    let stored: Stored = serde_json::from_slice(&bytes).map_err(|e| Error::Input { path: path.clone(), message: e.to_string() })?;
+    let bytes = std::fs::read(&path).map_err(|e| Error::Input {
+        path: path.clone(),
+        message: format!("no stored metrics: {e}"),
+    })?;
+    let stored: Stored = serde_json::from_slice(&bytes).map_err(|e| Error::Input {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
     tables::write_runs(dir, &stored)?;
-    atomic_write(&dir.join("summary.md"), stats::summary_md(&stored).as_bytes())?;
+    atomic_write(
+        &dir.join("summary.md"),
+        stats::summary_md(&stored).as_bytes(),
+    )?;
     chart::accuracy(dir, &stored)?;
     Ok(())
 }
@@ -91,8 +100,14 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
 pub fn tmp_path(path: &Path) -> std::path::PathBuf {
     static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    let name = path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     // Keep the extension last: plotters picks the image format from it.
-    let ext = path.extension().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let ext = path
+        .extension()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     path.with_file_name(format!(".{name}.{}-{n}.tmp.{ext}", std::process::id()))
 }

@@ -63,7 +63,10 @@ pub struct Params {
 pub fn ngrams(text: &str, n: usize) -> HashSet<Vec<String>> {
     let words: Vec<String> = text
         .split(|c: char| c.is_whitespace())
-        .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase())
+        .map(|w| {
+            w.trim_matches(|c: char| !c.is_alphanumeric())
+                .to_lowercase()
+        })
         .filter(|w| !w.is_empty())
         .collect();
     if words.len() < n {
@@ -76,7 +79,11 @@ pub fn ngrams(text: &str, n: usize) -> HashSet<Vec<String>> {
 pub fn jaccard(a: &HashSet<Vec<String>>, b: &HashSet<Vec<String>>) -> f64 {
     let inter = a.intersection(b).count();
     let union = a.len() + b.len() - inter;
-    if union == 0 { 1.0 } else { inter as f64 / union as f64 }
+    if union == 0 {
+        1.0
+    } else {
+        inter as f64 / union as f64
+    }
 }
 
 /// Greedy near-duplicate removal: walks `order` and keeps a candidate unless it is at least
@@ -85,7 +92,10 @@ pub fn dedup_in_order(cands: &[&Scored], order: &[usize], threshold: f64, n: usi
     let grams: Vec<_> = cands.iter().map(|c| ngrams(&c.text, n)).collect();
     let mut kept: Vec<usize> = Vec::new();
     for &i in order {
-        if kept.iter().all(|&j| jaccard(&grams[i], &grams[j]) < threshold) {
+        if kept
+            .iter()
+            .all(|&j| jaccard(&grams[i], &grams[j]) < threshold)
+        {
             kept.push(i);
         }
     }
@@ -95,7 +105,12 @@ pub fn dedup_in_order(cands: &[&Scored], order: &[usize], threshold: f64, n: usi
 /// Indices of `cands` sorted by RD (ascending), ties by id.
 pub fn by_rd(cands: &[&Scored], idx: impl IntoIterator<Item = usize>) -> Vec<usize> {
     let mut v: Vec<usize> = idx.into_iter().collect();
-    v.sort_by(|&a, &b| cands[a].rd.total_cmp(&cands[b].rd).then_with(|| cands[a].id.cmp(&cands[b].id)));
+    v.sort_by(|&a, &b| {
+        cands[a]
+            .rd
+            .total_cmp(&cands[b].rd)
+            .then_with(|| cands[a].id.cmp(&cands[b].id))
+    });
     v
 }
 
@@ -109,7 +124,11 @@ pub fn pick(strategy: Strategy, scored: &[Scored], p: &Params) -> Vec<String> {
     // 2. Each strategy ranks a question's candidates and keeps its share.
     let mut ranked: Vec<Vec<&str>> = Vec::new();
     for (qi, (_, cands)) in groups.iter().enumerate() {
-        let mut rng = StdRng::seed_from_u64(p.seed.wrapping_mul(0x5851_F42D_4C95_7F2D).wrapping_add(qi as u64));
+        let mut rng = StdRng::seed_from_u64(
+            p.seed
+                .wrapping_mul(0x5851_F42D_4C95_7F2D)
+                .wrapping_add(qi as u64),
+        );
         let chosen = match strategy {
             Strategy::All => all::pick(cands, p, &mut rng),
             Strategy::Random => random::pick(cands, p, &mut rng),

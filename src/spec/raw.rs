@@ -334,50 +334,138 @@ pub struct EvalSpec {
     pub batch_size: usize,
 }
 
-fn d_seeds() -> Vec<u64> { vec![0] }
-fn d_executor() -> String { "local".into() }
-fn d_cpus() -> u32 { 1 }
-fn d_task() -> String { "arithmetic".into() }
-fn d_train() -> usize { 300 }
-fn d_val() -> usize { 60 }
-fn d_test() -> usize { 100 }
-fn d_steps() -> [usize; 2] { [2, 3] }
-fn d_teacher_kind() -> String { "programmatic".into() }
-fn d_samples() -> usize { 8 }
-fn d_wrong() -> f64 { 0.25 }
-fn d_flawed() -> f64 { 0.1 }
-fn d_dup() -> f64 { 0.25 }
-fn d_student_kind() -> String { "scratch".into() }
-fn d_model() -> String { "smollm2-135m".into() }
-fn d_temperature() -> f64 { 0.7 }
-fn d_max_tokens() -> usize { 256 }
-fn d_prompt() -> String { "zero-shot-cot".into() }
-fn d_concurrency() -> usize { 4 }
-fn d_max_retries() -> usize { 6 }
-fn d_timeout() -> f64 { 120.0 }
-fn d_backoff() -> f64 { 0.5 }
-fn d_dmodel() -> usize { 128 }
-fn d_format() -> String { "qa".into() }
-fn d_layers() -> usize { 2 }
-fn d_heads() -> usize { 4 }
-fn d_seq() -> usize { 160 }
-fn d_vocab() -> usize { 768 }
-fn d_rd_model() -> String { "warmup".into() }
-fn d_warm_steps() -> usize { 300 }
-fn d_warm_share() -> f64 { 0.5 }
-fn d_ngram() -> usize { 3 }
-fn d_score_batch() -> usize { 32 }
-fn d_strategy() -> String { "morsd".into() }
-fn d_k() -> usize { 6 }
-fn d_dedup_thr() -> f64 { 0.7 }
-fn d_steps_train() -> usize { 300 }
-fn d_batch() -> usize { 16 }
-fn d_lr() -> f64 { 3e-3 }
-fn d_lr_warm() -> usize { 20 }
-fn d_wd() -> f64 { 0.01 }
-fn d_eval_every() -> usize { 100 }
-fn d_max_new() -> usize { 64 }
-fn d_eval_batch() -> usize { 64 }
+fn d_seeds() -> Vec<u64> {
+    vec![0]
+}
+fn d_executor() -> String {
+    "local".into()
+}
+fn d_cpus() -> u32 {
+    1
+}
+fn d_task() -> String {
+    "arithmetic".into()
+}
+fn d_train() -> usize {
+    300
+}
+fn d_val() -> usize {
+    60
+}
+fn d_test() -> usize {
+    100
+}
+fn d_steps() -> [usize; 2] {
+    [2, 3]
+}
+fn d_teacher_kind() -> String {
+    "programmatic".into()
+}
+fn d_samples() -> usize {
+    8
+}
+fn d_wrong() -> f64 {
+    0.25
+}
+fn d_flawed() -> f64 {
+    0.1
+}
+fn d_dup() -> f64 {
+    0.25
+}
+fn d_student_kind() -> String {
+    "scratch".into()
+}
+fn d_model() -> String {
+    "smollm2-135m".into()
+}
+fn d_temperature() -> f64 {
+    0.7
+}
+fn d_max_tokens() -> usize {
+    256
+}
+fn d_prompt() -> String {
+    "zero-shot-cot".into()
+}
+fn d_concurrency() -> usize {
+    4
+}
+fn d_max_retries() -> usize {
+    6
+}
+fn d_timeout() -> f64 {
+    120.0
+}
+fn d_backoff() -> f64 {
+    0.5
+}
+fn d_dmodel() -> usize {
+    128
+}
+fn d_format() -> String {
+    "qa".into()
+}
+fn d_layers() -> usize {
+    2
+}
+fn d_heads() -> usize {
+    4
+}
+fn d_seq() -> usize {
+    160
+}
+fn d_vocab() -> usize {
+    768
+}
+fn d_rd_model() -> String {
+    "warmup".into()
+}
+fn d_warm_steps() -> usize {
+    300
+}
+fn d_warm_share() -> f64 {
+    0.5
+}
+fn d_ngram() -> usize {
+    3
+}
+fn d_score_batch() -> usize {
+    32
+}
+fn d_strategy() -> String {
+    "morsd".into()
+}
+fn d_k() -> usize {
+    6
+}
+fn d_dedup_thr() -> f64 {
+    0.7
+}
+fn d_steps_train() -> usize {
+    300
+}
+fn d_batch() -> usize {
+    16
+}
+fn d_lr() -> f64 {
+    3e-3
+}
+fn d_lr_warm() -> usize {
+    20
+}
+fn d_wd() -> f64 {
+    0.01
+}
+fn d_eval_every() -> usize {
+    100
+}
+fn d_max_new() -> usize {
+    64
+}
+fn d_eval_batch() -> usize {
+    64
+}
 
 macro_rules! default_from_serde {
     ($($t:ty),*) => {$(
@@ -388,4 +476,14 @@ macro_rules! default_from_serde {
         }
     )*};
 }
-default_from_serde!(ExecutorSpec, ExperimentSpec, DataSpec, TeacherSpec, StudentSpec, ScoreSpec, SelectSpec, TrainSpec, EvalSpec);
+default_from_serde!(
+    ExecutorSpec,
+    ExperimentSpec,
+    DataSpec,
+    TeacherSpec,
+    StudentSpec,
+    ScoreSpec,
+    SelectSpec,
+    TrainSpec,
+    EvalSpec
+);

@@ -64,7 +64,9 @@ impl TaskRef {
 }
 
 /// A selection strategy (one module each under `select/`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Strategy {
     All,
@@ -143,13 +145,22 @@ pub struct LoadedSpec {
 pub fn load(path: &Path, sets: &[String]) -> Result<LoadedSpec> {
     // 1. Read and check the file alone: toml reports line and column of syntax errors,
     //    unknown keys and wrong types.
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::Input { path: path.to_path_buf(), message: format!("cannot read spec: {e}") })?;
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Input {
+        path: path.to_path_buf(),
+        message: format!("cannot read spec: {e}"),
+    })?;
     let syntax = |e: toml::de::Error, key: Option<String>| {
         let message = e.to_string().trim_end().to_string();
         match key.filter(|k| !k.is_empty() && k != ".") {
-            Some(k) => Error::SpecField { file: path.to_path_buf(), key: k, message },
-            None => Error::SpecSyntax { file: path.to_path_buf(), message },
+            Some(k) => Error::SpecField {
+                file: path.to_path_buf(),
+                key: k,
+                message,
+            },
+            None => Error::SpecSyntax {
+                file: path.to_path_buf(),
+                message,
+            },
         }
     };
     let de = toml::Deserializer::parse(&text).map_err(|e| syntax(e, None))?;
@@ -159,20 +170,25 @@ pub fn load(path: &Path, sets: &[String]) -> Result<LoadedSpec> {
     }
     // 2. Merge file, then environment, then --set.
     let mut fig = Figment::from(Toml::string(&text)).merge(
-        Env::prefixed("MORSD_").filter(|k| k.as_str().contains("__")).split("__"),
+        Env::prefixed("MORSD_")
+            .filter(|k| k.as_str().contains("__"))
+            .split("__"),
     );
     for arg in sets {
         let (key, value) = parse_override(arg)?;
         fig = fig.merge(Serialized::global(key.as_str(), value));
     }
-    let merged: Value = fig
-        .extract()
-        .map_err(|e| Error::SpecSyntax { file: path.to_path_buf(), message: e.to_string() })?;
+    let merged: Value = fig.extract().map_err(|e| Error::SpecSyntax {
+        file: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
     let mut merged = match merged {
         Value::Object(m) => m,
         _ => Default::default(),
     };
-    let sweep_value = merged.remove("sweep").unwrap_or(Value::Object(Default::default()));
+    let sweep_value = merged
+        .remove("sweep")
+        .unwrap_or(Value::Object(Default::default()));
     // 3. The base spec (without the sweep), defaults filled.
     let base: RawSpec = from_json(path, Value::Object(merged), &text)?;
     let base_json = serde_json::to_value(&base).map_err(Error::run)?;
@@ -183,33 +199,81 @@ pub fn load(path: &Path, sets: &[String]) -> Result<LoadedSpec> {
             for (k, v) in m {
                 let key = format!("sweep.\"{k}\"");
                 let Value::Array(items) = v else {
-                    return Err(field_err(path, &text, &key, "must be a list of values".into()));
+                    return Err(field_err(
+                        path,
+                        &text,
+                        &key,
+                        "must be a list of values".into(),
+                    ));
                 };
                 if items.is_empty() {
-                    return Err(field_err(path, &text, &key, "empty sweep list: give at least one value".into()));
+                    return Err(field_err(
+                        path,
+                        &text,
+                        &key,
+                        "empty sweep list: give at least one value".into(),
+                    ));
                 }
-                if k.starts_with("experiment.") || k.starts_with("sweep") || k.starts_with("executor.") {
-                    return Err(field_err(path, &text, &key, "experiment.* and sweep.* cannot be swept (use experiment.seeds for seeds)".into()));
+                if k.starts_with("experiment.")
+                    || k.starts_with("sweep")
+                    || k.starts_with("executor.")
+                {
+                    return Err(field_err(
+                        path,
+                        &text,
+                        &key,
+                        "experiment.* and sweep.* cannot be swept (use experiment.seeds for seeds)"
+                            .into(),
+                    ));
                 }
                 if get_path(&base_json, &k).is_none() {
-                    return Err(field_err(path, &text, &key, format!("`{k}` is not a spec key")));
+                    return Err(field_err(
+                        path,
+                        &text,
+                        &key,
+                        format!("`{k}` is not a spec key"),
+                    ));
                 }
                 out.insert(k, items);
             }
             out
         }
-        _ => return Err(field_err(path, &text, "sweep", "must be a table of dotted key = [values]".into())),
+        _ => {
+            return Err(field_err(
+                path,
+                &text,
+                "sweep",
+                "must be a table of dotted key = [values]".into(),
+            ));
+        }
     };
     let name = base.experiment.name.clone().unwrap_or_else(|| {
-        path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "experiment".into())
+        path.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "experiment".into())
     });
     if name.is_empty() || name.contains(['/', '\\']) {
-        return Err(field_err(path, &text, "experiment.name", "must be a non-empty name without slashes".into()));
+        return Err(field_err(
+            path,
+            &text,
+            "experiment.name",
+            "must be a non-empty name without slashes".into(),
+        ));
     }
     if base.experiment.seeds.is_empty() {
-        return Err(field_err(path, &text, "experiment.seeds", "give at least one seed".into()));
+        return Err(field_err(
+            path,
+            &text,
+            "experiment.seeds",
+            "give at least one seed".into(),
+        ));
     }
-    let output = PathBuf::from(base.experiment.output.clone().unwrap_or_else(|| format!("results/{name}")));
+    let output = PathBuf::from(
+        base.experiment
+            .output
+            .clone()
+            .unwrap_or_else(|| format!("results/{name}")),
+    );
     // 5. Cross product × seeds, each point validated.
     let keys: Vec<String> = sweep.keys().cloned().collect();
     let mut points: Vec<BTreeMap<String, Value>> = vec![BTreeMap::new()];
@@ -233,12 +297,28 @@ pub fn load(path: &Path, sets: &[String]) -> Result<LoadedSpec> {
         let spec: RawSpec = from_json(path, json, &text)?;
         let (task, strategy) = validate(path, &text, &spec)?;
         for &seed in &base.experiment.seeds {
-            let mut label: Vec<String> = point.iter().map(|(k, v)| format!("{k}={}", show(v))).collect();
+            let mut label: Vec<String> = point
+                .iter()
+                .map(|(k, v)| format!("{k}={}", show(v)))
+                .collect();
             label.push(format!("seed={seed}"));
-            runs.push(RunSpec { spec: spec.clone(), swept: point.clone(), seed, label: label.join(" "), task: task.clone(), strategy });
+            runs.push(RunSpec {
+                spec: spec.clone(),
+                swept: point.clone(),
+                seed,
+                label: label.join(" "),
+                task: task.clone(),
+                strategy,
+            });
         }
     }
-    Ok(LoadedSpec { path: path.to_path_buf(), name, output, sweep_keys: keys, runs })
+    Ok(LoadedSpec {
+        path: path.to_path_buf(),
+        name,
+        output,
+        sweep_keys: keys,
+        runs,
+    })
 }
 
 /// Shows a JSON value without quotes around strings.
@@ -251,11 +331,17 @@ pub fn show(v: &Value) -> String {
 
 fn parse_override(arg: &str) -> Result<(String, toml::Value)> {
     let Some((key, raw)) = arg.split_once('=') else {
-        return Err(Error::BadOverride { arg: arg.into(), message: "expected KEY=VALUE".into() });
+        return Err(Error::BadOverride {
+            arg: arg.into(),
+            message: "expected KEY=VALUE".into(),
+        });
     };
     let key = key.trim();
     if key.is_empty() || key.split('.').any(|p| p.is_empty()) {
-        return Err(Error::BadOverride { arg: arg.into(), message: "the key must be a dotted path like select.per_question".into() });
+        return Err(Error::BadOverride {
+            arg: arg.into(),
+            message: "the key must be a dotted path like select.per_question".into(),
+        });
     }
     // A TOML value if it parses as one (numbers, booleans, lists, quoted strings), else a bare string.
     let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
@@ -268,7 +354,10 @@ fn parse_override(arg: &str) -> Result<(String, toml::Value)> {
 fn from_json(path: &Path, json: Value, text: &str) -> Result<RawSpec> {
     serde_path_to_error::deserialize(json).map_err(|e| {
         let key = e.path().to_string();
-        let msg = format!("{} (after merging the file, MORSD_* variables, --set and the sweep)", e.into_inner());
+        let msg = format!(
+            "{} (after merging the file, MORSD_* variables, --set and the sweep)",
+            e.into_inner()
+        );
         field_err(path, text, &key, msg)
     })
 }
@@ -278,40 +367,85 @@ fn validate(path: &Path, text: &str, s: &RawSpec) -> Result<(TaskRef, Strategy)>
     let task = resolve_task(s).map_err(|(k, m)| err(k, m))?;
     let strategy = Strategy::parse(&s.select.strategy).ok_or_else(|| {
         let known: Vec<&str> = Strategy::ALL.iter().map(|s| s.name()).collect();
-        err("select.strategy", format!("unknown strategy `{}` (known: {})", s.select.strategy, known.join(", ")))
+        err(
+            "select.strategy",
+            format!(
+                "unknown strategy `{}` (known: {})",
+                s.select.strategy,
+                known.join(", ")
+            ),
+        )
     })?;
     match (s.teacher.kind.as_str(), &task) {
         ("programmatic", TaskRef::Synthetic(_)) | ("file", TaskRef::Real { .. }) => {}
         ("openai", _) => {
             if let Some(var) = &s.teacher.api_key_env {
                 if std::env::var_os(var).is_none() {
-                    return Err(err("teacher.api_key_env", format!("environment variable {var} is not set")));
+                    return Err(err(
+                        "teacher.api_key_env",
+                        format!("environment variable {var} is not set"),
+                    ));
                 }
             }
-            if let Err(e) = crate::templates::template_text(crate::templates::TEACHER_PROMPTS, &s.teacher.prompt) {
+            if let Err(e) = crate::templates::template_text(
+                crate::templates::TEACHER_PROMPTS,
+                &s.teacher.prompt,
+            ) {
                 return Err(err("teacher.prompt", e.to_string()));
             }
             if s.teacher.concurrency == 0 || s.teacher.max_retries == 0 {
-                return Err(err("teacher.concurrency", "concurrency and max_retries must be at least 1".into()));
+                return Err(err(
+                    "teacher.concurrency",
+                    "concurrency and max_retries must be at least 1".into(),
+                ));
             }
-            if s.teacher.base_url.as_ref().is_some_and(|u| u.to_vec().is_empty()) {
+            if s.teacher
+                .base_url
+                .as_ref()
+                .is_some_and(|u| u.to_vec().is_empty())
+            {
                 return Err(err("teacher.base_url", "give at least one URL".into()));
             }
         }
         ("programmatic", _) => {
-            return Err(err("teacher.kind", format!("the programmatic teacher writes rationales for the synthetic tasks only; use kind = \"file\" for {}", task.name())))
+            return Err(err(
+                "teacher.kind",
+                format!(
+                    "the programmatic teacher writes rationales for the synthetic tasks only; use kind = \"file\" for {}",
+                    task.name()
+                ),
+            ));
         }
-        ("file", _) => return Err(err("teacher.kind", "the file teacher reads recorded rationales of a real task (data.task)".into())),
-        (k, _) => return Err(err("teacher.kind", format!("unknown teacher kind `{k}` (known: programmatic, file, openai)"))),
+        ("file", _) => {
+            return Err(err(
+                "teacher.kind",
+                "the file teacher reads recorded rationales of a real task (data.task)".into(),
+            ));
+        }
+        (k, _) => {
+            return Err(err(
+                "teacher.kind",
+                format!("unknown teacher kind `{k}` (known: programmatic, file, openai)"),
+            ));
+        }
     }
     if let Err(e) = crate::student::format::load(&s.student) {
         return Err(err("student.format", e.to_string()));
     }
     if s.student.kind != "scratch" {
-        return Err(err("student.kind", format!("unknown student kind `{}` (known: scratch)", s.student.kind)));
+        return Err(err(
+            "student.kind",
+            format!("unknown student kind `{}` (known: scratch)", s.student.kind),
+        ));
     }
     if !matches!(s.score.rd_model.as_str(), "warmup" | "untrained") {
-        return Err(err("score.rd_model", format!("unknown RD model `{}` (known: warmup, untrained)", s.score.rd_model)));
+        return Err(err(
+            "score.rd_model",
+            format!(
+                "unknown RD model `{}` (known: warmup, untrained)",
+                s.score.rd_model
+            ),
+        ));
     }
     for (k, v) in [
         ("teacher.wrong_rate", s.teacher.wrong_rate),
@@ -325,7 +459,10 @@ fn validate(path: &Path, text: &str, s: &RawSpec) -> Result<(TaskRef, Strategy)>
         }
     }
     if s.teacher.wrong_rate + s.teacher.flawed_rate > 1.0 {
-        return Err(err("teacher.flawed_rate", "wrong_rate + flawed_rate must not exceed 1".into()));
+        return Err(err(
+            "teacher.flawed_rate",
+            "wrong_rate + flawed_rate must not exceed 1".into(),
+        ));
     }
     for (k, v) in [
         ("data.train", s.data.train),
@@ -350,25 +487,43 @@ fn validate(path: &Path, text: &str, s: &RawSpec) -> Result<(TaskRef, Strategy)>
         }
     }
     if !matches!(s.executor.kind.as_str(), "local" | "slurm") {
-        return Err(err("executor.kind", format!("unknown executor `{}` (known: local, slurm)", s.executor.kind)));
+        return Err(err(
+            "executor.kind",
+            format!(
+                "unknown executor `{}` (known: local, slurm)",
+                s.executor.kind
+            ),
+        ));
     }
     if s.student.d_model % s.student.heads != 0 {
-        return Err(err("student.heads", format!("must divide student.d_model ({})", s.student.d_model)));
+        return Err(err(
+            "student.heads",
+            format!("must divide student.d_model ({})", s.student.d_model),
+        ));
     }
     if s.student.max_seq_len < 16 {
         return Err(err("student.max_seq_len", "must be at least 16".into()));
     }
     if s.student.vocab_size < 300 {
-        return Err(err("student.vocab_size", "must be at least 300 (256 bytes + specials + merges)".into()));
+        return Err(err(
+            "student.vocab_size",
+            "must be at least 300 (256 bytes + specials + merges)".into(),
+        ));
     }
     if s.data.steps[0] == 0 || s.data.steps[0] > s.data.steps[1] || s.data.steps[1] > 6 {
-        return Err(err("data.steps", "must be [min, max] with 1 <= min <= max <= 6".into()));
+        return Err(err(
+            "data.steps",
+            "must be [min, max] with 1 <= min <= max <= 6".into(),
+        ));
     }
     if !(s.train.lr > 0.0 && s.train.lr.is_finite()) {
         return Err(err("train.lr", "must be a positive number".into()));
     }
     if s.select.max_total == Some(0) {
-        return Err(err("select.max_total", "must be at least 1 when set".into()));
+        return Err(err(
+            "select.max_total",
+            "must be at least 1 when set".into(),
+        ));
     }
     Ok((task, strategy))
 }
@@ -378,7 +533,11 @@ fn field_err(path: &Path, text: &str, key: &str, message: String) -> Error {
         Some((line, col)) => format!("line {line}, column {col}: {message}"),
         None => message,
     };
-    Error::SpecField { file: path.to_path_buf(), key: key.to_string(), message }
+    Error::SpecField {
+        file: path.to_path_buf(),
+        key: key.to_string(),
+        message,
+    }
 }
 
 /// Resolves `data.task` (and for real tasks the root, split and sources). Errors: (key, message).
@@ -387,18 +546,47 @@ fn resolve_task(s: &RawSpec) -> std::result::Result<TaskRef, (&'static str, Stri
         return Ok(TaskRef::Synthetic(k));
     }
     let Some(def) = crate::data::registry::task(&s.data.task) else {
-        let real: Vec<&str> = crate::data::registry::TASKS.iter().map(|t| t.name).collect();
-        return Err(("data.task", format!("unknown task `{}` (synthetic: arithmetic, last-letter, coin-flip; real: {})", s.data.task, real.join(", "))));
+        let real: Vec<&str> = crate::data::registry::TASKS
+            .iter()
+            .map(|t| t.name)
+            .collect();
+        return Err((
+            "data.task",
+            format!(
+                "unknown task `{}` (synthetic: arithmetic, last-letter, coin-flip; real: {})",
+                s.data.task,
+                real.join(", ")
+            ),
+        ));
     };
     let root = match (&s.data.root, std::env::var_os("MORSD_DATA")) {
         (Some(r), _) => PathBuf::from(r),
         (None, Some(r)) => PathBuf::from(r),
-        (None, None) => return Err(("data.root", format!("task {} reads files under a data root: set data.root or MORSD_DATA", def.name))),
+        (None, None) => {
+            return Err((
+                "data.root",
+                format!(
+                    "task {} reads files under a data root: set data.root or MORSD_DATA",
+                    def.name
+                ),
+            ));
+        }
     };
     let split = match &s.data.split {
         None => def.splits[0],
         Some(n) => *def.splits.iter().find(|x| x.name() == n).ok_or_else(|| {
-            ("data.split", format!("task {} has no split `{n}` (known: {})", def.name, def.splits.iter().map(|x| x.name()).collect::<Vec<_>>().join(", ")))
+            (
+                "data.split",
+                format!(
+                    "task {} has no split `{n}` (known: {})",
+                    def.name,
+                    def.splits
+                        .iter()
+                        .map(|x| x.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
         })?,
     };
     let names: Vec<String> = if s.teacher.sources.is_empty() && s.teacher.jsonl.is_empty() {
@@ -406,8 +594,14 @@ fn resolve_task(s: &RawSpec) -> std::result::Result<TaskRef, (&'static str, Stri
     } else {
         s.teacher.sources.clone()
     };
-    let sources = crate::data::sources::resolve(def, &names, &s.teacher.jsonl).map_err(|m| ("teacher.sources", m))?;
-    Ok(TaskRef::Real { def, split, root, sources })
+    let sources = crate::data::sources::resolve(def, &names, &s.teacher.jsonl)
+        .map_err(|m| ("teacher.sources", m))?;
+    Ok(TaskRef::Real {
+        def,
+        split,
+        root,
+        sources,
+    })
 }
 
 /// Finds the line/column where `key` (a dotted path) is written in the TOML text, if it is.
@@ -422,7 +616,12 @@ fn locate(text: &str, key: &str) -> Option<(usize, usize)> {
     for (i, line) in text.lines().enumerate() {
         let t = line.trim_start();
         if t.starts_with('[') {
-            in_section = t.trim_end().trim_start_matches('[').trim_end_matches(']').trim() == section;
+            in_section = t
+                .trim_end()
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .trim()
+                == section;
             continue;
         }
         if in_section {
@@ -437,7 +636,8 @@ fn locate(text: &str, key: &str) -> Option<(usize, usize)> {
 
 /// Reads a dotted path out of a JSON object.
 pub fn get_path<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
-    key.split('.').try_fold(v, |cur, part| cur.as_object()?.get(part))
+    key.split('.')
+        .try_fold(v, |cur, part| cur.as_object()?.get(part))
 }
 
 fn set_path(v: &mut Value, key: &str, value: Value) {
@@ -452,7 +652,9 @@ fn set_path(v: &mut Value, key: &str, value: Value) {
             map.insert(part.to_string(), value);
             return;
         }
-        cur = map.entry(part.to_string()).or_insert(Value::Object(Default::default()));
+        cur = map
+            .entry(part.to_string())
+            .or_insert(Value::Object(Default::default()));
     }
 }
 
@@ -474,7 +676,9 @@ mod tests {
         );
         let s = load(&p, &[]).unwrap();
         assert_eq!(s.runs.len(), 8);
-        assert!(s.runs.iter().any(|r| r.spec.select.per_question == 2 && r.strategy == Strategy::Random && r.seed == 1));
+        assert!(s.runs.iter().any(|r| r.spec.select.per_question == 2
+            && r.strategy == Strategy::Random
+            && r.seed == 1));
     }
 
     #[test]
@@ -496,7 +700,9 @@ mod tests {
     #[test]
     fn bad_set_type_names_key() {
         let (_d, p) = write("");
-        let e = load(&p, &["select.per_question=\"x\"".into()]).unwrap_err().to_string();
+        let e = load(&p, &["select.per_question=\"x\"".into()])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("select.per_question"), "{e}");
     }
 }

@@ -30,7 +30,10 @@ impl Stage for Eval {
     }
     fn config(&self, run: &RunSpec) -> Value {
         let template = format::template(&run.spec.student).unwrap_or_default();
-        sections(&[("eval", json(&run.spec.eval)), ("format_template", json(&template))])
+        sections(&[
+            ("eval", json(&run.spec.eval)),
+            ("format_template", json(&template)),
+        ])
     }
     fn run(&self, ctx: &StageCtx<'_>, out: &Path) -> Result<Value> {
         let spec = &ctx.run.spec;
@@ -42,7 +45,14 @@ impl Stage for Eval {
         ctx.progress.set_length(prompts.len() as u64);
         let mut outputs = Vec::new();
         for chunk in prompts.chunks(spec.eval.batch_size) {
-            outputs.extend(greedy(&model, &tok, chunk, spec.eval.max_new_tokens, spec.eval.batch_size, ctx.device));
+            outputs.extend(greedy(
+                &model,
+                &tok,
+                chunk,
+                spec.eval.max_new_tokens,
+                spec.eval.batch_size,
+                ctx.device,
+            ));
             ctx.progress.inc(chunk.len() as u64);
         }
         let mut correct = 0;
@@ -58,6 +68,8 @@ impl Stage for Eval {
             })
             .collect();
         write_json(&out.join("predictions.json"), &preds)?;
-        Ok(j!({"accuracy": correct as f64 / data.test.len().max(1) as f64, "correct": correct, "total": data.test.len()}))
+        Ok(
+            j!({"accuracy": correct as f64 / data.test.len().max(1) as f64, "correct": correct, "total": data.test.len()}),
+        )
     }
 }

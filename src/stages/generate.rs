@@ -2,9 +2,9 @@
 //! training question. Output: `tasks.json`, `rationales.json`.
 
 use super::{Stage, StageCtx, StageKind, json, sections, write_json};
-use crate::error::Result;
 use crate::data::sources as data_sources;
 use crate::data::tasks;
+use crate::error::Result;
 use crate::spec::RunSpec;
 use crate::spec::resolve::TaskRef;
 use crate::task::synthetic;
@@ -37,12 +37,35 @@ impl Stage for Generate {
             data.as_object_mut().map(|m| m.remove("root"));
             let mut teacher = json(&run.spec.teacher);
             if let Some(m) = teacher.as_object_mut() {
-                for k in ["base_url", "api_key_env", "concurrency", "max_retries", "timeout_s", "backoff_s", "rpm", "tpm", "use_n", "sources", "jsonl", "wrong_rate", "flawed_rate", "duplicate_rate"] {
+                for k in [
+                    "base_url",
+                    "api_key_env",
+                    "concurrency",
+                    "max_retries",
+                    "timeout_s",
+                    "backoff_s",
+                    "rpm",
+                    "tpm",
+                    "use_n",
+                    "sources",
+                    "jsonl",
+                    "wrong_rate",
+                    "flawed_rate",
+                    "duplicate_rate",
+                ] {
                     m.remove(k);
                 }
             }
-            let prompt = crate::templates::template_text(crate::templates::TEACHER_PROMPTS, &run.spec.teacher.prompt).unwrap_or_default();
-            return sections(&[("data", data), ("teacher", teacher), ("prompt_template", json(&prompt))]);
+            let prompt = crate::templates::template_text(
+                crate::templates::TEACHER_PROMPTS,
+                &run.spec.teacher.prompt,
+            )
+            .unwrap_or_default();
+            return sections(&[
+                ("data", data),
+                ("teacher", teacher),
+                ("prompt_template", json(&prompt)),
+            ]);
         }
         // The data root and JSONL paths are locations, not content: input hashes cover them.
         let mut data = json(&run.spec.data);
@@ -52,7 +75,15 @@ impl Stage for Generate {
         sections(&[("data", data), ("teacher", teacher)])
     }
     fn inputs(&self, run: &RunSpec) -> Result<Vec<(String, PathBuf)>> {
-        let TaskRef::Real { def, split, root, sources } = &run.task else { return Ok(vec![]) };
+        let TaskRef::Real {
+            def,
+            split,
+            root,
+            sources,
+        } = &run.task
+        else {
+            return Ok(vec![]);
+        };
         let mut files = tasks::split_files(def, *split, root);
         for w in sources {
             files.extend(data_sources::files(w, root)?);
@@ -61,9 +92,17 @@ impl Stage for Generate {
         Ok(files
             .into_iter()
             .map(|f| {
-                let key = f.strip_prefix(root).map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|_| {
-                    format!("jsonl:{}", f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default())
-                });
+                let key = f
+                    .strip_prefix(root)
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .unwrap_or_else(|_| {
+                        format!(
+                            "jsonl:{}",
+                            f.file_name()
+                                .map(|n| n.to_string_lossy().into_owned())
+                                .unwrap_or_default()
+                        )
+                    });
                 (key, f)
             })
             .collect())
@@ -81,7 +120,12 @@ impl Stage for Generate {
                 let rationales = programmatic::generate(&data.train, &spec.teacher);
                 (data, rationales, vec![])
             }
-            TaskRef::Real { def, split, root, sources } => {
+            TaskRef::Real {
+                def,
+                split,
+                root,
+                sources,
+            } => {
                 // 1. The benchmark under its split scheme, optionally cut.
                 let mut data = tasks::load(def, *split, root, spec.data.validation)?;
                 if let Some(n) = spec.data.max_train {
@@ -113,7 +157,9 @@ fn task_data(run: &RunSpec) -> Result<crate::task::TaskData> {
     let spec = &run.spec;
     Ok(match &run.task {
         TaskRef::Synthetic(kind) => synthetic::generate(*kind, &spec.data),
-        TaskRef::Real { def, split, root, .. } => {
+        TaskRef::Real {
+            def, split, root, ..
+        } => {
             let mut data = tasks::load(def, *split, root, spec.data.validation)?;
             if let Some(n) = spec.data.max_train {
                 data.train.truncate(n);
@@ -140,11 +186,19 @@ fn openai_generate(ctx: &StageCtx<'_>, out: &Path) -> Result<Value> {
     let questions: Vec<(crate::task::Example, String)> = data
         .train
         .iter()
-        .map(|e| Ok((e.clone(), crate::templates::teacher_prompt(&template, &e.question, &exemplars)?)))
+        .map(|e| {
+            Ok((
+                e.clone(),
+                crate::templates::teacher_prompt(&template, &e.question, &exemplars)?,
+            ))
+        })
         .collect::<Result<_>>()?;
     // 2. Sample through the durable request log.
     let urls = t.base_url.as_ref().map(|u| u.to_vec()).unwrap_or_else(|| {
-        vec![std::env::var("MORSD_OPENAI_BASE_URL").unwrap_or_else(|_| "http://127.0.0.1:8765/v1".into())]
+        vec![
+            std::env::var("MORSD_OPENAI_BASE_URL")
+                .unwrap_or_else(|_| "http://127.0.0.1:8765/v1".into()),
+        ]
     });
     let api_key = t.api_key_env.as_ref().and_then(|v| std::env::var(v).ok());
     let opts = openai::Options {
@@ -169,16 +223,37 @@ fn openai_generate(ctx: &StageCtx<'_>, out: &Path) -> Result<Value> {
     let outcome = openai::sample(&questions, &opts, &log, ctx.progress)?;
     eprintln!(
         "teacher {}: {} requests answered, {} samples from the request log, {} retries, {} prompt + {} completion tokens",
-        t.model, outcome.sent, outcome.reused, outcome.retries, outcome.prompt_tokens, outcome.completion_tokens
+        t.model,
+        outcome.sent,
+        outcome.reused,
+        outcome.retries,
+        outcome.prompt_tokens,
+        outcome.completion_tokens
     );
     // 3. Rationales, and every request's record.
-    let options: std::collections::HashMap<&str, &[String]> = data.train.iter().map(|e| (e.id.as_str(), e.options.as_slice())).collect();
+    let options: std::collections::HashMap<&str, &[String]> = data
+        .train
+        .iter()
+        .map(|e| (e.id.as_str(), e.options.as_slice()))
+        .collect();
     let rationales: Vec<crate::teacher::Rationale> = outcome
         .completions
         .iter()
         .map(|c| {
-            let (text, body) = crate::teacher::normalise(&c.text, None, data.answer, options.get(c.question_id.as_str()).copied().unwrap_or(&[]));
-            crate::teacher::Rationale { id: format!("{}/openai/{}", c.question_id, c.sample), question_id: c.question_id.clone(), source: format!("openai:{}", t.model), body, text, origin: "sampled".into() }
+            let (text, body) = crate::teacher::normalise(
+                &c.text,
+                None,
+                data.answer,
+                options.get(c.question_id.as_str()).copied().unwrap_or(&[]),
+            );
+            crate::teacher::Rationale {
+                id: format!("{}/openai/{}", c.question_id, c.sample),
+                question_id: c.question_id.clone(),
+                source: format!("openai:{}", t.model),
+                body,
+                text,
+                origin: "sampled".into(),
+            }
         })
         .collect();
     write_json(&out.join("tasks.json"), &data)?;
@@ -199,8 +274,17 @@ fn few_shot(def: &crate::data::registry::TaskDef, root: &Path) -> Result<String>
         _ => None,
     });
     let path = root.join("fine-tune-cot/few_shot_cot_prompts.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| crate::Error::Input { path: path.clone(), message: e.to_string() })?;
-    let v: Value = serde_json::from_str(&text).map_err(|e| crate::Error::Input { path: path.clone(), message: e.to_string() })?;
+    let text = std::fs::read_to_string(&path).map_err(|e| crate::Error::Input {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    let v: Value = serde_json::from_str(&text).map_err(|e| crate::Error::Input {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
     key.and_then(|k| v[k]["prompt"].as_str().map(String::from))
-        .ok_or_else(|| crate::Error::Input { path, message: format!("no few-shot exemplars for {}", def.name) })
+        .ok_or_else(|| crate::Error::Input {
+            path,
+            message: format!("no few-shot exemplars for {}", def.name),
+        })
 }

@@ -33,7 +33,13 @@ pub enum StageKind {
 
 impl StageKind {
     /// All stages in execution order.
-    pub const ORDER: [StageKind; 5] = [StageKind::Generate, StageKind::Score, StageKind::Select, StageKind::Train, StageKind::Eval];
+    pub const ORDER: [StageKind; 5] = [
+        StageKind::Generate,
+        StageKind::Score,
+        StageKind::Select,
+        StageKind::Train,
+        StageKind::Eval,
+    ];
 
     /// The stage name.
     pub fn name(self) -> &'static str {
@@ -80,7 +86,10 @@ pub struct StageCtx<'a> {
 impl StageCtx<'_> {
     /// The entry folder of an upstream stage.
     pub fn input(&self, kind: StageKind) -> Result<&Path> {
-        self.inputs.get(&kind).map(PathBuf::as_path).ok_or_else(|| Error::run(format!("missing upstream {}", kind.name())))
+        self.inputs
+            .get(&kind)
+            .map(PathBuf::as_path)
+            .ok_or_else(|| Error::run(format!("missing upstream {}", kind.name())))
     }
 }
 
@@ -118,7 +127,12 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
 
 /// Builds a `{section: value}` config object.
 pub fn sections(pairs: &[(&str, Value)]) -> Value {
-    Value::Object(pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect())
+    Value::Object(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
+    )
 }
 
 /// Serialises a spec section.

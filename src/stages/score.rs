@@ -41,14 +41,19 @@ impl Stage for Score {
     }
     fn config(&self, run: &RunSpec) -> Value {
         let template = format::template(&run.spec.student).unwrap_or_default();
-        sections(&[("score", json(&run.spec.score)), ("student", json(&run.spec.student)), ("format_template", json(&template))])
+        sections(&[
+            ("score", json(&run.spec.score)),
+            ("student", json(&run.spec.student)),
+            ("format_template", json(&template)),
+        ])
     }
     fn run(&self, ctx: &StageCtx<'_>, out: &Path) -> Result<Value> {
         let spec = &ctx.run.spec;
         let gen_dir = ctx.input(StageKind::Generate)?;
         let data: TaskData = read_json(&gen_dir.join("tasks.json"))?;
         let rationales: Vec<Rationale> = read_json(&gen_dir.join("rationales.json"))?;
-        let by_id: HashMap<&str, &crate::task::Example> = data.train.iter().map(|e| (e.id.as_str(), e)).collect();
+        let by_id: HashMap<&str, &crate::task::Example> =
+            data.train.iter().map(|e| (e.id.as_str(), e)).collect();
         let kind = data.answer;
         let fmt = format::load(&spec.student)?;
         let options_of = |qid: &str| by_id.get(qid).map(|e| e.options.as_slice()).unwrap_or(&[]);
@@ -58,7 +63,11 @@ impl Stage for Score {
             .train
             .iter()
             .map(|e| fmt.prompt(&e.question))
-            .chain(rationales.iter().map(|r| format::target(&fmt, r, kind, options_of(&r.question_id))))
+            .chain(
+                rationales
+                    .iter()
+                    .map(|r| format::target(&fmt, r, kind, options_of(&r.question_id))),
+            )
             .collect();
         let tok = Tok::train(texts.iter().map(String::as_str), spec.student.vocab_size)?;
         tok.save(&out.join("tokenizer.json"))?;
@@ -72,12 +81,20 @@ impl Stage for Score {
             let n_q = ((data.train.len() as f64 * spec.score.warmup_share).ceil() as usize).max(1);
             let slice: Vec<TrainExample> = rationales
                 .iter()
-                .filter(|r| by_id.get(r.question_id.as_str()).is_some_and(|e| e.id_index() < n_q))
+                .filter(|r| {
+                    by_id
+                        .get(r.question_id.as_str())
+                        .is_some_and(|e| e.id_index() < n_q)
+                })
                 .map(|r| {
                     let q = &by_id[r.question_id.as_str()].question;
-                    let mut target = tok.encode(&format::target(&fmt, r, kind, options_of(&r.question_id)));
+                    let mut target =
+                        tok.encode(&format::target(&fmt, r, kind, options_of(&r.question_id)));
                     target.push(tok.eos);
-                    TrainExample { prompt: tok.encode(&fmt.prompt(q)), target }
+                    TrainExample {
+                        prompt: tok.encode(&fmt.prompt(q)),
+                        target,
+                    }
                 })
                 .collect();
             ctx.progress.set_message("warm-up");
@@ -103,20 +120,37 @@ impl Stage for Score {
         ctx.progress.set_position(0);
         ctx.progress.set_length(rationales.len() as u64);
         let device = ctx.device;
-        let without_pairs: Vec<(String, String)> =
-            data.train.iter().map(|e| (fmt.prompt(&e.question), fmt.answer(&e.answer))).collect();
+        let without_pairs: Vec<(String, String)> = data
+            .train
+            .iter()
+            .map(|e| (fmt.prompt(&e.question), fmt.answer(&e.answer)))
+            .collect();
         let without = answer_nll(&model, &tok, &without_pairs, spec.score.batch_size, device);
-        let nll_q: HashMap<&str, f64> = data.train.iter().map(|e| e.id.as_str()).zip(without).collect();
+        let nll_q: HashMap<&str, f64> = data
+            .train
+            .iter()
+            .map(|e| e.id.as_str())
+            .zip(without)
+            .collect();
         let mut with = Vec::with_capacity(rationales.len());
         for chunk in rationales.chunks(spec.score.batch_size * 4) {
             let pairs: Vec<(String, String)> = chunk
                 .iter()
                 .map(|r| {
                     let e = by_id[r.question_id.as_str()];
-                    (format::with_rationale(&fmt, &e.question, &r.body), fmt.answer(&e.answer))
+                    (
+                        format::with_rationale(&fmt, &e.question, &r.body),
+                        fmt.answer(&e.answer),
+                    )
                 })
                 .collect();
-            with.extend(answer_nll(&model, &tok, &pairs, spec.score.batch_size, device));
+            with.extend(answer_nll(
+                &model,
+                &tok,
+                &pairs,
+                spec.score.batch_size,
+                device,
+            ));
             ctx.progress.inc(chunk.len() as u64);
         }
 
@@ -125,7 +159,10 @@ impl Stage for Score {
         for (i, r) in rationales.iter().enumerate() {
             siblings.entry(r.question_id.as_str()).or_default().push(i);
         }
-        let grams: Vec<_> = rationales.iter().map(|r| ngrams(&r.text, spec.score.ngram)).collect();
+        let grams: Vec<_> = rationales
+            .iter()
+            .map(|r| ngrams(&r.text, spec.score.ngram))
+            .collect();
         let scored: Vec<Scored> = rationales
             .iter()
             .enumerate()
@@ -157,8 +194,16 @@ impl Stage for Score {
         let n = scored.len().max(1) as f64;
         let acc = scored.iter().filter(|s| s.correct).count() as f64 / n;
         let mean_rd = |c: bool| {
-            let v: Vec<f64> = scored.iter().filter(|s| s.correct == c).map(|s| s.rd).collect();
-            if v.is_empty() { None } else { Some(v.iter().sum::<f64>() / v.len() as f64) }
+            let v: Vec<f64> = scored
+                .iter()
+                .filter(|s| s.correct == c)
+                .map(|s| s.rd)
+                .collect();
+            if v.is_empty() {
+                None
+            } else {
+                Some(v.iter().sum::<f64>() / v.len() as f64)
+            }
         };
         Ok(j!({
             "rationales": scored.len(),
@@ -175,6 +220,10 @@ impl Stage for Score {
 impl crate::task::Example {
     /// The numeric index in a split id (`train-17` → 17).
     pub fn id_index(&self) -> usize {
-        self.id.rsplit('-').next().and_then(|s| s.parse().ok()).unwrap_or(usize::MAX)
+        self.id
+            .rsplit('-')
+            .next()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(usize::MAX)
     }
 }

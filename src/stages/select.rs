@@ -41,9 +41,13 @@ impl Stage for Select {
         let ids = pick(ctx.run.strategy, &scored, &params);
         write_json(&out.join("selected.json"), &ids)?;
         let by_id: HashMap<&str, &Scored> = scored.iter().map(|s| (s.id.as_str(), s)).collect();
-        let chosen: Vec<&Scored> = ids.iter().filter_map(|i| by_id.get(i.as_str()).copied()).collect();
+        let chosen: Vec<&Scored> = ids
+            .iter()
+            .filter_map(|i| by_id.get(i.as_str()).copied())
+            .collect();
         let n = chosen.len().max(1) as f64;
-        let questions: std::collections::HashSet<&str> = chosen.iter().map(|s| s.question_id.as_str()).collect();
+        let questions: std::collections::HashSet<&str> =
+            chosen.iter().map(|s| s.question_id.as_str()).collect();
         Ok(j!({
             "selected": chosen.len(),
             "questions_covered": questions.len(),

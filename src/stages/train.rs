@@ -37,14 +37,22 @@ impl Stage for Train {
     }
     fn config(&self, run: &RunSpec) -> Value {
         let template = format::template(&run.spec.student).unwrap_or_default();
-        sections(&[("student", json(&run.spec.student)), ("train", json(&run.spec.train)), ("eval", json(&run.spec.eval)), ("format_template", json(&template))])
+        sections(&[
+            ("student", json(&run.spec.student)),
+            ("train", json(&run.spec.train)),
+            ("eval", json(&run.spec.eval)),
+            ("format_template", json(&template)),
+        ])
     }
     fn run(&self, ctx: &StageCtx<'_>, out: &Path) -> Result<Value> {
         let spec = &ctx.run.spec;
         let gen_dir = ctx.input(StageKind::Generate)?;
         let data: TaskData = read_json(&gen_dir.join("tasks.json"))?;
         let rationales: Vec<Rationale> = read_json(&gen_dir.join("rationales.json"))?;
-        let selected: HashSet<String> = read_json::<Vec<String>>(&ctx.input(StageKind::Select)?.join("selected.json"))?.into_iter().collect();
+        let selected: HashSet<String> =
+            read_json::<Vec<String>>(&ctx.input(StageKind::Select)?.join("selected.json"))?
+                .into_iter()
+                .collect();
         let tok_path = ctx.input(StageKind::Score)?.join("tokenizer.json");
         let tok = Tok::load(&tok_path)?;
         std::fs::copy(&tok_path, out.join("tokenizer.json")).at(out.join("tokenizer.json"))?;
@@ -52,7 +60,8 @@ impl Stage for Train {
         // 1. Training sequences: prompt(q) → " rationale <eos>", selected rationales only.
         let fmt = format::load(&spec.student)?;
         let kind = data.answer;
-        let questions: HashMap<&str, &crate::task::Example> = data.train.iter().map(|e| (e.id.as_str(), e)).collect();
+        let questions: HashMap<&str, &crate::task::Example> =
+            data.train.iter().map(|e| (e.id.as_str(), e)).collect();
         let examples: Vec<TrainExample> = rationales
             .iter()
             .filter(|r| selected.contains(&r.id))
@@ -60,23 +69,51 @@ impl Stage for Train {
                 let e = questions[r.question_id.as_str()];
                 let mut target = tok.encode(&format::target(&fmt, r, kind, &e.options));
                 target.push(tok.eos);
-                TrainExample { prompt: tok.encode(&fmt.prompt(&e.question)), target }
+                TrainExample {
+                    prompt: tok.encode(&fmt.prompt(&e.question)),
+                    target,
+                }
             })
             .collect();
         if examples.is_empty() {
-            return Err(Error::run("the selection kept no rationale: nothing to train on"));
+            return Err(Error::run(
+                "the selection kept no rationale: nothing to train on",
+            ));
         }
 
         // 2. A fresh student for this seed; validation accuracy picks the checkpoint.
         let config = model_config(&spec.student, tok.vocab_size());
-        config.save(out.join("config.json")).at(out.join("config.json"))?;
+        config
+            .save(out.join("config.json"))
+            .at(out.join("config.json"))?;
         let ad = ctx.device.clone().autodiff();
         let model = init_student(&config, ctx.run.seed, &ad);
-        let val_prompts: Vec<String> = data.validation.iter().map(|e| fmt.prompt(&e.question)).collect();
+        let val_prompts: Vec<String> = data
+            .validation
+            .iter()
+            .map(|e| fmt.prompt(&e.question))
+            .collect();
         let device = ctx.device.clone();
         let validate = |m: &Student| -> f64 {
-            let outs = greedy(m, &tok, &val_prompts, spec.eval.max_new_tokens, spec.eval.batch_size, &device);
-            let ok = outs.iter().zip(&data.validation).filter(|(o, e)| matches(kind, extract_with_options(kind, o, &e.options).as_deref(), &e.answer)).count();
+            let outs = greedy(
+                m,
+                &tok,
+                &val_prompts,
+                spec.eval.max_new_tokens,
+                spec.eval.batch_size,
+                &device,
+            );
+            let ok = outs
+                .iter()
+                .zip(&data.validation)
+                .filter(|(o, e)| {
+                    matches(
+                        kind,
+                        extract_with_options(kind, o, &e.options).as_deref(),
+                        &e.answer,
+                    )
+                })
+                .count();
             ok as f64 / data.validation.len().max(1) as f64
         };
         let opts = TrainOptions {
@@ -88,7 +125,15 @@ impl Stage for Train {
             eval_every: spec.train.eval_every,
             seed: ctx.run.seed,
         };
-        let outcome = train(model, &examples, tok.pad, &opts, &ad, Some(&validate), ctx.progress);
+        let outcome = train(
+            model,
+            &examples,
+            tok.pad,
+            &opts,
+            &ad,
+            Some(&validate),
+            ctx.progress,
+        );
 
         // 3. Save the chosen checkpoint beside its config and tokenizer.
         outcome
@@ -96,7 +141,10 @@ impl Stage for Train {
             .clone()
             .save_file(out.join("model.bpk"))
             .map_err(|e| Error::run(format!("saving model: {e}")))?;
-        write_json(&out.join("curves.json"), &j!({"loss": outcome.loss_curve, "validation_accuracy": outcome.val_curve}))?;
+        write_json(
+            &out.join("curves.json"),
+            &j!({"loss": outcome.loss_curve, "validation_accuracy": outcome.val_curve}),
+        )?;
         Ok(j!({
             "rationales": examples.len(),
             "training_tokens": outcome.tokens,

@@ -5,7 +5,14 @@ use super::tokenizer::Tok;
 use burn::prelude::*;
 
 /// Greedy continuations of `prompts` (decoded text of the generated tokens only).
-pub fn greedy(model: &Student, tok: &Tok, prompts: &[String], max_new: usize, batch_size: usize, device: &Device) -> Vec<String> {
+pub fn greedy(
+    model: &Student,
+    tok: &Tok,
+    prompts: &[String],
+    max_new: usize,
+    batch_size: usize,
+    device: &Device,
+) -> Vec<String> {
     let mut out = Vec::with_capacity(prompts.len());
     for chunk in prompts.chunks(batch_size.max(1)) {
         // 1. Encode the prompts, keeping room for at least one new token.
@@ -25,7 +32,12 @@ pub fn greedy(model: &Student, tok: &Tok, prompts: &[String], max_new: usize, ba
                 break;
             }
             let batch = Batch::new(&seqs, tok.pad, true, device);
-            let next: Vec<i64> = model.last_logits(&batch).argmax(1).into_data().iter::<i64>().collect();
+            let next: Vec<i64> = model
+                .last_logits(&batch)
+                .argmax(1)
+                .into_data()
+                .iter::<i64>()
+                .collect();
             for (r, &id) in next.iter().enumerate() {
                 if done[r] {
                     continue;

@@ -23,7 +23,9 @@ pub fn load(spec: &StudentSpec) -> Result<StudentFormat> {
 /// whole recorded text is the target.
 pub fn target(fmt: &StudentFormat, r: &Rationale, kind: AnswerType, options: &[String]) -> String {
     match extract_with_options(kind, &r.text, options) {
-        Some(a) if !r.body.trim().is_empty() => format!("{}{}", fmt.rationale(r.body.trim()), fmt.answer(&a)),
+        Some(a) if !r.body.trim().is_empty() => {
+            format!("{}{}", fmt.rationale(r.body.trim()), fmt.answer(&a))
+        }
         _ => fmt.rationale(r.text.trim()),
     }
 }

@@ -19,7 +19,14 @@ pub static INIT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Converts the user-facing spec into the burn model config.
 pub fn model_config(spec: &StudentSpec, vocab_size: usize) -> StudentConfig {
-    StudentConfig::new(vocab_size, spec.d_model, spec.layers, spec.heads, spec.d_ff.unwrap_or(4 * spec.d_model), spec.max_seq_len)
+    StudentConfig::new(
+        vocab_size,
+        spec.d_model,
+        spec.layers,
+        spec.heads,
+        spec.d_ff.unwrap_or(4 * spec.d_model),
+        spec.max_seq_len,
+    )
 }
 
 /// A freshly initialised student, reproducible for a seed.

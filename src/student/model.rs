@@ -46,7 +46,9 @@ impl StudentConfig {
             pos: EmbeddingConfig::new(self.max_seq_len, self.d_model).init(device),
             blocks,
             norm: LayerNormConfig::new(self.d_model).init(device),
-            head: LinearConfig::new(self.d_model, self.vocab_size).with_bias(false).init(device),
+            head: LinearConfig::new(self.d_model, self.vocab_size)
+                .with_bias(false)
+                .init(device),
             max_seq_len: self.max_seq_len,
         }
     }
@@ -70,7 +72,12 @@ impl Block {
         let hd = d / self.heads;
         // 1. Queries, keys and values per head: [b, heads, t, hd].
         let qkv = self.qkv.forward(self.ln1.forward(x.clone()));
-        let split = |i: usize| qkv.clone().narrow(2, i * d, d).reshape([b, t, self.heads, hd]).swap_dims(1, 2);
+        let split = |i: usize| {
+            qkv.clone()
+                .narrow(2, i * d, d)
+                .reshape([b, t, self.heads, hd])
+                .swap_dims(1, 2)
+        };
         let (q, k, v) = (split(0), split(1), split(2));
         // 2. Scaled dot-product attention with the additive mask (causal + padding).
         let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((hd as f32).sqrt()) + bias;
@@ -78,7 +85,9 @@ impl Block {
         // 3. Merge heads, project, residual.
         let x = x + self.proj.forward(att.swap_dims(1, 2).reshape([b, t, d]));
         // 4. MLP, residual.
-        let h = self.down.forward(gelu(self.up.forward(self.ln2.forward(x.clone()))));
+        let h = self
+            .down
+            .forward(gelu(self.up.forward(self.ln2.forward(x.clone()))));
         x + h
     }
 }

@@ -9,7 +9,13 @@ use burn::tensor::activation::log_softmax;
 
 /// Mean NLL per answer token of `answer` given `context`, for each pair. `exp` of it is the
 /// answer's perplexity PPL(a | context).
-pub fn answer_nll(model: &Student, tok: &Tok, pairs: &[(String, String)], batch_size: usize, device: &Device) -> Vec<f64> {
+pub fn answer_nll(
+    model: &Student,
+    tok: &Tok,
+    pairs: &[(String, String)],
+    batch_size: usize,
+    device: &Device,
+) -> Vec<f64> {
     let limit = model.max_seq_len();
     let examples: Vec<TrainExample> = pairs
         .iter()
@@ -30,8 +36,12 @@ pub fn answer_nll(model: &Student, tok: &Tok, pairs: &[(String, String)], batch_
         let (batch, targets, mask, _) = lm_batch(&refs, tok.pad, limit, device);
         let logits = model.forward(&batch);
         let [b, t, _] = logits.dims();
-        let nll = log_softmax(logits, 2).gather(2, targets.reshape([b, t, 1])).reshape([b, t]).neg();
-        let per_row = (nll * mask.clone()).sum_dim(1).reshape([b]) / mask.sum_dim(1).reshape([b]).clamp_min(1.0);
+        let nll = log_softmax(logits, 2)
+            .gather(2, targets.reshape([b, t, 1]))
+            .reshape([b, t])
+            .neg();
+        let per_row = (nll * mask.clone()).sum_dim(1).reshape([b])
+            / mask.sum_dim(1).reshape([b]).clamp_min(1.0);
         out.extend(per_row.into_data().iter::<f32>().map(|x| x as f64));
     }
     out

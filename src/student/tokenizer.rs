@@ -27,43 +27,63 @@ pub struct Tok {
 
 impl Tok {
     /// Trains a byte-level BPE of `vocab_size` on `texts`.
-    pub fn train<'a>(texts: impl Iterator<Item = &'a str> + Send, vocab_size: usize) -> Result<Self> {
+    pub fn train<'a>(
+        texts: impl Iterator<Item = &'a str> + Send,
+        vocab_size: usize,
+    ) -> Result<Self> {
         let err = |e: tokenizers::Error| Error::run(format!("tokenizer training: {e}"));
         let mut trainer = BpeTrainerBuilder::new()
             .vocab_size(vocab_size)
             .min_frequency(2)
             .show_progress(false)
-            .special_tokens(vec![AddedToken::from(PAD, true), AddedToken::from(EOS, true)])
+            .special_tokens(vec![
+                AddedToken::from(PAD, true),
+                AddedToken::from(EOS, true),
+            ])
             .initial_alphabet(ByteLevel::alphabet().into_iter().collect())
             .build();
-        let mut tk = TokenizerBuilder::<BPE, NormalizerWrapper, ByteLevel, PostProcessorWrapper, ByteLevel>::new()
-            .with_model(BPE::default())
-            .with_normalizer(None)
-            .with_pre_tokenizer(Some(ByteLevel::new(false, true, true)))
-            .with_post_processor(None)
-            .with_decoder(Some(ByteLevel::default()))
-            .build()
-            .map_err(err)?;
+        let mut tk = TokenizerBuilder::<
+            BPE,
+            NormalizerWrapper,
+            ByteLevel,
+            PostProcessorWrapper,
+            ByteLevel,
+        >::new()
+        .with_model(BPE::default())
+        .with_normalizer(None)
+        .with_pre_tokenizer(Some(ByteLevel::new(false, true, true)))
+        .with_post_processor(None)
+        .with_decoder(Some(ByteLevel::default()))
+        .build()
+        .map_err(err)?;
         tk.train(&mut trainer, texts).map_err(err)?;
         Self::from_tokenizer(Tokenizer::from(tk))
     }
 
     fn from_tokenizer(inner: Tokenizer) -> Result<Self> {
-        let pad = inner.token_to_id(PAD).ok_or_else(|| Error::run("tokenizer has no <pad>"))?;
-        let eos = inner.token_to_id(EOS).ok_or_else(|| Error::run("tokenizer has no <eos>"))?;
+        let pad = inner
+            .token_to_id(PAD)
+            .ok_or_else(|| Error::run("tokenizer has no <pad>"))?;
+        let eos = inner
+            .token_to_id(EOS)
+            .ok_or_else(|| Error::run("tokenizer has no <eos>"))?;
         Ok(Tok { inner, pad, eos })
     }
 
     /// Loads `tokenizer.json`.
     pub fn load(path: &Path) -> Result<Self> {
-        let inner = Tokenizer::from_file(path)
-            .map_err(|e| Error::Input { path: path.to_path_buf(), message: format!("not a tokenizer.json: {e}") })?;
+        let inner = Tokenizer::from_file(path).map_err(|e| Error::Input {
+            path: path.to_path_buf(),
+            message: format!("not a tokenizer.json: {e}"),
+        })?;
         Self::from_tokenizer(inner)
     }
 
     /// Saves `tokenizer.json`.
     pub fn save(&self, path: &Path) -> Result<()> {
-        self.inner.save(path, false).map_err(|e| Error::run(format!("{}: {e}", path.display())))
+        self.inner
+            .save(path, false)
+            .map_err(|e| Error::run(format!("{}: {e}", path.display())))
     }
 
     /// Vocabulary size including the special tokens.
@@ -73,7 +93,10 @@ impl Tok {
 
     /// Token ids of `text` (no special tokens added).
     pub fn encode(&self, text: &str) -> Vec<u32> {
-        self.inner.encode(text, false).map(|e| e.get_ids().to_vec()).unwrap_or_default()
+        self.inner
+            .encode(text, false)
+            .map(|e| e.get_ids().to_vec())
+            .unwrap_or_default()
     }
 
     /// Text of `ids`, special tokens skipped.
@@ -88,7 +111,11 @@ mod tests {
 
     #[test]
     fn trains_and_round_trips() {
-        let texts = ["Ann has 3 apples. The answer is 7.", "Bob gives away 2 coins. The answer is 5."].repeat(20);
+        let texts = [
+            "Ann has 3 apples. The answer is 7.",
+            "Bob gives away 2 coins. The answer is 5.",
+        ]
+        .repeat(20);
         let tok = Tok::train(texts.iter().copied(), 300).unwrap();
         assert_eq!((tok.pad, tok.eos), (0, 1));
         let s = "Q: Zed has 19 marbles.\nA: 19 + 4 = 23. The answer is 23.";

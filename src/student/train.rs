@@ -7,9 +7,9 @@ use burn::optim::{AdamWConfig, GradientsParams};
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 use indicatif::ProgressBar;
+use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use rand::SeedableRng;
 
 /// One training sequence: prompt tokens (no loss) then target tokens (loss).
 #[derive(Debug, Clone)]
@@ -67,15 +67,28 @@ pub fn lr_at(step: usize, opts: &TrainOptions) -> f64 {
 }
 
 /// Mean negative log-likelihood of the masked positions (`targets`, `mask`: `[b, t]`).
-pub fn masked_nll(model: &Student, batch: &Batch, targets: Tensor<2, Int>, mask: Tensor<2>) -> Tensor<1> {
+pub fn masked_nll(
+    model: &Student,
+    batch: &Batch,
+    targets: Tensor<2, Int>,
+    mask: Tensor<2>,
+) -> Tensor<1> {
     let logits = model.forward(batch);
     let [b, t, _] = logits.dims();
-    let nll = log_softmax(logits, 2).gather(2, targets.reshape([b, t, 1])).reshape([b, t]).neg();
+    let nll = log_softmax(logits, 2)
+        .gather(2, targets.reshape([b, t, 1]))
+        .reshape([b, t])
+        .neg();
     (nll * mask.clone()).sum() / mask.sum().clamp_min(1.0)
 }
 
 /// Builds the shifted inputs/targets/mask of a batch of examples (right padding).
-pub fn lm_batch(examples: &[&TrainExample], pad: u32, max_len: usize, device: &Device) -> (Batch, Tensor<2, Int>, Tensor<2>, u64) {
+pub fn lm_batch(
+    examples: &[&TrainExample],
+    pad: u32,
+    max_len: usize,
+    device: &Device,
+) -> (Batch, Tensor<2, Int>, Tensor<2>, u64) {
     let mut inputs = Vec::new();
     let mut targets = Vec::new();
     let mut masks = Vec::new();
@@ -83,7 +96,9 @@ pub fn lm_batch(examples: &[&TrainExample], pad: u32, max_len: usize, device: &D
     for ex in examples {
         // 1. prompt ++ target, truncated to the model's length (+1 for the shift).
         let mut seq: Vec<u32> = ex.prompt.iter().chain(&ex.target).copied().collect();
-        let mut loss: Vec<f32> = std::iter::repeat_n(0.0, ex.prompt.len()).chain(std::iter::repeat_n(1.0, ex.target.len())).collect();
+        let mut loss: Vec<f32> = std::iter::repeat_n(0.0, ex.prompt.len())
+            .chain(std::iter::repeat_n(1.0, ex.target.len()))
+            .collect();
         seq.truncate(max_len + 1);
         loss.truncate(max_len + 1);
         tokens += seq.len() as u64;
@@ -128,7 +143,14 @@ pub fn train(
     let mut order: Vec<usize> = Vec::new();
     let max_len = model.max_seq_len();
     let (mut loss_sum, mut loss_n, mut tokens) = (0.0, 0usize, 0u64);
-    let mut out = TrainOutcome { model: model.valid(), best_step: 0, best_val_accuracy: None, loss_curve: vec![], val_curve: vec![], tokens: 0 };
+    let mut out = TrainOutcome {
+        model: model.valid(),
+        best_step: 0,
+        best_val_accuracy: None,
+        loss_curve: vec![],
+        val_curve: vec![],
+        tokens: 0,
+    };
     progress.set_length(opts.steps as u64);
     for step in 0..opts.steps {
         // 1. Next batch from a reshuffled epoch order.
@@ -185,7 +207,15 @@ mod tests {
 
     #[test]
     fn schedule_warms_up_then_decays() {
-        let o = TrainOptions { steps: 100, batch_size: 1, lr: 1.0, warmup_steps: 10, weight_decay: 0.0, eval_every: 10, seed: 0 };
+        let o = TrainOptions {
+            steps: 100,
+            batch_size: 1,
+            lr: 1.0,
+            warmup_steps: 10,
+            weight_decay: 0.0,
+            eval_every: 10,
+            seed: 0,
+        };
         assert!((lr_at(0, &o) - 0.1).abs() < 1e-9);
         assert!((lr_at(9, &o) - 1.0).abs() < 1e-9);
         assert!(lr_at(50, &o) < 1.0 && lr_at(50, &o) > lr_at(90, &o));

@@ -50,7 +50,12 @@ impl Op {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Problem {
     /// `name` starts with `start` `item`s and applies `ops` in order.
-    Arithmetic { name: String, item: String, start: i64, ops: Vec<Op> },
+    Arithmetic {
+        name: String,
+        item: String,
+        start: i64,
+        ops: Vec<Op>,
+    },
     /// Concatenate the last letters of `words`.
     LastLetter { words: Vec<String> },
     /// The coin starts heads up; each person flips it or not.
@@ -61,17 +66,21 @@ const NAMES: &[&str] = &[
     "Ann", "Bob", "Cara", "Dan", "Eve", "Finn", "Gina", "Hugo", "Ivy", "Jack", "Kim", "Leo", "Mia",
     "Nick", "Olga", "Paul", "Rosa", "Sam", "Tina", "Umar", "Vera", "Walt", "Yara", "Zeke",
 ];
-const ITEMS: &[&str] = &["apples", "books", "coins", "stickers", "marbles", "pencils", "cookies", "cards"];
+const ITEMS: &[&str] = &[
+    "apples", "books", "coins", "stickers", "marbles", "pencils", "cookies", "cards",
+];
 const WORDS: &[&str] = &[
     "river", "stone", "cloud", "maple", "tiger", "lemon", "piano", "candle", "forest", "rocket",
-    "garden", "silver", "window", "button", "pepper", "orbit", "violin", "bridge", "castle", "desert",
-    "falcon", "jungle", "kettle", "marble", "needle", "planet", "saddle", "tunnel", "velvet", "wizard",
+    "garden", "silver", "window", "button", "pepper", "orbit", "violin", "bridge", "castle",
+    "desert", "falcon", "jungle", "kettle", "marble", "needle", "planet", "saddle", "tunnel",
+    "velvet", "wizard",
 ];
 
 /// Generates the task's three splits. Questions are unique across splits.
 pub fn generate(task: TaskKind, spec: &DataSpec) -> TaskData {
     // 1. One RNG per task and seed, so a spec always sees the same questions.
-    let mut rng = StdRng::seed_from_u64(spec.seed ^ (task as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let mut rng =
+        StdRng::seed_from_u64(spec.seed ^ (task as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let mut seen = HashSet::new();
     let mut split = |name: &str, n: usize, rng: &mut StdRng| {
         let mut out = Vec::with_capacity(n);
@@ -82,7 +91,13 @@ pub fn generate(task: TaskKind, spec: &DataSpec) -> TaskData {
             let problem = draw(task, spec, rng);
             let (question, answer) = render(&problem);
             if seen.insert(question.clone()) {
-                out.push(Example { id: format!("{name}-{}", out.len()), question, answer, options: vec![], problem: Some(problem) });
+                out.push(Example {
+                    id: format!("{name}-{}", out.len()),
+                    question,
+                    answer,
+                    options: vec![],
+                    problem: Some(problem),
+                });
             }
         }
         out
@@ -90,7 +105,13 @@ pub fn generate(task: TaskKind, spec: &DataSpec) -> TaskData {
     let train = split("train", spec.train, &mut rng);
     let validation = split("val", spec.validation, &mut rng);
     let test = split("test", spec.test, &mut rng);
-    TaskData { task: task.name().to_string(), answer: task.answer_type(), train, validation, test }
+    TaskData {
+        task: task.name().to_string(),
+        answer: task.answer_type(),
+        train,
+        validation,
+        test,
+    }
 }
 
 fn draw(task: TaskKind, spec: &DataSpec, rng: &mut StdRng) -> Problem {
@@ -121,7 +142,9 @@ fn draw(task: TaskKind, spec: &DataSpec, rng: &mut StdRng) -> Problem {
         }
         TaskKind::LastLetter => {
             let n = rng.random_range(2..=4);
-            let words = (0..n).map(|_| WORDS.choose(rng).unwrap().to_string()).collect();
+            let words = (0..n)
+                .map(|_| WORDS.choose(rng).unwrap().to_string())
+                .collect();
             Problem::LastLetter { words }
         }
         TaskKind::CoinFlip => {
@@ -140,7 +163,12 @@ fn draw(task: TaskKind, spec: &DataSpec, rng: &mut StdRng) -> Problem {
 /// The question text and the gold answer of a problem.
 pub fn render(p: &Problem) -> (String, String) {
     match p {
-        Problem::Arithmetic { name, item, start, ops } => {
+        Problem::Arithmetic {
+            name,
+            item,
+            start,
+            ops,
+        } => {
             let mut q = format!("{name} has {start} {item}.");
             let mut x = *start;
             for op in ops {
@@ -157,7 +185,10 @@ pub fn render(p: &Problem) -> (String, String) {
             (q, x.to_string())
         }
         Problem::LastLetter { words } => {
-            let q = format!("Take the last letters of the words in \"{}\" and concatenate them.", words.join(" "));
+            let q = format!(
+                "Take the last letters of the words in \"{}\" and concatenate them.",
+                words.join(" ")
+            );
             let a: String = words.iter().filter_map(|w| w.chars().last()).collect();
             (q, a)
         }
@@ -184,8 +215,17 @@ mod tests {
 
     #[test]
     fn splits_are_disjoint_and_deterministic() {
-        let spec = DataSpec { train: 50, validation: 10, test: 10, ..Default::default() };
-        for task in [TaskKind::Arithmetic, TaskKind::LastLetter, TaskKind::CoinFlip] {
+        let spec = DataSpec {
+            train: 50,
+            validation: 10,
+            test: 10,
+            ..Default::default()
+        };
+        for task in [
+            TaskKind::Arithmetic,
+            TaskKind::LastLetter,
+            TaskKind::CoinFlip,
+        ] {
             let a = generate(task, &spec);
             let b = generate(task, &spec);
             assert_eq!(a.train.len(), 50);
@@ -197,7 +237,12 @@ mod tests {
 
     #[test]
     fn arithmetic_answer_matches_ops() {
-        let p = Problem::Arithmetic { name: "Ann".into(), item: "apples".into(), start: 3, ops: vec![Op::Add(4), Op::Mul(2), Op::Sub(5)] };
+        let p = Problem::Arithmetic {
+            name: "Ann".into(),
+            item: "apples".into(),
+            start: 3,
+            ops: vec![Op::Add(4), Op::Mul(2), Op::Sub(5)],
+        };
         assert_eq!(render(&p).1, "9");
     }
 }

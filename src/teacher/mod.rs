@@ -27,14 +27,21 @@ pub struct Rationale {
 /// A recorded or sampled rationale normalised for the student: the text (with "The answer is
 /// X." appended when it has no answer sentence and X can be read from it, or is given) and its
 /// reasoning without the answer part.
-pub fn normalise(text: &str, given_answer: Option<&str>, kind: crate::answer::AnswerType, options: &[String]) -> (String, String) {
+pub fn normalise(
+    text: &str,
+    given_answer: Option<&str>,
+    kind: crate::answer::AnswerType,
+    options: &[String],
+) -> (String, String) {
     let text = text.trim().to_string();
     let (body, tail) = crate::answer::split_answer(&text);
     let body = body.trim().to_string();
     if tail.is_some() {
         return (text, body);
     }
-    let answer = given_answer.map(String::from).or_else(|| crate::answer::extract_with_options(kind, &text, options));
+    let answer = given_answer
+        .map(String::from)
+        .or_else(|| crate::answer::extract_with_options(kind, &text, options));
     match answer {
         Some(a) => (format!("{text}\nThe answer is {a}."), body),
         None => (text, body),

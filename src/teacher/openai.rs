@@ -84,7 +84,13 @@ pub fn request_key(o: &Options, prompt: &str, sample: usize) -> (String, u64, Va
     let seed = o.seed.wrapping_add(sample as u64);
     let params = json!({"temperature": o.temperature, "top_p": o.top_p, "max_tokens": o.max_tokens, "stop": o.stop, "seed": seed});
     let doc = json!({"model": o.model, "prompt": prompt, "params": params, "sample": sample});
-    (blake3::hash(doc.to_string().as_bytes()).to_hex().to_string(), seed, params)
+    (
+        blake3::hash(doc.to_string().as_bytes())
+            .to_hex()
+            .to_string(),
+        seed,
+        params,
+    )
 }
 
 enum Attempt {
@@ -108,25 +114,40 @@ impl Limiter {
             let wait = {
                 let mut w = self.window.lock().unwrap_or_else(|e| e.into_inner());
                 let now = Instant::now();
-                while w.front().is_some_and(|(t, _)| now.duration_since(*t) >= Duration::from_secs(60)) {
+                while w
+                    .front()
+                    .is_some_and(|(t, _)| now.duration_since(*t) >= Duration::from_secs(60))
+                {
                     w.pop_front();
                 }
                 let used: u64 = w.iter().map(|x| x.1).sum();
                 let ok_r = self.rpm.is_none_or(|r| (w.len() as u32) < r);
-                let ok_t = self.tpm.is_none_or(|t| used + tokens <= t as u64 || w.is_empty());
+                let ok_t = self
+                    .tpm
+                    .is_none_or(|t| used + tokens <= t as u64 || w.is_empty());
                 if ok_r && ok_t {
                     w.push_back((now, tokens));
                     return;
                 }
-                w.front().map(|(t, _)| Duration::from_secs(60).saturating_sub(now.duration_since(*t))).unwrap_or_default()
+                w.front()
+                    .map(|(t, _)| Duration::from_secs(60).saturating_sub(now.duration_since(*t)))
+                    .unwrap_or_default()
             };
-            std::thread::sleep(wait.min(Duration::from_millis(500)).max(Duration::from_millis(10)));
+            std::thread::sleep(
+                wait.min(Duration::from_millis(500))
+                    .max(Duration::from_millis(10)),
+            );
         }
     }
 }
 
 /// Samples `o.samples` completions for every question's rendered prompt, reusing the log.
-pub fn sample(questions: &[(Example, String)], o: &Options, log: &RequestLog, progress: &ProgressBar) -> Result<Outcome> {
+pub fn sample(
+    questions: &[(Example, String)],
+    o: &Options,
+    log: &RequestLog,
+    progress: &ProgressBar,
+) -> Result<Outcome> {
     // 1. Every (question, sample) job; the ones already in the log are done.
     let mut out = Outcome::default();
     let mut jobs = VecDeque::new();
@@ -144,7 +165,11 @@ pub fn sample(questions: &[(Example, String)], o: &Options, log: &RequestLog, pr
     }
     progress.set_length(order.len() as u64);
     progress.set_position(out.reused as u64);
-    let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(o.timeout)).http_status_as_error(false).build().into();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(o.timeout))
+        .http_status_as_error(false)
+        .build()
+        .into();
     let mut n_sent = 0;
     if o.use_n {
         // 1b. One request with `n` per question; what comes back is logged, the rest stays queued.
@@ -159,7 +184,8 @@ pub fn sample(questions: &[(Example, String)], o: &Options, log: &RequestLog, pr
             let mut left = samples;
             if left.len() > 1 {
                 let url = &o.urls[0];
-                if let Attempt::Done(choices) = send(&agent, url, o, &prompt, left[0].2, left.len()) {
+                if let Attempt::Done(choices) = send(&agent, url, o, &prompt, left[0].2, left.len())
+                {
                     n_sent += 1;
                     let got = choices.len().min(left.len());
                     let taken: Vec<_> = left.drain(..got).collect();
@@ -182,9 +208,17 @@ pub fn sample(questions: &[(Example, String)], o: &Options, log: &RequestLog, pr
         }
     }
     let queue = Mutex::new(jobs);
-    let limiter = Limiter { rpm: o.rpm, tpm: o.tpm, window: Mutex::new(VecDeque::new()) };
+    let limiter = Limiter {
+        rpm: o.rpm,
+        tpm: o.tpm,
+        window: Mutex::new(VecDeque::new()),
+    };
     let abort = AtomicBool::new(false);
-    let (sent, retries, next_url) = (AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0));
+    let (sent, retries, next_url) = (
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+    );
     let (ptok, ctok) = (AtomicU64::new(0), AtomicU64::new(0));
     let failures: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let fatal: Mutex<Option<String>> = Mutex::new(None);
@@ -196,7 +230,11 @@ pub fn sample(questions: &[(Example, String)], o: &Options, log: &RequestLog, pr
                     if abort.load(Ordering::SeqCst) {
                         break;
                     }
-                    let Some((qid, prompt, k, key, seed, params)) = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front() else { break };
+                    let Some((qid, prompt, k, key, seed, params)) =
+                        queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front()
+                    else {
+                        break;
+                    };
                     // 2. One request, retried on transient faults.
                     let mut attempt = 0;
                     loop {
@@ -204,14 +242,17 @@ pub fn sample(questions: &[(Example, String)], o: &Options, log: &RequestLog, pr
                         let url = &o.urls[next_url.fetch_add(1, Ordering::SeqCst) % o.urls.len()];
                         match send(&agent, url, o, &prompt, seed, 1) {
                             Attempt::Done(cs) => {
-                                let Some(mut c) = cs.into_iter().next() else { continue };
+                                let Some(mut c) = cs.into_iter().next() else {
+                                    continue;
+                                };
                                 c.key = key.clone();
                                 c.question_id = qid.clone();
                                 c.sample = k;
                                 c.seed = seed;
                                 c.params = params.clone();
                                 if let Err(e) = log.append(&c) {
-                                    *fatal.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
+                                    *fatal.lock().unwrap_or_else(|e| e.into_inner()) =
+                                        Some(e.to_string());
                                     abort.store(true, Ordering::SeqCst);
                                 }
                                 sent.fetch_add(1, Ordering::SeqCst);
@@ -226,20 +267,28 @@ pub fn sample(questions: &[(Example, String)], o: &Options, log: &RequestLog, pr
                                 break;
                             }
                             Attempt::Fatal(why) => {
-                                *fatal.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("question {qid} (sample {k}): {why}"));
+                                *fatal.lock().unwrap_or_else(|e| e.into_inner()) =
+                                    Some(format!("question {qid} (sample {k}): {why}"));
                                 abort.store(true, Ordering::SeqCst);
                                 break;
                             }
                             Attempt::Retry(why, after) => {
                                 attempt += 1;
                                 if attempt >= o.max_retries {
-                                    failures.lock().unwrap_or_else(|e| e.into_inner()).push(format!("question {qid} sample {k}: {why}"));
+                                    failures
+                                        .lock()
+                                        .unwrap_or_else(|e| e.into_inner())
+                                        .push(format!("question {qid} sample {k}: {why}"));
                                     break;
                                 }
                                 retries.fetch_add(1, Ordering::SeqCst);
                                 // 3. Exponential backoff with jitter, or the server's Retry-After.
                                 let base = o.backoff.as_secs_f64() * 2f64.powi(attempt as i32 - 1);
-                                let wait = after.unwrap_or_else(|| Duration::from_secs_f64(base.min(30.0) * (0.5 + rng.random::<f64>() * 0.5)));
+                                let wait = after.unwrap_or_else(|| {
+                                    Duration::from_secs_f64(
+                                        base.min(30.0) * (0.5 + rng.random::<f64>() * 0.5),
+                                    )
+                                });
                                 std::thread::sleep(wait);
                             }
                         }
@@ -251,7 +300,11 @@ pub fn sample(questions: &[(Example, String)], o: &Options, log: &RequestLog, pr
     out.sent = sent.into_inner() + n_sent;
     out.retries = retries.into_inner();
     if let Some(f) = fatal.into_inner().unwrap_or_else(|e| e.into_inner()) {
-        return Err(Error::run(format!("{f} (not retried; {} completed samples are kept in {})", out.sent + out.reused, log.path().display())));
+        return Err(Error::run(format!(
+            "{f} (not retried; {} completed samples are kept in {})",
+            out.sent + out.reused,
+            log.path().display()
+        )));
     }
     let failures = failures.into_inner().unwrap_or_else(|e| e.into_inner());
     if !failures.is_empty() {
@@ -262,12 +315,19 @@ pub fn sample(questions: &[(Example, String)], o: &Options, log: &RequestLog, pr
             o.max_retries,
             out.sent + out.reused,
             log.path().display(),
-            failures.iter().take(10).cloned().collect::<Vec<_>>().join("\n  ")
+            failures
+                .iter()
+                .take(10)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("\n  ")
         )));
     }
     // 4. Every sample, in order, from the log.
     for key in &order {
-        let c = log.get(key).ok_or_else(|| Error::run("a completion vanished from the request log"))?;
+        let c = log
+            .get(key)
+            .ok_or_else(|| Error::run("a completion vanished from the request log"))?;
         out.prompt_tokens += c.prompt_tokens;
         out.completion_tokens += c.completion_tokens;
         out.completions.push(c);
@@ -321,9 +381,19 @@ fn send(agent: &ureq::Agent, url: &str, o: &Options, prompt: &str, seed: u64, n:
         Ok(v) => v,
         Err(e) => return Attempt::Retry(format!("malformed response body ({e})"), None),
     };
-    let choices: Vec<&Value> = v["choices"].as_array().map(|a| a.iter().collect()).unwrap_or_default();
-    if choices.is_empty() || choices.iter().any(|c| c["message"]["content"].as_str().is_none()) {
-        return Attempt::Retry(format!("response without choices[].message.content: {short}"), None);
+    let choices: Vec<&Value> = v["choices"]
+        .as_array()
+        .map(|a| a.iter().collect())
+        .unwrap_or_default();
+    if choices.is_empty()
+        || choices
+            .iter()
+            .any(|c| c["message"]["content"].as_str().is_none())
+    {
+        return Attempt::Retry(
+            format!("response without choices[].message.content: {short}"),
+            None,
+        );
     }
     // Usage covers all choices: the prompt is counted once, completion tokens split evenly.
     let total = v["usage"]["completion_tokens"].as_u64().unwrap_or(0);
@@ -338,10 +408,21 @@ fn send(agent: &ureq::Agent, url: &str, o: &Options, prompt: &str, seed: u64, n:
                 sample: 0,
                 seed,
                 params: Value::Null,
-                text: c["message"]["content"].as_str().unwrap_or_default().to_string(),
+                text: c["message"]["content"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
                 finish_reason: c["finish_reason"].as_str().map(String::from),
-                prompt_tokens: if i == 0 { v["usage"]["prompt_tokens"].as_u64().unwrap_or(0) } else { 0 },
-                completion_tokens: if i == 0 { total - each * (choices.len() as u64 - 1) } else { each },
+                prompt_tokens: if i == 0 {
+                    v["usage"]["prompt_tokens"].as_u64().unwrap_or(0)
+                } else {
+                    0
+                },
+                completion_tokens: if i == 0 {
+                    total - each * (choices.len() as u64 - 1)
+                } else {
+                    each
+                },
             })
             .collect(),
     )

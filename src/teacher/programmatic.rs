@@ -15,7 +15,8 @@ pub fn generate(questions: &[Example], spec: &TeacherSpec) -> Vec<Rationale> {
     let mut out = Vec::new();
     for (qi, ex) in questions.iter().enumerate() {
         // 1. One RNG per question: adding questions never changes earlier rationales.
-        let mut rng = StdRng::seed_from_u64(spec.seed.wrapping_mul(1_000_003).wrapping_add(qi as u64));
+        let mut rng =
+            StdRng::seed_from_u64(spec.seed.wrapping_mul(1_000_003).wrapping_add(qi as u64));
         let mut written: Vec<String> = Vec::new();
         for k in 0..spec.samples {
             // 2. Near-duplicate of an earlier rationale, or a fresh one of some kind.
@@ -50,13 +51,18 @@ pub fn generate(questions: &[Example], spec: &TeacherSpec) -> Vec<Rationale> {
 }
 
 fn problem(ex: &Example) -> &Problem {
-    ex.problem.as_ref().expect("the programmatic teacher only runs on synthetic tasks (checked when the spec is resolved)")
+    ex.problem.as_ref().expect(
+        "the programmatic teacher only runs on synthetic tasks (checked when the spec is resolved)",
+    )
 }
 
 /// Splits "body The answer is X." into (body, X).
 pub fn split_final(text: &str) -> (String, String) {
     match text.rfind(" The answer is ") {
-        Some(i) => (text[..i].to_string(), text[i + 15..].trim_end_matches('.').to_string()),
+        Some(i) => (
+            text[..i].to_string(),
+            text[i + 15..].trim_end_matches('.').to_string(),
+        ),
         None => (text.to_string(), String::new()),
     }
 }
@@ -69,7 +75,11 @@ enum Fault {
 }
 
 fn near_duplicate(body: &str, rng: &mut StdRng) -> String {
-    const OPENERS: &[&str] = &["Let's think step by step.", "Step by step:", "We work it out."];
+    const OPENERS: &[&str] = &[
+        "Let's think step by step.",
+        "Step by step:",
+        "We work it out.",
+    ];
     match rng.random_range(0..3) {
         0 => format!("{} {body}", OPENERS.choose(rng).unwrap()),
         1 => body.replacen("Then", "Next", 1).replacen(". ", ", and ", 1),
@@ -84,13 +94,25 @@ fn off_by(rng: &mut StdRng, x: i64) -> i64 {
 
 fn write(p: &Problem, fault: Fault, rng: &mut StdRng) -> (String, String) {
     match p {
-        Problem::Arithmetic { name, item, start, ops } => arithmetic(name, item, *start, ops, fault, rng),
+        Problem::Arithmetic {
+            name,
+            item,
+            start,
+            ops,
+        } => arithmetic(name, item, *start, ops, fault, rng),
         Problem::LastLetter { words } => last_letter(words, fault, rng),
         Problem::CoinFlip { people } => coin_flip(people, fault, rng),
     }
 }
 
-fn arithmetic(name: &str, item: &str, start: i64, ops: &[Op], fault: Fault, rng: &mut StdRng) -> (String, String) {
+fn arithmetic(
+    name: &str,
+    item: &str,
+    start: i64,
+    ops: &[Op],
+    fault: Fault,
+    rng: &mut StdRng,
+) -> (String, String) {
     // 1. Pick a style and the step that goes wrong (if any).
     let style = rng.random_range(0..4);
     let bad = rng.random_range(0..ops.len());
@@ -100,7 +122,10 @@ fn arithmetic(name: &str, item: &str, start: i64, ops: &[Op], fault: Fault, rng:
         parts.push(format!("{name} starts with {start} {item}."));
     }
     if style == 3 {
-        let expr: String = ops.iter().map(|o| format!(" {} {}", o.symbol(), o.operand())).collect();
+        let expr: String = ops
+            .iter()
+            .map(|o| format!(" {} {}", o.symbol(), o.operand()))
+            .collect();
         parts.push(format!("We compute {start}{expr} step by step."));
     }
     for (i, op) in ops.iter().enumerate() {
@@ -118,13 +143,20 @@ fn arithmetic(name: &str, item: &str, start: i64, ops: &[Op], fault: Fault, rng:
         let verb = match op {
             Op::Add(n) => [format!("After getting {n} more"), format!("Adding {n}")],
             Op::Sub(n) => [format!("After giving away {n}"), format!("Taking away {n}")],
-            Op::Mul(n) => [format!("After the {item} grow {n} times"), format!("Multiplying by {n}")],
+            Op::Mul(n) => [
+                format!("After the {item} grow {n} times"),
+                format!("Multiplying by {n}"),
+            ],
         };
         let s = match style {
             0 => format!("{}, {name} has {eq} {item}.", verb.choose(rng).unwrap()),
             1 => format!("{eq}."),
             2 => {
-                let lead = if i == 0 { ["First", "To start"] } else { ["Then", "Next"] };
+                let lead = if i == 0 {
+                    ["First", "To start"]
+                } else {
+                    ["Then", "Next"]
+                };
                 format!("{}, {eq} {item}.", lead.choose(rng).unwrap())
             }
             _ => format!("{} gives {eq}.", verb[1]),
@@ -136,7 +168,11 @@ fn arithmetic(name: &str, item: &str, start: i64, ops: &[Op], fault: Fault, rng:
     if fault == Fault::Flawed && ops.len() == 1 {
         let wrong_sym = if ops[0].symbol() == "+" { "-" } else { "+" };
         let last = parts.pop().unwrap();
-        parts.push(last.replacen(&format!(" {} ", ops[0].symbol()), &format!(" {wrong_sym} "), 1));
+        parts.push(last.replacen(
+            &format!(" {} ", ops[0].symbol()),
+            &format!(" {wrong_sym} "),
+            1,
+        ));
     }
     (parts.join(" "), x.to_string())
 }
@@ -202,7 +238,11 @@ fn coin_flip(people: &[(String, bool)], fault: Fault, rng: &mut StdRng) -> (Stri
             Fault::Flawed => (flips + 2, flips),
             Fault::None => (flips, flips),
         };
-        let names: Vec<&str> = people.iter().filter(|(_, f)| *f).map(|(n, _)| n.as_str()).collect();
+        let names: Vec<&str> = people
+            .iter()
+            .filter(|(_, f)| *f)
+            .map(|(n, _)| n.as_str())
+            .collect();
         if names.is_empty() {
             parts.push("Nobody flips the coin.".to_string());
         } else {
@@ -211,7 +251,11 @@ fn coin_flip(people: &[(String, bool)], fault: Fault, rng: &mut StdRng) -> (Stri
         let parity = if written % 2 == 0 { "even" } else { "odd" };
         parts.push(format!("That is {written} flips, which is {parity}."));
         let heads = used % 2 == 0;
-        parts.push(if heads { "An even number of flips leaves it heads up.".into() } else { "An odd number of flips leaves it tails up.".into() });
+        parts.push(if heads {
+            "An even number of flips leaves it heads up.".into()
+        } else {
+            "An odd number of flips leaves it tails up.".into()
+        });
         (parts.join(" "), answer_of(heads))
     }
 }
@@ -226,15 +270,39 @@ mod tests {
 
     #[test]
     fn shares_of_wrong_and_correct_answers_follow_the_spec() {
-        for task in [TaskKind::Arithmetic, TaskKind::LastLetter, TaskKind::CoinFlip] {
-            let data = synthetic::generate(task, &DataSpec { train: 100, ..Default::default() });
-            let spec = TeacherSpec { samples: 8, wrong_rate: 0.3, flawed_rate: 0.1, duplicate_rate: 0.0, ..Default::default() };
+        for task in [
+            TaskKind::Arithmetic,
+            TaskKind::LastLetter,
+            TaskKind::CoinFlip,
+        ] {
+            let data = synthetic::generate(
+                task,
+                &DataSpec {
+                    train: 100,
+                    ..Default::default()
+                },
+            );
+            let spec = TeacherSpec {
+                samples: 8,
+                wrong_rate: 0.3,
+                flawed_rate: 0.1,
+                duplicate_rate: 0.0,
+                ..Default::default()
+            };
             let rs = generate(&data.train, &spec);
             assert_eq!(rs.len(), 800);
-            let gold: std::collections::HashMap<_, _> = data.train.iter().map(|e| (e.id.clone(), e.answer.clone())).collect();
+            let gold: std::collections::HashMap<_, _> = data
+                .train
+                .iter()
+                .map(|e| (e.id.clone(), e.answer.clone()))
+                .collect();
             let mut wrong = 0;
             for r in &rs {
-                let ok = matches(task.answer_type(), extract(task.answer_type(), &r.text).as_deref(), &gold[&r.question_id]);
+                let ok = matches(
+                    task.answer_type(),
+                    extract(task.answer_type(), &r.text).as_deref(),
+                    &gold[&r.question_id],
+                );
                 // The origin tells the truth about the final answer.
                 assert_eq!(ok, r.origin != "wrong", "{task:?} {}", r.text);
                 wrong += usize::from(!ok);

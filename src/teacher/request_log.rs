@@ -44,7 +44,16 @@ impl RequestLog {
     /// Opens (creating) the log of a model under `dir`.
     pub fn open(dir: &Path, model: &str) -> Result<Self> {
         std::fs::create_dir_all(dir).at(dir)?;
-        let slug: String = model.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect();
+        let slug: String = model
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
         let path = dir.join(format!("{slug}.jsonl"));
         let mut done = HashMap::new();
         if let Ok(text) = std::fs::read_to_string(&path) {
@@ -54,12 +63,19 @@ impl RequestLog {
                 }
             }
         }
-        Ok(RequestLog { path, done: Mutex::new(done) })
+        Ok(RequestLog {
+            path,
+            done: Mutex::new(done),
+        })
     }
 
     /// The completion of a request key, if already received.
     pub fn get(&self, key: &str) -> Option<Completion> {
-        self.done.lock().unwrap_or_else(|e| e.into_inner()).get(key).cloned()
+        self.done
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .cloned()
     }
 
     /// Appends a finished completion durably.
@@ -67,7 +83,11 @@ impl RequestLog {
         use fs4::fs_std::FileExt;
         let mut line = serde_json::to_vec(c).map_err(Error::run)?;
         line.push(b'\n');
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&self.path).at(&self.path)?;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .at(&self.path)?;
         f.lock_exclusive().at(&self.path)?;
         // A torn line left by a killed writer would glue onto ours: start on a fresh line.
         let len = f.metadata().at(&self.path)?.len();
@@ -83,7 +103,10 @@ impl RequestLog {
         }
         f.write_all(&line).at(&self.path)?;
         f.sync_data().at(&self.path)?;
-        self.done.lock().unwrap_or_else(|e| e.into_inner()).insert(c.key.clone(), c.clone());
+        self.done
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(c.key.clone(), c.clone());
         Ok(())
     }
 
@@ -98,7 +121,17 @@ mod tests {
     use super::*;
 
     fn c(key: &str) -> Completion {
-        Completion { key: key.into(), question_id: "q".into(), sample: 0, seed: 1, params: serde_json::json!({}), text: "t".into(), finish_reason: None, prompt_tokens: 1, completion_tokens: 2 }
+        Completion {
+            key: key.into(),
+            question_id: "q".into(),
+            sample: 0,
+            seed: 1,
+            params: serde_json::json!({}),
+            text: "t".into(),
+            finish_reason: None,
+            prompt_tokens: 1,
+            completion_tokens: 2,
+        }
     }
 
     #[test]
@@ -107,7 +140,10 @@ mod tests {
         let log = RequestLog::open(dir.path(), "m/x").unwrap();
         log.append(&c("a")).unwrap();
         // A kill mid-write leaves half a line.
-        let mut f = std::fs::OpenOptions::new().append(true).open(log.path()).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(log.path())
+            .unwrap();
         f.write_all(b"{\"key\": \"b\", \"questi").unwrap();
         drop(f);
         let log = RequestLog::open(dir.path(), "m/x").unwrap();

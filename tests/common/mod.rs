@@ -70,7 +70,9 @@ impl Project {
 
     pub fn cmd(&self) -> std::process::Command {
         let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_morsd"));
-        c.current_dir(self.path()).env("MORSD_CACHE", self.path().join("cache")).env_remove("MORSD_DEVICE");
+        c.current_dir(self.path())
+            .env("MORSD_CACHE", self.path().join("cache"))
+            .env_remove("MORSD_DEVICE");
         c
     }
 
@@ -90,7 +92,11 @@ impl Project {
 }
 
 pub fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 /// The stages each run of `runs.json` executed.
@@ -99,6 +105,13 @@ pub fn executed(runs: &serde_json::Value) -> Vec<Vec<String>> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| r["executed"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect())
+        .map(|r| {
+            r["executed"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s.as_str().unwrap().to_string())
+                .collect()
+        })
         .collect()
 }

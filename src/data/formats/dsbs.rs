@@ -10,13 +10,20 @@ use std::path::{Path, PathBuf};
 
 /// The chunk files of a split (`train` or `test`) in `n` order.
 pub fn files(dir: &Path, split: &str) -> Result<Vec<PathBuf>> {
-    let rd = std::fs::read_dir(dir).map_err(|e| Error::Input { path: dir.into(), message: e.to_string() })?;
+    let rd = std::fs::read_dir(dir).map_err(|e| Error::Input {
+        path: dir.into(),
+        message: e.to_string(),
+    })?;
     let prefix = format!("{split}_CoT_");
     let mut v: Vec<(usize, PathBuf)> = rd
         .flatten()
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
-            let n = name.strip_prefix(&prefix)?.strip_suffix(".json")?.parse().ok()?;
+            let n = name
+                .strip_prefix(&prefix)?
+                .strip_suffix(".json")?
+                .parse()
+                .ok()?;
             Some((n, e.path()))
         })
         .collect();
@@ -34,14 +41,36 @@ pub fn read(dir: &Path) -> Result<Vec<Row>> {
     let mut rows = Vec::new();
     let files = files(dir, "train")?;
     if files.is_empty() {
-        return Err(Error::Input { path: dir.into(), message: "no train_CoT_<n>.json files".into() });
+        return Err(Error::Input {
+            path: dir.into(),
+            message: "no train_CoT_<n>.json files".into(),
+        });
     }
     for f in files {
-        let text = std::fs::read_to_string(&f).map_err(|e| Error::Input { path: f.clone(), message: e.to_string() })?;
-        let chunks = parse(&text).map_err(|message| Error::Input { path: f.clone(), message })?;
+        let text = std::fs::read_to_string(&f).map_err(|e| Error::Input {
+            path: f.clone(),
+            message: e.to_string(),
+        })?;
+        let chunks = parse(&text).map_err(|message| Error::Input {
+            path: f.clone(),
+            message,
+        })?;
         for (i, c) in chunks.into_iter().enumerate() {
             let index = rows.len();
-            rows.push(Row { line: i, index: Some(index), question: None, rationale: c, body: None, answer: None, tag: format!("{}:{i}", f.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()) });
+            rows.push(Row {
+                line: i,
+                index: Some(index),
+                question: None,
+                rationale: c,
+                body: None,
+                answer: None,
+                tag: format!(
+                    "{}:{i}",
+                    f.file_name()
+                        .map(|s| s.to_string_lossy().into_owned())
+                        .unwrap_or_default()
+                ),
+            });
         }
     }
     Ok(rows)
@@ -50,8 +79,17 @@ pub fn read(dir: &Path) -> Result<Vec<Row>> {
 /// Parses one chunk file's text into cut rationales.
 pub fn parse(text: &str) -> Result<Vec<String>, String> {
     let v: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
-    let list = v.as_array().ok_or("not a chunk list: expected a JSON list of strings")?;
-    list.iter().enumerate().map(|(i, c)| c.as_str().map(|s| cut(s).to_string()).ok_or(format!("item {i}: not a string"))).collect()
+    let list = v
+        .as_array()
+        .ok_or("not a chunk list: expected a JSON list of strings")?;
+    list.iter()
+        .enumerate()
+        .map(|(i, c)| {
+            c.as_str()
+                .map(|s| cut(s).to_string())
+                .ok_or(format!("item {i}: not a string"))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -60,8 +98,14 @@ mod tests {
     fn real_excerpt_and_malformed() {
         let ok = r#"["Luke scored 84 points after 2 rounds. 84 / 2 = 42. The answer is (84 / 2).\n\nQ: There are 120 students. 1/3 of them are boys.\nA: There are 120 students."]"#;
         let v = super::parse(ok).unwrap();
-        assert_eq!(v[0], "Luke scored 84 points after 2 rounds. 84 / 2 = 42. The answer is (84 / 2).");
-        assert_eq!(crate::answer::extract(crate::answer::AnswerType::Number, &v[0]).as_deref(), Some("42"));
+        assert_eq!(
+            v[0],
+            "Luke scored 84 points after 2 rounds. 84 / 2 = 42. The answer is (84 / 2)."
+        );
+        assert_eq!(
+            crate::answer::extract(crate::answer::AnswerType::Number, &v[0]).as_deref(),
+            Some("42")
+        );
         assert!(super::parse("[1]").unwrap_err().contains("not a string"));
         assert!(super::parse(r#"{"a": 1}"#).is_err());
     }

@@ -9,21 +9,37 @@ use std::path::Path;
 
 /// Reads every row.
 pub fn read(path: &Path) -> Result<Vec<Row>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::Input { path: path.into(), message: e.to_string() })?;
-    parse(&text).map_err(|message| Error::Input { path: path.into(), message })
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Input {
+        path: path.into(),
+        message: e.to_string(),
+    })?;
+    parse(&text).map_err(|message| Error::Input {
+        path: path.into(),
+        message,
+    })
 }
 
 /// Parses the file's text.
 pub fn parse(text: &str) -> Result<Vec<Row>, String> {
     let v: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
-    let data = v.get("data").and_then(Value::as_object).ok_or("not a Fine-tune-CoT completion file: no `data` object")?;
-    let mut keys: Vec<(usize, &String)> = data.keys().map(|k| (k.parse().unwrap_or(usize::MAX), k)).collect();
+    let data = v
+        .get("data")
+        .and_then(Value::as_object)
+        .ok_or("not a Fine-tune-CoT completion file: no `data` object")?;
+    let mut keys: Vec<(usize, &String)> = data
+        .keys()
+        .map(|k| (k.parse().unwrap_or(usize::MAX), k))
+        .collect();
     keys.sort();
     let mut rows = Vec::new();
     for (idx, k) in keys {
         let list = data[k].as_array().ok_or(format!("data[{k}]: not a list"))?;
         for (j, c) in list.iter().enumerate() {
-            let get = |f: &str| c.get(f).and_then(Value::as_str).ok_or(format!("data[{k}][{j}]: no `{f}`"));
+            let get = |f: &str| {
+                c.get(f)
+                    .and_then(Value::as_str)
+                    .ok_or(format!("data[{k}][{j}]: no `{f}`"))
+            };
             let body = get("reasoning_completion")?.trim().to_string();
             let completion = get("completion")?;
             rows.push(Row {
@@ -48,8 +64,16 @@ mod tests {
         let rows = super::parse(ok).unwrap();
         assert_eq!(rows.len(), 1);
         assert!(rows[0].rationale.ends_with("Therefore, the answer is $51."));
-        assert_eq!(crate::answer::extract(crate::answer::AnswerType::Number, &rows[0].rationale).as_deref(), Some("51"));
-        assert!(super::parse(r#"{"data": {"0": [{"question": "q"}]}}"#).unwrap_err().contains("reasoning_completion"));
+        assert_eq!(
+            crate::answer::extract(crate::answer::AnswerType::Number, &rows[0].rationale)
+                .as_deref(),
+            Some("51")
+        );
+        assert!(
+            super::parse(r#"{"data": {"0": [{"question": "q"}]}}"#)
+                .unwrap_err()
+                .contains("reasoning_completion")
+        );
         assert!(super::parse(r#"[1, 2]"#).unwrap_err().contains("no `data`"));
     }
 }

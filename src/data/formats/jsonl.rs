@@ -16,7 +16,10 @@ use std::path::Path;
 
 /// Reads a JSONL file; malformed lines are returned with their line numbers.
 pub fn read(path: &Path) -> Result<(Vec<Row>, Vec<(usize, String)>)> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::Input { path: path.into(), message: e.to_string() })?;
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Input {
+        path: path.into(),
+        message: e.to_string(),
+    })?;
     Ok(parse(&text))
 }
 
@@ -40,7 +43,10 @@ pub fn parse(text: &str) -> (Vec<Row>, Vec<(usize, String)>) {
             bad.push((n, "no string field `rationale`".into()));
             continue;
         };
-        let question = v.get("question").and_then(Value::as_str).map(|s| s.trim().to_string());
+        let question = v
+            .get("question")
+            .and_then(Value::as_str)
+            .map(|s| s.trim().to_string());
         let id = v.get("id").and_then(Value::as_str).map(String::from);
         if question.is_none() && id.is_none() {
             bad.push((n, "needs `question` or `id`".into()));
@@ -50,7 +56,15 @@ pub fn parse(text: &str) -> (Vec<Row>, Vec<(usize, String)>) {
             Value::String(s) => s.clone(),
             other => other.to_string(),
         });
-        rows.push(Row { line: n, index: None, question, rationale: rationale.trim().to_string(), body: None, answer, tag: id.unwrap_or_default() });
+        rows.push(Row {
+            line: n,
+            index: None,
+            question,
+            rationale: rationale.trim().to_string(),
+            body: None,
+            answer,
+            tag: id.unwrap_or_default(),
+        });
     }
     (rows, bad)
 }
@@ -59,7 +73,9 @@ pub fn parse(text: &str) -> (Vec<Row>, Vec<(usize, String)>) {
 mod tests {
     #[test]
     fn lines_and_errors() {
-        let (rows, bad) = super::parse("{\"question\": \"q1\", \"rationale\": \"r\", \"answer\": 3}\n\n{\"id\": \"train-2\", \"rationale\": \"s\"}\n{oops\n{\"question\": \"q\"}\n");
+        let (rows, bad) = super::parse(
+            "{\"question\": \"q1\", \"rationale\": \"r\", \"answer\": 3}\n\n{\"id\": \"train-2\", \"rationale\": \"s\"}\n{oops\n{\"question\": \"q\"}\n",
+        );
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].answer.as_deref(), Some("3"));
         assert_eq!(rows[1].tag, "train-2");

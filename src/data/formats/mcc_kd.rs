@@ -8,17 +8,28 @@ use std::path::Path;
 
 /// Reads every (question, rationale) row; a malformed item is an error naming its index.
 pub fn read(path: &Path) -> Result<Vec<Row>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::Input { path: path.into(), message: e.to_string() })?;
-    parse(&text).map_err(|message| Error::Input { path: path.into(), message })
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Input {
+        path: path.into(),
+        message: e.to_string(),
+    })?;
+    parse(&text).map_err(|message| Error::Input {
+        path: path.into(),
+        message,
+    })
 }
 
 /// Parses the file's text.
 pub fn parse(text: &str) -> Result<Vec<Row>, String> {
     let v: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
-    let items = v.as_array().ok_or("not an MCC-KD file: expected a JSON list of {instruction, output, label}")?;
+    let items = v
+        .as_array()
+        .ok_or("not an MCC-KD file: expected a JSON list of {instruction, output, label}")?;
     let mut rows = Vec::new();
     for (i, it) in items.iter().enumerate() {
-        let q = it.get("instruction").and_then(Value::as_str).ok_or(format!("item {i}: no `instruction` (not an MCC-KD file?)"))?;
+        let q = it
+            .get("instruction")
+            .and_then(Value::as_str)
+            .ok_or(format!("item {i}: no `instruction` (not an MCC-KD file?)"))?;
         let outputs: Vec<&str> = match it.get("output") {
             Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
             Some(Value::String(s)) if s.is_empty() => vec![],
@@ -26,7 +37,15 @@ pub fn parse(text: &str) -> Result<Vec<Row>, String> {
             _ => return Err(format!("item {i}: no `output` list")),
         };
         for (k, o) in outputs.into_iter().enumerate() {
-            rows.push(Row { line: i, index: Some(i), question: Some(q.trim().to_string()), rationale: o.trim().to_string(), body: None, answer: None, tag: format!("{i}/{k}") });
+            rows.push(Row {
+                line: i,
+                index: Some(i),
+                question: Some(q.trim().to_string()),
+                rationale: o.trim().to_string(),
+                body: None,
+                answer: None,
+                tag: format!("{i}/{k}"),
+            });
         }
     }
     Ok(rows)
@@ -40,7 +59,11 @@ mod tests {
         let rows = super::parse(ok).unwrap();
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[1].rationale, "He has 33.");
-        assert!(super::parse(r#"[{"question": "x"}]"#).unwrap_err().contains("instruction"));
+        assert!(
+            super::parse(r#"[{"question": "x"}]"#)
+                .unwrap_err()
+                .contains("instruction")
+        );
         assert!(super::parse("{").is_err());
     }
 }

@@ -41,12 +41,16 @@ const TRIGGER: &str = "A: Let's think step by step.";
 /// The study's second-stage triggers: "Therefore, the answer (arabic numerals) is",
 /// "Therefore, among A through E, the answer is", "Therefore, the answer (Yes or No) is", ...
 static ANSWER_TRIGGER: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-    regex::Regex::new(r"\nTherefore, (?:among A through [A-Z], )?the answer(?: \([^)]*\))? is").expect("valid")
+    regex::Regex::new(r"\nTherefore, (?:among A through [A-Z], )?the answer(?: \([^)]*\))? is")
+        .expect("valid")
 });
 
 /// Parses a log file.
 pub fn parse_file(path: &Path) -> Result<LogParse> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::Input { path: path.into(), message: e.to_string() })?;
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Input {
+        path: path.into(),
+        message: e.to_string(),
+    })?;
     let parsed = parse(&text);
     if parsed.items.is_empty() {
         return Err(Error::Input {
@@ -73,12 +77,15 @@ pub fn parse(text: &str) -> LogParse {
     }
     blocks.push((begin, lines.len()));
     for (b, e) in blocks {
-        let Some(q) = (b..e).find(|&i| lines[i].starts_with("Q: ")) else { continue };
+        let Some(q) = (b..e).find(|&i| lines[i].starts_with("Q: ")) else {
+            continue;
+        };
         let block = lines[q..e].join("\n");
         let line = q + 1;
         // 2. Question, rationale, pred_after, GT.
         let Some(a) = block.find(&format!("\n{TRIGGER}")) else {
-            out.skipped.push((line, "no `A: Let's think step by step.`".into()));
+            out.skipped
+                .push((line, "no `A: Let's think step by step.`".into()));
             continue;
         };
         let Some(pb) = block.find("\npred_before :") else {
@@ -86,22 +93,38 @@ pub fn parse(text: &str) -> LogParse {
             continue;
         };
         let field = |name: &str| -> Option<String> {
-            block[pb..].lines().find_map(|l| l.strip_prefix(name)).map(|v| v.trim().to_string())
+            block[pb..]
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(|v| v.trim().to_string())
         };
         let (Some(pred_after), Some(gold)) = (field("pred_after :"), field("GT :")) else {
-            out.skipped.push((line, "block without `pred_after :` or `GT :`".into()));
+            out.skipped
+                .push((line, "block without `pred_after :` or `GT :`".into()));
             continue;
         };
         let rationale = block[a + 1 + TRIGGER.len()..pb].trim().to_string();
         // 3. Split at the study's own answer trigger (the last "Therefore, ... the answer ... is").
         let (body, answer_text) = match ANSWER_TRIGGER.find_iter(&block[..pb]).last() {
-            Some(m) if m.start() > a => (block[a + 1 + TRIGGER.len()..m.start()].trim().to_string(), block[m.end()..pb].to_string()),
+            Some(m) if m.start() > a => (
+                block[a + 1 + TRIGGER.len()..m.start()].trim().to_string(),
+                block[m.end()..pb].to_string(),
+            ),
             _ => {
-                out.skipped.push((line, "no `Therefore, ... the answer ... is` trigger".into()));
+                out.skipped
+                    .push((line, "no `Therefore, ... the answer ... is` trigger".into()));
                 continue;
             }
         };
-        out.items.push(LogItem { line, question: block[3..a].trim().to_string(), rationale, body, answer_text, pred_after, gold });
+        out.items.push(LogItem {
+            line,
+            question: block[3..a].trim().to_string(),
+            rationale,
+            body,
+            answer_text,
+            pred_after,
+            gold,
+        });
     }
     out
 }
@@ -119,7 +142,10 @@ mod tests {
         let it = &p.items[0];
         assert_eq!(it.line, 6);
         assert!(it.question.starts_with("Bianca picked 26"));
-        assert!(it.rationale.starts_with("Bianca picked 26 carrots.") && it.rationale.ends_with("is 11."));
+        assert!(
+            it.rationale.starts_with("Bianca picked 26 carrots.")
+                && it.rationale.ends_with("is 11.")
+        );
         assert!(it.body.ends_with("11 bad carrots."));
         assert_eq!(it.answer_text, " 11.");
         assert_eq!((it.pred_after.as_str(), it.gold.as_str()), ("11", "25"));
