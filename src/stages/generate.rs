@@ -30,49 +30,46 @@ impl Stage for Generate {
         false
     }
     fn config(&self, run: &RunSpec) -> Value {
-        if run.spec.teacher.kind == "openai" {
-            // The request set: model, rendered prompts (template text + questions), sampling
-            // parameters and sample count. Where and how fast they are sent is left out.
-            let mut data = json(&run.spec.data);
-            data.as_object_mut().map(|m| m.remove("root"));
-            let mut teacher = json(&run.spec.teacher);
-            if let Some(m) = teacher.as_object_mut() {
-                for k in [
-                    "base_url",
-                    "api_key_env",
-                    "concurrency",
-                    "max_retries",
-                    "timeout_s",
-                    "backoff_s",
-                    "rpm",
-                    "tpm",
-                    "use_n",
-                    "sources",
-                    "jsonl",
-                    "wrong_rate",
-                    "flawed_rate",
-                    "duplicate_rate",
-                ] {
-                    m.remove(k);
-                }
-            }
-            let prompt = crate::templates::template_text(
-                crate::templates::TEACHER_PROMPTS,
-                &run.spec.teacher.prompt,
-            )
-            .unwrap_or_default();
-            return sections(&[
-                ("data", data),
-                ("teacher", teacher),
-                ("prompt_template", json(&prompt)),
-            ]);
-        }
-        // The data root and JSONL paths are locations, not content: input hashes cover them.
+        // Locations are not content: the data root and JSONL paths are covered by input hashes.
         let mut data = json(&run.spec.data);
         data.as_object_mut().map(|m| m.remove("root"));
         let mut teacher = json(&run.spec.teacher);
-        teacher.as_object_mut().map(|m| m.remove("jsonl"));
-        sections(&[("data", data), ("teacher", teacher)])
+        if run.spec.teacher.kind != "openai" {
+            teacher.as_object_mut().map(|m| m.remove("jsonl"));
+            return sections(&[("data", data), ("teacher", teacher)]);
+        }
+        // The request set: model, rendered prompts (template text + questions), sampling
+        // parameters and sample count. Where and how fast they are sent is left out.
+        if let Some(m) = teacher.as_object_mut() {
+            for k in [
+                "base_url",
+                "api_key_env",
+                "concurrency",
+                "max_retries",
+                "timeout_s",
+                "backoff_s",
+                "rpm",
+                "tpm",
+                "use_n",
+                "sources",
+                "jsonl",
+                "wrong_rate",
+                "flawed_rate",
+                "duplicate_rate",
+            ] {
+                m.remove(k);
+            }
+        }
+        let prompt = crate::templates::template_text(
+            crate::templates::TEACHER_PROMPTS,
+            &run.spec.teacher.prompt,
+        )
+        .unwrap_or_default();
+        sections(&[
+            ("data", data),
+            ("teacher", teacher),
+            ("prompt_template", json(&prompt)),
+        ])
     }
     fn inputs(&self, run: &RunSpec) -> Result<Vec<(String, PathBuf)>> {
         let TaskRef::Real {
@@ -85,8 +82,17 @@ impl Stage for Generate {
             return Ok(vec![]);
         };
         let mut files = tasks::split_files(def, *split, root);
-        for w in sources {
-            files.extend(data_sources::files(w, root)?);
+        // Only the files this run's teacher reads.
+        match run.spec.teacher.kind.as_str() {
+            "file" => {
+                for w in sources {
+                    files.extend(data_sources::files(w, root)?);
+                }
+            }
+            "openai" if run.spec.teacher.prompt == "few-shot-cot" => {
+                files.push(few_shot_path(root))
+            }
+            _ => {}
         }
         // Keyed by the path under the data root (never the absolute path), or the file name.
         Ok(files
@@ -112,31 +118,17 @@ impl Stage for Generate {
         if spec.teacher.kind == "openai" {
             return openai_generate(ctx, out);
         }
-        let (data, rationales, reports) = match &ctx.run.task {
-            TaskRef::Synthetic(kind) => {
-                // 1. The task's splits.
-                let data = synthetic::generate(*kind, &spec.data);
-                // 2. The teacher's rationales for the training questions.
-                let rationales = programmatic::generate(&data.train, &spec.teacher);
-                (data, rationales, vec![])
-            }
+        // 1. The task's splits.
+        let data = task_data(ctx.run)?;
+        // 2. The teacher's rationales for the training questions: written by the programmatic
+        //    teacher, or recorded ones joined to the questions.
+        let (rationales, reports) = match &ctx.run.task {
+            TaskRef::Synthetic(_) => (programmatic::generate(&data.train, &spec.teacher), vec![]),
             TaskRef::Real {
-                def,
-                split,
-                root,
-                sources,
+                def, root, sources, ..
             } => {
-                // 1. The benchmark under its split scheme, optionally cut.
-                let mut data = tasks::load(def, *split, root, spec.data.validation)?;
-                if let Some(n) = spec.data.max_train {
-                    data.train.truncate(n);
-                }
-                if let Some(n) = spec.data.max_test {
-                    data.test.truncate(n);
-                }
-                // 2. Recorded rationales joined to the training questions.
                 let pool = data_sources::load(def, &data, root, sources)?;
-                (data, pool.train, pool.reports)
+                (pool.train, pool.reports)
             }
         };
         ctx.progress.set_length(1);
@@ -273,7 +265,7 @@ fn few_shot(def: &crate::data::registry::TaskDef, root: &Path) -> Result<String>
         crate::data::registry::SplitScheme::FineTuneCot(n) => Some(*n),
         _ => None,
     });
-    let path = root.join("fine-tune-cot/few_shot_cot_prompts.json");
+    let path = few_shot_path(root);
     let text = std::fs::read_to_string(&path).map_err(|e| crate::Error::Input {
         path: path.clone(),
         message: e.to_string(),
@@ -287,4 +279,8 @@ fn few_shot(def: &crate::data::registry::TaskDef, root: &Path) -> Result<String>
             path,
             message: format!("no few-shot exemplars for {}", def.name),
         })
+}
+
+fn few_shot_path(root: &Path) -> PathBuf {
+    root.join("fine-tune-cot/few_shot_cot_prompts.json")
 }
