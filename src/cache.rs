@@ -392,14 +392,19 @@ impl Cache {
     }
 }
 
-fn sum(path: &Path) -> Result<FileSum> {
+/// Size and BLAKE3 of a file (entries' files, and the input files of stage keys).
+pub fn file_sum(path: &Path) -> std::io::Result<FileSum> {
     let mut hasher = blake3::Hasher::new();
-    let mut f = fs::File::open(path).at(path)?;
-    let size = std::io::copy(&mut f, &mut hasher).at(path)?;
+    let mut f = fs::File::open(path)?;
+    let size = std::io::copy(&mut f, &mut hasher)?;
     Ok(FileSum {
         size,
         blake3: hasher.finalize().to_hex().to_string(),
     })
+}
+
+fn sum(path: &Path) -> Result<FileSum> {
+    file_sum(path).at(path)
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {

@@ -87,16 +87,12 @@ pub fn plan(spec: &LoadedSpec) -> Result<Vec<RunPlan>> {
 }
 
 fn hash_file(path: &std::path::Path) -> Result<String> {
-    let mut f = std::fs::File::open(path).map_err(|e| Error::Input {
-        path: path.to_path_buf(),
-        message: format!("input file: {e}"),
-    })?;
-    let mut h = blake3::Hasher::new();
-    std::io::copy(&mut f, &mut h).map_err(|e| Error::Input {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    Ok(h.finalize().to_hex().to_string())
+    crate::cache::file_sum(path)
+        .map(|s| s.blake3)
+        .map_err(|e| Error::Input {
+            path: path.to_path_buf(),
+            message: format!("input file: {e}"),
+        })
 }
 
 fn slot(spec: &LoadedSpec, run: &RunSpec, kind: StageKind) -> String {
