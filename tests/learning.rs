@@ -67,21 +67,10 @@ fn student_learns_coin_flip_from_correct_rationales() {
         .chain(rationales.iter().map(target))
         .collect();
     let tok = Tok::train(texts.iter().map(String::as_str), 512).unwrap();
-    let q: std::collections::HashMap<_, _> = data
-        .train
-        .iter()
-        .map(|e| (e.id.clone(), e.question.clone()))
-        .collect();
+    let q: std::collections::HashMap<_, _> = data.train.iter().map(|e| (e.id.clone(), e)).collect();
     let examples: Vec<TrainExample> = rationales
         .iter()
-        .map(|r| {
-            let mut ids = tok.encode(&target(r));
-            ids.push(tok.eos);
-            TrainExample {
-                prompt: tok.encode(&fmt.prompt(&q[&r.question_id])),
-                target: ids,
-            }
-        })
+        .map(|r| format::train_example(&fmt, &tok, q[&r.question_id], r, data.answer))
         .collect();
     let config = model_config(&spec, tok.vocab_size());
 

@@ -79,22 +79,17 @@ impl Stage for Score {
         let mut warmup_loss = None;
         if spec.score.rd_model == "warmup" && spec.score.warmup_steps > 0 {
             let n_q = ((data.train.len() as f64 * spec.score.warmup_share).ceil() as usize).max(1);
+            let first: HashMap<&str, &crate::task::Example> = data
+                .train
+                .iter()
+                .take(n_q)
+                .map(|e| (e.id.as_str(), e))
+                .collect();
             let slice: Vec<TrainExample> = rationales
                 .iter()
-                .filter(|r| {
-                    by_id
-                        .get(r.question_id.as_str())
-                        .is_some_and(|e| e.id_index() < n_q)
-                })
-                .map(|r| {
-                    let q = &by_id[r.question_id.as_str()].question;
-                    let mut target =
-                        tok.encode(&format::target(&fmt, r, kind, options_of(&r.question_id)));
-                    target.push(tok.eos);
-                    TrainExample {
-                        prompt: tok.encode(&fmt.prompt(q)),
-                        target,
-                    }
+                .filter_map(|r| {
+                    let e = first.get(r.question_id.as_str())?;
+                    Some(format::train_example(&fmt, &tok, e, r, kind))
                 })
                 .collect();
             ctx.progress.set_message("warm-up");
@@ -214,16 +209,5 @@ impl Stage for Score {
             "warmup_final_loss": warmup_loss,
             "vocab_size": tok.vocab_size(),
         }))
-    }
-}
-
-impl crate::task::Example {
-    /// The numeric index in a split id (`train-17` → 17).
-    pub fn id_index(&self) -> usize {
-        self.id
-            .rsplit('-')
-            .next()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(usize::MAX)
     }
 }

@@ -65,15 +65,7 @@ impl Stage for Train {
         let examples: Vec<TrainExample> = rationales
             .iter()
             .filter(|r| selected.contains(&r.id))
-            .map(|r| {
-                let e = questions[r.question_id.as_str()];
-                let mut target = tok.encode(&format::target(&fmt, r, kind, &e.options));
-                target.push(tok.eos);
-                TrainExample {
-                    prompt: tok.encode(&fmt.prompt(&e.question)),
-                    target,
-                }
-            })
+            .map(|r| format::train_example(&fmt, &tok, questions[r.question_id.as_str()], r, kind))
             .collect();
         if examples.is_empty() {
             return Err(Error::run(

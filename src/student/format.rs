@@ -30,6 +30,22 @@ pub fn target(fmt: &StudentFormat, r: &Rationale, kind: AnswerType, options: &[S
     }
 }
 
+/// The training sequence of a rationale for an example: prompt ids, then target ids + `<eos>`.
+pub fn train_example(
+    fmt: &StudentFormat,
+    tok: &crate::student::tokenizer::Tok,
+    e: &crate::task::Example,
+    r: &Rationale,
+    kind: AnswerType,
+) -> crate::student::train::TrainExample {
+    let mut target = tok.encode(&self::target(fmt, r, kind, &e.options));
+    target.push(tok.eos);
+    crate::student::train::TrainExample {
+        prompt: tok.encode(&fmt.prompt(&e.question)),
+        target,
+    }
+}
+
 /// RD's context q + r: the prompt followed by the rationale's reasoning.
 pub fn with_rationale(fmt: &StudentFormat, question: &str, body: &str) -> String {
     format!("{}{}", fmt.prompt(question), fmt.rationale(body.trim()))
