@@ -23,8 +23,13 @@ pub fn generate(questions: &[Example], spec: &TeacherSpec) -> Vec<Rationale> {
             let u: f64 = rng.random();
             let (body, answer, origin) = if k > 0 && rng.random_bool(spec.duplicate_rate) {
                 let src = written.choose(&mut rng).unwrap().clone();
-                let (b, a) = split_final(&src);
-                (near_duplicate(&b, &mut rng), a, "duplicate")
+                let (b, tail) = crate::answer::split_answer(&src);
+                let a = tail
+                    .unwrap_or_default()
+                    .trim()
+                    .trim_end_matches('.')
+                    .to_string();
+                (near_duplicate(b, &mut rng), a, "duplicate")
             } else if u < spec.wrong_rate {
                 let (b, a) = write(problem(ex), Fault::Wrong, &mut rng);
                 (b, a, "wrong")
@@ -54,17 +59,6 @@ fn problem(ex: &Example) -> &Problem {
     ex.problem.as_ref().expect(
         "the programmatic teacher only runs on synthetic tasks (checked when the spec is resolved)",
     )
-}
-
-/// Splits "body The answer is X." into (body, X).
-pub fn split_final(text: &str) -> (String, String) {
-    match text.rfind(" The answer is ") {
-        Some(i) => (
-            text[..i].to_string(),
-            text[i + 15..].trim_end_matches('.').to_string(),
-        ),
-        None => (text.to_string(), String::new()),
-    }
 }
 
 #[derive(Clone, Copy, PartialEq)]
