@@ -9,7 +9,7 @@ use crate::select::Scored;
 use crate::spec::{self, LoadedSpec};
 use crate::stages::{StageKind, read_json};
 use burn::prelude::Device;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 /// Options of `morsd run`.
@@ -35,20 +35,8 @@ pub struct RunArgs {
 /// `morsd run`: executes the DAG and writes the results folder. Returns the text to print.
 pub fn run(args: &RunArgs, cache: &Cache, device: Device) -> Result<String> {
     let spec = spec::load(&args.spec, &args.sets)?;
-    let force = match &args.force {
-        Some(s) => Some(StageKind::parse(s).ok_or_else(|| Error::BadOverride {
-            arg: format!("--force {s}"),
-            message: "unknown stage (known: generate, score, select, train, eval)".into(),
-        })?),
-        None => None,
-    };
-    let until = match &args.until {
-        Some(s) => Some(StageKind::parse(s).ok_or_else(|| Error::BadOverride {
-            arg: format!("--until {s}"),
-            message: "unknown stage (known: generate, score, select, train, eval)".into(),
-        })?),
-        None => None,
-    };
+    let force = stage_arg("--force", args.force.as_deref())?;
+    let until = stage_arg("--until", args.until.as_deref())?;
     let mut plans = pipeline::plan(&spec)?;
     if let Some(i) = args.run_index {
         if i >= plans.len() {
@@ -81,43 +69,24 @@ pub fn run(args: &RunArgs, cache: &Cache, device: Device) -> Result<String> {
         ));
     }
     // Results of every finished run are written even if another run failed.
-    let mut rows = Vec::new();
     let mut failures = Vec::new();
     let mut done = Vec::new();
-    if let Some(u) = until.filter(|u| *u < StageKind::Eval && !args.collect) {
-        // A partial run: no results folder, just what ran.
-        let mut failures = Vec::new();
-        let mut executed = 0;
-        for (plan, outcome) in plans.iter().zip(outcomes) {
-            match outcome {
-                Ok(o) => executed += o.executed.len(),
-                Err(e) => failures.push(format!("{}: {e}", plan.run.label)),
-            }
-        }
-        if !failures.is_empty() {
-            return Err(Error::run(format!(
-                "{} runs failed (finished stages stay cached):\n  {}",
-                failures.len(),
-                failures.join("\n  ")
-            )));
-        }
-        return Ok(format!(
-            "ran until {}: {executed} stage instances executed, the rest reused from the cache\n",
-            u.name()
-        ));
-    }
     for (plan, outcome) in plans.iter().zip(outcomes) {
         match outcome {
-            Ok(o) => {
-                rows.push(row_of(&o)?);
-                done.push(o);
-            }
+            Ok(o) => done.push(o),
             Err(e) => failures.push(format!("{}: {e}", plan.run.label)),
         }
     }
-    let executed: usize = rows.iter().map(|r| r.executed.len()).sum();
+    let executed: usize = done.iter().map(|o| o.executed.len()).sum();
     let mut text = String::new();
-    if !rows.is_empty() {
+    if let Some(u) = until.filter(|u| *u < StageKind::Eval && !args.collect) {
+        // A partial run: no results folder, just what ran.
+        text = format!(
+            "ran until {}: {executed} stage instances executed, the rest reused from the cache\n",
+            u.name()
+        );
+    } else if !done.is_empty() {
+        let rows = done.iter().map(row_of).collect::<Result<Vec<_>>>()?;
         let stored = Stored {
             experiment: spec.name.clone(),
             spec: args.spec.display().to_string(),
@@ -414,15 +383,13 @@ fn human_age(s: u64) -> String {
     }
 }
 
-/// Maps stage names to keys of a spec (for tests and tooling).
-pub fn stage_keys(spec: &LoadedSpec) -> Result<Vec<BTreeMap<&'static str, String>>> {
-    Ok(pipeline::plan(spec)?
-        .into_iter()
-        .map(|p| {
-            p.stages
-                .into_iter()
-                .map(|i| (i.kind.name(), i.key))
-                .collect()
+/// Parses a stage named by a flag (`--force`, `--until`).
+fn stage_arg(flag: &str, name: Option<&str>) -> Result<Option<StageKind>> {
+    name.map(|s| {
+        StageKind::parse(s).ok_or_else(|| Error::BadOverride {
+            arg: format!("{flag} {s}"),
+            message: "unknown stage (known: generate, score, select, train, eval)".into(),
         })
-        .collect())
+    })
+    .transpose()
 }
