@@ -50,6 +50,13 @@ pub struct Submission {
     pub collect: Option<String>,
 }
 
+/// Every job id of a spec's submissions.
+fn job_ids(subs: &[Submission]) -> Vec<String> {
+    subs.iter()
+        .flat_map(|s| s.shared.iter().chain(&s.array).chain(&s.collect).cloned())
+        .collect()
+}
+
 fn dir_of(cache: &Cache, name: &str) -> PathBuf {
     cache.root().join("slurm").join(name)
 }
@@ -166,7 +173,7 @@ pub fn submit(
     let plans = pipeline::plan(&spec)?;
     let status = pipeline::status(cache, &spec, &plans);
     // Runs Slurm is still working on are not resubmitted.
-    let busy: HashSet<usize> = run_states(spec_path, sets, cache)?
+    let busy: HashSet<usize> = states_of(cache, &spec.name, &plans, &status)
         .iter()
         .enumerate()
         .filter(|(_, (_, st))| st.starts_with("queued") || st.starts_with("running"))
@@ -310,13 +317,19 @@ pub fn run_states(
     let spec = spec::load(spec_path, sets)?;
     let plans = pipeline::plan(&spec)?;
     let status = pipeline::status(cache, &spec, &plans);
-    let subs = records(cache, &spec.name);
-    let dir = dir_of(cache, &spec.name);
-    let ids: Vec<String> = subs
-        .iter()
-        .flat_map(|s| s.shared.iter().chain(&s.array).chain(&s.collect).cloned())
-        .collect();
-    let states = slurm_states(&ids);
+    Ok(states_of(cache, &spec.name, &plans, &status))
+}
+
+/// Each run's state, from the cache status of its stages, Slurm and the exit markers.
+fn states_of(
+    cache: &Cache,
+    name: &str,
+    plans: &[pipeline::RunPlan],
+    status: &[Vec<Status>],
+) -> Vec<(String, String)> {
+    let subs = records(cache, name);
+    let dir = dir_of(cache, name);
+    let states = slurm_states(&job_ids(&subs));
     let mut out = Vec::new();
     for (i, p) in plans.iter().enumerate() {
         let state = if status[i].iter().all(|s| *s == Status::Fresh) {
@@ -361,7 +374,7 @@ pub fn run_states(
         };
         out.push((p.run.label.clone(), state));
     }
-    Ok(out)
+    out
 }
 
 /// `morsd status SPEC`.
@@ -390,10 +403,7 @@ pub fn status(spec_path: &Path, sets: &[String], cache: &Cache) -> Result<String
 /// `morsd cancel SPEC`: cancels every job of the spec's submissions.
 pub fn cancel(spec_path: &Path, sets: &[String], cache: &Cache) -> Result<String> {
     let spec = spec::load(spec_path, sets)?;
-    let ids: Vec<String> = records(cache, &spec.name)
-        .iter()
-        .flat_map(|s| s.shared.iter().chain(&s.array).chain(&s.collect).cloned())
-        .collect();
+    let ids = job_ids(&records(cache, &spec.name));
     if ids.is_empty() {
         return Ok("no submitted jobs\n".into());
     }
