@@ -141,6 +141,28 @@ impl Limiter {
     }
 }
 
+/// One sample to fetch: its question, prompt and request identity.
+struct Job {
+    question_id: String,
+    prompt: String,
+    sample: usize,
+    key: String,
+    seed: u64,
+    params: Value,
+}
+
+impl Job {
+    /// A server completion recorded as this sample's.
+    fn stamp(&self, mut c: Completion) -> Completion {
+        c.key = self.key.clone();
+        c.question_id = self.question_id.clone();
+        c.sample = self.sample;
+        c.seed = self.seed;
+        c.params = self.params.clone();
+        c
+    }
+}
+
 /// Samples `o.samples` completions for every question's rendered prompt, reusing the log.
 pub fn sample(
     questions: &[(Example, String)],
@@ -159,7 +181,14 @@ pub fn sample(
             if log.get(&key).is_some() {
                 out.reused += 1;
             } else {
-                jobs.push_back((e.id.clone(), prompt.clone(), k, key, seed, params));
+                jobs.push_back(Job {
+                    question_id: e.id.clone(),
+                    prompt: prompt.clone(),
+                    sample: k,
+                    key,
+                    seed,
+                    params,
+                });
             }
         }
     }
@@ -170,56 +199,55 @@ pub fn sample(
         .http_status_as_error(false)
         .build()
         .into();
-    let mut n_sent = 0;
-    if o.use_n {
-        // 1b. One request with `n` per question; what comes back is logged, the rest stays queued.
-        let mut by_q: Vec<(String, String, Vec<(usize, String, u64, Value)>)> = Vec::new();
-        for (qid, prompt, k, key, seed, params) in jobs.drain(..) {
-            match by_q.last_mut() {
-                Some(last) if last.0 == qid => last.2.push((k, key, seed, params)),
-                _ => by_q.push((qid, prompt, vec![(k, key, seed, params)])),
-            }
-        }
-        for (qid, prompt, samples) in by_q {
-            let mut left = samples;
-            if left.len() > 1 {
-                let url = &o.urls[0];
-                if let Attempt::Done(choices) = send(&agent, url, o, &prompt, left[0].2, left.len())
-                {
-                    n_sent += 1;
-                    let got = choices.len().min(left.len());
-                    let taken: Vec<_> = left.drain(..got).collect();
-                    for (mut c, (k, key, seed, params)) in choices.into_iter().zip(taken) {
-                        c.key = key;
-                        c.question_id = qid.clone();
-                        c.sample = k;
-                        c.seed = seed;
-                        c.params = params;
-                        log.append(&c)?;
-                        progress.inc(1);
-                    }
-                }
-            }
-            for (k, key, seed, params) in left {
-                if log.get(&key).is_none() {
-                    jobs.push_back((qid.clone(), prompt.clone(), k, key, seed, params));
-                }
-            }
-        }
-    }
-    let queue = Mutex::new(jobs);
     let limiter = Limiter {
         rpm: o.rpm,
         tpm: o.tpm,
         window: Mutex::new(VecDeque::new()),
     };
+    let mut n_sent = 0;
+    if o.use_n {
+        // 1b. One request with `n` per question (jobs are in question order); what comes back
+        //     is logged, the rest stays queued for single requests.
+        let mut rest = VecDeque::new();
+        while let Some(first) = jobs.pop_front() {
+            let mut group = vec![first];
+            while jobs
+                .front()
+                .is_some_and(|j| j.question_id == group[0].question_id)
+            {
+                group.extend(jobs.pop_front());
+            }
+            let mut taken = 0;
+            if group.len() > 1 {
+                limiter.acquire((o.max_tokens * group.len() + group[0].prompt.len() / 4) as u64);
+                if let Attempt::Done(choices) = send(
+                    &agent,
+                    &o.urls[0],
+                    o,
+                    &group[0].prompt,
+                    group[0].seed,
+                    group.len(),
+                ) {
+                    n_sent += 1;
+                    for (c, j) in choices.into_iter().zip(&group) {
+                        log.append(&j.stamp(c))?;
+                        progress.inc(1);
+                        taken += 1;
+                    }
+                }
+            }
+            rest.extend(group.into_iter().skip(taken));
+        }
+        jobs = rest;
+    }
+    let queue = Mutex::new(jobs);
     let abort = AtomicBool::new(false);
     let (sent, retries, next_url) = (
         AtomicUsize::new(0),
         AtomicUsize::new(0),
         AtomicUsize::new(0),
     );
-    let (ptok, ctok) = (AtomicU64::new(0), AtomicU64::new(0));
+    let completion_tokens = AtomicU64::new(0);
     let failures: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let fatal: Mutex<Option<String>> = Mutex::new(None);
     std::thread::scope(|s| {
@@ -230,55 +258,55 @@ pub fn sample(
                     if abort.load(Ordering::SeqCst) {
                         break;
                     }
-                    let Some((qid, prompt, k, key, seed, params)) =
-                        queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front()
+                    let Some(job) = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front()
                     else {
                         break;
                     };
                     // 2. One request, retried on transient faults.
                     let mut attempt = 0;
                     loop {
-                        limiter.acquire((o.max_tokens + prompt.len() / 4) as u64);
+                        limiter.acquire((o.max_tokens + job.prompt.len() / 4) as u64);
                         let url = &o.urls[next_url.fetch_add(1, Ordering::SeqCst) % o.urls.len()];
-                        match send(&agent, url, o, &prompt, seed, 1) {
-                            Attempt::Done(cs) => {
-                                let Some(mut c) = cs.into_iter().next() else {
-                                    continue;
-                                };
-                                c.key = key.clone();
-                                c.question_id = qid.clone();
-                                c.sample = k;
-                                c.seed = seed;
-                                c.params = params.clone();
+                        match send(&agent, url, o, &job.prompt, job.seed, 1) {
+                            Attempt::Done(choices) => {
+                                let c = job.stamp(
+                                    choices
+                                        .into_iter()
+                                        .next()
+                                        .expect("send returns Done with at least one choice"),
+                                );
                                 if let Err(e) = log.append(&c) {
                                     *fatal.lock().unwrap_or_else(|e| e.into_inner()) =
                                         Some(e.to_string());
                                     abort.store(true, Ordering::SeqCst);
                                 }
                                 sent.fetch_add(1, Ordering::SeqCst);
-                                ptok.fetch_add(c.prompt_tokens, Ordering::SeqCst);
-                                ctok.fetch_add(c.completion_tokens, Ordering::SeqCst);
+                                completion_tokens.fetch_add(c.completion_tokens, Ordering::SeqCst);
                                 progress.inc(1);
                                 progress.set_message(format!(
                                     "{} completion tokens, {} retries",
-                                    ctok.load(Ordering::SeqCst),
+                                    completion_tokens.load(Ordering::SeqCst),
                                     retries.load(Ordering::SeqCst)
                                 ));
                                 break;
                             }
                             Attempt::Fatal(why) => {
-                                *fatal.lock().unwrap_or_else(|e| e.into_inner()) =
-                                    Some(format!("question {qid} (sample {k}): {why}"));
+                                *fatal.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!(
+                                    "question {} (sample {}): {why}",
+                                    job.question_id, job.sample
+                                ));
                                 abort.store(true, Ordering::SeqCst);
                                 break;
                             }
                             Attempt::Retry(why, after) => {
                                 attempt += 1;
                                 if attempt >= o.max_retries {
-                                    failures
-                                        .lock()
-                                        .unwrap_or_else(|e| e.into_inner())
-                                        .push(format!("question {qid} sample {k}: {why}"));
+                                    failures.lock().unwrap_or_else(|e| e.into_inner()).push(
+                                        format!(
+                                            "question {} sample {}: {why}",
+                                            job.question_id, job.sample
+                                        ),
+                                    );
                                     break;
                                 }
                                 retries.fetch_add(1, Ordering::SeqCst);
@@ -332,7 +360,6 @@ pub fn sample(
         out.completion_tokens += c.completion_tokens;
         out.completions.push(c);
     }
-    let _ = (ptok, ctok);
     Ok(out)
 }
 
