@@ -115,132 +115,149 @@ fn num(path: &Path, i: usize, v: &Value) -> Result<String> {
 pub fn load_items(task: &TaskDef, root: &Path) -> Result<Vec<Item>> {
     let mut items = Vec::new();
     for rel in task.files {
-        let path = root.join(rel);
-        let text_items: Vec<Value> = match task.layout {
-            Layout::Examples | Layout::BigBench => {
-                let v: Value =
-                    serde_json::from_str(&read(&path)?).map_err(|e| input_err(&path, e))?;
-                v.get("examples")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .ok_or_else(|| input_err(&path, "no `examples` list"))?
-            }
-            _ => json_or_lines(&path)?,
-        };
-        for (i, v) in text_items.iter().enumerate() {
-            let s = |name: &str| -> Result<String> {
-                Ok(field(&path, i, v, name)?
-                    .as_str()
-                    .unwrap_or_default()
-                    .trim()
-                    .to_string())
-            };
-            let item = match task.layout {
-                Layout::Svamp => Item {
-                    question: format!(
-                        "{} {}",
-                        s("Body")?.trim_end_matches(['.', ' ']),
-                        s("Question")?
-                    )
-                    .replace(" .", "."),
-                    answer: num(&path, i, field(&path, i, v, "Answer")?)?,
-                    options: vec![],
-                },
-                Layout::Mawps => Item {
-                    question: s("sQuestion")?,
-                    answer: num(&path, i, field(&path, i, v, "lSolutions")?)?,
-                    options: vec![],
-                },
-                Layout::Gsm8k => {
-                    let a = s("answer")?;
-                    let gold = a
-                        .rsplit("####")
-                        .next()
-                        .unwrap_or("")
-                        .trim()
-                        .replace(',', "");
-                    Item {
-                        question: s("question")?,
-                        answer: normalise_number(&gold).ok_or_else(|| {
-                            input_err(&path, format!("line {}: no `#### N`", i + 1))
-                        })?,
-                        options: vec![],
-                    }
-                }
-                Layout::Aqua => {
-                    let options: Vec<String> = field(&path, i, v, "options")?
-                        .as_array()
-                        .map(|a| {
-                            a.iter()
-                                .filter_map(Value::as_str)
-                                .map(|o| o.get(2..).unwrap_or(o).trim().to_string())
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    Item {
-                        question: format!("{}{}", s("question")?, choices_suffix(&options)),
-                        answer: s("correct")?.to_uppercase(),
-                        options,
-                    }
-                }
-                Layout::Csqa => {
-                    let q = field(&path, i, v, "question")?;
-                    let options: Vec<String> = q["choices"]
-                        .as_array()
-                        .map(|a| {
-                            a.iter()
-                                .filter_map(|c| c["text"].as_str().map(String::from))
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    let stem = q["stem"].as_str().unwrap_or_default();
-                    Item {
-                        question: format!("{stem}{}", choices_suffix(&options)),
-                        answer: s("answerKey")?.to_uppercase(),
-                        options,
-                    }
-                }
-                Layout::Examples => {
-                    let answer = s("answer")?.to_lowercase();
-                    Item {
-                        question: s("question")?,
-                        answer,
-                        options: vec![],
-                    }
-                }
-                Layout::BigBench => {
-                    let scores: Ordered =
-                        serde_json::from_value(field(&path, i, v, "target_scores")?.clone())
-                            .map_err(|e| input_err(&path, format!("item {i}: {e}")))?;
-                    let best = scores
-                        .0
-                        .iter()
-                        .position(|(_, s)| *s >= 1.0)
-                        .ok_or_else(|| {
-                            input_err(&path, format!("item {i}: no target with score 1"))
-                        })?;
-                    let input = s("input")?;
-                    if task.answer == AnswerType::YesNo {
-                        Item {
-                            question: input,
-                            answer: scores.0[best].0.to_lowercase(),
-                            options: vec![],
-                        }
-                    } else {
-                        let options: Vec<String> =
-                            scores.0.iter().map(|(k, _)| k.clone()).collect();
-                        Item {
-                            question: format!("{input}{}", choices_suffix(&options)),
-                            answer: ((b'A' + best as u8) as char).to_string(),
-                            options,
-                        }
-                    }
-                }
-            };
-            items.push(item);
-        }
+        items.extend(file_items(task, &root.join(rel))?);
     }
     Ok(items)
+}
+
+/// The items of one benchmark file of a task.
+fn file_items(task: &TaskDef, path: &Path) -> Result<Vec<Item>> {
+    let path = path.to_path_buf();
+    let mut items = Vec::new();
+    let text_items: Vec<Value> = match task.layout {
+        Layout::Examples | Layout::BigBench => {
+            let v: Value = serde_json::from_str(&read(&path)?).map_err(|e| input_err(&path, e))?;
+            v.get("examples")
+                .and_then(Value::as_array)
+                .cloned()
+                .ok_or_else(|| input_err(&path, "no `examples` list"))?
+        }
+        _ => json_or_lines(&path)?,
+    };
+    for (i, v) in text_items.iter().enumerate() {
+        let s = |name: &str| -> Result<String> {
+            Ok(field(&path, i, v, name)?
+                .as_str()
+                .unwrap_or_default()
+                .trim()
+                .to_string())
+        };
+        let item = match task.layout {
+            Layout::Svamp => Item {
+                question: format!(
+                    "{} {}",
+                    s("Body")?.trim_end_matches(['.', ' ']),
+                    s("Question")?
+                )
+                .replace(" .", "."),
+                answer: num(&path, i, field(&path, i, v, "Answer")?)?,
+                options: vec![],
+            },
+            Layout::Mawps => Item {
+                question: s("sQuestion")?,
+                answer: num(&path, i, field(&path, i, v, "lSolutions")?)?,
+                options: vec![],
+            },
+            Layout::Gsm8k => {
+                let a = s("answer")?;
+                let gold = a
+                    .rsplit("####")
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .replace(',', "");
+                Item {
+                    question: s("question")?,
+                    answer: normalise_number(&gold)
+                        .ok_or_else(|| input_err(&path, format!("line {}: no `#### N`", i + 1)))?,
+                    options: vec![],
+                }
+            }
+            Layout::Aqua => {
+                let options: Vec<String> = field(&path, i, v, "options")?
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .map(|o| o.get(2..).unwrap_or(o).trim().to_string())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                Item {
+                    question: format!("{}{}", s("question")?, choices_suffix(&options)),
+                    answer: s("correct")?.to_uppercase(),
+                    options,
+                }
+            }
+            Layout::Csqa => {
+                let q = field(&path, i, v, "question")?;
+                let options: Vec<String> = q["choices"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|c| c["text"].as_str().map(String::from))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let stem = q["stem"].as_str().unwrap_or_default();
+                Item {
+                    question: format!("{stem}{}", choices_suffix(&options)),
+                    answer: s("answerKey")?.to_uppercase(),
+                    options,
+                }
+            }
+            Layout::Examples => {
+                let answer = s("answer")?.to_lowercase();
+                Item {
+                    question: s("question")?,
+                    answer,
+                    options: vec![],
+                }
+            }
+            Layout::BigBench => {
+                let scores: Ordered =
+                    serde_json::from_value(field(&path, i, v, "target_scores")?.clone())
+                        .map_err(|e| input_err(&path, format!("item {i}: {e}")))?;
+                let best = scores
+                    .0
+                    .iter()
+                    .position(|(_, s)| *s >= 1.0)
+                    .ok_or_else(|| input_err(&path, format!("item {i}: no target with score 1")))?;
+                let input = s("input")?;
+                if task.answer == AnswerType::YesNo {
+                    Item {
+                        question: input,
+                        answer: scores.0[best].0.to_lowercase(),
+                        options: vec![],
+                    }
+                } else {
+                    let options: Vec<String> = scores.0.iter().map(|(k, _)| k.clone()).collect();
+                    Item {
+                        question: format!("{input}{}", choices_suffix(&options)),
+                        answer: ((b'A' + best as u8) as char).to_string(),
+                        options,
+                    }
+                }
+            }
+        };
+        items.push(item);
+    }
+    Ok(items)
+}
+
+/// Fine-tune-CoT's index split of a task.
+fn ftc_split_path(root: &Path, name: &str) -> PathBuf {
+    root.join(format!("fine-tune-cot/split/{name}__default.json"))
+}
+
+/// A part (`train`, `dev`, `test`) of the MCC-KD SVAMP split.
+fn mcc_kd_path(root: &Path, part: &str) -> PathBuf {
+    root.join(format!("svamp-gpt35-multi/{part}.json"))
+}
+
+/// A part (`train`, `test`) of a distilling-step-by-step split.
+fn dsbs_path(root: &Path, dir: &str, part: &str) -> PathBuf {
+    root.join(format!("distill-step-by-step/{dir}/{dir}_{part}.json"))
 }
 
 /// The files a task with a split scheme reads (for `data list` and the stage key).
@@ -248,16 +265,16 @@ pub fn split_files(task: &TaskDef, scheme: SplitScheme, root: &Path) -> Vec<Path
     match scheme {
         SplitScheme::FineTuneCot(n) => {
             let mut v: Vec<PathBuf> = task.files.iter().map(|f| root.join(f)).collect();
-            v.push(root.join(format!("fine-tune-cot/split/{n}__default.json")));
+            v.push(ftc_split_path(root, n));
             v
         }
         SplitScheme::MccKd => ["train", "dev", "test"]
             .iter()
-            .map(|s| root.join(format!("svamp-gpt35-multi/{s}.json")))
+            .map(|p| mcc_kd_path(root, p))
             .collect(),
         SplitScheme::Dsbs(d) => ["train", "test"]
             .iter()
-            .map(|s| root.join(format!("distill-step-by-step/{d}/{d}_{s}.json")))
+            .map(|p| dsbs_path(root, d, p))
             .collect(),
         SplitScheme::Gsm8k => task.files.iter().map(|f| root.join(f)).collect(),
     }
@@ -284,7 +301,7 @@ pub fn load(
     let (mut train, dev, test): (Vec<Item>, Option<Vec<Item>>, Vec<Item>) = match scheme {
         SplitScheme::FineTuneCot(n) => {
             let items = load_items(task, root)?;
-            let path = root.join(format!("fine-tune-cot/split/{n}__default.json"));
+            let path = ftc_split_path(root, n);
             let split: Value =
                 serde_json::from_str(&read(&path)?).map_err(|e| input_err(&path, e))?;
             let pick = |name: &str| -> Result<Vec<Item>> {
@@ -302,15 +319,14 @@ pub fn load(
             };
             (pick("train")?, None, pick("test")?)
         }
-        SplitScheme::Gsm8k => {
-            let mut all = load_items(task, root)?;
-            let n_train = json_or_lines(&root.join(task.files[0]))?.len();
-            let test = all.split_off(n_train);
-            (all, None, test)
-        }
+        SplitScheme::Gsm8k => (
+            file_items(task, &root.join(task.files[0]))?,
+            None,
+            file_items(task, &root.join(task.files[1]))?,
+        ),
         SplitScheme::MccKd => {
             let part = |name: &str| -> Result<Vec<Item>> {
-                let path = root.join(format!("svamp-gpt35-multi/{name}.json"));
+                let path = mcc_kd_path(root, name);
                 json_or_lines(&path)?
                     .iter()
                     .enumerate()
@@ -331,7 +347,7 @@ pub fn load(
         }
         SplitScheme::Dsbs(d) => {
             let part = |name: &str| -> Result<Vec<Item>> {
-                let path = root.join(format!("distill-step-by-step/{d}/{d}_{name}.json"));
+                let path = dsbs_path(root, d, name);
                 json_or_lines(&path)?
                     .iter()
                     .enumerate()
