@@ -5,69 +5,18 @@
 
 use morsd::teacher::openai::{Options, sample};
 use morsd::teacher::request_log::RequestLog;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-fn start(py: &str, gguf: &str) -> (Child, u16) {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(py)
-        .args([
-            "-m",
-            "llama_cpp.server",
-            "--model",
-            gguf,
-            "--model_alias",
-            "smollm2-135m",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "--n_ctx",
-            "2048",
-            "--n_threads",
-            "1",
-        ])
-        .env("OMP_WAIT_POLICY", "PASSIVE")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start llama.cpp server (run scripts/setup-llama.sh)");
-    let t = Instant::now();
-    while t.elapsed() < Duration::from_secs(60) {
-        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
-            let _ = s.write_all(b"GET /v1/models HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-            let mut out = String::new();
-            let _ = s.read_to_string(&mut out);
-            if out.contains("smollm2") {
-                return (child, port);
-            }
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("server did not start");
-}
+#[path = "../tests/common/llama.rs"]
+mod llama;
 
 fn main() {
     let out = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "results/bench/teacher.md".into());
-    let home = format!(
-        "{}/.cache/morsd-llama",
-        std::env::var("HOME").unwrap_or_default()
-    );
-    let py =
-        std::env::var("MORSD_LLAMA_PYTHON").unwrap_or_else(|_| format!("{home}/venv/bin/python"));
-    let gguf = std::env::var("MORSD_SMOLLM2_GGUF")
-        .unwrap_or_else(|_| format!("{home}/SmolLM2-135M-Instruct.Q4_1.gguf"));
-    let (mut a, pa) = start(&py, &gguf);
-    let (mut b, pb) = start(&py, &gguf);
+    let (a, b) = (llama::Server::start(), llama::Server::start());
+    let (pa, pb) = (a.port, b.port);
     let urls = vec![
         format!("http://127.0.0.1:{pa}/v1"),
         format!("http://127.0.0.1:{pb}/v1"),
@@ -141,7 +90,7 @@ fn main() {
         sample(&questions, &opts, &log, &indicatif::ProgressBar::hidden()).expect("morsd sampling");
     let morsd_s = t.elapsed().as_secs_f64();
     let morsd_tok = o.completion_tokens as f64;
-    let _ = (a.kill(), b.kill(), a.wait(), b.wait());
+    drop((a, b));
     let n = jobs.len() as f64;
     let (rd, rm) = (direct_tok / direct_s, morsd_tok / morsd_s);
     let table = format!(
