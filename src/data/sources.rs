@@ -105,7 +105,7 @@ pub fn load(task: &TaskDef, data: &TaskData, root: &Path, wanted: &[Wanted]) -> 
                 let (rows, unparsed) = match s.format {
                     SourceFormat::MccKd => (formats::mcc_kd::read(&path)?, Vec::new()),
                     SourceFormat::FineTuneCot => (formats::fine_tune_cot::read(&path)?, Vec::new()),
-                    SourceFormat::Dsbs => (dsbs_rows(task, root, &path)?, Vec::new()),
+                    SourceFormat::Dsbs => (dsbs_rows(task, &path)?, Vec::new()),
                     SourceFormat::ZscotLog => {
                         let p = formats::zscot_log::parse_file(&path)?;
                         let rows = p
@@ -113,12 +113,11 @@ pub fn load(task: &TaskDef, data: &TaskData, root: &Path, wanted: &[Wanted]) -> 
                             .into_iter()
                             .map(|it| Row {
                                 line: it.line,
-                                index: None,
                                 question: Some(it.question),
                                 rationale: it.rationale,
                                 body: Some(it.body),
                                 answer: None,
-                                tag: String::new(),
+                                id: None,
                             })
                             .collect();
                         (rows, p.skipped)
@@ -153,13 +152,15 @@ pub fn load(task: &TaskDef, data: &TaskData, root: &Path, wanted: &[Wanted]) -> 
         };
         // 3. Join each row to a question, normalise, keep.
         for row in rows {
-            let target = match (&row.question, row.tag.is_empty()) {
-                (_, false) if by_id.contains_key(row.tag.as_str()) => {
-                    by_id.get(row.tag.as_str()).copied()
-                }
-                (Some(q), _) => by_key.get(&join_key(q)).copied(),
-                _ => None,
-            };
+            let target = row
+                .id
+                .as_deref()
+                .and_then(|id| by_id.get(id).copied())
+                .or_else(|| {
+                    row.question
+                        .as_deref()
+                        .and_then(|q| by_key.get(&join_key(q)).copied())
+                });
             let Some((split, i)) = target else {
                 report.unmatched += 1;
                 continue;
@@ -214,7 +215,7 @@ fn normalise(row: &Row, data: &TaskData, options: &[String]) -> (String, String)
 }
 
 /// distilling-step-by-step chunks get their question from the same folder's train inputs.
-fn dsbs_rows(task: &TaskDef, root: &Path, dir: &Path) -> Result<Vec<Row>> {
+fn dsbs_rows(task: &TaskDef, dir: &Path) -> Result<Vec<Row>> {
     let mut rows = formats::dsbs::read(dir)?;
     let folder = dir.parent().unwrap_or(dir);
     let d = folder
@@ -253,6 +254,5 @@ fn dsbs_rows(task: &TaskDef, root: &Path, dir: &Path) -> Result<Vec<Row>> {
     for (r, q) in rows.iter_mut().zip(questions) {
         r.question = Some(q);
     }
-    let _ = root;
     Ok(rows)
 }

@@ -36,7 +36,7 @@ pub fn cut(chunk: &str) -> &str {
     chunk.split("\n\nQ:").next().unwrap_or(chunk).trim()
 }
 
-/// Reads the train chunks in order; `index` is the position in the concatenation.
+/// Reads the train chunks in order (one per training item of the folder's inputs).
 pub fn read(dir: &Path) -> Result<Vec<Row>> {
     let mut rows = Vec::new();
     let files = files(dir, "train")?;
@@ -56,20 +56,13 @@ pub fn read(dir: &Path) -> Result<Vec<Row>> {
             message,
         })?;
         for (i, c) in chunks.into_iter().enumerate() {
-            let index = rows.len();
             rows.push(Row {
                 line: i,
-                index: Some(index),
                 question: None,
                 rationale: c,
                 body: None,
                 answer: None,
-                tag: format!(
-                    "{}:{i}",
-                    f.file_name()
-                        .map(|s| s.to_string_lossy().into_owned())
-                        .unwrap_or_default()
-                ),
+                id: None,
             });
         }
     }

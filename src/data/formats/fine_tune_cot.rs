@@ -44,12 +44,11 @@ pub fn parse(text: &str) -> Result<Vec<Row>, String> {
             let completion = get("completion")?;
             rows.push(Row {
                 line: idx,
-                index: (idx != usize::MAX).then_some(idx),
                 question: Some(get("question")?.trim().to_string()),
                 rationale: format!("{body}\nTherefore, the answer is{completion}"),
                 body: Some(body),
                 answer: None,
-                tag: format!("{k}/{j}"),
+                id: None,
             });
         }
     }

@@ -58,12 +58,11 @@ pub fn parse(text: &str) -> (Vec<Row>, Vec<(usize, String)>) {
         });
         rows.push(Row {
             line: n,
-            index: None,
             question,
             rationale: rationale.trim().to_string(),
             body: None,
             answer,
-            tag: id.unwrap_or_default(),
+            id,
         });
     }
     (rows, bad)
@@ -78,7 +77,7 @@ mod tests {
         );
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].answer.as_deref(), Some("3"));
-        assert_eq!(rows[1].tag, "train-2");
+        assert_eq!(rows[1].id.as_deref(), Some("train-2"));
         assert_eq!(bad.iter().map(|b| b.0).collect::<Vec<_>>(), vec![4, 5]);
     }
 }

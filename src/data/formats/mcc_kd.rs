@@ -36,15 +36,14 @@ pub fn parse(text: &str) -> Result<Vec<Row>, String> {
             Some(Value::String(s)) => vec![s.as_str()],
             _ => return Err(format!("item {i}: no `output` list")),
         };
-        for (k, o) in outputs.into_iter().enumerate() {
+        for o in outputs {
             rows.push(Row {
                 line: i,
-                index: Some(i),
                 question: Some(q.trim().to_string()),
                 rationale: o.trim().to_string(),
                 body: None,
                 answer: None,
-                tag: format!("{i}/{k}"),
+                id: None,
             });
         }
     }

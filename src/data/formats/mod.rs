@@ -12,8 +12,6 @@ pub mod zscot_log;
 pub struct Row {
     /// Line or item number in its file (for reports).
     pub line: usize,
-    /// Position in the source's own item order, where the format has one.
-    pub index: Option<usize>,
     /// The question text, where the format has it.
     pub question: Option<String>,
     /// The rationale as recorded (with its answer sentence where it has one).
@@ -22,6 +20,6 @@ pub struct Row {
     pub body: Option<String>,
     /// An answer given beside the rationale (generic JSONL).
     pub answer: Option<String>,
-    /// A format-specific tag (MCC-KD `item/k`, JSONL `id`).
-    pub tag: String,
+    /// A morsd example id the row names directly (generic JSONL `id`).
+    pub id: Option<String>,
 }
