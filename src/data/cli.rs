@@ -84,27 +84,12 @@ pub fn stats(root: &Path, task: &str, sources: &[String], split: Option<&str>) -
             TASKS.iter().map(|t| t.name).collect::<Vec<_>>().join(", ")
         ),
     })?;
-    let scheme = match split {
-        Some(n) => *t
-            .splits
-            .iter()
-            .find(|s| s.name() == n)
-            .ok_or_else(|| Error::Input {
-                path: PathBuf::from(n),
-                message: format!(
-                    "task {} has no split `{n}` (known: {})",
-                    t.name,
-                    t.splits
-                        .iter()
-                        .map(|s| s.name())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            })?,
-        None => t.splits[0],
-    };
+    let scheme = t.split(split).map_err(|message| Error::Input {
+        path: PathBuf::from(split.unwrap_or_default()),
+        message,
+    })?;
     let names: Vec<String> = if sources.is_empty() {
-        t.sources.iter().map(|s| s.name.to_string()).collect()
+        t.source_names()
     } else {
         sources.to_vec()
     };

@@ -381,6 +381,32 @@ pub const TASKS: &[TaskDef] = &[
     },
 ];
 
+impl TaskDef {
+    /// The split scheme named `name` (default: the task's first); the error lists the known ones.
+    pub fn split(&self, name: Option<&str>) -> Result<SplitScheme, String> {
+        let Some(n) = name else {
+            return Ok(self.splits[0]);
+        };
+        self.splits
+            .iter()
+            .copied()
+            .find(|s| s.name() == n)
+            .ok_or_else(|| {
+                let known: Vec<&str> = self.splits.iter().map(|s| s.name()).collect();
+                format!(
+                    "task {} has no split `{n}` (known: {})",
+                    self.name,
+                    known.join(", ")
+                )
+            })
+    }
+
+    /// The names of all the task's rationale sources.
+    pub fn source_names(&self) -> Vec<String> {
+        self.sources.iter().map(|s| s.name.to_string()).collect()
+    }
+}
+
 /// Looks a task up by name.
 pub fn task(name: &str) -> Option<&'static TaskDef> {
     TASKS.iter().find(|t| t.name == name)

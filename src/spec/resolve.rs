@@ -572,25 +572,11 @@ fn resolve_task(s: &RawSpec) -> std::result::Result<TaskRef, (&'static str, Stri
             ));
         }
     };
-    let split = match &s.data.split {
-        None => def.splits[0],
-        Some(n) => *def.splits.iter().find(|x| x.name() == n).ok_or_else(|| {
-            (
-                "data.split",
-                format!(
-                    "task {} has no split `{n}` (known: {})",
-                    def.name,
-                    def.splits
-                        .iter()
-                        .map(|x| x.name())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            )
-        })?,
-    };
+    let split = def
+        .split(s.data.split.as_deref())
+        .map_err(|m| ("data.split", m))?;
     let names: Vec<String> = if s.teacher.sources.is_empty() && s.teacher.jsonl.is_empty() {
-        def.sources.iter().map(|x| x.name.to_string()).collect()
+        def.source_names()
     } else {
         s.teacher.sources.clone()
     };
