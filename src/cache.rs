@@ -86,8 +86,13 @@ impl KeyDoc {
                 why.push(format!("upstream {name} changed"));
             }
         }
-        if self.inputs != old.inputs {
-            why.push("input files changed".into());
+        for (name, sum) in &self.inputs {
+            if old.inputs.get(name) != Some(sum) {
+                why.push(format!("input {name} changed"));
+            }
+        }
+        for name in old.inputs.keys().filter(|n| !self.inputs.contains_key(*n)) {
+            why.push(format!("input {name} removed"));
         }
         if self.seed != old.seed {
             why.push("seed changed".into());

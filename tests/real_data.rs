@@ -197,7 +197,8 @@ fn tiny_real_task_run_pools_sources() {
     assert!(
         text(&o)
             .lines()
-            .any(|l| l.starts_with("generate") && l.contains("input files changed")),
+            .any(|l| l.starts_with("generate")
+                && l.contains("input svamp-gpt35-multi/train.json changed")),
         "{}",
         text(&o)
     );

@@ -225,9 +225,26 @@ impl BaseUrls {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StudentSpec {
-    /// Student kind: `scratch` (a small decoder-only transformer trained from scratch). Default: `scratch`.
+    /// Student kind: `scratch` (a small decoder-only transformer trained from scratch) or
+    /// `llama` (a pretrained Llama-family checkpoint named by `weights`). Default: `scratch`.
     #[serde(default = "d_student_kind")]
     pub kind: String,
+    /// `llama` only: a model name from `morsd models list` (e.g. `smollm2-135m`, fetched with
+    /// `morsd models fetch`), a `.gguf` file, or a Hugging Face folder (`config.json`,
+    /// `*.safetensors`, `tokenizer.json`). The files' content, not this string, goes into stage
+    /// keys. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<String>,
+    /// `llama` only: LoRA rank; unset or 0 fine-tunes every weight. Default: unset (full).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lora_rank: Option<usize>,
+    /// `llama` only: LoRA scale numerator (adapters are scaled by `alpha / rank`). Default: 16.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lora_alpha: Option<f64>,
+    /// `llama` only: modules that get LoRA adapters, from `q_proj`, `k_proj`, `v_proj`,
+    /// `o_proj`, `gate_proj`, `up_proj`, `down_proj`. Default: `["q_proj", "v_proj"]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lora_targets: Option<Vec<String>>,
     /// Model width. Default: 128.
     #[serde(default = "d_dmodel")]
     pub d_model: usize,
@@ -243,7 +260,8 @@ pub struct StudentSpec {
     /// Longest sequence in tokens (prompt + target); longer examples are truncated. Default: 160.
     #[serde(default = "d_seq")]
     pub max_seq_len: usize,
-    /// Student format: a template in `templates/student/` (`qa`, `fine-tune-cot`) or a path to a
+    /// Student format: a template in `templates/student/` (`qa`, `fine-tune-cot`, `chat` — the
+    /// ChatML turns SmolLM2-Instruct was tuned on) or a path to a
     /// `.jinja` file with blocks `prompt`, `rationale`, `answer`. Default: `qa`.
     #[serde(default = "d_format")]
     pub format: String,
@@ -256,10 +274,12 @@ pub struct StudentSpec {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScoreSpec {
-    /// Model that computes RD: `warmup` (a student briefly trained on a slice of the training
-    /// rationales, then discarded) or `untrained` (the freshly initialised student). Default: `warmup`.
-    #[serde(default = "d_rd_model")]
-    pub rd_model: String,
+    /// Model that computes RD: `warmup` (a scratch student briefly trained on a slice of the
+    /// training rationales, then discarded), `untrained` (the freshly initialised scratch
+    /// student) or `pretrained` (a `llama` student's checkpoint as loaded, before distillation,
+    /// as in the paper). Default: `warmup` for `scratch`, `pretrained` for `llama`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rd_model: Option<String>,
     /// Optimiser steps of the warm-up student. Default: 300 (fewer leave RD close to noise).
     #[serde(default = "d_warm_steps")]
     pub warmup_steps: usize,
@@ -305,9 +325,13 @@ pub struct TrainSpec {
     /// Optimiser steps (same compute for every selection). Default: 300.
     #[serde(default = "d_steps_train")]
     pub steps: usize,
-    /// Sequences per step. Default: 16.
+    /// Sequences per micro-batch. Default: 16.
     #[serde(default = "d_batch")]
     pub batch_size: usize,
+    /// Micro-batches per optimiser step (gradient accumulation; the effective batch is
+    /// `batch_size × grad_accum`). Default: 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grad_accum: Option<usize>,
     /// Peak learning rate of AdamW. Default: 0.003.
     #[serde(default = "d_lr")]
     pub lr: f64,
@@ -417,9 +441,6 @@ fn d_seq() -> usize {
 }
 fn d_vocab() -> usize {
     768
-}
-fn d_rd_model() -> String {
-    "warmup".into()
 }
 fn d_warm_steps() -> usize {
     300

@@ -294,8 +294,13 @@ pub fn load(path: &Path, sets: &[String]) -> Result<LoadedSpec> {
         for (k, v) in &point {
             set_path(&mut json, k, v.clone());
         }
-        let spec: RawSpec = from_json(path, json, &text)?;
+        let mut spec: RawSpec = from_json(path, json, &text)?;
         let (task, strategy) = validate(path, &text, &spec)?;
+        // Kind-dependent defaults, filled once here so every stage sees the same value.
+        if spec.score.rd_model.is_none() {
+            let d = if spec.student.kind == "llama" { "pretrained" } else { "warmup" };
+            spec.score.rd_model = Some(d.into());
+        }
         for &seed in &base.experiment.seeds {
             let mut label: Vec<String> = point
                 .iter()
@@ -432,20 +437,66 @@ fn validate(path: &Path, text: &str, s: &RawSpec) -> Result<(TaskRef, Strategy)>
     if let Err(e) = crate::student::format::load(&s.student) {
         return Err(err("student.format", e.to_string()));
     }
-    if s.student.kind != "scratch" {
-        return Err(err(
-            "student.kind",
-            format!("unknown student kind `{}` (known: scratch)", s.student.kind),
-        ));
+    let rd = s.score.rd_model.as_deref();
+    match s.student.kind.as_str() {
+        "scratch" => {
+            for (k, set) in [
+                ("student.weights", s.student.weights.is_some()),
+                ("student.lora_rank", s.student.lora_rank.is_some()),
+                ("student.lora_alpha", s.student.lora_alpha.is_some()),
+                ("student.lora_targets", s.student.lora_targets.is_some()),
+            ] {
+                if set {
+                    return Err(err(k, "only a `llama` student takes this field".into()));
+                }
+            }
+            if !matches!(rd, None | Some("warmup" | "untrained")) {
+                return Err(err(
+                    "score.rd_model",
+                    format!(
+                        "`{}` is not an RD model of the scratch student (known: warmup, untrained)",
+                        rd.unwrap_or_default()
+                    ),
+                ));
+            }
+        }
+        "llama" => {
+            let Some(w) = &s.student.weights else {
+                return Err(err(
+                    "student.weights",
+                    "a llama student needs `weights`: a model name (`morsd models list`), a .gguf file or a Hugging Face folder".into(),
+                ));
+            };
+            if let Err(e) = crate::models::resolve_weights(w) {
+                return Err(err("student.weights", e.to_string()));
+            }
+            if !matches!(rd, None | Some("pretrained")) {
+                return Err(err(
+                    "score.rd_model",
+                    format!(
+                        "`{}` is not an RD model of a llama student (it scores with its checkpoint: `pretrained`)",
+                        rd.unwrap_or_default()
+                    ),
+                ));
+            }
+            if let Some(t) = &s.student.lora_targets
+                && let Err(e) = crate::student::lora::target_group(t)
+            {
+                return Err(err("student.lora_targets", e.to_string()));
+            }
+            if s.student.lora_alpha.is_some_and(|a| !(a > 0.0 && a.is_finite())) {
+                return Err(err("student.lora_alpha", "must be a positive number".into()));
+            }
+        }
+        k => {
+            return Err(err(
+                "student.kind",
+                format!("unknown student kind `{k}` (known: scratch, llama)"),
+            ));
+        }
     }
-    if !matches!(s.score.rd_model.as_str(), "warmup" | "untrained") {
-        return Err(err(
-            "score.rd_model",
-            format!(
-                "unknown RD model `{}` (known: warmup, untrained)",
-                s.score.rd_model
-            ),
-        ));
+    if s.train.grad_accum == Some(0) {
+        return Err(err("train.grad_accum", "must be at least 1".into()));
     }
     for (k, v) in [
         ("teacher.wrong_rate", s.teacher.wrong_rate),

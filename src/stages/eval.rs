@@ -1,12 +1,13 @@
-//! Stage `eval`: greedy decoding of the test questions with the trained student, answer
-//! extraction, accuracy. Output: `predictions.json`.
+//! Stage `eval`: greedy decoding of the test questions with the trained student (KV cache for
+//! a `llama` student; a row stops at end of sequence or once its answer sentence is complete),
+//! answer extraction, accuracy. Output: `predictions.json`.
 
 use super::train::load_student;
 use super::{Stage, StageCtx, StageKind, json, read_json, sections, write_json};
 use crate::answer::{extract_with_options, matches};
 use crate::error::Result;
 use crate::spec::RunSpec;
-use crate::student::decode::greedy;
+use crate::student::decode::{DecodeOptions, greedy_with};
 use crate::student::format;
 use crate::task::TaskData;
 use serde_json::{Value, json as j};
@@ -20,7 +21,8 @@ impl Stage for Eval {
         StageKind::Eval
     }
     fn version(&self) -> u32 {
-        1
+        // 2: decoding stops once the answer sentence is complete.
+        2
     }
     fn upstream(&self) -> &'static [StageKind] {
         &[StageKind::Generate, StageKind::Train]
@@ -44,15 +46,14 @@ impl Stage for Eval {
         let prompts: Vec<String> = data.test.iter().map(|e| fmt.prompt(&e.question)).collect();
         ctx.progress.set_length(prompts.len() as u64);
         let mut outputs = Vec::new();
+        let stop = |t: &str| format::answer_complete(&fmt, t);
+        let opts = DecodeOptions {
+            max_new: spec.eval.max_new_tokens,
+            batch_size: spec.eval.batch_size,
+            stop: Some(&stop),
+        };
         for chunk in prompts.chunks(spec.eval.batch_size) {
-            outputs.extend(greedy(
-                &model,
-                &tok,
-                chunk,
-                spec.eval.max_new_tokens,
-                spec.eval.batch_size,
-                ctx.device,
-            ));
+            outputs.extend(greedy_with(&model, &tok, chunk, &opts, ctx.device));
             ctx.progress.inc(chunk.len() as u64);
         }
         let mut correct = 0;

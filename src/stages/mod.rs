@@ -139,3 +139,23 @@ pub fn sections(pairs: &[(&str, Value)]) -> Value {
 pub fn json(v: &impl serde::Serialize) -> Value {
     serde_json::to_value(v).expect("spec sections serialize")
 }
+
+/// The `[student]` section as it enters stage keys: without `weights` (a name or path; the
+/// files' content goes in through [`student_inputs`] instead).
+pub fn student_key(spec: &crate::spec::raw::StudentSpec) -> Value {
+    let mut v = json(spec);
+    if let Some(o) = v.as_object_mut() {
+        o.remove("weights");
+    }
+    v
+}
+
+/// The checkpoint files of a `llama` student (none for `scratch`).
+pub fn student_inputs(run: &RunSpec) -> Result<Vec<(String, PathBuf)>> {
+    match &run.spec.student.weights {
+        Some(w) if run.spec.student.kind == "llama" => {
+            crate::models::weight_files(&crate::models::resolve_weights(w)?)
+        }
+        _ => Ok(vec![]),
+    }
+}

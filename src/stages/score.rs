@@ -5,9 +5,13 @@
 //!
 //! A student trained from scratch knows nothing, so by default (`rd_model = "warmup"`) a copy is
 //! first trained briefly on a slice of the (unfiltered) training rationales and then discarded;
-//! `rd_model = "untrained"` scores with the freshly initialised student.
+//! `rd_model = "untrained"` scores with the freshly initialised student. A `llama` student
+//! scores with its pretrained checkpoint as loaded (`rd_model = "pretrained"`), before any
+//! distillation, as in the paper; its tokenizer is the checkpoint's.
 
-use super::{Stage, StageCtx, StageKind, json, read_json, sections, write_json};
+use super::{
+    Stage, StageCtx, StageKind, json, read_json, sections, student_inputs, student_key, write_json,
+};
 use crate::answer::{extract_with_options, matches};
 use crate::error::Result;
 use crate::select::{Scored, jaccard, ngrams};
@@ -16,7 +20,7 @@ use crate::student::format;
 use crate::student::score::answer_nll;
 use crate::student::tokenizer::Tok;
 use crate::student::train::{TrainExample, TrainOptions, train};
-use crate::student::{init_student, model_config};
+use crate::student::{init_student, load_pretrained, model_config};
 use crate::task::TaskData;
 use crate::teacher::Rationale;
 use serde_json::{Value, json as j};
@@ -43,9 +47,12 @@ impl Stage for Score {
         let template = format::template(&run.spec.student).unwrap_or_default();
         sections(&[
             ("score", json(&run.spec.score)),
-            ("student", json(&run.spec.student)),
+            ("student", student_key(&run.spec.student)),
             ("format_template", json(&template)),
         ])
+    }
+    fn inputs(&self, run: &RunSpec) -> Result<Vec<(String, std::path::PathBuf)>> {
+        student_inputs(run)
     }
     fn run(&self, ctx: &StageCtx<'_>, out: &Path) -> Result<Value> {
         let spec = &ctx.run.spec;
@@ -58,57 +65,67 @@ impl Stage for Score {
         let fmt = format::load(&spec.student)?;
         let options_of = |qid: &str| by_id.get(qid).map(|e| e.options.as_slice()).unwrap_or(&[]);
 
-        // 1. The student's tokenizer, trained on the training questions and rationales.
-        let texts: Vec<String> = data
-            .train
-            .iter()
-            .map(|e| fmt.prompt(&e.question))
-            .chain(
-                rationales
-                    .iter()
-                    .map(|r| format::target(&fmt, r, kind, options_of(&r.question_id))),
-            )
-            .collect();
-        let tok = Tok::train(texts.iter().map(String::as_str), spec.student.vocab_size)?;
-        tok.save(&out.join("tokenizer.json"))?;
-
-        // 2. The RD model: fresh student, optionally warmed up on a slice of the rationales.
-        let config = model_config(&spec.student, tok.vocab_size());
-        let ad = ctx.device.clone().autodiff();
-        let mut model = init_student(&config, spec.score.seed, &ad);
+        // 1.-2. The RD model and its tokenizer: a pretrained checkpoint as loaded, or a
+        //       scratch student (tokenizer trained here, optionally warmed up).
+        let rd_model = spec.score.rd_model.as_deref().unwrap_or("warmup");
         let mut warmup_loss = None;
-        if spec.score.rd_model == "warmup" && spec.score.warmup_steps > 0 {
-            let n_q = ((data.train.len() as f64 * spec.score.warmup_share).ceil() as usize).max(1);
-            let first: HashMap<&str, &crate::task::Example> = data
+        let (model, tok) = if spec.student.kind == "llama" {
+            ctx.progress.set_message("loading checkpoint");
+            let (model, _, tok) = load_pretrained(&spec.student, ctx.device)?;
+            (model, tok)
+        } else {
+            // 1. The student's tokenizer, trained on the training questions and rationales.
+            let texts: Vec<String> = data
                 .train
                 .iter()
-                .take(n_q)
-                .map(|e| (e.id.as_str(), e))
+                .map(|e| fmt.prompt(&e.question))
+                .chain(
+                    rationales
+                        .iter()
+                        .map(|r| format::target(&fmt, r, kind, options_of(&r.question_id))),
+                )
                 .collect();
-            let slice: Vec<TrainExample> = rationales
-                .iter()
-                .filter_map(|r| {
-                    let e = first.get(r.question_id.as_str())?;
-                    Some(format::train_example(&fmt, &tok, e, r, kind))
-                })
-                .collect();
-            ctx.progress.set_message("warm-up");
-            let opts = TrainOptions {
-                steps: spec.score.warmup_steps,
-                batch_size: spec.train.batch_size,
-                lr: spec.train.lr,
-                warmup_steps: spec.train.warmup_steps.min(spec.score.warmup_steps / 2),
-                weight_decay: spec.train.weight_decay,
-                eval_every: spec.score.warmup_steps,
-                seed: spec.score.seed,
-            };
-            let outcome = train(model, &slice, tok.pad, &opts, &ad, None, ctx.progress);
-            warmup_loss = outcome.loss_curve.last().map(|x| x.1);
-            model = outcome.model;
-        } else {
-            model = burn::module::Module::valid(&model);
-        }
-        let model = model;
+            let tok = Tok::train(texts.iter().map(String::as_str), spec.student.vocab_size)?;
+
+            // 2. The RD model: fresh student, optionally warmed up on a slice of the rationales.
+            let config = model_config(&spec.student, tok.vocab_size());
+            let ad = ctx.device.clone().autodiff();
+            let mut model = init_student(&config, spec.score.seed, &ad);
+            if rd_model == "warmup" && spec.score.warmup_steps > 0 {
+                let n_q = ((data.train.len() as f64 * spec.score.warmup_share).ceil() as usize).max(1);
+                let first: HashMap<&str, &crate::task::Example> = data
+                    .train
+                    .iter()
+                    .take(n_q)
+                    .map(|e| (e.id.as_str(), e))
+                    .collect();
+                let slice: Vec<TrainExample> = rationales
+                    .iter()
+                    .filter_map(|r| {
+                        let e = first.get(r.question_id.as_str())?;
+                        Some(format::train_example(&fmt, &tok, e, r, kind))
+                    })
+                    .collect();
+                ctx.progress.set_message("warm-up");
+                let opts = TrainOptions {
+                    steps: spec.score.warmup_steps,
+                    batch_size: spec.train.batch_size,
+                    grad_accum: 1,
+                    lr: spec.train.lr,
+                    warmup_steps: spec.train.warmup_steps.min(spec.score.warmup_steps / 2),
+                    weight_decay: spec.train.weight_decay,
+                    eval_every: spec.score.warmup_steps,
+                    seed: spec.score.seed,
+                };
+                let outcome = train(model, &slice, tok.pad, &opts, &ad, None, ctx.progress);
+                warmup_loss = outcome.loss_curve.last().map(|x| x.1);
+                model = outcome.model;
+            } else {
+                model = burn::module::Module::valid(&model);
+            }
+            (model, tok)
+        };
+        tok.save(&out.join("tokenizer.json"))?;
 
         // 3. PPL(a | q) once per question, PPL(a | q, r) per rationale.
         ctx.progress.set_message("RD");
@@ -205,7 +222,7 @@ impl Stage for Score {
             "teacher_accuracy": acc,
             "mean_rd_correct": mean_rd(true),
             "mean_rd_wrong": mean_rd(false),
-            "rd_model": spec.score.rd_model,
+            "rd_model": rd_model,
             "warmup_final_loss": warmup_loss,
             "vocab_size": tok.vocab_size(),
         }))

@@ -1,16 +1,20 @@
-//! Stage `train`: fine-tunes a fresh student on the selected rationales, choosing the
-//! checkpoint on the validation split. Output: `model.bpk` (burnpack weights), `config.json`
-//! (the resolved burn model config), `tokenizer.json`, `curves.json`.
+//! Stage `train`: fine-tunes the student on the selected rationales — a fresh scratch student
+//! for this seed, or the pretrained `llama` checkpoint (every weight, or LoRA adapters that are
+//! merged back before saving) — choosing the checkpoint on the validation split. Output:
+//! `model.bpk` (burnpack weights), `config.json` (the resolved burn model config),
+//! `student.json` (its family), `tokenizer.json`, `curves.json`.
 
-use super::{Stage, StageCtx, StageKind, json, read_json, sections, write_json};
+use super::{
+    Stage, StageCtx, StageKind, json, read_json, sections, student_inputs, student_key, write_json,
+};
 use crate::answer::{extract_with_options, matches};
 use crate::error::{Error, IoContext, Result};
 use crate::spec::RunSpec;
-use crate::student::decode::greedy;
+use crate::student::decode::{DecodeOptions, greedy_with};
 use crate::student::format;
 use crate::student::tokenizer::Tok;
 use crate::student::train::{TrainExample, TrainOptions, train};
-use crate::student::{Student, init_student, model_config};
+use crate::student::{Lm, LlamaConfig, init_student, load_pretrained, lora, model_config};
 use crate::task::TaskData;
 use crate::teacher::Rationale;
 use burn::config::Config;
@@ -27,7 +31,8 @@ impl Stage for Train {
         StageKind::Train
     }
     fn version(&self) -> u32 {
-        1
+        // 2: decoding stops once the answer sentence is complete.
+        2
     }
     fn upstream(&self) -> &'static [StageKind] {
         &[StageKind::Generate, StageKind::Score, StageKind::Select]
@@ -38,11 +43,14 @@ impl Stage for Train {
     fn config(&self, run: &RunSpec) -> Value {
         let template = format::template(&run.spec.student).unwrap_or_default();
         sections(&[
-            ("student", json(&run.spec.student)),
+            ("student", student_key(&run.spec.student)),
             ("train", json(&run.spec.train)),
             ("eval", json(&run.spec.eval)),
             ("format_template", json(&template)),
         ])
+    }
+    fn inputs(&self, run: &RunSpec) -> Result<Vec<(String, std::path::PathBuf)>> {
+        student_inputs(run)
     }
     fn run(&self, ctx: &StageCtx<'_>, out: &Path) -> Result<Value> {
         let spec = &ctx.run.spec;
@@ -55,7 +63,7 @@ impl Stage for Train {
                 .collect();
         let tok_path = ctx.input(StageKind::Score)?.join("tokenizer.json");
         let tok = Tok::load(&tok_path)?;
-        std::fs::copy(&tok_path, out.join("tokenizer.json")).at(out.join("tokenizer.json"))?;
+        tok.save(&out.join("tokenizer.json"))?;
 
         // 1. Training sequences: prompt(q) → " rationale <eos>", selected rationales only.
         let fmt = format::load(&spec.student)?;
@@ -73,28 +81,49 @@ impl Stage for Train {
             ));
         }
 
-        // 2. A fresh student for this seed; validation accuracy picks the checkpoint.
-        let config = model_config(&spec.student, tok.vocab_size());
-        config
-            .save(out.join("config.json"))
-            .at(out.join("config.json"))?;
+        // 2. The student: a fresh scratch model for this seed, or the pretrained checkpoint
+        //    (LoRA: adapters on the target modules, everything else frozen).
         let ad = ctx.device.clone().autodiff();
-        let model = init_student(&config, ctx.run.seed, &ad);
+        let lora_rank = spec.student.lora_rank.unwrap_or(0);
+        let (model, family) = if spec.student.kind == "llama" {
+            let (model, config, _) = load_pretrained(&spec.student, &ad)?;
+            config
+                .save(out.join("config.json"))
+                .at(out.join("config.json"))?;
+            let model = if lora_rank > 0 {
+                let targets = spec
+                    .student
+                    .lora_targets
+                    .clone()
+                    .unwrap_or_else(|| vec!["q_proj".into(), "v_proj".into()]);
+                lora::attach(model, lora_rank, spec.student.lora_alpha.unwrap_or(16.0), &targets)?
+            } else {
+                model
+            };
+            (model, "llama")
+        } else {
+            let config = model_config(&spec.student, tok.vocab_size());
+            config
+                .save(out.join("config.json"))
+                .at(out.join("config.json"))?;
+            (init_student(&config, ctx.run.seed, &ad), "scratch")
+        };
+        let trainable = lora::trainable_params(&model);
+        write_json(&out.join("student.json"), &j!({"kind": family}))?;
+        let stop = |t: &str| format::answer_complete(&fmt, t);
         let val_prompts: Vec<String> = data
             .validation
             .iter()
             .map(|e| fmt.prompt(&e.question))
             .collect();
         let device = ctx.device.clone();
-        let validate = |m: &Student| -> f64 {
-            let outs = greedy(
-                m,
-                &tok,
-                &val_prompts,
-                spec.eval.max_new_tokens,
-                spec.eval.batch_size,
-                &device,
-            );
+        let validate = |m: &Lm| -> f64 {
+            let opts = DecodeOptions {
+                max_new: spec.eval.max_new_tokens,
+                batch_size: spec.eval.batch_size,
+                stop: Some(&stop),
+            };
+            let outs = greedy_with(m, &tok, &val_prompts, &opts, &device);
             let ok = outs
                 .iter()
                 .zip(&data.validation)
@@ -111,6 +140,7 @@ impl Stage for Train {
         let opts = TrainOptions {
             steps: spec.train.steps,
             batch_size: spec.train.batch_size,
+            grad_accum: spec.train.grad_accum.unwrap_or(1),
             lr: spec.train.lr,
             warmup_steps: spec.train.warmup_steps,
             weight_decay: spec.train.weight_decay,
@@ -127,10 +157,9 @@ impl Stage for Train {
             ctx.progress,
         );
 
-        // 3. Save the chosen checkpoint beside its config and tokenizer.
-        outcome
-            .model
-            .clone()
+        // 3. Save the chosen checkpoint (adapters merged) beside its config and tokenizer.
+        let model = if lora_rank > 0 { lora::merge(outcome.model.clone()) } else { outcome.model.clone() };
+        model
             .save_file(out.join("model.bpk"))
             .map_err(|e| Error::run(format!("saving model: {e}")))?;
         write_json(
@@ -144,18 +173,27 @@ impl Stage for Train {
             "best_step": outcome.best_step,
             "val_accuracy": outcome.best_val_accuracy,
             "final_loss": outcome.loss_curve.last().map(|x| x.1),
+            "trainable_params": trainable,
         }))
     }
 }
 
 /// Loads a trained student from a train entry folder.
-pub fn load_student(dir: &Path, device: &burn::prelude::Device) -> Result<(Student, Tok)> {
-    let config = crate::student::StudentConfig::load(dir.join("config.json"))
-        .map_err(|e| Error::run(format!("{}: {e}", dir.join("config.json").display())))?;
+pub fn load_student(dir: &Path, device: &burn::prelude::Device) -> Result<(Lm, Tok)> {
+    let cfg = dir.join("config.json");
+    let cfg_err = |e: &dyn std::fmt::Display| Error::run(format!("{}: {e}", cfg.display()));
+    let family: Value = read_json(&dir.join("student.json")).unwrap_or(j!({"kind": "scratch"}));
+    let model = match family["kind"].as_str() {
+        Some("llama") => Lm::Llama(
+            LlamaConfig::load(&cfg).map_err(|e| cfg_err(&e))?.init(device),
+        ),
+        _ => Lm::Scratch(
+            crate::student::StudentConfig::load(&cfg).map_err(|e| cfg_err(&e))?.init(device),
+        ),
+    };
     let record = burn::store::ModuleRecord::load(dir.join("model.bpk"))
         .map_err(|e| Error::run(format!("{}: {e}", dir.join("model.bpk").display())))?;
-    let model = config
-        .init(device)
+    let model = model
         .try_load_record(record)
         .map_err(|e| Error::run(format!("{}: {e}", dir.join("model.bpk").display())))?;
     Ok((model, Tok::load(&dir.join("tokenizer.json"))?))

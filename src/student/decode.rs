@@ -1,57 +1,192 @@
-//! Greedy decoding, batched with left padding; stops at `<eos>` or the token budget.
+//! Greedy decoding, batched with left padding; stops at end of sequence, at the token budget,
+//! or when a stop test (e.g. "the answer sentence is complete") holds for the text so far.
+//! A Llama student decodes with its KV cache (one new position per step); the scratch student
+//! re-reads the whole sequence each step (it is small and has a short context).
 
-use super::model::{Batch, Student};
+use super::Lm;
+use super::llama::KvCache;
+use super::model::Batch;
 use super::tokenizer::Tok;
 use burn::prelude::*;
 
+/// How to decode.
+pub struct DecodeOptions<'a> {
+    /// New tokens at most.
+    pub max_new: usize,
+    /// Prompts per batch.
+    pub batch_size: usize,
+    /// Stops a row once this holds for its generated text.
+    pub stop: Option<&'a (dyn Fn(&str) -> bool + Sync)>,
+}
+
 /// Greedy continuations of `prompts` (decoded text of the generated tokens only).
 pub fn greedy(
-    model: &Student,
+    model: &Lm,
     tok: &Tok,
     prompts: &[String],
     max_new: usize,
     batch_size: usize,
     device: &Device,
 ) -> Vec<String> {
+    let opts = DecodeOptions {
+        max_new,
+        batch_size,
+        stop: None,
+    };
+    greedy_with(model, tok, prompts, &opts, device)
+}
+
+/// Greedy continuations with explicit options.
+pub fn greedy_with(
+    model: &Lm,
+    tok: &Tok,
+    prompts: &[String],
+    opts: &DecodeOptions<'_>,
+    device: &Device,
+) -> Vec<String> {
+    greedy_ids(model, tok, prompts, opts, device)
+        .iter()
+        .map(|g| tok.decode(g))
+        .collect()
+}
+
+/// Greedy continuations as token ids (end-of-sequence not included).
+pub fn greedy_ids(
+    model: &Lm,
+    tok: &Tok,
+    prompts: &[String],
+    opts: &DecodeOptions<'_>,
+    device: &Device,
+) -> Vec<Vec<u32>> {
     let mut out = Vec::with_capacity(prompts.len());
-    for chunk in prompts.chunks(batch_size.max(1)) {
+    for chunk in prompts.chunks(opts.batch_size.max(1)) {
         // 1. Encode the prompts, keeping room for at least one new token.
         let limit = model.max_seq_len();
-        let mut seqs: Vec<Vec<u32>> = chunk
+        let seqs: Vec<Vec<u32>> = chunk
             .iter()
             .map(|p| {
                 let ids = tok.encode(p);
                 ids[ids.len().saturating_sub(limit - 1)..].to_vec()
             })
             .collect();
-        let mut generated: Vec<Vec<u32>> = vec![Vec::new(); chunk.len()];
-        let mut done = vec![false; chunk.len()];
-        // 2. One forward per new token over the whole (left-padded) batch.
-        for _ in 0..max_new {
-            if done.iter().all(|d| *d) || seqs.iter().any(|s| s.len() >= limit) {
-                break;
-            }
-            let batch = Batch::new(&seqs, tok.pad, true, device);
-            let next: Vec<i64> = model
-                .last_logits(&batch)
-                .argmax(1)
-                .into_data()
-                .iter::<i64>()
-                .collect();
-            for (r, &id) in next.iter().enumerate() {
-                if done[r] {
-                    continue;
+        let generated = match model {
+            Lm::Llama(m) => {
+                let mut cache = KvCache::default();
+                let mut state = Rows::new(seqs, tok, opts);
+                // 2. Prefill: the whole left-padded prompt batch, cache filled.
+                let batch = Batch::new(&state.seqs, tok.pad, true, device);
+                let t = batch.ids.dims()[1];
+                let mut valid: Vec<Vec<bool>> = state
+                    .seqs
+                    .iter()
+                    .map(|s| (0..t).map(|j| j >= t - s.len()).collect())
+                    .collect();
+                let h = m.forward_cached(batch.ids, &batch.pos, batch.bias, &mut cache);
+                let mut next = argmax_last(model, h);
+                // 3. One cached step per new token.
+                while state.push(&next, limit, true) {
+                    let b = state.seqs.len();
+                    for v in &mut valid {
+                        v.push(true);
+                    }
+                    let total = valid[0].len();
+                    let ids: Vec<i64> = state.seqs.iter().map(|s| *s.last().unwrap_or(&tok.pad) as i64).collect();
+                    let pos: Vec<i64> = state.seqs.iter().map(|s| s.len() as i64 - 1).collect();
+                    let bias: Vec<f32> = valid
+                        .iter()
+                        .flat_map(|v| v.iter().map(|&ok| if ok { 0.0 } else { -1e9 }))
+                        .collect();
+                    let h = m.forward_cached(
+                        Tensor::from_data(TensorData::new(ids, [b, 1]), device),
+                        &Tensor::from_data(TensorData::new(pos, [b, 1]), device),
+                        Tensor::from_data(TensorData::new(bias, [b, 1, 1, total]), device),
+                        &mut cache,
+                    );
+                    next = argmax_last(model, h);
                 }
-                let id = id as u32;
-                if id == tok.eos {
-                    done[r] = true;
-                } else {
-                    generated[r].push(id);
-                }
-                seqs[r].push(id);
+                state.generated
             }
-        }
-        out.extend(generated.iter().map(|g| tok.decode(g)));
+            Lm::Scratch(_) => {
+                let mut state = Rows::new(seqs, tok, opts);
+                // 2. One full forward per new token over the whole (left-padded) batch.
+                loop {
+                    let batch = Batch::new(&state.seqs, tok.pad, true, device);
+                    let next = argmax_last(model, model.hidden(&batch));
+                    if !state.push(&next, limit, false) {
+                        break;
+                    }
+                }
+                state.generated
+            }
+        };
+        out.extend(generated);
     }
     out
+}
+
+/// Greedy next token of each row from hidden states `[b, t, d]` (last position).
+fn argmax_last(model: &Lm, h: Tensor<3>) -> Vec<u32> {
+    let [b, t, d] = h.dims();
+    model
+        .logits(h.narrow(1, t - 1, 1).reshape([b, d]))
+        .argmax(1)
+        .into_data()
+        .iter::<i64>()
+        .map(|x| x as u32)
+        .collect()
+}
+
+/// Per-row decoding state.
+struct Rows<'a> {
+    seqs: Vec<Vec<u32>>,
+    generated: Vec<Vec<u32>>,
+    done: Vec<bool>,
+    steps: usize,
+    tok: &'a Tok,
+    opts: &'a DecodeOptions<'a>,
+}
+
+impl<'a> Rows<'a> {
+    fn new(seqs: Vec<Vec<u32>>, tok: &'a Tok, opts: &'a DecodeOptions<'a>) -> Self {
+        let n = seqs.len();
+        Rows {
+            seqs,
+            generated: vec![Vec::new(); n],
+            done: vec![opts.max_new == 0; n],
+            steps: 0,
+            tok,
+            opts,
+        }
+    }
+
+    /// Appends each row's next token (finished rows get padding when `keep_aligned`, as a
+    /// KV cache needs); false when decoding should end.
+    fn push(&mut self, next: &[u32], limit: usize, keep_aligned: bool) -> bool {
+        for (r, &id) in next.iter().enumerate() {
+            if self.done[r] {
+                if keep_aligned {
+                    self.seqs[r].push(self.tok.pad);
+                }
+                continue;
+            }
+            self.seqs[r].push(id);
+            if id == self.tok.eos {
+                self.done[r] = true;
+                continue;
+            }
+            self.generated[r].push(id);
+            if let Some(stop) = self.opts.stop
+                && stop(&self.tok.decode(&self.generated[r]))
+            {
+                self.done[r] = true;
+            }
+        }
+        self.steps += 1;
+        let full = self
+            .seqs
+            .iter()
+            .zip(&self.done)
+            .any(|(s, &d)| !d && s.len() >= limit);
+        !(self.done.iter().all(|d| *d) || self.steps >= self.opts.max_new || full)
+    }
 }

@@ -50,3 +50,55 @@ pub fn train_example(
 pub fn with_rationale(fmt: &StudentFormat, question: &str, body: &str) -> String {
     format!("{}{}", fmt.prompt(question), fmt.rationale(body.trim()))
 }
+
+/// Whether a generated text already holds a complete answer segment: the format's answer
+/// marker (the `answer` block's text before `{{ answer }}`), something after it, then the
+/// block's closing text (e.g. `.`) or a line break. Decoding stops there.
+pub fn answer_complete(fmt: &StudentFormat, text: &str) -> bool {
+    let probe = fmt.answer("\u{1}");
+    let Some((pre, post)) = probe.split_once('\u{1}') else {
+        return false;
+    };
+    let (pre, post) = (pre.trim(), post.trim());
+    if pre.is_empty() {
+        return false;
+    }
+    let Some(at) = text.rfind(pre) else {
+        return false;
+    };
+    let rest = text[at + pre.len()..].trim_start_matches([' ', '\t']);
+    // "The answer is 3.5." must not stop at the decimal point: the closing text counts only
+    // once white space follows it (one token later).
+    let closed = (!post.is_empty())
+        .then(|| {
+            rest.match_indices(post)
+                .find(|(i, _)| rest[i + post.len()..].starts_with(char::is_whitespace))
+                .map(|(i, _)| &rest[..i])
+        })
+        .flatten();
+    let cut = closed.or_else(|| rest.find('\n').map(|i| &rest[..i]));
+    cut.is_some_and(|a| !a.trim().is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::templates::{STUDENT_FORMATS, template_text};
+
+    #[test]
+    fn answer_complete_waits_for_the_closing_text() {
+        let qa = StudentFormat::new(&template_text(STUDENT_FORMATS, "qa").unwrap()).unwrap();
+        assert!(!answer_complete(&qa, " 3 + 4 = 7."));
+        assert!(!answer_complete(&qa, " 3 + 4 = 7. The answer is"));
+        assert!(!answer_complete(&qa, " 3 + 4 = 7. The answer is 7"));
+        assert!(!answer_complete(&qa, " 3 + 4 = 7. The answer is 7."));
+        assert!(!answer_complete(&qa, " The answer is 3.5"));
+        assert!(answer_complete(&qa, " 3 + 4 = 7. The answer is 7. "));
+        assert!(answer_complete(&qa, " The answer is 3.5.\n"));
+        assert!(answer_complete(&qa, " The answer is 7\nQ:"));
+        let ftc =
+            StudentFormat::new(&template_text(STUDENT_FORMATS, "fine-tune-cot").unwrap()).unwrap();
+        assert!(!answer_complete(&ftc, " 3 + 4 = 7 --> 7"));
+        assert!(answer_complete(&ftc, " 3 + 4 = 7 --> 7\n"));
+    }
+}

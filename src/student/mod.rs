@@ -1,17 +1,67 @@
-//! The student: a small decoder-only transformer in burn ([`model`]), its byte-level BPE
-//! tokenizer ([`tokenizer`]), the text format it learns ([`format`]), training ([`train`]),
-//! greedy decoding ([`decode`]) and answer scoring for RD ([`score`]).
+//! The student: a language model [`Lm`] — either the small decoder-only transformer trained
+//! from scratch ([`model`]) or a pretrained Llama-family checkpoint ([`llama`], loaded by
+//! [`checkpoint`]) — its byte-level BPE tokenizer ([`tokenizer`]), the text format it learns
+//! ([`format`]), training ([`train`], with LoRA via [`lora`]), greedy decoding ([`decode`]) and
+//! answer scoring for RD ([`score`]).
 
+pub mod checkpoint;
 pub mod decode;
 pub mod format;
+pub mod llama;
+pub mod lora;
 pub mod model;
 pub mod score;
 pub mod tokenizer;
 pub mod train;
 
+use crate::error::Result;
 use crate::spec::raw::StudentSpec;
 use burn::prelude::*;
-pub use model::{Student, StudentConfig};
+pub use llama::{Llama, LlamaConfig};
+pub use model::{Batch, Student, StudentConfig};
+
+/// A student of either family. Training, scoring and decoding take this type; adding a family
+/// is one file and one arm here.
+#[derive(Module, Debug)]
+pub enum Lm {
+    /// The scratch GPT-style transformer.
+    Scratch(Student),
+    /// A Llama-family model.
+    Llama(Llama),
+}
+
+impl Lm {
+    /// Final hidden states `[b, t, d]`.
+    pub fn hidden(&self, batch: &Batch) -> Tensor<3> {
+        match self {
+            Lm::Scratch(m) => m.hidden(batch),
+            Lm::Llama(m) => m.hidden(batch),
+        }
+    }
+
+    /// Logits `[n, vocab]` of hidden states `[n, d]`.
+    pub fn logits(&self, h: Tensor<2>) -> Tensor<2> {
+        match self {
+            Lm::Scratch(m) => m.logits(h),
+            Lm::Llama(m) => m.logits(h),
+        }
+    }
+
+    /// Logits of the last position of each row `[b, vocab]`.
+    pub fn last_logits(&self, batch: &Batch) -> Tensor<2> {
+        let h = self.hidden(batch);
+        let [b, t, d] = h.dims();
+        self.logits(h.narrow(1, t - 1, 1).reshape([b, d]))
+    }
+
+    /// Longest sequence the model is run at.
+    pub fn max_seq_len(&self) -> usize {
+        match self {
+            Lm::Scratch(m) => m.max_seq_len(),
+            Lm::Llama(m) => m.max_seq_len(),
+        }
+    }
+}
 
 /// A lock around "seed the device, then initialise a model": burn's RNG may be global, and
 /// parallel runs (`--jobs`) must still get reproducible initial weights.
@@ -30,8 +80,19 @@ pub fn model_config(spec: &StudentSpec, vocab_size: usize) -> StudentConfig {
 }
 
 /// A freshly initialised student, reproducible for a seed.
-pub fn init_student(config: &StudentConfig, seed: u64, device: &Device) -> Student {
+pub fn init_student(config: &StudentConfig, seed: u64, device: &Device) -> Lm {
     let _guard = INIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     device.seed(seed);
-    config.init(device)
+    Lm::Scratch(config.init(device))
+}
+
+/// The pretrained checkpoint a `llama` spec names, as a student run at `student.max_seq_len`,
+/// with its config and tokenizer.
+pub fn load_pretrained(
+    spec: &StudentSpec,
+    device: &Device,
+) -> Result<(Lm, LlamaConfig, tokenizer::Tok)> {
+    let path = crate::models::resolve_weights(spec.weights.as_deref().unwrap_or_default())?;
+    let (m, c, tok) = checkpoint::Checkpoint::load(&path)?.into_llama(spec.max_seq_len, device)?;
+    Ok((Lm::Llama(m), c, tok))
 }

@@ -155,16 +155,9 @@ impl Student {
         self.norm.forward(x)
     }
 
-    /// Logits `[b, t, vocab]`.
-    pub fn forward(&self, batch: &Batch) -> Tensor<3> {
-        self.head.forward(self.hidden(batch))
-    }
-
-    /// Logits of the last position only `[b, vocab]` (decoding).
-    pub fn last_logits(&self, batch: &Batch) -> Tensor<2> {
-        let h = self.hidden(batch);
-        let [b, t, d] = h.dims();
-        self.head.forward(h.narrow(1, t - 1, 1).reshape([b, d]))
+    /// Logits `[n, vocab]` of hidden states `[n, d]`.
+    pub fn logits(&self, h: Tensor<2>) -> Tensor<2> {
+        self.head.forward(h)
     }
 
     /// Longest sequence the model accepts.

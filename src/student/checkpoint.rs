@@ -1,0 +1,454 @@
+//! Pretrained Llama-family checkpoints: a GGUF file (llama.cpp) or a Hugging Face folder
+//! (`config.json`, `*.safetensors`, `tokenizer.json`) → architecture, f32 weights in Hugging
+//! Face layout, and the tokenizer.
+//!
+//! The containers and the dequantisation (Q4_1, Q8_0, F16, F32 and every other ggml type) are
+//! candle's (`candle_core::quantized::gguf_file`, `candle_core::safetensors`). What is ours:
+//! 1. the name map (GGUF `blk.N.attn_q.weight` ↔ HF `model.layers.N.self_attn.q_proj.weight`);
+//! 2. undoing llama.cpp's q/k row permutation: `convert_hf_to_gguf.py` reorders each head's
+//!    rows from "rotate half" (HF) to interleaved pairs; [`unpermute`] puts them back;
+//! 3. the byte-level BPE tokenizer rebuilt from the GGUF vocabulary with the `tokenizers` crate
+//!    (pre-tokenizer per `tokenizer.ggml.pre`; special tokens are the control tokens).
+
+use super::llama::{Llama, LlamaConfig};
+use super::tokenizer::Tok;
+use crate::error::{Error, Result};
+use burn::module::Param;
+use burn::nn::{Embedding, Linear, RmsNorm};
+use burn::prelude::*;
+use candle_core::quantized::gguf_file;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// One weight: row-major shape (PyTorch order, e.g. `[d_out, d_in]`) and f32 values.
+pub struct Weight {
+    /// Shape, outermost first.
+    pub shape: Vec<usize>,
+    /// Values, row-major.
+    pub data: Vec<f32>,
+}
+
+/// A loaded checkpoint: architecture, weights under canonical names, tokenizer.
+pub struct Checkpoint {
+    /// Where it came from.
+    pub path: PathBuf,
+    /// Architecture (`max_seq_len` is the checkpoint's context length until the caller sets it).
+    pub config: LlamaConfig,
+    /// Weights by canonical name: `embed`, `norm`, `lm_head`, `L{i}.{attn_norm, q_proj, k_proj,
+    /// v_proj, o_proj, mlp_norm, gate_proj, up_proj, down_proj}`.
+    pub weights: HashMap<String, Weight>,
+    /// The tokenizer, with its padding and end-of-sequence ids.
+    pub tok: Tok,
+    /// The chat template the checkpoint ships, if any.
+    pub chat_template: Option<String>,
+    /// Storage type per canonical name (`Q4_1`, `F32`, `BF16` …), for reports.
+    pub dtypes: HashMap<String, String>,
+}
+
+fn bad(path: &Path, message: impl std::fmt::Display) -> Error {
+    Error::Input {
+        path: path.to_path_buf(),
+        message: message.to_string(),
+    }
+}
+
+/// The canonical name of a layer tensor for its GGUF and HF suffixes.
+const LAYER_NAMES: [(&str, &str, &str); 9] = [
+    ("attn_norm", "attn_norm", "input_layernorm"),
+    ("q_proj", "attn_q", "self_attn.q_proj"),
+    ("k_proj", "attn_k", "self_attn.k_proj"),
+    ("v_proj", "attn_v", "self_attn.v_proj"),
+    ("o_proj", "attn_output", "self_attn.o_proj"),
+    ("mlp_norm", "ffn_norm", "post_attention_layernorm"),
+    ("gate_proj", "ffn_gate", "mlp.gate_proj"),
+    ("up_proj", "ffn_up", "mlp.up_proj"),
+    ("down_proj", "ffn_down", "mlp.down_proj"),
+];
+
+/// Inverse of llama.cpp's `permute(w, n_head)`: within each head, row `2i + j` of the GGUF
+/// tensor is row `j·hd/2 + i` of the Hugging Face one (`j ∈ {0, 1}`, `i < hd/2`).
+pub fn unpermute(data: &[f32], rows: usize, cols: usize, n_head: usize) -> Vec<f32> {
+    let hd = rows / n_head;
+    let mut out = vec![0f32; data.len()];
+    for h in 0..n_head {
+        for i in 0..hd / 2 {
+            for j in 0..2 {
+                let src = (h * hd + 2 * i + j) * cols;
+                let dst = (h * hd + j * (hd / 2) + i) * cols;
+                out[dst..dst + cols].copy_from_slice(&data[src..src + cols]);
+            }
+        }
+    }
+    out
+}
+
+impl Checkpoint {
+    /// Loads a `.gguf` file or a Hugging Face folder.
+    pub fn load(path: &Path) -> Result<Self> {
+        if path.is_dir() {
+            Self::load_hf(path)
+        } else if path.exists() {
+            Self::load_gguf(path)
+        } else {
+            Err(bad(path, "no such file or folder (a .gguf file or a Hugging Face folder with config.json, *.safetensors, tokenizer.json)"))
+        }
+    }
+
+    /// Reads a GGUF file (v2/v3) with architecture `llama`.
+    pub fn load_gguf(path: &Path) -> Result<Self> {
+        let mut file = std::fs::File::open(path).map_err(|e| bad(path, e))?;
+        let content = gguf_file::Content::read(&mut file)
+            .map_err(|e| bad(path, format!("not a GGUF file: {e}")))?;
+        let md = &content.metadata;
+        let get = |k: &str| {
+            md.get(k)
+                .ok_or_else(|| bad(path, format!("GGUF metadata has no `{k}`")))
+        };
+        let num = |k: &str| -> Result<usize> {
+            let v = get(k)?;
+            v.to_u32()
+                .map(|x| x as usize)
+                .or_else(|_| v.to_u64().map(|x| x as usize))
+                .map_err(|e| bad(path, format!("GGUF `{k}`: {e}")))
+        };
+        let float = |k: &str, default: f64| -> Result<f64> {
+            match md.get(k) {
+                None => Ok(default),
+                Some(v) => v
+                    .to_f32()
+                    .map(f64::from)
+                    .or_else(|_| v.to_f64())
+                    .map_err(|e| bad(path, format!("GGUF `{k}`: {e}"))),
+            }
+        };
+        let arch = get("general.architecture")?
+            .to_string()
+            .map_err(|e| bad(path, e))?
+            .clone();
+        if arch != "llama" {
+            return Err(bad(
+                path,
+                format!("architecture `{arch}` is not supported (only `llama`)"),
+            ));
+        }
+        // 1. Tokenizer first: the vocabulary gives the vocab size when the metadata has none.
+        let (tok, chat_template) = gguf_tokenizer(path, md)?;
+        let heads = num("llama.attention.head_count")?;
+        let kv_heads = num("llama.attention.head_count_kv").unwrap_or(heads);
+        let vocab_size = num("llama.vocab_size").unwrap_or(tok.vocab_size());
+        let config = LlamaConfig::new(
+            vocab_size,
+            num("llama.embedding_length")?,
+            num("llama.block_count")?,
+            heads,
+            kv_heads,
+            num("llama.feed_forward_length")?,
+            num("llama.context_length").unwrap_or(2048),
+        )
+        .with_rope_theta(float("llama.rope.freq_base", 10000.0)?)
+        .with_norm_eps(float("llama.attention.layer_norm_rms_epsilon", 1e-5)?)
+        .with_tie_embeddings(!content.tensor_infos.contains_key("output.weight"));
+        // 2. Tensors, dequantised to f32, q/k rows back in HF order.
+        let mut names: Vec<(String, String)> = vec![
+            ("embed".into(), "token_embd.weight".into()),
+            ("norm".into(), "output_norm.weight".into()),
+        ];
+        if !config.tie_embeddings {
+            names.push(("lm_head".into(), "output.weight".into()));
+        }
+        for l in 0..config.layers {
+            for (canon, g, _) in LAYER_NAMES {
+                names.push((format!("L{l}.{canon}"), format!("blk.{l}.{g}.weight")));
+            }
+        }
+        let mut weights = HashMap::new();
+        let mut dtypes = HashMap::new();
+        for (canon, name) in names {
+            let q = content
+                .tensor(&mut file, &name, &candle_core::Device::Cpu)
+                .map_err(|e| bad(path, format!("tensor `{name}`: {e}")))?;
+            dtypes.insert(canon.clone(), format!("{:?}", q.dtype()));
+            let t = q
+                .dequantize(&candle_core::Device::Cpu)
+                .and_then(|t| t.to_dtype(candle_core::DType::F32))
+                .map_err(|e| bad(path, format!("tensor `{name}`: {e}")))?;
+            let shape = t.dims().to_vec();
+            let mut data = t
+                .flatten_all()
+                .and_then(|t| t.to_vec1::<f32>())
+                .map_err(|e| bad(path, format!("tensor `{name}`: {e}")))?;
+            if canon.ends_with(".q_proj") || canon.ends_with(".k_proj") {
+                let n = if canon.ends_with(".q_proj") { heads } else { kv_heads };
+                data = unpermute(&data, shape[0], shape[1], n);
+            }
+            weights.insert(canon, Weight { shape, data });
+        }
+        Ok(Checkpoint {
+            path: path.to_path_buf(),
+            config,
+            weights,
+            tok,
+            chat_template,
+            dtypes,
+        })
+    }
+
+    /// Reads a Hugging Face folder: `config.json`, every `*.safetensors`, `tokenizer.json`.
+    pub fn load_hf(dir: &Path) -> Result<Self> {
+        let cfg_path = dir.join("config.json");
+        let text = std::fs::read_to_string(&cfg_path).map_err(|e| bad(&cfg_path, e))?;
+        let cfg: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| bad(&cfg_path, format!("not JSON: {e}")))?;
+        let num = |k: &str| -> Result<usize> {
+            cfg.get(k)
+                .and_then(serde_json::Value::as_u64)
+                .map(|x| x as usize)
+                .ok_or_else(|| bad(&cfg_path, format!("`{k}` missing or not a number")))
+        };
+        let heads = num("num_attention_heads")?;
+        let tie = cfg
+            .get("tie_word_embeddings")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false);
+        let config = LlamaConfig::new(
+            num("vocab_size")?,
+            num("hidden_size")?,
+            num("num_hidden_layers")?,
+            heads,
+            num("num_key_value_heads").unwrap_or(heads),
+            num("intermediate_size")?,
+            num("max_position_embeddings").unwrap_or(2048),
+        )
+        .with_rope_theta(cfg.get("rope_theta").and_then(|v| v.as_f64()).unwrap_or(10000.0))
+        .with_norm_eps(cfg.get("rms_norm_eps").and_then(|v| v.as_f64()).unwrap_or(1e-5))
+        .with_tie_embeddings(tie);
+        // 1. Every safetensors shard, by HF name.
+        let mut by_name: HashMap<String, (String, candle_core::Tensor)> = HashMap::new();
+        let mut shards: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| bad(dir, e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
+            .collect();
+        shards.sort();
+        if shards.is_empty() {
+            return Err(bad(dir, "no *.safetensors file in this folder"));
+        }
+        for shard in &shards {
+            let tensors = candle_core::safetensors::load(shard, &candle_core::Device::Cpu)
+                .map_err(|e| bad(shard, format!("not a safetensors file: {e}")))?;
+            for (k, t) in tensors {
+                by_name.insert(k, (format!("{:?}", t.dtype()), t));
+            }
+        }
+        // 2. Canonical names, f32.
+        let mut names: Vec<(String, String)> = vec![
+            ("embed".into(), "model.embed_tokens.weight".into()),
+            ("norm".into(), "model.norm.weight".into()),
+        ];
+        if !tie {
+            names.push(("lm_head".into(), "lm_head.weight".into()));
+        }
+        for l in 0..config.layers {
+            for (canon, _, h) in LAYER_NAMES {
+                names.push((format!("L{l}.{canon}"), format!("model.layers.{l}.{h}.weight")));
+            }
+        }
+        let mut weights = HashMap::new();
+        let mut dtypes = HashMap::new();
+        for (canon, name) in names {
+            let (dtype, t) = by_name
+                .remove(&name)
+                .ok_or_else(|| bad(dir, format!("no tensor `{name}` in the safetensors files")))?;
+            let shape = t.dims().to_vec();
+            let data = t
+                .to_dtype(candle_core::DType::F32)
+                .and_then(|t| t.flatten_all())
+                .and_then(|t| t.to_vec1::<f32>())
+                .map_err(|e| bad(dir, format!("tensor `{name}`: {e}")))?;
+            dtypes.insert(canon.clone(), dtype);
+            weights.insert(canon, Weight { shape, data });
+        }
+        // 3. Tokenizer and its special ids (config.json's, else the usual names).
+        let tok_path = dir.join("tokenizer.json");
+        let inner = tokenizers::Tokenizer::from_file(&tok_path)
+            .map_err(|e| bad(&tok_path, format!("not a tokenizer.json: {e}")))?;
+        let id_of = |key: &str, names: &[&str]| -> Option<u32> {
+            cfg.get(key)
+                .and_then(|v| v.as_u64().or_else(|| v.get(0).and_then(|x| x.as_u64())))
+                .map(|x| x as u32)
+                .or_else(|| names.iter().find_map(|n| inner.token_to_id(n)))
+        };
+        let eos = id_of("eos_token_id", &["<|im_end|>", "</s>", "<|endoftext|>"])
+            .ok_or_else(|| bad(&cfg_path, "no `eos_token_id` and no known end-of-sequence token"))?;
+        let pad = id_of("pad_token_id", &[]).unwrap_or(eos);
+        let chat_template = std::fs::read_to_string(dir.join("tokenizer_config.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v.get("chat_template")?.as_str().map(String::from));
+        Ok(Checkpoint {
+            path: dir.to_path_buf(),
+            config,
+            weights,
+            tok: Tok::new(inner, pad, eos),
+            chat_template,
+            dtypes,
+        })
+    }
+
+    fn take(&mut self, name: &str, shape: &[usize]) -> Result<Weight> {
+        let w = self
+            .weights
+            .remove(name)
+            .ok_or_else(|| bad(&self.path, format!("missing weight `{name}`")))?;
+        if w.shape != shape {
+            return Err(bad(
+                &self.path,
+                format!("weight `{name}` has shape {:?}, expected {shape:?}", w.shape),
+            ));
+        }
+        Ok(w)
+    }
+
+    /// Builds the burn model (run at `max_seq_len` tokens) with these weights on `device`.
+    pub fn into_llama(mut self, max_seq_len: usize, device: &Device) -> Result<(Llama, LlamaConfig, Tok)> {
+        self.config.max_seq_len = max_seq_len;
+        let c = self.config.clone();
+        let hd = c.head_dim();
+        if c.heads == 0 || c.d_model % c.heads != 0 || c.kv_heads == 0 || c.heads % c.kv_heads != 0 {
+            return Err(bad(&self.path, format!("inconsistent heads: {} query / {} key-value heads for width {}", c.heads, c.kv_heads, c.d_model)));
+        }
+        let mut model = c.init(device);
+        // HF [out, in] → burn Linear [in, out].
+        let linear = |w: Weight| -> Linear {
+            let (o, i) = (w.shape[0], w.shape[1]);
+            let mut t = vec![0f32; o * i];
+            for r in 0..o {
+                for k in 0..i {
+                    t[k * o + r] = w.data[r * i + k];
+                }
+            }
+            Linear {
+                weight: Param::from_tensor(Tensor::from_data(TensorData::new(t, [i, o]), device)),
+                bias: None,
+            }
+        };
+        let norm = |w: Weight, eps: f64| RmsNorm {
+            gamma: Param::from_tensor(Tensor::from_data(TensorData::new(w.data, [c.d_model]), device)),
+            epsilon: eps,
+        };
+        let embed = self.take("embed", &[c.vocab_size, c.d_model])?;
+        model.embed = Embedding {
+            weight: Param::from_tensor(Tensor::from_data(
+                TensorData::new(embed.data, [c.vocab_size, c.d_model]),
+                device,
+            )),
+        };
+        model.norm = norm(self.take("norm", &[c.d_model])?, c.norm_eps);
+        if !c.tie_embeddings {
+            model.lm_head = Some(linear(self.take("lm_head", &[c.vocab_size, c.d_model])?));
+        }
+        for (l, b) in model.blocks.iter_mut().enumerate() {
+            let n = |s: &str| format!("L{l}.{s}");
+            b.attn_norm = norm(self.take(&n("attn_norm"), &[c.d_model])?, c.norm_eps);
+            b.q_proj = linear(self.take(&n("q_proj"), &[c.heads * hd, c.d_model])?);
+            b.k_proj = linear(self.take(&n("k_proj"), &[c.kv_heads * hd, c.d_model])?);
+            b.v_proj = linear(self.take(&n("v_proj"), &[c.kv_heads * hd, c.d_model])?);
+            b.o_proj = linear(self.take(&n("o_proj"), &[c.d_model, c.heads * hd])?);
+            b.mlp_norm = norm(self.take(&n("mlp_norm"), &[c.d_model])?, c.norm_eps);
+            b.gate_proj = linear(self.take(&n("gate_proj"), &[c.d_ff, c.d_model])?);
+            b.up_proj = linear(self.take(&n("up_proj"), &[c.d_ff, c.d_model])?);
+            b.down_proj = linear(self.take(&n("down_proj"), &[c.d_model, c.d_ff])?);
+        }
+        Ok((model, c, self.tok))
+    }
+}
+
+/// The tokenizer of a GGUF file: byte-level BPE from `tokenizer.ggml.{tokens, merges}`.
+fn gguf_tokenizer(
+    path: &Path,
+    md: &HashMap<String, gguf_file::Value>,
+) -> Result<(Tok, Option<String>)> {
+    use tokenizers::models::bpe::BPE;
+    use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+    use tokenizers::pre_tokenizers::digits::Digits;
+    use tokenizers::pre_tokenizers::sequence::Sequence;
+    use tokenizers::{AddedToken, Tokenizer};
+    let strings = |k: &str| -> Result<Vec<String>> {
+        let v = md
+            .get(k)
+            .ok_or_else(|| bad(path, format!("GGUF metadata has no `{k}`")))?;
+        v.to_vec()
+            .map_err(|e| bad(path, format!("`{k}`: {e}")))?
+            .iter()
+            .map(|x| x.to_string().cloned().map_err(|e| bad(path, format!("`{k}`: {e}"))))
+            .collect()
+    };
+    let model = md
+        .get("tokenizer.ggml.model")
+        .and_then(|v| v.to_string().ok())
+        .cloned()
+        .unwrap_or_default();
+    if model != "gpt2" {
+        return Err(bad(
+            path,
+            format!("tokenizer model `{model}` is not supported (only byte-level BPE, `gpt2`); use a Hugging Face folder with tokenizer.json instead"),
+        ));
+    }
+    let tokens = strings("tokenizer.ggml.tokens")?;
+    let merges: Vec<(String, String)> = strings("tokenizer.ggml.merges")?
+        .into_iter()
+        .map(|m| match m.split_once(' ') {
+            Some((a, b)) => Ok((a.to_string(), b.to_string())),
+            None => Err(bad(path, format!("malformed merge `{m}`"))),
+        })
+        .collect::<Result<_>>()?;
+    let types: Vec<i32> = md
+        .get("tokenizer.ggml.token_type")
+        .and_then(|v| v.to_vec().ok())
+        .map(|v| v.iter().map(|x| x.to_i32().unwrap_or(1)).collect())
+        .unwrap_or_default();
+    let vocab: tokenizers::models::bpe::Vocab = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.clone(), i as u32))
+        .collect();
+    let bpe = BPE::builder()
+        .vocab_and_merges(vocab, merges)
+        .build()
+        .map_err(|e| bad(path, format!("tokenizer: {e}")))?;
+    let mut tk = Tokenizer::new(bpe);
+    // llama.cpp's `smollm` pre-tokenizer splits digits one by one before the GPT-2 regex.
+    let pre = md
+        .get("tokenizer.ggml.pre")
+        .and_then(|v| v.to_string().ok())
+        .cloned()
+        .unwrap_or_default();
+    let byte_level = ByteLevel::new(false, true, true);
+    if pre == "smollm" {
+        tk.with_pre_tokenizer(Some(Sequence::new(vec![
+            Digits::new(true).into(),
+            byte_level.into(),
+        ])));
+    } else {
+        tk.with_pre_tokenizer(Some(byte_level));
+    }
+    tk.with_decoder(Some(ByteLevel::default()));
+    // Control tokens (type 3) are special: matched whole, skipped when decoding.
+    let special: Vec<AddedToken> = tokens
+        .iter()
+        .zip(&types)
+        .filter(|(_, t)| **t == 3)
+        .map(|(s, _)| AddedToken::from(s.clone(), true))
+        .collect();
+    tk.add_special_tokens(special)
+        .map_err(|e| bad(path, format!("tokenizer special tokens: {e}")))?;
+    let id = |k: &str| md.get(k).and_then(|v| v.to_u32().ok());
+    let eos = id("tokenizer.ggml.eos_token_id")
+        .ok_or_else(|| bad(path, "GGUF metadata has no `tokenizer.ggml.eos_token_id`"))?;
+    let pad = id("tokenizer.ggml.padding_token_id").unwrap_or(eos);
+    let chat = md
+        .get("tokenizer.chat_template")
+        .and_then(|v| v.to_string().ok())
+        .cloned();
+    Ok((Tok::new(tk, pad, eos), chat))
+}

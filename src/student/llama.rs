@@ -1,0 +1,277 @@
+//! The pretrained student: the Llama architecture (SmolLM2, TinyLlama, Llama-2 …) in one file.
+//!
+//! token embedding → `layers` × [RMSNorm → grouped-query attention with rotary position
+//! embeddings → residual → RMSNorm → SwiGLU MLP → residual] → RMSNorm → head (tied to the
+//! embedding unless the checkpoint has its own `lm_head`).
+//!
+//! Conventions: weights are in Hugging Face layout (q/k rows in "rotate half" order; the GGUF
+//! loader undoes llama.cpp's permutation, see [`super::checkpoint`]); burn's `Linear` stores
+//! `[d_in, d_out]`. Position ids come with the batch, so left-padded decoding batches and
+//! right-padded training batches share this code; an additive bias carries the causal and
+//! key-padding masks. [`Llama::forward_cached`] appends to a [`KvCache`] for decoding.
+
+use super::model::Batch;
+use burn::nn::{
+    Embedding, EmbeddingConfig, Linear, LinearConfig, RmsNorm, RmsNormConfig,
+};
+use burn::prelude::*;
+use burn::tensor::activation::{silu, softmax};
+
+/// Architecture of a Llama-family model (read from a GGUF's metadata or a `config.json`).
+#[derive(Config, Debug)]
+pub struct LlamaConfig {
+    /// Vocabulary size.
+    pub vocab_size: usize,
+    /// Model width (`hidden_size`).
+    pub d_model: usize,
+    /// Transformer blocks.
+    pub layers: usize,
+    /// Query heads.
+    pub heads: usize,
+    /// Key/value heads (grouped-query attention; equal to `heads` for plain multi-head).
+    pub kv_heads: usize,
+    /// SwiGLU hidden width (`intermediate_size`).
+    pub d_ff: usize,
+    /// RoPE base frequency.
+    #[config(default = 10000.0)]
+    pub rope_theta: f64,
+    /// RMSNorm epsilon.
+    #[config(default = 1e-5)]
+    pub norm_eps: f64,
+    /// Longest sequence this student is run at (the spec's `student.max_seq_len`).
+    pub max_seq_len: usize,
+    /// Whether the output head reuses the token embedding.
+    #[config(default = true)]
+    pub tie_embeddings: bool,
+}
+
+impl LlamaConfig {
+    /// Width of one attention head.
+    pub fn head_dim(&self) -> usize {
+        self.d_model / self.heads
+    }
+
+    /// Builds the model with freshly initialised weights on `device` (tests and shape checks;
+    /// a real student is loaded with [`super::checkpoint::Checkpoint::into_llama`]).
+    pub fn init(&self, device: &Device) -> Llama {
+        let hd = self.head_dim();
+        let lin = |i, o| LinearConfig::new(i, o).with_bias(false).init(device);
+        let norm = || {
+            RmsNormConfig::new(self.d_model)
+                .with_epsilon(self.norm_eps)
+                .init(device)
+        };
+        let blocks = (0..self.layers)
+            .map(|_| LlamaBlock {
+                attn_norm: norm(),
+                q_proj: lin(self.d_model, self.heads * hd),
+                k_proj: lin(self.d_model, self.kv_heads * hd),
+                v_proj: lin(self.d_model, self.kv_heads * hd),
+                o_proj: lin(self.heads * hd, self.d_model),
+                mlp_norm: norm(),
+                gate_proj: lin(self.d_model, self.d_ff),
+                up_proj: lin(self.d_model, self.d_ff),
+                down_proj: lin(self.d_ff, self.d_model),
+                heads: self.heads,
+                kv_heads: self.kv_heads,
+            })
+            .collect();
+        Llama {
+            embed: EmbeddingConfig::new(self.vocab_size, self.d_model).init(device),
+            blocks,
+            norm: norm(),
+            lm_head: (!self.tie_embeddings).then(|| lin(self.d_model, self.vocab_size)),
+            rope_theta: self.rope_theta,
+            max_seq_len: self.max_seq_len,
+        }
+    }
+}
+
+/// One decoder block. Field names follow Hugging Face's, so LoRA target modules are named as
+/// users know them (`q_proj`, `v_proj`, …).
+#[derive(Module, Debug)]
+pub struct LlamaBlock {
+    /// RMSNorm before attention.
+    pub attn_norm: RmsNorm,
+    /// Query projection `[d, heads·hd]`.
+    pub q_proj: Linear,
+    /// Key projection `[d, kv_heads·hd]`.
+    pub k_proj: Linear,
+    /// Value projection `[d, kv_heads·hd]`.
+    pub v_proj: Linear,
+    /// Output projection `[heads·hd, d]`.
+    pub o_proj: Linear,
+    /// RMSNorm before the MLP.
+    pub mlp_norm: RmsNorm,
+    /// SwiGLU gate `[d, d_ff]`.
+    pub gate_proj: Linear,
+    /// SwiGLU up `[d, d_ff]`.
+    pub up_proj: Linear,
+    /// SwiGLU down `[d_ff, d]`.
+    pub down_proj: Linear,
+    heads: usize,
+    kv_heads: usize,
+}
+
+/// Keys and values of the positions seen so far, per layer: `[b, kv_heads, T, hd]`.
+#[derive(Default)]
+pub struct KvCache {
+    layers: Vec<Option<(Tensor<4>, Tensor<4>)>>,
+}
+
+impl KvCache {
+    /// Positions cached so far.
+    pub fn len(&self) -> usize {
+        self.layers
+            .first()
+            .and_then(|l| l.as_ref())
+            .map_or(0, |(k, _)| k.dims()[2])
+    }
+
+    /// Whether nothing is cached yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Rotary embedding tables for the positions of a batch: `cos`, `sin` of `[b, 1, t, hd]`.
+fn rope_tables(pos: &Tensor<2, Int>, hd: usize, theta: f64) -> (Tensor<4>, Tensor<4>) {
+    let [b, t] = pos.dims();
+    let device = pos.device();
+    // 1. inv_freq[i] = theta^(-2i/hd), i < hd/2 (computed in f64, as the reference does in f32).
+    let inv: Vec<f32> = (0..hd / 2)
+        .map(|i| theta.powf(-((2 * i) as f64) / hd as f64) as f32)
+        .collect();
+    let inv = Tensor::<1>::from_data(TensorData::new(inv, [hd / 2]), &device).reshape([1, 1, hd / 2]);
+    // 2. angles[p, i] = pos · inv_freq[i], repeated for both halves ("rotate half" layout).
+    let angles = pos.clone().float().reshape([b, t, 1]) * inv;
+    let freqs = Tensor::cat(vec![angles.clone(), angles], 2).reshape([b, 1, t, hd]);
+    (freqs.clone().cos(), freqs.sin())
+}
+
+/// x·cos + rotate_half(x)·sin, with rotate_half([x1, x2]) = [−x2, x1] over the head dim.
+fn apply_rope(x: Tensor<4>, cos: &Tensor<4>, sin: &Tensor<4>) -> Tensor<4> {
+    let hd = x.dims()[3];
+    let x1 = x.clone().narrow(3, 0, hd / 2);
+    let x2 = x.clone().narrow(3, hd / 2, hd / 2);
+    let rotated = Tensor::cat(vec![x2.neg(), x1], 3);
+    x * cos.clone() + rotated * sin.clone()
+}
+
+/// `[b, kv, t, hd]` → `[b, kv·rep, t, hd]`: query head `h` reads key/value head `h / rep`.
+fn repeat_kv(x: Tensor<4>, rep: usize) -> Tensor<4> {
+    if rep == 1 {
+        return x;
+    }
+    let [b, kv, t, hd] = x.dims();
+    x.reshape([b, kv, 1, t, hd])
+        .expand([b, kv, rep, t, hd])
+        .reshape([b, kv * rep, t, hd])
+}
+
+impl LlamaBlock {
+    fn forward(
+        &self,
+        x: Tensor<3>,
+        rope: &(Tensor<4>, Tensor<4>),
+        bias: Tensor<4>,
+        cache: Option<&mut Option<(Tensor<4>, Tensor<4>)>>,
+    ) -> Tensor<3> {
+        let [b, t, d] = x.dims();
+        let hd = d / self.heads;
+        // 1. Queries, keys, values per head, rotated by position.
+        let h = self.attn_norm.forward(x.clone());
+        let split = |y: Tensor<3>, n: usize| y.reshape([b, t, n, hd]).swap_dims(1, 2);
+        let q = apply_rope(split(self.q_proj.forward(h.clone()), self.heads), &rope.0, &rope.1);
+        let mut k = apply_rope(split(self.k_proj.forward(h.clone()), self.kv_heads), &rope.0, &rope.1);
+        let mut v = split(self.v_proj.forward(h), self.kv_heads);
+        // 2. Decoding: prepend the cached keys/values and remember the extended ones.
+        if let Some(slot) = cache {
+            if let Some((pk, pv)) = slot.take() {
+                k = Tensor::cat(vec![pk, k], 2);
+                v = Tensor::cat(vec![pv, v], 2);
+            }
+            *slot = Some((k.clone(), v.clone()));
+        }
+        // 3. Grouped-query attention with the additive mask.
+        let rep = self.heads / self.kv_heads;
+        let (k, v) = (repeat_kv(k, rep), repeat_kv(v, rep));
+        let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((hd as f32).sqrt()) + bias;
+        let att = softmax(scores, 3)
+            .matmul(v)
+            .swap_dims(1, 2)
+            .reshape([b, t, self.heads * hd]);
+        let x = x + self.o_proj.forward(att);
+        // 4. SwiGLU MLP: down(silu(gate(h)) ⊙ up(h)).
+        let h = self.mlp_norm.forward(x.clone());
+        let m = silu(self.gate_proj.forward(h.clone())) * self.up_proj.forward(h);
+        x + self.down_proj.forward(m)
+    }
+}
+
+/// A Llama-family causal language model.
+#[derive(Module, Debug)]
+pub struct Llama {
+    /// Token embedding `[vocab, d]` (also the output head when tied).
+    pub embed: Embedding,
+    /// Decoder blocks.
+    pub blocks: Vec<LlamaBlock>,
+    /// Final RMSNorm.
+    pub norm: RmsNorm,
+    /// Untied output head `[d, vocab]`, if the checkpoint has one.
+    pub lm_head: Option<Linear>,
+    rope_theta: f64,
+    max_seq_len: usize,
+}
+
+impl Llama {
+    /// Final hidden states `[b, t, d]` of a (padded) batch.
+    pub fn hidden(&self, batch: &Batch) -> Tensor<3> {
+        self.run(batch.ids.clone(), &batch.pos, batch.bias.clone(), None)
+    }
+
+    /// Like [`Llama::hidden`], but attending also to (and extending) `cache`; `bias` covers
+    /// the cached positions followed by the new ones: `[b, 1, t, cached + t]`.
+    pub fn forward_cached(
+        &self,
+        ids: Tensor<2, Int>,
+        pos: &Tensor<2, Int>,
+        bias: Tensor<4>,
+        cache: &mut KvCache,
+    ) -> Tensor<3> {
+        if cache.layers.len() != self.blocks.len() {
+            cache.layers = (0..self.blocks.len()).map(|_| None).collect();
+        }
+        self.run(ids, pos, bias, Some(cache))
+    }
+
+    fn run(
+        &self,
+        ids: Tensor<2, Int>,
+        pos: &Tensor<2, Int>,
+        bias: Tensor<4>,
+        mut cache: Option<&mut KvCache>,
+    ) -> Tensor<3> {
+        let hd = self.embed.weight.dims()[1] / self.blocks.first().map_or(1, |b| b.heads);
+        let rope = rope_tables(pos, hd, self.rope_theta);
+        let mut x = self.embed.forward(ids);
+        for (i, block) in self.blocks.iter().enumerate() {
+            let slot = cache.as_deref_mut().map(|c| &mut c.layers[i]);
+            x = block.forward(x, &rope, bias.clone(), slot);
+        }
+        self.norm.forward(x)
+    }
+
+    /// Logits `[n, vocab]` of hidden states `[n, d]`.
+    pub fn logits(&self, h: Tensor<2>) -> Tensor<2> {
+        match &self.lm_head {
+            Some(head) => head.forward(h),
+            None => h.matmul(self.embed.weight.val().transpose()),
+        }
+    }
+
+    /// Longest sequence the model is run at.
+    pub fn max_seq_len(&self) -> usize {
+        self.max_seq_len
+    }
+}
