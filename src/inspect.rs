@@ -17,7 +17,10 @@ pub fn load_any(what: &str, max_seq_len: usize, device: &Device) -> Result<(Lm, 
     let p = Path::new(what);
     if what.ends_with(".toml") {
         let spec = crate::spec::load(p, &[])?;
-        let run = spec.runs.first().ok_or_else(|| Error::run("the spec has no runs"))?;
+        let run = spec
+            .runs
+            .first()
+            .ok_or_else(|| Error::run("the spec has no runs"))?;
         if run.spec.student.kind != "llama" {
             return Err(Error::Input {
                 path: p.to_path_buf(),

@@ -296,7 +296,13 @@ fn real_main(cli: Cli) -> anyhow::Result<String> {
             prompt,
             max_new_tokens,
             dump,
-        } => morsd::inspect::generate(&student, &prompt, max_new_tokens, dump.as_deref(), &device()?)?,
+        } => morsd::inspect::generate(
+            &student,
+            &prompt,
+            max_new_tokens,
+            dump.as_deref(),
+            &device()?,
+        )?,
         Command::Extract { task, field, gold } => {
             let stdin = std::io::stdin();
             let stdout = std::io::stdout();

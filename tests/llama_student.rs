@@ -16,7 +16,10 @@ use morsd::student::train::{TrainExample, TrainOptions, lm_batch, masked_nll, tr
 use morsd::student::{Batch, Lm, lora};
 
 fn load(path: &std::path::Path, device: &Device) -> (Lm, morsd::student::tokenizer::Tok) {
-    let (m, _, tok) = Checkpoint::load(path).unwrap().into_llama(128, device).unwrap();
+    let (m, _, tok) = Checkpoint::load(path)
+        .unwrap()
+        .into_llama(128, device)
+        .unwrap();
     (Lm::Llama(m), tok)
 }
 
@@ -24,7 +27,11 @@ fn logits(model: &Lm, ids: &[u32], device: &Device) -> Vec<f32> {
     let batch = Batch::new(&[ids.to_vec()], 0, false, device);
     let h = model.hidden(&batch);
     let [_, t, d] = h.dims();
-    model.logits(h.reshape([t, d])).into_data().iter::<f32>().collect()
+    model
+        .logits(h.reshape([t, d]))
+        .into_data()
+        .iter::<f32>()
+        .collect()
 }
 
 const TEXT: &str = "Q: Ann has 3 apples and buys 4 more. How many?\nA: 3 + 4 = 7.";
@@ -37,15 +44,34 @@ fn checkpoint_names_shapes_and_tokenizer() {
         let ck = Checkpoint::load(path).unwrap();
         let c = &ck.config;
         assert_eq!(
-            (c.vocab_size, c.d_model, c.layers, c.heads, c.kv_heads, c.d_ff),
-            (t.vocab, tiny::D, tiny::LAYERS, tiny::HEADS, tiny::KV, tiny::FF)
+            (
+                c.vocab_size,
+                c.d_model,
+                c.layers,
+                c.heads,
+                c.kv_heads,
+                c.d_ff
+            ),
+            (
+                t.vocab,
+                tiny::D,
+                tiny::LAYERS,
+                tiny::HEADS,
+                tiny::KV,
+                tiny::FF
+            )
         );
         assert!(c.tie_embeddings);
         assert_eq!(ck.weights.len(), 2 + 9 * tiny::LAYERS);
         assert_eq!(ck.weights["L1.k_proj"].shape, vec![tiny::KV * 16, tiny::D]);
         // The tokenizer rebuilt from the GGUF vocabulary encodes like the original and
         // round-trips the text exactly.
-        assert_eq!(ck.tok.encode(TEXT), t.tok.encode(TEXT), "{}", path.display());
+        assert_eq!(
+            ck.tok.encode(TEXT),
+            t.tok.encode(TEXT),
+            "{}",
+            path.display()
+        );
         assert_eq!(ck.tok.decode(&ck.tok.encode(TEXT)), TEXT);
         assert_eq!((ck.tok.pad, ck.tok.eos), (0, 1));
     }
@@ -93,10 +119,19 @@ fn quantized_gguf_dequantizes_within_the_format_bound() {
         let got = &ck.weights["L0.q_proj"].data;
         assert_eq!(&ck.weights["L0.q_proj"].shape, shape);
         for (ob, gb) in orig.chunks(32).zip(got.chunks(32)) {
-            let (lo, hi) = ob.iter().fold((f32::MAX, f32::MIN), |(a, b), &x| (a.min(x), b.max(x)));
-            let step = if levels == 127.0 { ob.iter().fold(0f32, |a, x| a.max(x.abs())) / 127.0 } else { (hi - lo) / 15.0 };
+            let (lo, hi) = ob
+                .iter()
+                .fold((f32::MAX, f32::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+            let step = if levels == 127.0 {
+                ob.iter().fold(0f32, |a, x| a.max(x.abs())) / 127.0
+            } else {
+                (hi - lo) / 15.0
+            };
             for (o, g) in ob.iter().zip(gb) {
-                assert!((o - g).abs() <= step * 0.51 + 1e-3, "{dtype:?}: {o} vs {g} (step {step})");
+                assert!(
+                    (o - g).abs() <= step * 0.51 + 1e-3,
+                    "{dtype:?}: {o} vs {g} (step {step})"
+                );
             }
         }
     }
@@ -109,7 +144,11 @@ fn kv_cache_decoding_equals_full_recompute_and_padding_changes_nothing() {
     let t = tiny::write(dir.path(), 4, GgmlDType::F32);
     let (model, tok) = load(&t.hf, &device);
     let prompts = vec!["Q: Ann has 3 apples".to_string(), "Q: A coin".to_string()];
-    let opts = DecodeOptions { max_new: 12, batch_size: 2, stop: None };
+    let opts = DecodeOptions {
+        max_new: 12,
+        batch_size: 2,
+        stop: None,
+    };
     let cached = greedy_ids(&model, &tok, &prompts, &opts, &device);
     // Full recompute, one prompt at a time, no cache, no padding.
     for (p, got) in prompts.iter().zip(&cached) {
@@ -118,7 +157,9 @@ fn kv_cache_decoding_equals_full_recompute_and_padding_changes_nothing() {
         for _ in 0..12 {
             let l = logits(&model, &ids, &device);
             let last = &l[(ids.len() - 1) * t.vocab..];
-            let next = (0..t.vocab).max_by(|&a, &b| last[a].total_cmp(&last[b])).unwrap() as u32;
+            let next = (0..t.vocab)
+                .max_by(|&a, &b| last[a].total_cmp(&last[b]))
+                .unwrap() as u32;
             if next == tok.eos {
                 break;
             }
@@ -129,27 +170,42 @@ fn kv_cache_decoding_equals_full_recompute_and_padding_changes_nothing() {
     }
     // RD scoring: a batch with padding gives each row what it gets alone.
     let pairs: Vec<(String, String)> = vec![
-        ("Q: Ann has 3 apples and buys 4 more.\nA:".into(), " The answer is 7.".into()),
+        (
+            "Q: Ann has 3 apples and buys 4 more.\nA:".into(),
+            " The answer is 7.".into(),
+        ),
         ("Q: A coin?\nA:".into(), " The answer is no.".into()),
         ("Q: 1\nA: 1 + 1 = 2.".into(), " The answer is 2.".into()),
     ];
     let batched = answer_nll(&model, &tok, &pairs, 3, &device);
     for (i, p) in pairs.iter().enumerate() {
         let alone = answer_nll(&model, &tok, std::slice::from_ref(p), 1, &device)[0];
-        assert!((alone - batched[i]).abs() < 1e-4, "row {i}: {alone} vs {}", batched[i]);
+        assert!(
+            (alone - batched[i]).abs() < 1e-4,
+            "row {i}: {alone} vs {}",
+            batched[i]
+        );
     }
 }
 
 fn examples(tok: &morsd::student::tokenizer::Tok) -> Vec<TrainExample> {
     // Equal lengths, so the mean over micro-batches is the mean over all positions.
-    ["Q: 3 + 4?\nA:", "Q: 5 + 2?\nA:", "Q: 6 + 1?\nA:", "Q: 2 + 5?\nA:"]
-        .iter()
-        .map(|q| {
-            let mut target = tok.encode(" The answer is 7.");
-            target.push(tok.eos);
-            TrainExample { prompt: tok.encode(q), target }
-        })
-        .collect()
+    [
+        "Q: 3 + 4?\nA:",
+        "Q: 5 + 2?\nA:",
+        "Q: 6 + 1?\nA:",
+        "Q: 2 + 5?\nA:",
+    ]
+    .iter()
+    .map(|q| {
+        let mut target = tok.encode(" The answer is 7.");
+        target.push(tok.eos);
+        TrainExample {
+            prompt: tok.encode(q),
+            target,
+        }
+    })
+    .collect()
 }
 
 fn opts(batch: usize, accum: usize) -> TrainOptions {
@@ -174,8 +230,15 @@ fn gradient_accumulation_matches_one_large_batch() {
     let (model, tok) = load(&t.hf, &ad);
     let data = examples(&tok);
     let assert_same = |a: &Lm, b: &Lm, what: &str| {
-        let (la, lb) = (logits(a, &data[0].prompt, &device), logits(b, &data[0].prompt, &device));
-        let max = la.iter().zip(&lb).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+        let (la, lb) = (
+            logits(a, &data[0].prompt, &device),
+            logits(b, &data[0].prompt, &device),
+        );
+        let max = la
+            .iter()
+            .zip(&lb)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
         assert!(max < 1e-4, "{what}: max |Δlogit| {max}");
     };
     let bar = indicatif::ProgressBar::hidden();
@@ -204,7 +267,11 @@ fn lora_trains_only_adapters_and_merges_to_the_same_model() {
     let adapted = lora::attach(model, 4, 8.0, &targets).unwrap();
     // rank × (d_in + d_out) per adapted matrix: q is 64→64, v is 64→32.
     let want = tiny::LAYERS * 4 * ((64 + 64) + (64 + 32));
-    assert_eq!(lora::trainable_params(&adapted), want, "full model has {full}");
+    assert_eq!(
+        lora::trainable_params(&adapted),
+        want,
+        "full model has {full}"
+    );
     let data = examples(&tok);
     let mut o = opts(4, 1);
     o.steps = 5;
@@ -218,12 +285,31 @@ fn lora_trains_only_adapters_and_merges_to_the_same_model() {
         logits(&merged, &data[0].prompt, &device),
         logits(&before, &data[0].prompt, &device),
     );
-    let diff = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
-    assert!(diff(&a, &b) < 1e-4, "merged differs from adapted by {}", diff(&a, &b));
-    assert!(diff(&a, &c) > 1e-3, "LoRA training did not change the model");
+    let diff = |x: &[f32], y: &[f32]| {
+        x.iter()
+            .zip(y)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0f32, f32::max)
+    };
+    assert!(
+        diff(&a, &b) < 1e-4,
+        "merged differs from adapted by {}",
+        diff(&a, &b)
+    );
+    assert!(
+        diff(&a, &c) > 1e-3,
+        "LoRA training did not change the model"
+    );
     // Only q/v changed; the embedding is frozen.
     let emb = |m: &Lm| match m {
-        Lm::Llama(l) => l.embed.weight.val().into_data().iter::<f32>().take(64).collect::<Vec<_>>(),
+        Lm::Llama(l) => l
+            .embed
+            .weight
+            .val()
+            .into_data()
+            .iter::<f32>()
+            .take(64)
+            .collect::<Vec<_>>(),
         _ => unreachable!(),
     };
     assert_eq!(emb(&merged), emb(&before));

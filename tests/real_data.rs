@@ -195,10 +195,8 @@ fn tiny_real_task_run_pools_sources() {
         .output()
         .unwrap();
     assert!(
-        text(&o)
-            .lines()
-            .any(|l| l.starts_with("generate")
-                && l.contains("input svamp-gpt35-multi/train.json changed")),
+        text(&o).lines().any(|l| l.starts_with("generate")
+            && l.contains("input svamp-gpt35-multi/train.json changed")),
         "{}",
         text(&o)
     );

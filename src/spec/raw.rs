@@ -332,6 +332,10 @@ pub struct TrainSpec {
     /// `batch_size × grad_accum`). Default: 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grad_accum: Option<usize>,
+    /// Recompute memory-bound activations in the backward pass (burn's balanced gradient
+    /// checkpointing): less memory, a little more compute. Default: false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gradient_checkpointing: Option<bool>,
     /// Peak learning rate of AdamW. Default: 0.003.
     #[serde(default = "d_lr")]
     pub lr: f64,

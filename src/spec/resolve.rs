@@ -298,7 +298,11 @@ pub fn load(path: &Path, sets: &[String]) -> Result<LoadedSpec> {
         let (task, strategy) = validate(path, &text, &spec)?;
         // Kind-dependent defaults, filled once here so every stage sees the same value.
         if spec.score.rd_model.is_none() {
-            let d = if spec.student.kind == "llama" { "pretrained" } else { "warmup" };
+            let d = if spec.student.kind == "llama" {
+                "pretrained"
+            } else {
+                "warmup"
+            };
             spec.score.rd_model = Some(d.into());
         }
         for &seed in &base.experiment.seeds {
@@ -484,8 +488,14 @@ fn validate(path: &Path, text: &str, s: &RawSpec) -> Result<(TaskRef, Strategy)>
             {
                 return Err(err("student.lora_targets", e.to_string()));
             }
-            if s.student.lora_alpha.is_some_and(|a| !(a > 0.0 && a.is_finite())) {
-                return Err(err("student.lora_alpha", "must be a positive number".into()));
+            if s.student
+                .lora_alpha
+                .is_some_and(|a| !(a > 0.0 && a.is_finite()))
+            {
+                return Err(err(
+                    "student.lora_alpha",
+                    "must be a positive number".into(),
+                ));
             }
         }
         k => {

@@ -92,7 +92,8 @@ impl Stage for Score {
             let ad = ctx.device.clone().autodiff();
             let mut model = init_student(&config, spec.score.seed, &ad);
             if rd_model == "warmup" && spec.score.warmup_steps > 0 {
-                let n_q = ((data.train.len() as f64 * spec.score.warmup_share).ceil() as usize).max(1);
+                let n_q =
+                    ((data.train.len() as f64 * spec.score.warmup_share).ceil() as usize).max(1);
                 let first: HashMap<&str, &crate::task::Example> = data
                     .train
                     .iter()

@@ -14,7 +14,7 @@ use crate::student::decode::{DecodeOptions, greedy_with};
 use crate::student::format;
 use crate::student::tokenizer::Tok;
 use crate::student::train::{TrainExample, TrainOptions, train};
-use crate::student::{Lm, LlamaConfig, init_student, load_pretrained, lora, model_config};
+use crate::student::{LlamaConfig, Lm, init_student, load_pretrained, lora, model_config};
 use crate::task::TaskData;
 use crate::teacher::Rationale;
 use burn::config::Config;
@@ -84,6 +84,11 @@ impl Stage for Train {
         // 2. The student: a fresh scratch model for this seed, or the pretrained checkpoint
         //    (LoRA: adapters on the target modules, everything else frozen).
         let ad = ctx.device.clone().autodiff();
+        let ad = if spec.train.gradient_checkpointing == Some(true) {
+            ad.gradient_checkpointing()
+        } else {
+            ad
+        };
         let lora_rank = spec.student.lora_rank.unwrap_or(0);
         let (model, family) = if spec.student.kind == "llama" {
             let (model, config, _) = load_pretrained(&spec.student, &ad)?;
@@ -96,7 +101,12 @@ impl Stage for Train {
                     .lora_targets
                     .clone()
                     .unwrap_or_else(|| vec!["q_proj".into(), "v_proj".into()]);
-                lora::attach(model, lora_rank, spec.student.lora_alpha.unwrap_or(16.0), &targets)?
+                lora::attach(
+                    model,
+                    lora_rank,
+                    spec.student.lora_alpha.unwrap_or(16.0),
+                    &targets,
+                )?
             } else {
                 model
             };
@@ -158,7 +168,11 @@ impl Stage for Train {
         );
 
         // 3. Save the chosen checkpoint (adapters merged) beside its config and tokenizer.
-        let model = if lora_rank > 0 { lora::merge(outcome.model.clone()) } else { outcome.model.clone() };
+        let model = if lora_rank > 0 {
+            lora::merge(outcome.model.clone())
+        } else {
+            outcome.model.clone()
+        };
         model
             .save_file(out.join("model.bpk"))
             .map_err(|e| Error::run(format!("saving model: {e}")))?;
@@ -185,10 +199,14 @@ pub fn load_student(dir: &Path, device: &burn::prelude::Device) -> Result<(Lm, T
     let family: Value = read_json(&dir.join("student.json")).unwrap_or(j!({"kind": "scratch"}));
     let model = match family["kind"].as_str() {
         Some("llama") => Lm::Llama(
-            LlamaConfig::load(&cfg).map_err(|e| cfg_err(&e))?.init(device),
+            LlamaConfig::load(&cfg)
+                .map_err(|e| cfg_err(&e))?
+                .init(device),
         ),
         _ => Lm::Scratch(
-            crate::student::StudentConfig::load(&cfg).map_err(|e| cfg_err(&e))?.init(device),
+            crate::student::StudentConfig::load(&cfg)
+                .map_err(|e| cfg_err(&e))?
+                .init(device),
         ),
     };
     let record = burn::store::ModuleRecord::load(dir.join("model.bpk"))

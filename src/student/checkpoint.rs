@@ -90,7 +90,10 @@ impl Checkpoint {
         } else if path.exists() {
             Self::load_gguf(path)
         } else {
-            Err(bad(path, "no such file or folder (a .gguf file or a Hugging Face folder with config.json, *.safetensors, tokenizer.json)"))
+            Err(bad(
+                path,
+                "no such file or folder (a .gguf file or a Hugging Face folder with config.json, *.safetensors, tokenizer.json)",
+            ))
         }
     }
 
@@ -178,7 +181,11 @@ impl Checkpoint {
                 .and_then(|t| t.to_vec1::<f32>())
                 .map_err(|e| bad(path, format!("tensor `{name}`: {e}")))?;
             if canon.ends_with(".q_proj") || canon.ends_with(".k_proj") {
-                let n = if canon.ends_with(".q_proj") { heads } else { kv_heads };
+                let n = if canon.ends_with(".q_proj") {
+                    heads
+                } else {
+                    kv_heads
+                };
                 data = unpermute(&data, shape[0], shape[1], n);
             }
             weights.insert(canon, Weight { shape, data });
@@ -219,8 +226,16 @@ impl Checkpoint {
             num("intermediate_size")?,
             num("max_position_embeddings").unwrap_or(2048),
         )
-        .with_rope_theta(cfg.get("rope_theta").and_then(|v| v.as_f64()).unwrap_or(10000.0))
-        .with_norm_eps(cfg.get("rms_norm_eps").and_then(|v| v.as_f64()).unwrap_or(1e-5))
+        .with_rope_theta(
+            cfg.get("rope_theta")
+                .and_then(|v| v.as_f64())
+                .unwrap_or(10000.0),
+        )
+        .with_norm_eps(
+            cfg.get("rms_norm_eps")
+                .and_then(|v| v.as_f64())
+                .unwrap_or(1e-5),
+        )
         .with_tie_embeddings(tie);
         // 1. Every safetensors shard, by HF name.
         let mut by_name: HashMap<String, (String, candle_core::Tensor)> = HashMap::new();
@@ -250,7 +265,10 @@ impl Checkpoint {
         }
         for l in 0..config.layers {
             for (canon, _, h) in LAYER_NAMES {
-                names.push((format!("L{l}.{canon}"), format!("model.layers.{l}.{h}.weight")));
+                names.push((
+                    format!("L{l}.{canon}"),
+                    format!("model.layers.{l}.{h}.weight"),
+                ));
             }
         }
         let mut weights = HashMap::new();
@@ -278,8 +296,13 @@ impl Checkpoint {
                 .map(|x| x as u32)
                 .or_else(|| names.iter().find_map(|n| inner.token_to_id(n)))
         };
-        let eos = id_of("eos_token_id", &["<|im_end|>", "</s>", "<|endoftext|>"])
-            .ok_or_else(|| bad(&cfg_path, "no `eos_token_id` and no known end-of-sequence token"))?;
+        let eos =
+            id_of("eos_token_id", &["<|im_end|>", "</s>", "<|endoftext|>"]).ok_or_else(|| {
+                bad(
+                    &cfg_path,
+                    "no `eos_token_id` and no known end-of-sequence token",
+                )
+            })?;
         let pad = id_of("pad_token_id", &[]).unwrap_or(eos);
         let chat_template = std::fs::read_to_string(dir.join("tokenizer_config.json"))
             .ok()
@@ -303,19 +326,36 @@ impl Checkpoint {
         if w.shape != shape {
             return Err(bad(
                 &self.path,
-                format!("weight `{name}` has shape {:?}, expected {shape:?}", w.shape),
+                format!(
+                    "weight `{name}` has shape {:?}, expected {shape:?}",
+                    w.shape
+                ),
             ));
         }
         Ok(w)
     }
 
     /// Builds the burn model (run at `max_seq_len` tokens) with these weights on `device`.
-    pub fn into_llama(mut self, max_seq_len: usize, device: &Device) -> Result<(Llama, LlamaConfig, Tok)> {
+    pub fn into_llama(
+        mut self,
+        max_seq_len: usize,
+        device: &Device,
+    ) -> Result<(Llama, LlamaConfig, Tok)> {
         self.config.max_seq_len = max_seq_len;
         let c = self.config.clone();
         let hd = c.head_dim();
-        if c.heads == 0 || c.d_model % c.heads != 0 || c.kv_heads == 0 || c.heads % c.kv_heads != 0 {
-            return Err(bad(&self.path, format!("inconsistent heads: {} query / {} key-value heads for width {}", c.heads, c.kv_heads, c.d_model)));
+        if c.heads == 0
+            || !c.d_model.is_multiple_of(c.heads)
+            || c.kv_heads == 0
+            || !c.heads.is_multiple_of(c.kv_heads)
+        {
+            return Err(bad(
+                &self.path,
+                format!(
+                    "inconsistent heads: {} query / {} key-value heads for width {}",
+                    c.heads, c.kv_heads, c.d_model
+                ),
+            ));
         }
         let mut model = c.init(device);
         // HF [out, in] → burn Linear [in, out].
@@ -333,7 +373,10 @@ impl Checkpoint {
             }
         };
         let norm = |w: Weight, eps: f64| RmsNorm {
-            gamma: Param::from_tensor(Tensor::from_data(TensorData::new(w.data, [c.d_model]), device)),
+            gamma: Param::from_tensor(Tensor::from_data(
+                TensorData::new(w.data, [c.d_model]),
+                device,
+            )),
             epsilon: eps,
         };
         let embed = self.take("embed", &[c.vocab_size, c.d_model])?;
@@ -380,7 +423,11 @@ fn gguf_tokenizer(
         v.to_vec()
             .map_err(|e| bad(path, format!("`{k}`: {e}")))?
             .iter()
-            .map(|x| x.to_string().cloned().map_err(|e| bad(path, format!("`{k}`: {e}"))))
+            .map(|x| {
+                x.to_string()
+                    .cloned()
+                    .map_err(|e| bad(path, format!("`{k}`: {e}")))
+            })
             .collect()
     };
     let model = md
@@ -391,7 +438,9 @@ fn gguf_tokenizer(
     if model != "gpt2" {
         return Err(bad(
             path,
-            format!("tokenizer model `{model}` is not supported (only byte-level BPE, `gpt2`); use a Hugging Face folder with tokenizer.json instead"),
+            format!(
+                "tokenizer model `{model}` is not supported (only byte-level BPE, `gpt2`); use a Hugging Face folder with tokenizer.json instead"
+            ),
         ));
     }
     let tokens = strings("tokenizer.ggml.tokens")?;

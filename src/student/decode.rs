@@ -90,7 +90,11 @@ pub fn greedy_ids(
                         v.push(true);
                     }
                     let total = valid[0].len();
-                    let ids: Vec<i64> = state.seqs.iter().map(|s| *s.last().unwrap_or(&tok.pad) as i64).collect();
+                    let ids: Vec<i64> = state
+                        .seqs
+                        .iter()
+                        .map(|s| *s.last().unwrap_or(&tok.pad) as i64)
+                        .collect();
                     let pos: Vec<i64> = state.seqs.iter().map(|s| s.len() as i64 - 1).collect();
                     let bias: Vec<f32> = valid
                         .iter()

@@ -11,9 +11,7 @@
 //! key-padding masks. [`Llama::forward_cached`] appends to a [`KvCache`] for decoding.
 
 use super::model::Batch;
-use burn::nn::{
-    Embedding, EmbeddingConfig, Linear, LinearConfig, RmsNorm, RmsNormConfig,
-};
+use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig, RmsNorm, RmsNormConfig};
 use burn::prelude::*;
 use burn::tensor::activation::{silu, softmax};
 
@@ -142,7 +140,8 @@ fn rope_tables(pos: &Tensor<2, Int>, hd: usize, theta: f64) -> (Tensor<4>, Tenso
     let inv: Vec<f32> = (0..hd / 2)
         .map(|i| theta.powf(-((2 * i) as f64) / hd as f64) as f32)
         .collect();
-    let inv = Tensor::<1>::from_data(TensorData::new(inv, [hd / 2]), &device).reshape([1, 1, hd / 2]);
+    let inv =
+        Tensor::<1>::from_data(TensorData::new(inv, [hd / 2]), &device).reshape([1, 1, hd / 2]);
     // 2. angles[p, i] = pos · inv_freq[i], repeated for both halves ("rotate half" layout).
     let angles = pos.clone().float().reshape([b, t, 1]) * inv;
     let freqs = Tensor::cat(vec![angles.clone(), angles], 2).reshape([b, 1, t, hd]);
@@ -182,8 +181,16 @@ impl LlamaBlock {
         // 1. Queries, keys, values per head, rotated by position.
         let h = self.attn_norm.forward(x.clone());
         let split = |y: Tensor<3>, n: usize| y.reshape([b, t, n, hd]).swap_dims(1, 2);
-        let q = apply_rope(split(self.q_proj.forward(h.clone()), self.heads), &rope.0, &rope.1);
-        let mut k = apply_rope(split(self.k_proj.forward(h.clone()), self.kv_heads), &rope.0, &rope.1);
+        let q = apply_rope(
+            split(self.q_proj.forward(h.clone()), self.heads),
+            &rope.0,
+            &rope.1,
+        );
+        let mut k = apply_rope(
+            split(self.k_proj.forward(h.clone()), self.kv_heads),
+            &rope.0,
+            &rope.1,
+        );
         let mut v = split(self.v_proj.forward(h), self.kv_heads);
         // 2. Decoding: prepend the cached keys/values and remember the extended ones.
         if let Some(slot) = cache {

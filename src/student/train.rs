@@ -3,8 +3,8 @@
 
 use super::Lm;
 use super::model::Batch;
-use burn::optim::GradientsAccumulator;
 use burn::grad_clipping::GradientClippingConfig;
+use burn::optim::GradientsAccumulator;
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
@@ -126,7 +126,10 @@ pub fn lm_batch(examples: &[&TrainExample], pad: u32, max_len: usize, device: &D
     let batch = Batch::new(&inputs, pad, false, device);
     let t = batch.ids.dims()[1];
     let n = loss_at.len();
-    let pos: Vec<i64> = loss_at.iter().map(|&(r, j, _)| (r * t + j) as i64).collect();
+    let pos: Vec<i64> = loss_at
+        .iter()
+        .map(|&(r, j, _)| (r * t + j) as i64)
+        .collect();
     let tg: Vec<i64> = loss_at.iter().map(|&(_, _, id)| id as i64).collect();
     LmBatch {
         batch,

@@ -115,7 +115,10 @@ pub fn write(dir: &Path, seed: u64, dtype: GgmlDType) -> Tiny {
     };
     let mut weights: Weights = HashMap::new();
     let mut gguf_names: Vec<(String, String)> = vec![
-        ("token_embd.weight".into(), "model.embed_tokens.weight".into()),
+        (
+            "token_embd.weight".into(),
+            "model.embed_tokens.weight".into(),
+        ),
         ("output_norm.weight".into(), "model.norm.weight".into()),
     ];
     weights.insert(
@@ -150,14 +153,20 @@ pub fn write(dir: &Path, seed: u64, dtype: GgmlDType) -> Tiny {
         ),
         ("tokenizer.ggml.model", s("gpt2")),
         ("tokenizer.ggml.pre", s("default")),
-        ("tokenizer.ggml.tokens", arr(tokens.iter().map(|t| s(t)).collect())),
+        (
+            "tokenizer.ggml.tokens",
+            arr(tokens.iter().map(|t| s(t)).collect()),
+        ),
         (
             "tokenizer.ggml.token_type",
             arr((0..vocab)
                 .map(|i| gguf_file::Value::I32(if i < 2 { 3 } else { 1 }))
                 .collect()),
         ),
-        ("tokenizer.ggml.merges", arr(merges.iter().map(|m| s(m)).collect())),
+        (
+            "tokenizer.ggml.merges",
+            arr(merges.iter().map(|m| s(m)).collect()),
+        ),
         ("tokenizer.ggml.eos_token_id", u(1)),
         ("tokenizer.ggml.padding_token_id", u(0)),
     ];
@@ -173,7 +182,11 @@ pub fn write(dir: &Path, seed: u64, dtype: GgmlDType) -> Tiny {
             v.clone()
         };
         let t = candle_core::Tensor::from_vec(data, shape.as_slice(), &cpu).unwrap();
-        let dt = if shape.len() == 1 { GgmlDType::F32 } else { dtype };
+        let dt = if shape.len() == 1 {
+            GgmlDType::F32
+        } else {
+            dtype
+        };
         qts.push((g.clone(), QTensor::quantize(&t, dt).unwrap()));
     }
     let md_refs: Vec<(&str, &gguf_file::Value)> = md.iter().map(|(k, v)| (*k, v)).collect();
@@ -235,7 +248,11 @@ fn rope(v: &mut [f64], pos: usize) {
     for i in 0..hd {
         let k = i % (hd / 2);
         let f = pos as f64 * THETA.powf(-((2 * k) as f64) / hd as f64);
-        let rot = if i < hd / 2 { -orig[i + hd / 2] } else { orig[i - hd / 2] };
+        let rot = if i < hd / 2 {
+            -orig[i + hd / 2]
+        } else {
+            orig[i - hd / 2]
+        };
         v[i] = orig[i] * f.cos() + rot * f.sin();
     }
 }
@@ -247,7 +264,12 @@ pub fn reference_logits(w: &Weights, ids: &[u32]) -> Vec<Vec<f64>> {
     let vocab = emb.0[0];
     let mut xs: Vec<Vec<f64>> = ids
         .iter()
-        .map(|&id| emb.1[id as usize * D..(id as usize + 1) * D].iter().map(|&v| v as f64).collect())
+        .map(|&id| {
+            emb.1[id as usize * D..(id as usize + 1) * D]
+                .iter()
+                .map(|&v| v as f64)
+                .collect()
+        })
         .collect();
     for l in 0..LAYERS {
         let p = |s: &str| &w[&format!("model.layers.{l}.{s}.weight")];
