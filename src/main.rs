@@ -96,6 +96,18 @@ enum Command {
         #[command(subcommand)]
         command: DataCommand,
     },
+    /// The paper-style reading of a reproduction folder: main table, ablation, min- vs max-RD
+    /// and CLAIMS.md with verdicts, from the runs stored under DIR.
+    Paper {
+        /// Folder holding one results folder per experiment (e.g. results/paper).
+        dir: PathBuf,
+        /// Rationales per question of the main table.
+        #[arg(long, default_value_t = 6)]
+        k: usize,
+        /// A Markdown file appended to CLAIMS.md (what differs from the paper's setting).
+        #[arg(long)]
+        setting: Option<PathBuf>,
+    },
     /// Pretrained students: list and fetch.
     Models {
         #[command(subcommand)]
@@ -285,6 +297,9 @@ fn real_main(cli: Cli) -> anyhow::Result<String> {
             &sources,
             split.as_deref(),
         )?,
+        Command::Paper { dir, k, setting } => {
+            morsd::report::paper::write(&dir, k, setting.as_deref())?
+        }
         Command::Models {
             command: ModelsCommand::List,
         } => morsd::inspect::models_list(),

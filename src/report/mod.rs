@@ -3,6 +3,7 @@
 //! over seeds), and the accuracy chart ([`chart`]).
 
 pub mod chart;
+pub mod paper;
 pub mod stats;
 pub mod tables;
 

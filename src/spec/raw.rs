@@ -280,6 +280,11 @@ pub struct ScoreSpec {
     /// as in the paper). Default: `warmup` for `scratch`, `pretrained` for `llama`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rd_model: Option<String>,
+    /// RD transfer: a pretrained checkpoint (model name, `.gguf` file or Hugging Face folder)
+    /// that computes RD instead of the student — e.g. SmolLM2's RD for a scratch student (the
+    /// paper's "RD from a larger model"). Implies `rd_model = "pretrained"`. Default: unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rd_weights: Option<String>,
     /// Optimiser steps of the warm-up student. Default: 300 (fewer leave RD close to noise).
     #[serde(default = "d_warm_steps")]
     pub warmup_steps: usize,

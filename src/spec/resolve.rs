@@ -442,6 +442,22 @@ fn validate(path: &Path, text: &str, s: &RawSpec) -> Result<(TaskRef, Strategy)>
         return Err(err("student.format", e.to_string()));
     }
     let rd = s.score.rd_model.as_deref();
+    if let Some(w) = &s.score.rd_weights {
+        if let Err(e) = crate::models::resolve_weights(w) {
+            return Err(err("score.rd_weights", e.to_string()));
+        }
+        if !matches!(rd, None | Some("pretrained")) {
+            return Err(err(
+                "score.rd_model",
+                "with `score.rd_weights` the RD model is that checkpoint: `pretrained`".into(),
+            ));
+        }
+    }
+    let rd = if s.score.rd_weights.is_some() {
+        None
+    } else {
+        rd
+    };
     match s.student.kind.as_str() {
         "scratch" => {
             for (k, set) in [

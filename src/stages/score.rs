@@ -46,13 +46,27 @@ impl Stage for Score {
     fn config(&self, run: &RunSpec) -> Value {
         let template = format::template(&run.spec.student).unwrap_or_default();
         sections(&[
-            ("score", json(&run.spec.score)),
+            ("score", {
+                // `rd_weights` is a name or path: its files' content is an input instead.
+                let mut v = json(&run.spec.score);
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("rd_weights");
+                }
+                v
+            }),
             ("student", student_key(&run.spec.student)),
             ("format_template", json(&template)),
         ])
     }
     fn inputs(&self, run: &RunSpec) -> Result<Vec<(String, std::path::PathBuf)>> {
-        student_inputs(run)
+        let mut files = student_inputs(run)?;
+        if let Some(w) = &run.spec.score.rd_weights {
+            let path = crate::models::resolve_weights(w)?;
+            for (name, p) in crate::models::weight_files(&path)? {
+                files.push((format!("rd_{name}"), p));
+            }
+        }
+        Ok(files)
     }
     fn run(&self, ctx: &StageCtx<'_>, out: &Path) -> Result<Value> {
         let spec = &ctx.run.spec;
@@ -127,6 +141,17 @@ impl Stage for Score {
             (model, tok)
         };
         tok.save(&out.join("tokenizer.json"))?;
+        // RD transfer: another (pretrained) checkpoint computes RD, with its own tokenizer.
+        let (model, tok) = match &spec.score.rd_weights {
+            Some(w) => {
+                ctx.progress.set_message("loading the RD checkpoint");
+                let path = crate::models::resolve_weights(w)?;
+                let (m, _, t) = crate::student::checkpoint::Checkpoint::load(&path)?
+                    .into_llama(spec.student.max_seq_len, ctx.device)?;
+                (crate::student::Lm::Llama(m), t)
+            }
+            None => (model, tok),
+        };
 
         // 3. PPL(a | q) once per question, PPL(a | q, r) per rationale.
         ctx.progress.set_message("RD");

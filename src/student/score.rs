@@ -30,19 +30,25 @@ pub fn answer_nll(
             TrainExample { prompt, target }
         })
         .collect();
-    let mut out = Vec::with_capacity(pairs.len());
-    for chunk in examples.chunks(batch_size.max(1)) {
-        let refs: Vec<&TrainExample> = chunk.iter().collect();
+    // Batches of similar lengths waste little on padding: score in length order, answer in
+    // the caller's order.
+    let mut order: Vec<usize> = (0..examples.len()).collect();
+    order.sort_by_key(|&i| examples[i].prompt.len() + examples[i].target.len());
+    let mut out = vec![0f64; pairs.len()];
+    for idx in order.chunks(batch_size.max(1)) {
+        let refs: Vec<&TrainExample> = idx.iter().map(|&i| &examples[i]).collect();
         let lb = lm_batch(&refs, tok.pad, limit, device);
         let nll: Vec<f32> = position_nll(model, &lb).into_data().iter::<f32>().collect();
         // Mean over each row's answer positions.
-        let mut sum = vec![0f64; chunk.len()];
-        let mut count = vec![0usize; chunk.len()];
+        let mut sum = vec![0f64; idx.len()];
+        let mut count = vec![0usize; idx.len()];
         for (&r, x) in lb.rows.iter().zip(nll) {
             sum[r] += x as f64;
             count[r] += 1;
         }
-        out.extend(sum.iter().zip(&count).map(|(s, &c)| s / c.max(1) as f64));
+        for (k, &i) in idx.iter().enumerate() {
+            out[i] = sum[k] / count[k].max(1) as f64;
+        }
     }
     out
 }
