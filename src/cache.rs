@@ -12,12 +12,12 @@
 //! | stage name + stage version              | a code change that alters a stage's output bumps its version |
 //! | the canonical spec subset the stage reads (e.g. `select.*` for select; `student.*`, `train.*` for train) | exactly the settings that change its output; serde_json sorts object keys, so TOML order does not matter |
 //! | the keys of its upstream entries        | a changed upstream changes everything downstream            |
-//! | content hashes of input files (none for the synthetic default) | the same path with new content is new input |
+//! | content hashes of input files: a real task's data files, a pretrained student's checkpoint files (`student.weights`, `score.rd_weights`; none for the synthetic default) | the same path with new content is new input; the same content under another path or model name is the same input |
 //! | the run seed, for seeded stages only (select, train, eval) | generate and score do not read the run seed, so seeds share them |
 //!
 //! | left out                                | why                                                        |
 //! |-----------------------------------------|------------------------------------------------------------|
-//! | absolute paths, the working directory, the spec file's name | moving a project or renaming a spec must not invalidate it |
+//! | absolute paths, the working directory, the spec file's name, `student.weights` / `score.rd_weights` strings | moving a project or renaming a spec must not invalidate it |
 //! | mtimes                                  | touching a file does not change its content                 |
 //! | thread counts, `--jobs`, the progress display | they change speed, not results                       |
 //! | experiment name and output folder       | two specs asking for the same computation share it          |
