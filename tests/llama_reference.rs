@@ -33,6 +33,29 @@ fn smollm2_matches_llama_cpp() {
 }
 
 #[test]
+fn smollm2_tokenizer_round_trips_text_exactly() {
+    let (_, gguf) = llama_paths();
+    let ck = morsd::student::checkpoint::Checkpoint::load(&gguf).unwrap();
+    assert_eq!(ck.config.vocab_size, 49152);
+    assert_eq!(
+        (ck.config.layers, ck.config.heads, ck.config.kv_heads),
+        (30, 9, 3)
+    );
+    for text in [
+        "Q: Ann has 12 apples and buys 3.5 more — how many?\nA: 12 + 3.5 = 15.5. The answer is 15.5.",
+        "  leading spaces, tabs\tand trailing newline\n\n",
+        "Unicode: café, naïve, 日本語, emoji 🙂, math ∑x² ≤ 10",
+        "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n",
+    ] {
+        let ids = ck.tok.encode(text);
+        assert_eq!(ck.tok.inner.decode(&ids, false).unwrap(), text);
+    }
+    // Digits are split one by one (SmolLM2's pre-tokenizer), special tokens are single ids.
+    assert_eq!(ck.tok.encode("12345").len(), 5);
+    assert_eq!(ck.tok.encode("<|im_end|>"), vec![ck.tok.eos]);
+}
+
+#[test]
 fn generate_prints_a_greedy_continuation() {
     let (_, gguf) = llama_paths();
     let p = common::Project::new(common::TINY);

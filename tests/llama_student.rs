@@ -108,7 +108,11 @@ fn forward_matches_an_independent_reference() {
 #[test]
 fn quantized_gguf_dequantizes_within_the_format_bound() {
     let dir = tempfile::tempdir().unwrap();
-    for (dtype, levels) in [(GgmlDType::Q8_0, 127.0), (GgmlDType::Q4_1, 15.0)] {
+    for (dtype, levels) in [
+        (GgmlDType::Q8_0, 127.0),
+        (GgmlDType::Q4_1, 15.0),
+        (GgmlDType::F16, 0.0),
+    ] {
         let sub = dir.path().join(format!("{dtype:?}"));
         std::fs::create_dir_all(&sub).unwrap();
         let t = tiny::write(&sub, 3, dtype);
