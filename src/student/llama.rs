@@ -117,21 +117,6 @@ pub struct KvCache {
     layers: Vec<Option<(Tensor<4>, Tensor<4>)>>,
 }
 
-impl KvCache {
-    /// Positions cached so far.
-    pub fn len(&self) -> usize {
-        self.layers
-            .first()
-            .and_then(|l| l.as_ref())
-            .map_or(0, |(k, _)| k.dims()[2])
-    }
-
-    /// Whether nothing is cached yet.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
 /// Rotary embedding tables for the positions of a batch: `cos`, `sin` of `[b, 1, t, hd]`.
 fn rope_tables(pos: &Tensor<2, Int>, hd: usize, theta: f64) -> (Tensor<4>, Tensor<4>) {
     let [b, t] = pos.dims();

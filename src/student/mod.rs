@@ -47,13 +47,6 @@ impl Lm {
         }
     }
 
-    /// Logits of the last position of each row `[b, vocab]`.
-    pub fn last_logits(&self, batch: &Batch) -> Tensor<2> {
-        let h = self.hidden(batch);
-        let [b, t, d] = h.dims();
-        self.logits(h.narrow(1, t - 1, 1).reshape([b, d]))
-    }
-
     /// Longest sequence the model is run at.
     pub fn max_seq_len(&self) -> usize {
         match self {
