@@ -27,21 +27,16 @@ struct Work {
     new_tokens: usize,
 }
 
-fn smollm2_path() -> std::path::PathBuf {
-    std::env::var_os("MORSD_SMOLLM2_GGUF")
-        .map(Into::into)
-        .unwrap_or_else(|| {
-            morsd::models::resolve_weights("smollm2-135m").expect("run `just models`")
-        })
-}
-
+/// SmolLM2 as `student.weights` would name it: the GGUF setup-llama.sh fetched, else the
+/// model fetched by `just models`.
 fn smollm2(max_seq: usize, device: &Device) -> (Lm, Tok, serde_json::Value) {
-    let ck = morsd::student::checkpoint::Checkpoint::load(&smollm2_path()).expect("checkpoint");
-    let (m, c, tok) = ck.into_llama(max_seq, device).expect("model");
+    let weights = std::env::var("MORSD_SMOLLM2_GGUF").unwrap_or_else(|_| "smollm2-135m".into());
+    let (m, c, tok) =
+        morsd::student::load_llama(&weights, max_seq, device).expect("SmolLM2 (run `just models`)");
     let cfg = json!({"vocab_size": c.vocab_size, "d_model": c.d_model, "layers": c.layers,
         "heads": c.heads, "kv_heads": c.kv_heads, "d_ff": c.d_ff, "rope_theta": c.rope_theta,
         "norm_eps": c.norm_eps});
-    (Lm::Llama(m), tok, cfg)
+    (m, tok, cfg)
 }
 
 fn scratch(max_seq: usize, device: &Device) -> (Lm, Tok, serde_json::Value) {

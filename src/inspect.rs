@@ -33,10 +33,8 @@ pub fn load_any(what: &str, max_seq_len: usize, device: &Device) -> Result<(Lm, 
     if p.join("model.bpk").exists() {
         return crate::stages::train::load_student(p, device);
     }
-    let path = crate::models::resolve_weights(what)?;
-    let (m, _, tok) =
-        crate::student::checkpoint::Checkpoint::load(&path)?.into_llama(max_seq_len, device)?;
-    Ok((Lm::Llama(m), tok))
+    let (m, _, tok) = crate::student::load_llama(what, max_seq_len, device)?;
+    Ok((m, tok))
 }
 
 /// `morsd generate`: the greedy continuation of each prompt. With `dump`, also writes

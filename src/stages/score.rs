@@ -20,7 +20,7 @@ use crate::student::format;
 use crate::student::score::answer_nll;
 use crate::student::tokenizer::Tok;
 use crate::student::train::{TrainExample, TrainOptions, train};
-use crate::student::{init_student, load_pretrained, model_config};
+use crate::student::{init_student, load_llama, load_pretrained, model_config};
 use crate::task::TaskData;
 use crate::teacher::Rationale;
 use serde_json::{Value, json as j};
@@ -145,10 +145,8 @@ impl Stage for Score {
         let (model, tok) = match &spec.score.rd_weights {
             Some(w) => {
                 ctx.progress.set_message("loading the RD checkpoint");
-                let path = crate::models::resolve_weights(w)?;
-                let (m, _, t) = crate::student::checkpoint::Checkpoint::load(&path)?
-                    .into_llama(spec.student.max_seq_len, ctx.device)?;
-                (crate::student::Lm::Llama(m), t)
+                let (m, _, t) = load_llama(w, spec.student.max_seq_len, ctx.device)?;
+                (m, t)
             }
             None => (model, tok),
         };

@@ -79,13 +79,28 @@ pub fn init_student(config: &StudentConfig, seed: u64, device: &Device) -> Lm {
     Lm::Scratch(config.init(device))
 }
 
+/// A pretrained Llama-family checkpoint named the way `student.weights` names one (a model
+/// name, a `.gguf` file or a Hugging Face folder), run at `max_seq_len` tokens, with its config
+/// and tokenizer.
+pub fn load_llama(
+    weights: &str,
+    max_seq_len: usize,
+    device: &Device,
+) -> Result<(Lm, LlamaConfig, tokenizer::Tok)> {
+    let path = crate::models::resolve_weights(weights)?;
+    let (m, c, tok) = checkpoint::Checkpoint::load(&path)?.into_llama(max_seq_len, device)?;
+    Ok((Lm::Llama(m), c, tok))
+}
+
 /// The pretrained checkpoint a `llama` spec names, as a student run at `student.max_seq_len`,
 /// with its config and tokenizer.
 pub fn load_pretrained(
     spec: &StudentSpec,
     device: &Device,
 ) -> Result<(Lm, LlamaConfig, tokenizer::Tok)> {
-    let path = crate::models::resolve_weights(spec.weights.as_deref().unwrap_or_default())?;
-    let (m, c, tok) = checkpoint::Checkpoint::load(&path)?.into_llama(spec.max_seq_len, device)?;
-    Ok((Lm::Llama(m), c, tok))
+    load_llama(
+        spec.weights.as_deref().unwrap_or_default(),
+        spec.max_seq_len,
+        device,
+    )
 }
