@@ -46,7 +46,8 @@ impl Stage for Eval {
         let prompts: Vec<String> = data.test.iter().map(|e| fmt.prompt(&e.question)).collect();
         ctx.progress.set_length(prompts.len() as u64);
         let mut outputs = Vec::new();
-        let stop = |t: &str| format::answer_complete(&fmt, t);
+        let answer_stop = format::AnswerStop::new(&fmt);
+        let stop = |t: &str| answer_stop.done(t);
         let opts = DecodeOptions {
             max_new: spec.eval.max_new_tokens,
             batch_size: spec.eval.batch_size,

@@ -120,7 +120,8 @@ impl Stage for Train {
         };
         let trainable = lora::trainable_params(&model);
         write_json(&out.join("student.json"), &j!({"kind": family}))?;
-        let stop = |t: &str| format::answer_complete(&fmt, t);
+        let answer_stop = format::AnswerStop::new(&fmt);
+        let stop = |t: &str| answer_stop.done(t);
         let val_prompts: Vec<String> = data
             .validation
             .iter()

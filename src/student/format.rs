@@ -51,33 +51,50 @@ pub fn with_rationale(fmt: &StudentFormat, question: &str, body: &str) -> String
     format!("{}{}", fmt.prompt(question), fmt.rationale(body.trim()))
 }
 
-/// Whether a generated text already holds a complete answer segment: the format's answer
-/// marker (the `answer` block's text before `{{ answer }}`), something after it, then the
-/// block's closing text (e.g. `.`) or a line break. Decoding stops there.
-pub fn answer_complete(fmt: &StudentFormat, text: &str) -> bool {
-    let probe = fmt.answer("\u{1}");
-    let Some((pre, post)) = probe.split_once('\u{1}') else {
-        return false;
-    };
-    let (pre, post) = (pre.trim(), post.trim());
-    if pre.is_empty() {
-        return false;
+/// The stop test of decoding: whether a generated text already holds a complete answer
+/// segment — the format's answer marker (the `answer` block's text before `{{ answer }}`),
+/// something after it, then the block's closing text (e.g. `.`) or a line break. The marker is
+/// rendered once, here, not at every decoding step.
+pub struct AnswerStop {
+    /// Text before the answer (trimmed); empty when the format has none (never stops).
+    pre: String,
+    /// Text after the answer (trimmed), e.g. `.`.
+    post: String,
+}
+
+impl AnswerStop {
+    /// The stop test of a format.
+    pub fn new(fmt: &StudentFormat) -> Self {
+        let probe = fmt.answer("\u{1}");
+        let (pre, post) = probe.split_once('\u{1}').unwrap_or(("", ""));
+        AnswerStop {
+            pre: pre.trim().to_string(),
+            post: post.trim().to_string(),
+        }
     }
-    let Some(at) = text.rfind(pre) else {
-        return false;
-    };
-    let rest = text[at + pre.len()..].trim_start_matches([' ', '\t']);
-    // "The answer is 3.5." must not stop at the decimal point: the closing text counts only
-    // once white space follows it (one token later).
-    let closed = (!post.is_empty())
-        .then(|| {
-            rest.match_indices(post)
-                .find(|(i, _)| rest[i + post.len()..].starts_with(char::is_whitespace))
-                .map(|(i, _)| &rest[..i])
-        })
-        .flatten();
-    let cut = closed.or_else(|| rest.find('\n').map(|i| &rest[..i]));
-    cut.is_some_and(|a| !a.trim().is_empty())
+
+    /// Whether `text` holds a complete answer segment.
+    pub fn done(&self, text: &str) -> bool {
+        let (pre, post) = (self.pre.as_str(), self.post.as_str());
+        if pre.is_empty() {
+            return false;
+        }
+        let Some(at) = text.rfind(pre) else {
+            return false;
+        };
+        let rest = text[at + pre.len()..].trim_start_matches([' ', '\t']);
+        // "The answer is 3.5." must not stop at the decimal point: the closing text counts
+        // only once white space follows it (one token later).
+        let closed = (!post.is_empty())
+            .then(|| {
+                rest.match_indices(post)
+                    .find(|(i, _)| rest[i + post.len()..].starts_with(char::is_whitespace))
+                    .map(|(i, _)| &rest[..i])
+            })
+            .flatten();
+        let cut = closed.or_else(|| rest.find('\n').map(|i| &rest[..i]));
+        cut.is_some_and(|a| !a.trim().is_empty())
+    }
 }
 
 #[cfg(test)]
@@ -86,19 +103,21 @@ mod tests {
     use crate::templates::{STUDENT_FORMATS, template_text};
 
     #[test]
-    fn answer_complete_waits_for_the_closing_text() {
+    fn answer_stop_waits_for_the_closing_text() {
         let qa = StudentFormat::new(&template_text(STUDENT_FORMATS, "qa").unwrap()).unwrap();
-        assert!(!answer_complete(&qa, " 3 + 4 = 7."));
-        assert!(!answer_complete(&qa, " 3 + 4 = 7. The answer is"));
-        assert!(!answer_complete(&qa, " 3 + 4 = 7. The answer is 7"));
-        assert!(!answer_complete(&qa, " 3 + 4 = 7. The answer is 7."));
-        assert!(!answer_complete(&qa, " The answer is 3.5"));
-        assert!(answer_complete(&qa, " 3 + 4 = 7. The answer is 7. "));
-        assert!(answer_complete(&qa, " The answer is 3.5.\n"));
-        assert!(answer_complete(&qa, " The answer is 7\nQ:"));
+        let qa = AnswerStop::new(&qa);
+        assert!(!qa.done(" 3 + 4 = 7."));
+        assert!(!qa.done(" 3 + 4 = 7. The answer is"));
+        assert!(!qa.done(" 3 + 4 = 7. The answer is 7"));
+        assert!(!qa.done(" 3 + 4 = 7. The answer is 7."));
+        assert!(!qa.done(" The answer is 3.5"));
+        assert!(qa.done(" 3 + 4 = 7. The answer is 7. "));
+        assert!(qa.done(" The answer is 3.5.\n"));
+        assert!(qa.done(" The answer is 7\nQ:"));
         let ftc =
             StudentFormat::new(&template_text(STUDENT_FORMATS, "fine-tune-cot").unwrap()).unwrap();
-        assert!(!answer_complete(&ftc, " 3 + 4 = 7 --> 7"));
-        assert!(answer_complete(&ftc, " 3 + 4 = 7 --> 7\n"));
+        let ftc = AnswerStop::new(&ftc);
+        assert!(!ftc.done(" 3 + 4 = 7 --> 7"));
+        assert!(ftc.done(" 3 + 4 = 7 --> 7\n"));
     }
 }
