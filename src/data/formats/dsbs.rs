@@ -47,14 +47,7 @@ pub fn read(dir: &Path) -> Result<Vec<Row>> {
         });
     }
     for f in files {
-        let text = std::fs::read_to_string(&f).map_err(|e| Error::Input {
-            path: f.clone(),
-            message: e.to_string(),
-        })?;
-        let chunks = parse(&text).map_err(|message| Error::Input {
-            path: f.clone(),
-            message,
-        })?;
+        let chunks = super::read_with(&f, parse)?;
         for (i, c) in chunks.into_iter().enumerate() {
             rows.push(Row {
                 line: i,

@@ -3,20 +3,13 @@
 //! followed by the answer-stage prompt and completion ("Therefore, the answer is" + completion).
 
 use super::Row;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use serde_json::Value;
 use std::path::Path;
 
 /// Reads every row.
 pub fn read(path: &Path) -> Result<Vec<Row>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::Input {
-        path: path.into(),
-        message: e.to_string(),
-    })?;
-    parse(&text).map_err(|message| Error::Input {
-        path: path.into(),
-        message,
-    })
+    super::read_with(path, parse)
 }
 
 /// Parses the file's text.

@@ -10,17 +10,13 @@
 //! answer sentence, "The answer is <answer>." is appended.
 
 use super::Row;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use serde_json::Value;
 use std::path::Path;
 
 /// Reads a JSONL file; malformed lines are returned with their line numbers.
 pub fn read(path: &Path) -> Result<(Vec<Row>, Vec<(usize, String)>)> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::Input {
-        path: path.into(),
-        message: e.to_string(),
-    })?;
-    Ok(parse(&text))
+    super::read_with(path, |text| Ok(parse(text)))
 }
 
 /// Parses JSONL text into rows and (line, reason) for lines it could not read.

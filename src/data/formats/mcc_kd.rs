@@ -2,20 +2,13 @@
 //! [rationales] (an empty string in dev/test), "label": answer}`.
 
 use super::Row;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use serde_json::Value;
 use std::path::Path;
 
 /// Reads every (question, rationale) row; a malformed item is an error naming its index.
 pub fn read(path: &Path) -> Result<Vec<Row>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::Input {
-        path: path.into(),
-        message: e.to_string(),
-    })?;
-    parse(&text).map_err(|message| Error::Input {
-        path: path.into(),
-        message,
-    })
+    super::read_with(path, parse)
 }
 
 /// Parses the file's text.

@@ -7,6 +7,21 @@ pub mod jsonl;
 pub mod mcc_kd;
 pub mod zscot_log;
 
+use crate::error::{Error, Result};
+use std::path::Path;
+
+/// Reads `path` as text and parses it; either failure is an input error naming the file.
+pub fn read_with<T>(path: &Path, parse: impl FnOnce(&str) -> Result<T, String>) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Input {
+        path: path.into(),
+        message: e.to_string(),
+    })?;
+    parse(&text).map_err(|message| Error::Input {
+        path: path.into(),
+        message,
+    })
+}
+
 /// One recorded rationale before joining.
 #[derive(Debug, Clone)]
 pub struct Row {

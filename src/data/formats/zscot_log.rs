@@ -5,7 +5,7 @@
 //! is X."), then `pred_before :`, `pred_after :`, `pred_list :`, `pred_mode :`, `GT :`. Items
 //! are shuffled: join them to a task on the question text.
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use std::path::Path;
 
 /// One block of a log.
@@ -47,18 +47,13 @@ static ANSWER_TRIGGER: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::
 
 /// Parses a log file.
 pub fn parse_file(path: &Path) -> Result<LogParse> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::Input {
-        path: path.into(),
-        message: e.to_string(),
-    })?;
-    let parsed = parse(&text);
-    if parsed.items.is_empty() {
-        return Err(Error::Input {
-            path: path.into(),
-            message: "not a zero-shot-CoT log: no block with `Q:`, `A: Let's think step by step.` and `pred_after :`".into(),
-        });
-    }
-    Ok(parsed)
+    super::read_with(path, |text| {
+        let parsed = parse(text);
+        if parsed.items.is_empty() {
+            return Err("not a zero-shot-CoT log: no block with `Q:`, `A: Let's think step by step.` and `pred_after :`".into());
+        }
+        Ok(parsed)
+    })
 }
 
 /// Parses a log's text.
