@@ -54,8 +54,7 @@ fn pct(c: &Cell) -> String {
 /// (task, strategy, k) → cell, over every experiment whose folder name starts with `prefix`.
 fn cells(stored: &[(String, Stored)], prefix: &str) -> BTreeMap<(String, String, usize), Cell> {
     let mut by: BTreeMap<(String, String, usize), Vec<&RunRow>> = BTreeMap::new();
-    for (name, s) in stored.iter().filter(|(n, _)| n.starts_with(prefix)) {
-        let _ = name;
+    for (_, s) in stored.iter().filter(|(n, _)| n.starts_with(prefix)) {
         for r in &s.runs {
             by.entry((r.task.clone(), r.strategy.clone(), r.per_question))
                 .or_default()
@@ -63,6 +62,13 @@ fn cells(stored: &[(String, Stored)], prefix: &str) -> BTreeMap<(String, String,
         }
     }
     by.into_iter().map(|(k, v)| (k, cell(&v))).collect()
+}
+
+/// The tasks of a cell map, in order, once each (keys sort by task first).
+fn tasks_of(cells: &BTreeMap<(String, String, usize), Cell>) -> Vec<String> {
+    let mut t: Vec<String> = cells.keys().map(|(t, _, _)| t.clone()).collect();
+    t.dedup();
+    t
 }
 
 /// Reads every `*/runs.json` under `dir` (folder name → stored runs).
@@ -152,11 +158,7 @@ pub fn write(dir: &Path, main_k: usize, setting: Option<&Path>) -> Result<String
     let mm = cells(&stored, "rd-minmax");
     let strategies = ["all", "random", "correct", "dedup", "rd-max", "morsd"];
     // 1. Main table.
-    let tasks: Vec<String> = {
-        let mut t: Vec<String> = main.keys().map(|(t, _, _)| t.clone()).collect();
-        t.dedup();
-        t
-    };
+    let tasks = tasks_of(&main);
     let at = |c: &BTreeMap<(String, String, usize), Cell>, t: &str, s: &str, k: usize| {
         // `all` keeps every rationale: its k is whatever the spec had; take any.
         if s == "all" {
@@ -201,11 +203,7 @@ pub fn write(dir: &Path, main_k: usize, setting: Option<&Path>) -> Result<String
     };
     let mut amd =
         String::from("# Ablation: test accuracy (%) against rationales per question k\n\n");
-    let abl_tasks: Vec<String> = {
-        let mut t: Vec<String> = abl.keys().map(|(t, _, _)| t.clone()).collect();
-        t.dedup();
-        t
-    };
+    let abl_tasks = tasks_of(&abl);
     for t in &abl_tasks {
         let _ = write!(
             amd,
