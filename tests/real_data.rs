@@ -172,12 +172,15 @@ fn tiny_real_task_run_pools_sources() {
         root.path(),
         &["svamp-gpt35-multi", "teacher-logs-davinci002"],
     );
-    let o = p
-        .cmd()
-        .args(["plan", spec.to_str().unwrap()])
-        .env("MORSD_DATA", root.path())
-        .output()
-        .unwrap();
+    // `morsd CMD SPEC` against the copied data root.
+    let at_root = |cmd: &str| {
+        p.cmd()
+            .args([cmd, spec.to_str().unwrap()])
+            .env("MORSD_DATA", root.path())
+            .output()
+            .unwrap()
+    };
+    let o = at_root("plan");
     assert!(
         text(&o).contains("5 fresh"),
         "same content under another root must stay fresh: {}",
@@ -188,12 +191,7 @@ fn tiny_real_task_run_pools_sources() {
         .unwrap()
         .replacen("Danny", "Danni", 1);
     std::fs::write(&f, t).unwrap();
-    let o = p
-        .cmd()
-        .args(["plan", spec.to_str().unwrap()])
-        .env("MORSD_DATA", root.path())
-        .output()
-        .unwrap();
+    let o = at_root("plan");
     assert!(
         text(&o).lines().any(|l| l.starts_with("generate")
             && l.contains("input svamp-gpt35-multi/train.json changed")),
@@ -202,12 +200,7 @@ fn tiny_real_task_run_pools_sources() {
     );
     // A file that is not what the spec says is an error naming the file.
     std::fs::write(&f, "{\"not\": \"a list\"}").unwrap();
-    let o = p
-        .cmd()
-        .args(["run", spec.to_str().unwrap()])
-        .env("MORSD_DATA", root.path())
-        .output()
-        .unwrap();
+    let o = at_root("run");
     assert_ne!(o.status.code(), Some(0));
     assert!(
         text(&o).contains("svamp-gpt35-multi/train.json"),
