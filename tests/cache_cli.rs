@@ -139,20 +139,15 @@ fn two_concurrent_runs_build_each_key_once() {
     let p = Project::new(TINY);
     let spec = p.spec();
     // 1. Two processes on one cache, started together.
-    let a = p
-        .cmd()
-        .args(["run", spec.to_str().unwrap()])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let b = p
-        .cmd()
-        .args(["run", spec.to_str().unwrap()])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let spawn = || {
+        p.cmd()
+            .args(["run", spec.to_str().unwrap()])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
     assert!(a.status.success(), "{}", text(&a));
     assert!(b.status.success(), "{}", text(&b));
