@@ -238,12 +238,15 @@ fn sampling_survives_faults_and_keeps_every_sample() {
     ]);
     let p = Project::new(&spec(proxy.port, "api_key_env = \"MORSD_TEST_API_KEY\""));
     let secret = "sk-test-DO-NOT-LEAK-4242";
-    let o = p
-        .cmd()
-        .args(["run", p.spec().to_str().unwrap(), "--until", "score"])
-        .env("MORSD_TEST_API_KEY", secret)
-        .output()
-        .unwrap();
+    // `morsd run SPEC --until score` with the API key in the environment only.
+    let run_until_score = || {
+        p.cmd()
+            .args(["run", p.spec().to_str().unwrap(), "--until", "score"])
+            .env("MORSD_TEST_API_KEY", secret)
+            .output()
+            .unwrap()
+    };
+    let o = run_until_score();
     let out = text(&o);
     assert!(o.status.success(), "{out}");
     // 1. Every sample is there, with its request record.
@@ -297,12 +300,7 @@ fn sampling_survives_faults_and_keeps_every_sample() {
     }
     // 4. A second run needs no server at all.
     drop(server);
-    let o = p
-        .cmd()
-        .args(["run", p.spec().to_str().unwrap(), "--until", "score"])
-        .env("MORSD_TEST_API_KEY", secret)
-        .output()
-        .unwrap();
+    let o = run_until_score();
     assert!(o.status.success(), "{}", text(&o));
 }
 
