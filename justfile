@@ -81,7 +81,8 @@ reproduce-gpu: models
         "$CARGO_TARGET_DIR/debug/morsd" run experiments/paper/$s.toml --set experiment.output=results/paper-gpu/$s \
             --set train.steps=1500 --set data.train=1000; done
     "$CARGO_TARGET_DIR/debug/morsd" run experiments/paper/main-svamp.toml --set experiment.output=results/paper-gpu/main-svamp \
-        --set data.max_train=700 --set data.max_test=150 --set train.steps=600 --set train.eval_every=150
+        --set data.max_train=700 --set data.max_test=150 --set data.max_validation=150 \
+        --set train.steps=600 --set train.batch_size=8 --set train.eval_every=150
     "$CARGO_TARGET_DIR/debug/morsd" paper results/paper-gpu --setting experiments/paper/SETTING.md
 
 # The CI-sized study (a few minutes): the same pipeline and report on tiny synthetic settings.

@@ -22,6 +22,7 @@ task = "svamp"
 split = "mcc-kd"
 max_train = 20
 max_test = 6
+max_validation = 4
 validation = 5
 [teacher]
 kind = "file"
@@ -157,6 +158,11 @@ fn tiny_real_task_run_pools_sources() {
     let rationales: Vec<serde_json::Value> =
         serde_json::from_slice(&std::fs::read(gen_dir.join("rationales.json")).unwrap()).unwrap();
     assert_eq!(rationales.len(), 20 * 11);
+    // MCC-KD has its own dev split (150): `max_validation` cuts it, `max_test` cuts test.
+    let tasks: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(gen_dir.join("tasks.json")).unwrap()).unwrap();
+    let len = |k: &str| tasks[k].as_array().unwrap().len();
+    assert_eq!((len("train"), len("validation"), len("test")), (20, 4, 6));
     let sources: std::collections::BTreeSet<&str> = rationales
         .iter()
         .map(|r| r["source"].as_str().unwrap())

@@ -101,6 +101,11 @@ pub struct DataSpec {
     /// Real tasks: use at most this many test questions (the first ones). Default: all.
     #[serde(default)]
     pub max_test: Option<usize>,
+    /// Real tasks: use at most this many validation questions (the first ones). Where the split
+    /// scheme has a dev split of its own (e.g. `mcc-kd`, 150 questions) this is the only cut:
+    /// `validation` sizes only a validation set carved from training. Default: all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_validation: Option<usize>,
     /// Synthetic tasks: training questions. Default: 300.
     #[serde(default = "d_train")]
     pub train: usize,

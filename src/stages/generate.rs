@@ -159,6 +159,9 @@ fn task_data(run: &RunSpec) -> Result<crate::task::TaskData> {
             if let Some(n) = spec.data.max_test {
                 data.test.truncate(n);
             }
+            if let Some(n) = spec.data.max_validation {
+                data.validation.truncate(n);
+            }
             data
         }
     })
