@@ -115,6 +115,35 @@ fn the_tiny_study_runs_into_the_paper_report() {
         "{claims}"
     );
     assert!(claims.contains("stage instances executed"), "{claims}");
+    // morsd against the other baselines: per task, the differences of the main table's means.
+    let mean = |task: &str, s: &str| -> f64 {
+        let l = csv
+            .lines()
+            .find(|l| l.starts_with(&format!("{task},{s},")))
+            .unwrap();
+        l.split(',').nth(3).unwrap().parse().unwrap()
+    };
+    let header = claims
+        .lines()
+        .position(|l| l.starts_with("| task | random | correct | dedup | rd-max |"))
+        .expect(&claims);
+    for task in ["arithmetic", "coin-flip"] {
+        let row = claims
+            .lines()
+            .skip(header)
+            .find(|l| l.starts_with(&format!("| {task} |")))
+            .unwrap();
+        let cols: Vec<&str> = row.split('|').map(str::trim).collect();
+        for (i, s) in ["random", "correct", "dedup", "rd-max"].iter().enumerate() {
+            // main.csv keeps 4 decimals of each mean, the table one decimal of the difference.
+            let want = 100.0 * (mean(task, "morsd") - mean(task, s));
+            let got: f64 = cols[2 + i].parse().unwrap();
+            assert!(
+                (got - want).abs() <= 0.06,
+                "{task} vs {s}: {row} (want {want:+.2})"
+            );
+        }
+    }
     // An empty folder is a clear user error.
     let empty = p.path().join("empty");
     std::fs::create_dir_all(&empty).unwrap();

@@ -292,6 +292,33 @@ pub fn write(dir: &Path, main_k: usize, setting: Option<&Path>) -> Result<String
             );
         }
     }
+    // The other baselines, for context (no verdict: the paper's claim is against `all`).
+    let others = ["random", "correct", "dedup", "rd-max"];
+    if tasks
+        .iter()
+        .any(|t| at(&main, t, "morsd", main_k).is_some())
+    {
+        let _ = write!(
+            claims,
+            "\nmorsd − each other baseline at k = {main_k} (points; `correct` is the Fine-tune-CoT baseline):\n\n| task | {} |\n|---|{}\n",
+            others.join(" | "),
+            "---|".repeat(others.len())
+        );
+        for t in &tasks {
+            let Some(m) = at(&main, t, "morsd", main_k) else {
+                continue;
+            };
+            let row: Vec<String> = others
+                .iter()
+                .map(|s| {
+                    at(&main, t, s, main_k).map_or("–".into(), |b| {
+                        format!("{:+.1}", 100.0 * (m.mean - b.mean))
+                    })
+                })
+                .collect();
+            let _ = writeln!(claims, "| {t} | {} |", row.join(" | "));
+        }
+    }
     // Claim 2.
     let v2 = beats(&c2);
     let _ = write!(
