@@ -79,7 +79,7 @@ reproduce-gpu: models
     cargo build --quiet --bin morsd --features "${MORSD_DEVICE}"
     for s in main-synthetic ablation-k rd-minmax; do \
         "$CARGO_TARGET_DIR/debug/morsd" run experiments/paper/$s.toml --set experiment.output=results/paper-gpu/$s \
-            --set train.steps=1500 --set data.train=1000; done
+            --set train.steps=1500 --set data.train=1000 --set 'experiment.seeds=[0, 1, 2]'; done
     "$CARGO_TARGET_DIR/debug/morsd" run experiments/paper/main-svamp.toml --set experiment.output=results/paper-gpu/main-svamp \
         --set data.max_train=700 --set data.max_test=150 --set data.max_validation=150 \
         --set train.steps=600 --set train.batch_size=8 --set train.eval_every=150
