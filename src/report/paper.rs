@@ -31,6 +31,13 @@ pub struct Cell {
     pub rationales: f64,
 }
 
+impl Cell {
+    /// The CI half-width, 0 where there is none (one seed): the margin of every comparison.
+    fn half(&self) -> f64 {
+        if self.ci.is_nan() { 0.0 } else { self.ci }
+    }
+}
+
 fn cell(runs: &[&RunRow]) -> Cell {
     let acc: Vec<f64> = runs.iter().map(|r| r.accuracy).collect();
     let (mean, ci) = mean_ci(&acc);
@@ -134,11 +141,9 @@ impl Verdict {
 /// every pair and its CI lies above b's in at least one; partly when higher in some; not otherwise.
 pub fn beats(pairs: &[(Cell, Cell)]) -> Verdict {
     let wins = pairs.iter().filter(|(a, b)| a.mean > b.mean).count();
-    let clear = pairs.iter().any(|(a, b)| {
-        let lo = a.mean - if a.ci.is_nan() { 0.0 } else { a.ci };
-        let hi = b.mean + if b.ci.is_nan() { 0.0 } else { b.ci };
-        a.n > 1 && b.n > 1 && lo > hi
-    });
+    let clear = pairs
+        .iter()
+        .any(|(a, b)| a.n > 1 && b.n > 1 && a.mean - a.half() > b.mean + b.half());
     if pairs.is_empty() {
         Verdict::Unmeasured
     } else if wins == 0 {
@@ -294,20 +299,10 @@ pub fn write(dir: &Path, main_k: usize, setting: Option<&Path>) -> Result<String
     }
     // The other baselines, for context (no verdict: the paper's claim is against `all`).
     let others = ["random", "correct", "dedup", "rd-max"];
-    if tasks
+    let other_rows: Vec<String> = tasks
         .iter()
-        .any(|t| at(&main, t, "morsd", main_k).is_some())
-    {
-        let _ = write!(
-            claims,
-            "\nmorsd − each other baseline at k = {main_k} (points; `correct` is the Fine-tune-CoT baseline):\n\n| task | {} |\n|---|{}\n",
-            others.join(" | "),
-            "---|".repeat(others.len())
-        );
-        for t in &tasks {
-            let Some(m) = at(&main, t, "morsd", main_k) else {
-                continue;
-            };
+        .filter_map(|t| {
+            let m = at(&main, t, "morsd", main_k)?;
             let row: Vec<String> = others
                 .iter()
                 .map(|s| {
@@ -316,8 +311,17 @@ pub fn write(dir: &Path, main_k: usize, setting: Option<&Path>) -> Result<String
                     })
                 })
                 .collect();
-            let _ = writeln!(claims, "| {t} | {} |", row.join(" | "));
-        }
+            Some(format!("| {t} | {} |\n", row.join(" | ")))
+        })
+        .collect();
+    if !other_rows.is_empty() {
+        let _ = write!(
+            claims,
+            "\nmorsd − each other baseline at k = {main_k} (points; `correct` is the Fine-tune-CoT baseline):\n\n| task | {} |\n|---|{}\n{}",
+            others.join(" | "),
+            "---|".repeat(others.len()),
+            other_rows.concat()
+        );
     }
     // Claim 2.
     let v2 = beats(&c2);
@@ -341,12 +345,10 @@ pub fn write(dir: &Path, main_k: usize, setting: Option<&Path>) -> Result<String
             .collect();
         if let Some((best_k, best)) = pts.iter().max_by(|a, b| a.1.mean.total_cmp(&b.1.mean)) {
             let six = pts.iter().find(|(k, _)| *k == 6).map(|x| x.1);
-            let within =
-                six.is_some_and(|s| s.mean + if s.ci.is_nan() { 0.0 } else { s.ci } >= best.mean);
+            let within = six.is_some_and(|s| s.mean + s.half() >= best.mean);
             // "Clearly" better than one rationale: its CI lies wholly above k = 1's.
             let clear = pts.first().is_some_and(|(_, one)| {
-                let half = |c: &Cell| if c.ci.is_nan() { 0.0 } else { c.ci };
-                best.n > 1 && best.mean - half(best) > one.mean + half(one)
+                best.n > 1 && best.mean - best.half() > one.mean + one.half()
             });
             let v = if six.is_none() {
                 Verdict::Unmeasured
