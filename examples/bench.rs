@@ -100,12 +100,13 @@ fn measure(model: Lm, tok: &Tok, w: &Work, ad: &Device, device: &Device) -> [f64
         ad,
         None,
         &bar,
-    );
+    )
+    .expect("bench rows have targets");
     let train_tps = (w.batch * w.seq * w.train_steps) as f64 / t0.elapsed().as_secs_f64();
     let model = trained.model;
     // (b) forward-only scoring of every position.
     let refs: Vec<&TrainExample> = data.iter().collect();
-    let lb = lm_batch(&refs, tok.pad, w.seq, device);
+    let lb = lm_batch(&refs, tok.pad, w.seq, device).expect("bench rows have targets");
     let _ = position_nll(&model, &lb).sum().into_scalar::<f32>();
     let t0 = Instant::now();
     for _ in 0..w.score_reps {

@@ -51,6 +51,7 @@ fn main() {
         concurrency: 2,
         max_retries: 3,
         timeout: Duration::from_secs(120),
+        max_body: 8 << 20,
         rpm: None,
         tpm: None,
         backoff: Duration::from_millis(200),

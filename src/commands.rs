@@ -159,6 +159,12 @@ fn row_of(o: &pipeline::RunOutcome) -> Result<RunRow> {
                     c,
                 )
             }),
+        sources: metric(StageKind::Generate, "notes")
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|n| n.as_str().map(String::from))
+            .collect(),
     })
 }
 

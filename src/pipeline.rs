@@ -327,6 +327,13 @@ fn run_one(
                                 plan.run.label
                             ),
                         );
+                        // What the stage wants the user to see (e.g. generate: each file's
+                        // rows joined, held out, unmatched and unparsed).
+                        for note in m.metrics["notes"].as_array().into_iter().flatten() {
+                            if let Some(n) = note.as_str() {
+                                say(mp, opts, format!("  {} {n}", inst.kind.name()));
+                            }
+                        }
                         out.executed.push(inst.kind);
                         m
                     }

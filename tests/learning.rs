@@ -99,7 +99,8 @@ fn student_learns_coin_flip_from_correct_rationales() {
         &ad,
         None,
         &indicatif::ProgressBar::hidden(),
-    );
+    )
+    .unwrap();
     let after = accuracy(&outcome.model, &tok, &fmt, &data, &device);
     eprintln!(
         "coin flip test accuracy: untrained {before:.3}, trained {after:.3}, final loss {:?}",

@@ -98,7 +98,7 @@ pub fn stats(root: &Path, task: &str, sources: &[String], split: Option<&str>) -
         message: m,
     })?;
     let data = tasks::load(t, scheme, root, 60)?;
-    let pool = sources::load(t, &data, root, &wanted)?;
+    let pool = sources::load(t, &data, root, &wanted, Default::default())?;
     let mut out = format!(
         "{} ({} split), sources: {}\n\n",
         t.name,

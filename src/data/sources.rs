@@ -29,6 +29,73 @@ pub struct SourceReport {
     pub unmatched: usize,
     /// Lines that could not be parsed: (line, reason).
     pub unparsed: Vec<(usize, String)>,
+    /// Of the unmatched rows, those whose question the spec cut away (`data.max_train`,
+    /// `max_validation`, `max_test`): not a fault of the file. Reported, not stored.
+    #[serde(skip)]
+    pub unmatched_cut: usize,
+    /// Line numbers of the first few unmatched rows that are not cut questions. Reported,
+    /// not stored.
+    #[serde(skip)]
+    pub unmatched_lines: Vec<usize>,
+}
+
+impl SourceReport {
+    /// Rows that are neither used nor explained by a cut: unparsed plus truly unmatched.
+    pub fn faults(&self) -> usize {
+        self.unparsed.len() + self.unmatched - self.unmatched_cut
+    }
+
+    /// One line for the user: `FILE: rows R, joined to training T, held out H, unmatched U,
+    /// unparsed P`, then the first few reasons with their line numbers.
+    pub fn describe(&self) -> String {
+        let mut s = format!(
+            "{}: rows {}, joined to training {}, held out (validation/test) {}, unmatched {}",
+            self.file, self.rows, self.train, self.held_out, self.unmatched
+        );
+        if self.unmatched_cut > 0 {
+            s.push_str(&format!(
+                " ({} of them questions cut by data.max_*)",
+                self.unmatched_cut
+            ));
+        }
+        s.push_str(&format!(", unparsed {}", self.unparsed.len()));
+        let mut reasons: Vec<(usize, &str)> = self
+            .unparsed
+            .iter()
+            .map(|(l, r)| (*l, r.as_str()))
+            .chain(
+                self.unmatched_lines
+                    .iter()
+                    .map(|&l| (l, "question not in the task")),
+            )
+            .collect();
+        reasons.sort_by_key(|r| r.0);
+        let mut reasons: Vec<String> = reasons
+            .into_iter()
+            .map(|(l, r)| format!("line {l}: {r}"))
+            .collect();
+        if !reasons.is_empty() {
+            let more = reasons.len().saturating_sub(REASONS_SHOWN);
+            reasons.truncate(REASONS_SHOWN);
+            s.push_str(&format!("; {}", reasons.join("; ")));
+            if more > 0 {
+                s.push_str(&format!("; … {more} more (sources.json)"));
+            }
+        }
+        s
+    }
+}
+
+/// Reasons shown per file in a report line.
+const REASONS_SHOWN: usize = 3;
+
+/// How strictly rows are taken.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoadOptions<'a> {
+    /// Any unparsed or (truly) unmatched row is an error naming its file and line.
+    pub strict: bool,
+    /// Questions the spec cut away: rows joined to them count as unmatched, but as explained.
+    pub cut: &'a [crate::task::Example],
 }
 
 /// Rationales per split, with the per-file reports.
@@ -81,7 +148,13 @@ pub fn files(w: &Wanted, root: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// Reads and joins the sources to `data`.
-pub fn load(task: &TaskDef, data: &TaskData, root: &Path, wanted: &[Wanted]) -> Result<Pool> {
+pub fn load(
+    task: &TaskDef,
+    data: &TaskData,
+    root: &Path,
+    wanted: &[Wanted],
+    opts: LoadOptions<'_>,
+) -> Result<Pool> {
     // 1. Join keys of every question in every split.
     let mut by_key: HashMap<String, (&str, usize)> = HashMap::new();
     let mut by_id: HashMap<&str, (&str, usize)> = HashMap::new();
@@ -95,6 +168,9 @@ pub fn load(task: &TaskDef, data: &TaskData, root: &Path, wanted: &[Wanted]) -> 
             by_id.insert(e.id.as_str(), (name, i));
         }
     }
+    let cut_keys: std::collections::HashSet<String> =
+        opts.cut.iter().map(|e| join_key(&e.question)).collect();
+    let cut_ids: std::collections::HashSet<&str> = opts.cut.iter().map(|e| e.id.as_str()).collect();
     let mut pool = Pool::default();
     let mut counters: HashMap<(String, String), usize> = HashMap::new();
     for w in wanted {
@@ -143,6 +219,18 @@ pub fn load(task: &TaskDef, data: &TaskData, root: &Path, wanted: &[Wanted]) -> 
                 )
             }
         };
+        let path_of = || match w {
+            Wanted::Named(s) => root.join(s.path),
+            Wanted::Jsonl(p) => p.clone(),
+        };
+        if opts.strict
+            && let Some((line, why)) = unparsed.first()
+        {
+            return Err(Error::Input {
+                path: path_of(),
+                message: format!("line {line}: {why} (data.strict = true)"),
+            });
+        }
         let mut report = SourceReport {
             source: name.clone(),
             file,
@@ -163,6 +251,24 @@ pub fn load(task: &TaskDef, data: &TaskData, root: &Path, wanted: &[Wanted]) -> 
                 });
             let Some((split, i)) = target else {
                 report.unmatched += 1;
+                let cut = row.id.as_deref().is_some_and(|id| cut_ids.contains(id))
+                    || row
+                        .question
+                        .as_deref()
+                        .is_some_and(|q| cut_keys.contains(&join_key(q)));
+                if cut {
+                    report.unmatched_cut += 1;
+                } else if opts.strict {
+                    return Err(Error::Input {
+                        path: path_of(),
+                        message: format!(
+                            "line {}: its question is not one of task {}'s questions (data.strict = true)",
+                            row.line, task.name
+                        ),
+                    });
+                } else if report.unmatched_lines.len() < REASONS_SHOWN {
+                    report.unmatched_lines.push(row.line);
+                }
                 continue;
             };
             let ex = match split {
@@ -172,6 +278,12 @@ pub fn load(task: &TaskDef, data: &TaskData, root: &Path, wanted: &[Wanted]) -> 
             };
             let (mut text, body) = normalise(&row, data, &ex.options);
             if text.is_empty() {
+                if opts.strict {
+                    return Err(Error::Input {
+                        path: path_of(),
+                        message: format!("line {}: empty rationale (data.strict = true)", row.line),
+                    });
+                }
                 report.unparsed.push((row.line, "empty rationale".into()));
                 continue;
             }

@@ -47,6 +47,10 @@ pub struct RunRow {
     /// API teacher usage of the run's generate stage: (prompt, completion) tokens.
     #[serde(default)]
     pub teacher_tokens: Option<(u64, u64)>,
+    /// Per rationale file of the run's generate stage: rows joined, held out, unmatched and
+    /// unparsed, with the first reasons (empty for built-in teachers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<String>,
 }
 
 /// What `runs.json` holds.

@@ -84,6 +84,22 @@ pub fn summary_md(stored: &Stored) -> String {
             "Teacher API usage: {p} prompt tokens, {c} completion tokens.\n\n"
         ));
     }
+    // Recorded rationales: what each file of each distinct generate stage gave.
+    let mut files: BTreeMap<&str, &[String]> = BTreeMap::new();
+    for r in &stored.runs {
+        if let (false, Some(k)) = (r.sources.is_empty(), r.keys.get("generate")) {
+            files.insert(k.as_str(), &r.sources);
+        }
+    }
+    if !files.is_empty() {
+        s.push_str("Rationale files:\n\n");
+        for (k, notes) in files {
+            for n in notes.iter() {
+                s.push_str(&format!("- generate `{k}`: {n}\n"));
+            }
+        }
+        s.push('\n');
+    }
     s.push_str("Test accuracy in %, mean ± 95% CI (Student t) over seeds.\n\n");
     let mut head: Vec<String> = stored.sweep_keys.clone();
     head.extend(

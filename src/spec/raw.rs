@@ -48,7 +48,8 @@ pub struct RawSpec {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExperimentSpec {
-    /// Name of the experiment. Default: the spec file's stem.
+    /// Name of the experiment: 1 to 64 characters from `A-Z a-z 0-9 . _ -`, not starting with
+    /// `.` or `-` (it names folders and Slurm jobs). Default: the spec file's stem.
     #[serde(default)]
     pub name: Option<String>,
     /// Seeds; every sweep point runs once per seed. Default: `[0]`.
@@ -122,6 +123,11 @@ pub struct DataSpec {
     /// Arithmetic only: reasoning steps per problem, inclusive range. Default: `[2, 3]`.
     #[serde(default = "d_steps")]
     pub steps: [usize; 2],
+    /// Real tasks: any rationale row that cannot be parsed or joined to a question is an error
+    /// (naming the file and line) instead of being counted and reported. Not part of any stage
+    /// key (a run that passes produces the same entry). Default: false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub strict: bool,
 }
 
 /// `[teacher]`
@@ -172,7 +178,13 @@ pub struct TeacherSpec {
     /// `openai` teacher: attempts per request before the stage fails. Default: 6.
     #[serde(default = "d_max_retries")]
     pub max_retries: usize,
-    /// `openai` teacher: per-request timeout in seconds. Default: 120.
+    /// `openai` teacher: the largest response body accepted, in bytes; a longer one fails that
+    /// request with a clear error (and is retried like a truncated body). Not part of the stage
+    /// key. Default: 8388608 (8 MiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_body_bytes: Option<u64>,
+    /// `openai` teacher: per-request timeout in seconds, covering the whole response (connect,
+    /// headers and every byte of the body). Default: 120.
     #[serde(default = "d_timeout")]
     pub timeout_s: f64,
     /// `openai` teacher: first retry delay in seconds (doubles per attempt, with jitter). Default: 0.5.

@@ -141,16 +141,111 @@ pub struct LoadedSpec {
     pub runs: Vec<RunSpec>,
 }
 
+/// The most runs (sweep points × seeds) one spec may resolve to: the cross product grows
+/// exponentially with the number of swept keys, and every run is validated and kept in memory.
+pub const MAX_RUNS: usize = 10_000;
+
 /// Loads and resolves `path` with the `--set` overrides `sets` (`KEY=VALUE`).
 pub fn load(path: &Path, sets: &[String]) -> Result<LoadedSpec> {
-    // 1. Read and check the file alone: toml reports line and column of syntax errors,
-    //    unknown keys and wrong types.
-    let text = std::fs::read_to_string(path).map_err(|e| Error::Input {
+    load_with(
+        path,
+        sets,
+        Env::prefixed("MORSD_")
+            .filter(|k| k.as_str().contains("__"))
+            .split("__"),
+    )
+}
+
+/// [`load`] with the environment given explicitly as `(NAME, VALUE)` pairs instead of read
+/// from the process: the same `MORSD_<SECTION>__<KEY>` rules (prefix matched case-insensitively,
+/// names without `__` ignored, `__` → `.`, keys lower-cased, values parsed as figment values).
+/// For fuzzing and tests, which must not mutate the process environment.
+pub fn load_with_env(path: &Path, sets: &[String], env: &[(String, String)]) -> Result<LoadedSpec> {
+    load_with(path, sets, EnvPairs(env.to_vec()))
+}
+
+/// `MORSD_*` variables given as pairs: what `Env::prefixed("MORSD_").filter(..).split("__")`
+/// yields for the same variables.
+struct EnvPairs(Vec<(String, String)>);
+
+impl figment::Provider for EnvPairs {
+    fn metadata(&self) -> figment::Metadata {
+        figment::Metadata::named("`MORSD_` environment variable(s)").interpolater(
+            |_: &figment::Profile, k: &[&str]| {
+                let keys: Vec<_> = k.iter().map(|k| k.to_ascii_uppercase()).collect();
+                keys.join(".")
+            },
+        )
+    }
+
+    fn data(
+        &self,
+    ) -> std::result::Result<
+        figment::value::Map<figment::Profile, figment::value::Dict>,
+        figment::Error,
+    > {
+        use figment::value::{Dict, Value as FValue};
+        fn merge(into: &mut Dict, from: Dict) {
+            for (k, v) in from {
+                match (into.get_mut(&k), v) {
+                    (Some(FValue::Dict(_, a)), FValue::Dict(_, b)) => merge(a, b),
+                    (_, v) => {
+                        into.insert(k, v);
+                    }
+                }
+            }
+        }
+        const PREFIX: &str = "MORSD_";
+        let mut dict = Dict::new();
+        for (name, value) in &self.0 {
+            let name = name.trim();
+            if name.is_empty()
+                || name.len() < PREFIX.len()
+                || !name.is_char_boundary(PREFIX.len())
+                || !name[..PREFIX.len()].eq_ignore_ascii_case(PREFIX)
+            {
+                continue;
+            }
+            let rest = &name[PREFIX.len()..];
+            if !rest.contains("__") {
+                continue;
+            }
+            let key = rest.replace("__", ".");
+            let key = key.trim();
+            if key.split('.').any(|s| s.is_empty()) {
+                continue;
+            }
+            let key = key.to_ascii_lowercase();
+            let parsed: FValue = match value.parse() {
+                Ok(v) => v,
+                Err(never) => match never {},
+            };
+            if let FValue::Dict(_, d) = figment::util::nest(&key, parsed) {
+                merge(&mut dict, d);
+            }
+        }
+        Ok(figment::Profile::Default.collect(dict))
+    }
+}
+
+/// Reads a spec file as UTF-8; a bad byte is reported with its line and column.
+fn read_spec(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).map_err(|e| Error::Input {
         path: path.to_path_buf(),
         message: format!("cannot read spec: {e}"),
     })?;
+    String::from_utf8(bytes).map_err(|e| Error::SpecSyntax {
+        file: path.to_path_buf(),
+        message: crate::data::formats::utf8_message(e.as_bytes(), e.utf8_error()),
+    })
+}
+
+fn load_with(path: &Path, sets: &[String], env: impl figment::Provider) -> Result<LoadedSpec> {
+    // 1. Read and check the file alone: toml reports line and column of syntax errors,
+    //    unknown keys and wrong types.
+    let text = read_spec(path)?;
     let syntax = |e: toml::de::Error, key: Option<String>| {
-        let message = e.to_string().trim_end().to_string();
+        let message = clip_lines(e.to_string().trim_end(), 240);
         match key.filter(|k| !k.is_empty() && k != ".") {
             Some(k) => Error::SpecField {
                 file: path.to_path_buf(),
@@ -169,11 +264,7 @@ pub fn load(path: &Path, sets: &[String]) -> Result<LoadedSpec> {
         return Err(syntax(e.into_inner(), Some(key)));
     }
     // 2. Merge file, then environment, then --set.
-    let mut fig = Figment::from(Toml::string(&text)).merge(
-        Env::prefixed("MORSD_")
-            .filter(|k| k.as_str().contains("__"))
-            .split("__"),
-    );
+    let mut fig = Figment::from(Toml::string(&text)).merge(env);
     for arg in sets {
         let (key, value) = parse_override(arg)?;
         fig = fig.merge(Serialized::global(key.as_str(), value));
@@ -252,13 +343,13 @@ pub fn load(path: &Path, sets: &[String]) -> Result<LoadedSpec> {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "experiment".into())
     });
-    if name.is_empty() || name.contains(['/', '\\']) {
-        return Err(field_err(
-            path,
-            &text,
-            "experiment.name",
-            "must be a non-empty name without slashes".into(),
-        ));
+    if let Err(m) = check_name(&name) {
+        let m = if base.experiment.name.is_none() {
+            format!("{m} (the name comes from the spec file's name; set experiment.name)")
+        } else {
+            m
+        };
+        return Err(field_err(path, &text, "experiment.name", m));
     }
     if base.experiment.seeds.is_empty() {
         return Err(field_err(
@@ -274,8 +365,33 @@ pub fn load(path: &Path, sets: &[String]) -> Result<LoadedSpec> {
             .clone()
             .unwrap_or_else(|| format!("results/{name}")),
     );
-    // 5. Cross product × seeds, each point validated.
+    // 5. Cross product × seeds, each point validated (bounded: it grows exponentially).
     let keys: Vec<String> = sweep.keys().cloned().collect();
+    let n_runs = sweep
+        .values()
+        .try_fold(base.experiment.seeds.len(), |n, v| n.checked_mul(v.len()))
+        .filter(|&n| n <= MAX_RUNS);
+    if n_runs.is_none() {
+        let sizes: Vec<String> = sweep.values().map(|v| v.len().to_string()).collect();
+        return Err(field_err(
+            path,
+            &text,
+            if sweep.is_empty() {
+                "experiment.seeds"
+            } else {
+                "sweep"
+            },
+            format!(
+                "{} sweep points × {} seeds is more than {MAX_RUNS} runs",
+                if sizes.is_empty() {
+                    "1".to_string()
+                } else {
+                    sizes.join(" × ")
+                },
+                base.experiment.seeds.len()
+            ),
+        ));
+    }
     let mut points: Vec<BTreeMap<String, Value>> = vec![BTreeMap::new()];
     for k in &keys {
         let mut next = Vec::new();
@@ -328,6 +444,49 @@ pub fn load(path: &Path, sets: &[String]) -> Result<LoadedSpec> {
         sweep_keys: keys,
         runs,
     })
+}
+
+/// The experiment-name charset: 1 to 64 of `A-Z a-z 0-9 . _ -`, not starting with `.` or `-`.
+/// The name becomes folder names (`results/<name>`, `<cache>/slurm/<name>`) and Slurm job
+/// names, so nothing in it may mean anything to a shell or a path.
+pub fn check_name(name: &str) -> std::result::Result<(), String> {
+    if name.is_empty() || name.len() > 64 {
+        return Err(format!(
+            "must be 1 to 64 characters long, got {}",
+            name.chars().count()
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(format!(
+            "character {c:?} is not allowed in a name (allowed: A-Z a-z 0-9 . _ -)"
+        ));
+    }
+    if name.starts_with(['.', '-']) {
+        return Err("must not start with `.` or `-`".into());
+    }
+    Ok(())
+}
+
+/// Cuts every line of `s` longer than `max` characters (with `…`): toml's messages quote the
+/// offending line and underline the span, and a 100 MB line must not make a 100 MB message.
+fn clip_lines(s: &str, max: usize) -> String {
+    let mut out = String::with_capacity(s.len().min(64 * 1024));
+    for (i, line) in s.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        match line.char_indices().nth(max) {
+            Some((cut, _)) => {
+                out.push_str(&line[..cut]);
+                out.push('…');
+            }
+            None => out.push_str(line),
+        }
+    }
+    out
 }
 
 /// Shows a JSON value without quotes around strings.
@@ -758,6 +917,97 @@ mod tests {
         let (_d, p) = write("[select]\nper_question = 3\nbogus = 1\n");
         let e = load(&p, &[]).unwrap_err().to_string();
         assert!(e.contains("line 3") && e.contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn env_pairs_merge_like_morsd_variables() {
+        let (_d, p) = write("[select]\nper_question = 3\n");
+        let env = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        // The file, then the variables (prefix in any case, `__` nests), then --set.
+        let s = load_with_env(
+            &p,
+            &[],
+            &env(&[
+                ("MORSD_SELECT__PER_QUESTION", "2"),
+                ("morsd_train__steps", "7"),
+                ("MORSD_DATA", "/ignored/without/double/underscore"),
+                ("OTHER_SELECT__PER_QUESTION", "9"),
+                ("MORSD_SELECT__", "ignored: empty key part"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.runs[0].spec.select.per_question, 2);
+        assert_eq!(s.runs[0].spec.train.steps, 7);
+        let s = load_with_env(
+            &p,
+            &["select.per_question=5".into()],
+            &env(&[("MORSD_SELECT__PER_QUESTION", "2")]),
+        )
+        .unwrap();
+        assert_eq!(s.runs[0].spec.select.per_question, 5);
+        // A bad value names the key and says where it came from.
+        let e = load_with_env(&p, &[], &env(&[("MORSD_SELECT__PER_QUESTION", "x")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("select.per_question") && e.contains("MORSD_"),
+            "{e}"
+        );
+        let e = load_with_env(&p, &[], &env(&[("MORSD_SELECT__BOGUS", "1")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn env_pairs_of_the_process_equal_figments_env() {
+        // Whatever MORSD_* variables this process has: the same data either way.
+        let pairs: Vec<(String, String)> = std::env::vars_os()
+            .map(|(k, v)| {
+                (
+                    k.to_string_lossy().into_owned(),
+                    v.to_string_lossy().into_owned(),
+                )
+            })
+            .collect();
+        use figment::Provider;
+        let env = Env::prefixed("MORSD_")
+            .filter(|k| k.as_str().contains("__"))
+            .split("__");
+        assert_eq!(
+            format!("{:?}", env.data().unwrap()),
+            format!("{:?}", EnvPairs(pairs).data().unwrap())
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_names_file_line_and_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("spec.toml");
+        std::fs::write(&p, b"[select]\n\nstrategy = \"mo\xffrsd\"\n").unwrap();
+        let e = load(&p, &[]).unwrap_err();
+        let msg = e.to_string();
+        assert!(matches!(e, Error::SpecSyntax { .. }) && e.is_user_error());
+        assert!(
+            msg.contains(&p.display().to_string())
+                && msg.contains("line 3, column 15")
+                && msg.contains("0xff"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn a_long_line_gives_a_short_message() {
+        let long = format!("x = \"{}\" oops\n", "a".repeat(1 << 20));
+        let (_d, p) = write(&long);
+        let e = load(&p, &[]).unwrap_err().to_string();
+        assert!(e.len() < 4096 && e.contains("line 1"), "{}", e.len());
+        assert_eq!(clip_lines("abcdef\nab", 3), "abc…\nab");
     }
 
     #[test]

@@ -32,7 +32,10 @@ impl Stage for Generate {
     fn config(&self, run: &RunSpec) -> Value {
         // Locations are not content: the data root and JSONL paths are covered by input hashes.
         let mut data = json(&run.spec.data);
-        data.as_object_mut().map(|m| m.remove("root"));
+        if let Some(m) = data.as_object_mut() {
+            m.remove("root");
+            m.remove("strict");
+        }
         let mut teacher = json(&run.spec.teacher);
         if run.spec.teacher.kind != "openai" {
             teacher.as_object_mut().map(|m| m.remove("jsonl"));
@@ -47,6 +50,7 @@ impl Stage for Generate {
                 "concurrency",
                 "max_retries",
                 "timeout_s",
+                "max_body_bytes",
                 "backoff_s",
                 "rpm",
                 "tpm",
@@ -118,8 +122,8 @@ impl Stage for Generate {
         if spec.teacher.kind == "openai" {
             return openai_generate(ctx, out);
         }
-        // 1. The task's splits.
-        let data = task_data(ctx.run)?;
+        // 1. The task's splits (and the questions the spec's data.max_* cut away).
+        let (data, cut) = task_data(ctx.run)?;
         // 2. The teacher's rationales for the training questions: written by the programmatic
         //    teacher, or recorded ones joined to the questions.
         let (rationales, reports) = match &ctx.run.task {
@@ -127,10 +131,28 @@ impl Stage for Generate {
             TaskRef::Real {
                 def, root, sources, ..
             } => {
-                let pool = data_sources::load(def, &data, root, sources)?;
+                let opts = data_sources::LoadOptions {
+                    strict: spec.data.strict,
+                    cut: &cut,
+                };
+                let pool = data_sources::load(def, &data, root, sources, opts)?;
                 (pool.train, pool.reports)
             }
         };
+        // 3. What each file gave, for the user (printed after the stage, and in summary.md);
+        //    a run with nothing to distil stops here, naming the files.
+        let notes: Vec<String> = reports.iter().map(|r| r.describe()).collect();
+        if rationales.is_empty() {
+            return Err(crate::Error::run(format!(
+                "no usable training rationale for the {} training questions{}",
+                data.train.len(),
+                if notes.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", notes.join(" | "))
+                }
+            )));
+        }
         ctx.progress.set_length(1);
         ctx.progress.set_position(1);
         write_json(&out.join("tasks.json"), &data)?;
@@ -139,39 +161,63 @@ impl Stage for Generate {
         Ok(j!({
             "train": data.train.len(), "validation": data.validation.len(), "test": data.test.len(),
             "rationales": rationales.len(),
-            "sources": reports.iter().map(|r| j!({"source": r.source, "rows": r.rows, "train": r.train, "held_out": r.held_out, "unmatched": r.unmatched, "unparsed": r.unparsed.len()})).collect::<Vec<_>>(),
+            "sources": reports.iter().map(|r| j!({"source": r.source, "file": r.file, "rows": r.rows, "train": r.train, "held_out": r.held_out, "unmatched": r.unmatched, "unparsed": r.unparsed.len()})).collect::<Vec<_>>(),
+            "notes": notes,
         }))
     }
 }
 
-/// The task's splits, synthetic or real (no rationales).
-fn task_data(run: &RunSpec) -> Result<crate::task::TaskData> {
+/// The task's splits, synthetic or real (no rationales), and the real task's questions that
+/// `data.max_train` / `max_validation` / `max_test` cut away. Every split that runs need is
+/// checked to be non-empty.
+fn task_data(run: &RunSpec) -> Result<(crate::task::TaskData, Vec<crate::task::Example>)> {
     let spec = &run.spec;
-    Ok(match &run.task {
+    let mut cut = Vec::new();
+    let data = match &run.task {
         TaskRef::Synthetic(kind) => synthetic::generate(*kind, &spec.data),
         TaskRef::Real {
             def, split, root, ..
         } => {
             let mut data = tasks::load(def, *split, root, spec.data.validation)?;
-            if let Some(n) = spec.data.max_train {
-                data.train.truncate(n);
-            }
-            if let Some(n) = spec.data.max_test {
-                data.test.truncate(n);
-            }
-            if let Some(n) = spec.data.max_validation {
-                data.validation.truncate(n);
+            for (split, n) in [
+                (&mut data.train, spec.data.max_train),
+                (&mut data.test, spec.data.max_test),
+                (&mut data.validation, spec.data.max_validation),
+            ] {
+                if let Some(n) = n {
+                    cut.extend(split.drain(n.min(split.len())..));
+                }
             }
             data
         }
-    })
+    };
+    for (name, split, cap) in [
+        (
+            "training",
+            &data.train,
+            ("data.max_train", spec.data.max_train),
+        ),
+        ("test", &data.test, ("data.max_test", spec.data.max_test)),
+    ] {
+        if split.is_empty() {
+            return Err(crate::Error::run(format!(
+                "task {} has no {name} question{}",
+                data.task,
+                match cap.1 {
+                    Some(n) => format!(" ({} = {n})", cap.0),
+                    None => String::new(),
+                }
+            )));
+        }
+    }
+    Ok((data, cut))
 }
 
 /// The `openai` teacher: sample rationales for the training questions from the server(s).
 fn openai_generate(ctx: &StageCtx<'_>, out: &Path) -> Result<Value> {
     use crate::teacher::openai;
     let t = &ctx.run.spec.teacher;
-    let data = task_data(ctx.run)?;
+    let (data, _) = task_data(ctx.run)?;
     // 1. Render the prompts (few-shot exemplars from the data root where the task has them).
     let template = crate::templates::template_text(crate::templates::TEACHER_PROMPTS, &t.prompt)?;
     let exemplars = match &ctx.run.task {
@@ -209,6 +255,7 @@ fn openai_generate(ctx: &StageCtx<'_>, out: &Path) -> Result<Value> {
         concurrency: t.concurrency,
         max_retries: t.max_retries,
         timeout: std::time::Duration::from_secs_f64(t.timeout_s.max(0.1)),
+        max_body: t.max_body_bytes.unwrap_or(8 << 20),
         rpm: t.rpm,
         tpm: t.tpm,
         backoff: std::time::Duration::from_secs_f64(t.backoff_s.max(0.0)),

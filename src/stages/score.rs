@@ -76,6 +76,11 @@ impl Stage for Score {
         let by_id: HashMap<&str, &crate::task::Example> =
             data.train.iter().map(|e| (e.id.as_str(), e)).collect();
         let kind = data.answer;
+        if rationales.is_empty() {
+            return Err(crate::Error::run(
+                "no rationale to score (the generate stage produced none)",
+            ));
+        }
         let fmt = format::load(&spec.student)?;
         let options_of = |qid: &str| by_id.get(qid).map(|e| e.options.as_slice()).unwrap_or(&[]);
 
@@ -121,6 +126,14 @@ impl Stage for Score {
                         Some(format::train_example(&fmt, &tok, e, r, kind))
                     })
                     .collect();
+                if slice.is_empty() {
+                    return Err(crate::Error::run(format!(
+                        "no rationale to warm up on: the first {n_q} of {} training questions (score.warmup_share = {}) have none of the {} rationales; raise score.warmup_share or set score.rd_model = \"untrained\"",
+                        data.train.len(),
+                        spec.score.warmup_share,
+                        rationales.len()
+                    )));
+                }
                 ctx.progress.set_message("warm-up");
                 let opts = TrainOptions {
                     steps: spec.score.warmup_steps,
@@ -132,7 +145,8 @@ impl Stage for Score {
                     eval_every: spec.score.warmup_steps,
                     seed: spec.score.seed,
                 };
-                let outcome = train(model, &slice, tok.pad, &opts, &ad, None, ctx.progress);
+                let outcome = train(model, &slice, tok.pad, &opts, &ad, None, ctx.progress)
+                    .map_err(|e| crate::Error::run(format!("RD warm-up: {e}")))?;
                 warmup_loss = outcome.loss_curve.last().map(|x| x.1);
                 model = outcome.model;
             } else {

@@ -166,7 +166,8 @@ impl Stage for Train {
             &ad,
             Some(&validate),
             ctx.progress,
-        );
+        )
+        .map_err(|e| Error::run(format!("{e} ({} selected rationales)", examples.len())))?;
 
         // 3. Save the chosen checkpoint (adapters merged) beside its config and tokenizer.
         let model = if lora_rank > 0 {

@@ -37,7 +37,11 @@ pub fn answer_nll(
     let mut out = vec![0f64; pairs.len()];
     for idx in order.chunks(batch_size.max(1)) {
         let refs: Vec<&TrainExample> = idx.iter().map(|&i| &examples[i]).collect();
-        let lb = lm_batch(&refs, tok.pad, limit, device);
+        // A batch whose answers are all empty (or cut away) has nothing to score: its rows
+        // keep NLL 0, and no empty tensor reaches the model.
+        let Some(lb) = lm_batch(&refs, tok.pad, limit, device) else {
+            continue;
+        };
         let nll: Vec<f32> = position_nll(model, &lb).into_data().iter::<f32>().collect();
         // Mean over each row's answer positions.
         let mut sum = vec![0f64; idx.len()];

@@ -104,9 +104,31 @@ pub fn masked_nll(model: &Lm, lb: &LmBatch) -> Tensor<1> {
     position_nll(model, lb).sum().div_scalar(n)
 }
 
+/// The loss positions of one example once `prompt ++ target` is cut to `max_len + 1` tokens:
+/// position `j` of the input predicts token `j + 1`, and carries loss where that is a target.
+fn loss_columns(ex: &TrainExample, max_len: usize) -> std::ops::Range<usize> {
+    let len = (ex.prompt.len() + ex.target.len()).min(max_len + 1);
+    ex.prompt.len().saturating_sub(1)..len.saturating_sub(1)
+}
+
+/// Whether an example keeps at least one loss position within `max_len` (a prompt that fills
+/// the whole context leaves none, and such an example can neither train nor be scored).
+pub fn has_loss(ex: &TrainExample, max_len: usize) -> bool {
+    !loss_columns(ex, max_len).is_empty()
+}
+
 /// Builds the shifted inputs and the loss positions of a batch of examples (right padding).
-/// Every example must have at least one target token.
-pub fn lm_batch(examples: &[&TrainExample], pad: u32, max_len: usize, device: &Device) -> LmBatch {
+///
+/// This is the one place training and scoring batches are built, and the guard that keeps
+/// zero-size tensors away from the backend (its matmul kernels do not accept them): `None`
+/// when there is no example or no loss position at all. Rows without a loss position are
+/// still carried (they are padding for the others).
+pub fn lm_batch(
+    examples: &[&TrainExample],
+    pad: u32,
+    max_len: usize,
+    device: &Device,
+) -> Option<LmBatch> {
     let mut inputs = Vec::new();
     let mut tokens = 0u64;
     let mut loss_at: Vec<(usize, usize, u32)> = Vec::new();
@@ -116,12 +138,13 @@ pub fn lm_batch(examples: &[&TrainExample], pad: u32, max_len: usize, device: &D
         seq.truncate(max_len + 1);
         tokens += seq.len() as u64;
         // 2. Input is seq[..n-1]; position j predicts seq[j+1], with loss where that is a target.
-        for j in 0..seq.len().saturating_sub(1) {
-            if j + 1 >= ex.prompt.len() {
-                loss_at.push((r, j, seq[j + 1]));
-            }
+        for j in loss_columns(ex, max_len) {
+            loss_at.push((r, j, seq[j + 1]));
         }
-        inputs.push(seq[..seq.len().saturating_sub(1).max(1)].to_vec());
+        inputs.push(seq[..seq.len().saturating_sub(1).max(1).min(seq.len())].to_vec());
+    }
+    if loss_at.is_empty() {
+        return None;
     }
     let batch = Batch::new(&inputs, pad, false, device);
     let t = batch.ids.dims()[1];
@@ -131,13 +154,26 @@ pub fn lm_batch(examples: &[&TrainExample], pad: u32, max_len: usize, device: &D
         .map(|&(r, j, _)| (r * t + j) as i64)
         .collect();
     let tg: Vec<i64> = loss_at.iter().map(|&(_, _, id)| id as i64).collect();
-    LmBatch {
+    Some(LmBatch {
         batch,
         positions: Tensor::from_data(TensorData::new(pos, [n]), device),
         targets: Tensor::from_data(TensorData::new(tg, [n]), device),
         rows: loss_at.iter().map(|&(r, _, _)| r).collect(),
         tokens,
-    }
+    })
+}
+
+/// Why training could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// No example at all.
+    #[error("no training sequence")]
+    NoData,
+    /// Every example's prompt fills the model's context.
+    #[error(
+        "none of the {0} training sequences has a target token within the {1}-token context (every prompt fills it: raise student.max_seq_len)"
+    )]
+    NoTarget(usize, usize),
 }
 
 /// Trains `model` (whose parameters live on an autodiff device) on `data`.
@@ -152,14 +188,24 @@ pub fn train(
     device: &Device,
     validate: Option<&dyn Fn(&Lm) -> f64>,
     progress: &ProgressBar,
-) -> TrainOutcome {
+) -> Result<TrainOutcome, TrainError> {
+    // 0. Only examples that carry loss can train; none at all is an error, never an empty
+    //    batch.
+    let max_len = model.max_seq_len();
+    if data.is_empty() {
+        return Err(TrainError::NoData);
+    }
+    let all = data.len();
+    let data: Vec<&TrainExample> = data.iter().filter(|e| has_loss(e, max_len)).collect();
+    if data.is_empty() {
+        return Err(TrainError::NoTarget(all, max_len));
+    }
     let mut optim = AdamWConfig::new()
         .with_weight_decay(opts.weight_decay as f32)
         .with_grad_clipping(Some(GradientClippingConfig::Norm(1.0)))
         .init();
     let mut rng = StdRng::seed_from_u64(opts.seed);
     let mut order: Vec<usize> = Vec::new();
-    let max_len = model.max_seq_len();
     let (mut loss_sum, mut loss_n, mut tokens) = (0.0, 0usize, 0u64);
     let mut out = TrainOutcome {
         model: model.valid(),
@@ -184,8 +230,10 @@ pub fn train(
                 }
                 idx.push(order.pop().expect("non-empty"));
             }
-            let examples: Vec<&TrainExample> = idx.iter().map(|&i| &data[i]).collect();
-            let lb = lm_batch(&examples, pad, max_len, device);
+            let examples: Vec<&TrainExample> = idx.iter().map(|&i| data[i]).collect();
+            let Some(lb) = lm_batch(&examples, pad, max_len, device) else {
+                unreachable!("every example kept above has a loss position")
+            };
             tokens += lb.tokens;
             // 2. Forward and backward; the loss is divided by the number of micro-batches so the
             //    summed gradient is that of their mean.
@@ -224,12 +272,40 @@ pub fn train(
         }
     }
     out.tokens = tokens;
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ex(prompt: usize, target: usize) -> TrainExample {
+        TrainExample {
+            prompt: (0..prompt as u32).map(|i| 2 + i % 7).collect(),
+            target: (0..target as u32).map(|i| 3 + i % 5).collect(),
+        }
+    }
+
+    #[test]
+    fn no_zero_size_batch_is_built() {
+        let device = Device::default();
+        // Nothing at all, a prompt that fills the context, an empty example.
+        assert!(lm_batch(&[], 0, 8, &device).is_none());
+        assert!(lm_batch(&[&ex(9, 3)], 0, 8, &device).is_none());
+        assert!(lm_batch(&[&ex(0, 0)], 0, 8, &device).is_none());
+        assert!(lm_batch(&[&ex(0, 1)], 0, 8, &device).is_none());
+        assert!(!has_loss(&ex(9, 3), 8) && has_loss(&ex(8, 1), 8));
+        // A row without loss rides along with one that has some.
+        let lb = lm_batch(&[&ex(9, 3), &ex(2, 2)], 0, 8, &device).unwrap();
+        assert_eq!(lb.rows, vec![1, 1]);
+        assert!(has_loss(&ex(7, 1), 8) && has_loss(&ex(0, 2), 8));
+        // Loss columns agree with what the batch builds.
+        for (p, t) in [(1, 1), (3, 4), (7, 5), (0, 3), (5, 0)] {
+            let e = ex(p, t);
+            let n = lm_batch(&[&e], 0, 8, &device).map_or(0, |b| b.rows.len());
+            assert_eq!(n, loss_columns(&e, 8).len(), "prompt {p}, target {t}");
+        }
+    }
 
     #[test]
     fn schedule_warms_up_then_decays() {

@@ -4,9 +4,11 @@
 //! - `samples` per question as separate requests with distinct seeds (`seed + sample index`),
 //!   since llama.cpp ignores `n`; each finished completion goes to the durable request log
 //!   ([`super::request_log`]) before anything else, so a restart re-sends nothing received.
-//! - Faults: connection errors, timeouts, truncated or malformed bodies, 429 (honouring
-//!   `Retry-After`) and 5xx are retried with exponential backoff and jitter; other 4xx (401,
-//!   400 context length) stop the stage with an error naming the question. After
+//! - Faults: connection errors, timeouts (of the whole response: a body trickling in past
+//!   `timeout` fails), truncated, malformed or non-UTF-8 bodies, bodies over `max_body` bytes
+//!   (never read further), 429 (honouring `Retry-After`) and 5xx are retried with exponential
+//!   backoff and jitter; other 4xx (401, 400 context length) stop the stage with an error
+//!   naming the question. Choices beyond the `n` asked for are ignored. After
 //!   `max_retries` failed attempts of one request the stage fails with a summary; every
 //!   completed sample stays in the log.
 //! - Requests-per-minute and tokens-per-minute limits; several base URLs share the load.
@@ -49,8 +51,10 @@ pub struct Options {
     pub concurrency: usize,
     /// Attempts per request before giving up.
     pub max_retries: usize,
-    /// Per-request timeout.
+    /// Per-request timeout (the whole response, body included).
     pub timeout: Duration,
+    /// Largest response body accepted, in bytes.
+    pub max_body: u64,
     /// Requests per minute.
     pub rpm: Option<u32>,
     /// Tokens per minute.
@@ -356,8 +360,9 @@ pub fn sample(
         let c = log
             .get(key)
             .ok_or_else(|| Error::run("a completion vanished from the request log"))?;
-        out.prompt_tokens += c.prompt_tokens;
-        out.completion_tokens += c.completion_tokens;
+        // Saturating: usage is whatever the server claims.
+        out.prompt_tokens = out.prompt_tokens.saturating_add(c.prompt_tokens);
+        out.completion_tokens = out.completion_tokens.saturating_add(c.completion_tokens);
         out.completions.push(c);
     }
     Ok(out)
@@ -382,8 +387,15 @@ fn send(agent: &ureq::Agent, url: &str, o: &Options, prompt: &str, seed: u64, n:
     if let Some(k) = &o.api_key {
         req = req.header("Authorization", format!("Bearer {k}"));
     }
+    let timed_out = || {
+        format!(
+            "timed out after {} s (teacher.timeout_s)",
+            o.timeout.as_secs_f64()
+        )
+    };
     let mut resp = match req.send_json(&body) {
         Ok(r) => r,
+        Err(ureq::Error::Timeout(_)) => return Attempt::Retry(timed_out(), None),
         Err(e) => return Attempt::Retry(format!("connection: {e}"), None),
     };
     let status = resp.status().as_u16();
@@ -392,26 +404,74 @@ fn send(agent: &ureq::Agent, url: &str, o: &Options, prompt: &str, seed: u64, n:
         .get("retry-after")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite())
         .map(|s| Duration::from_secs_f64(s.clamp(0.0, 120.0)));
-    let text = match resp.body_mut().read_to_string() {
-        Ok(t) => t,
-        Err(e) => return Attempt::Retry(format!("HTTP {status}: reading the body: {e}"), None),
+    // The body, at most `max_body` bytes (an endless one is cut there, one that announces more is
+    // not read at all), all of it within the request's timeout: ureq's global timeout covers
+    // every byte of the body, not only the first (a trickling server times out).
+    let over = || {
+        format!(
+            "response body over {} bytes (teacher.max_body_bytes)",
+            o.max_body
+        )
     };
-    let short: String = text.chars().take(200).collect();
+    let declared = resp
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let bytes = if declared.is_some_and(|n| n > o.max_body) {
+        Err(over())
+    } else {
+        match resp
+            .body_mut()
+            .with_config()
+            .limit(o.max_body)
+            .read_to_vec()
+        {
+            Ok(b) => Ok(b),
+            Err(ureq::Error::BodyExceedsLimit(_)) => Err(over()),
+            Err(ureq::Error::Timeout(_)) => Err(format!("reading the body {}", timed_out())),
+            Err(e) => Err(format!("reading the body: {e}")),
+        }
+    };
+    let short: String = match &bytes {
+        Ok(b) => String::from_utf8_lossy(&b[..b.len().min(800)])
+            .chars()
+            .take(200)
+            .collect(),
+        Err(e) => format!("({e})"),
+    };
     match status {
         200 => {}
         429 => return Attempt::Retry("HTTP 429 rate limited".into(), retry_after),
         500..=599 => return Attempt::Retry(format!("HTTP {status}: {short}"), retry_after),
         _ => return Attempt::Fatal(format!("HTTP {status} (not retryable): {short}")),
     }
+    let text = match bytes.map(String::from_utf8) {
+        Ok(Ok(t)) => t,
+        Ok(Err(e)) => {
+            return Attempt::Retry(
+                format!(
+                    "response body is not valid UTF-8 (byte {} of {})",
+                    e.utf8_error().valid_up_to(),
+                    e.as_bytes().len()
+                ),
+                None,
+            );
+        }
+        Err(e) => return Attempt::Retry(format!("HTTP {status}: {e}"), None),
+    };
     let v: Value = match serde_json::from_str(&text) {
         Ok(v) => v,
         Err(e) => return Attempt::Retry(format!("malformed response body ({e})"), None),
     };
-    let choices: Vec<&Value> = v["choices"]
+    // Choices beyond the `n` asked for are ignored: never more samples than requested.
+    let mut choices: Vec<&Value> = v["choices"]
         .as_array()
         .map(|a| a.iter().collect())
         .unwrap_or_default();
+    choices.truncate(n);
     if choices.is_empty()
         || choices
             .iter()
@@ -422,7 +482,8 @@ fn send(agent: &ureq::Agent, url: &str, o: &Options, prompt: &str, seed: u64, n:
             None,
         );
     }
-    // Usage covers all choices: the prompt is counted once, completion tokens split evenly.
+    // Usage covers all choices (ignored ones included, so the totals are what the server
+    // counted): the prompt is counted once, completion tokens split evenly over the kept ones.
     let total = v["usage"]["completion_tokens"].as_u64().unwrap_or(0);
     let each = total / choices.len() as u64;
     Attempt::Done(
