@@ -2,6 +2,10 @@
 //! SmolLM2-135M-Instruct on 127.0.0.1), through a fault-injecting proxy: dropped connections,
 //! delays, 429 with Retry-After, 500, truncated bodies; a kill-and-resume run that repeats no
 //! received request; a 401 that stops the stage naming the question; the API key nowhere on disk.
+//! And servers that misbehave worse (canned by the proxy itself): endless or enormous bodies, a
+//! body trickling one byte per second, invalid UTF-8, more choices than asked for, a
+//! `Retry-After: NaN` — each a clear per-request error (exit 1, no panic, bounded time and
+//! memory) or ignored, never losing what the request log already holds.
 //!
 //! Needs `scripts/setup-llama.sh` (the `just test` recipe runs it): MORSD_LLAMA_PYTHON and
 //! MORSD_SMOLLM2_GGUF, or their default places under $HOME/.cache/morsd-llama.
@@ -19,20 +23,66 @@ use std::time::{Duration, Instant};
 
 #[derive(Clone, Copy, Debug)]
 enum Fault {
+    /// Forward to the server unchanged (a placeholder in the queue).
+    Pass,
     Drop,
     Delay,
     TooMany,
     Internal,
     Truncate,
     Unauthorized,
+    /// 429 with `Retry-After: NaN`.
+    TooManyNaN,
+    /// 200, `Content-Length` of a terabyte, then bytes as fast as the client takes them.
+    Huge,
+    /// 200, chunked, a body that never ends.
+    Endless,
+    /// 200, headers at once, then one body byte per second forever.
+    Trickle,
+    /// 200, a well-formed completion whose content holds bytes that are not UTF-8.
+    BadUtf8,
+    /// 200, a canned completion with this many choices more than the request's `n`.
+    Answer(usize),
 }
 
-/// A proxy between morsd and the server that injects the queued faults, then forwards.
+/// A canned chat completion with `choices` choices.
+fn completion(choices: usize) -> Vec<u8> {
+    let choices: Vec<serde_json::Value> = (0..choices)
+        .map(|i| {
+            serde_json::json!({
+                "index": i,
+                "message": {"role": "assistant", "content": format!("Choice {i}: 2 + 2 = 4. The answer is 4.")},
+                "finish_reason": "stop",
+            })
+        })
+        .collect();
+    let n = choices.len() as u64;
+    serde_json::to_vec(&serde_json::json!({
+        "id": "canned",
+        "object": "chat.completion",
+        "model": "smollm2-135m",
+        "choices": choices,
+        "usage": {"prompt_tokens": 10, "completion_tokens": 5 * n, "total_tokens": 10 + 5 * n},
+    }))
+    .unwrap()
+}
+
+/// Writes `chunk` again and again until the client goes away, `pause` between writes.
+fn stream_forever(s: &mut TcpStream, chunk: &[u8], pause: Duration) {
+    while s.write_all(chunk).is_ok() {
+        std::thread::sleep(pause);
+    }
+}
+
+/// A proxy between morsd and the server that injects the queued faults, then `always` (if set),
+/// else forwards.
 struct Proxy {
     port: u16,
     faults: Arc<Mutex<VecDeque<Fault>>>,
     always: Arc<Mutex<Option<Fault>>>,
     forwarded: Arc<AtomicUsize>,
+    /// Requests received (any fault).
+    received: Arc<AtomicUsize>,
     active: Arc<AtomicUsize>,
     auth: Arc<Mutex<Vec<String>>>,
 }
@@ -91,6 +141,7 @@ impl Proxy {
             faults: Arc::default(),
             always: Arc::default(),
             forwarded: Arc::default(),
+            received: Arc::default(),
             active: Arc::default(),
             auth: Arc::default(),
         };
@@ -100,16 +151,17 @@ impl Proxy {
             p.forwarded.clone(),
             p.auth.clone(),
         );
-        let active = p.active.clone();
+        let (active, received) = (p.active.clone(), p.received.clone());
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(mut s) = conn else { continue };
-                let (faults, always, forwarded, auth, active) = (
+                let (faults, always, forwarded, auth, active, received) = (
                     faults.clone(),
                     always.clone(),
                     forwarded.clone(),
                     auth.clone(),
                     active.clone(),
+                    received.clone(),
                 );
                 active.fetch_add(1, Ordering::SeqCst);
                 std::thread::spawn(move || {
@@ -123,6 +175,7 @@ impl Proxy {
                     let Some(req) = read_request(&mut s) else {
                         return;
                     };
+                    received.fetch_add(1, Ordering::SeqCst);
                     let head = String::from_utf8_lossy(&req).to_string();
                     if let Some(a) = head
                         .lines()
@@ -130,32 +183,85 @@ impl Proxy {
                     {
                         auth.lock().unwrap().push(a.to_string());
                     }
-                    let fault = always
+                    let fault = faults
                         .lock()
                         .unwrap()
-                        .or_else(|| faults.lock().unwrap().pop_front());
-                    let reply = |s: &mut TcpStream, status: &str, extra: &str, body: &str| {
-                        let _ = s.write_all(format!("HTTP/1.1 {status}\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes());
+                        .pop_front()
+                        .or_else(|| *always.lock().unwrap());
+                    let reply = |s: &mut TcpStream, status: &str, extra: &str, body: &[u8]| {
+                        let _ = s.write_all(format!("HTTP/1.1 {status}\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).as_bytes());
+                        let _ = s.write_all(body);
+                    };
+                    let head_200 = |s: &mut TcpStream, extra: &str| {
+                        s.write_all(format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{extra}Connection: close\r\n\r\n").as_bytes())
+                    };
+                    // The `n` the client asked for.
+                    let asked = || -> usize {
+                        let end = req.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+                        serde_json::from_slice::<serde_json::Value>(&req[end + 4..])
+                            .ok()
+                            .and_then(|v| v["n"].as_u64())
+                            .unwrap_or(1) as usize
                     };
                     match fault {
+                        Some(Fault::TooManyNaN) => reply(
+                            &mut s,
+                            "429 Too Many Requests",
+                            "Retry-After: NaN\r\n",
+                            b"{\"error\":\"slow down\"}",
+                        ),
+                        Some(Fault::Huge) => {
+                            if head_200(&mut s, "Content-Length: 1000000000000\r\n").is_ok() {
+                                let mut body = b"{\"choices\": [".to_vec();
+                                body.resize(64 << 10, b' ');
+                                stream_forever(&mut s, &body, Duration::ZERO);
+                            }
+                        }
+                        Some(Fault::Endless) => {
+                            if head_200(&mut s, "Transfer-Encoding: chunked\r\n").is_ok()
+                                && s.write_all(b"d\r\n{\"choices\": [\r\n").is_ok()
+                            {
+                                let mut chunk = b"10000\r\n".to_vec();
+                                chunk.resize(chunk.len() + 0x10000, b' ');
+                                chunk.extend_from_slice(b"\r\n");
+                                stream_forever(&mut s, &chunk, Duration::ZERO);
+                            }
+                        }
+                        Some(Fault::Trickle) => {
+                            if head_200(&mut s, "Content-Length: 1000000\r\n").is_ok()
+                                && s.write_all(b"{").is_ok()
+                            {
+                                stream_forever(&mut s, b" ", Duration::from_secs(1));
+                            }
+                        }
+                        Some(Fault::BadUtf8) => {
+                            // Well-formed JSON whose content has `\xFF\x80` (not UTF-8) for "+".
+                            let mut body = completion(asked());
+                            let at = body.windows(5).position(|w| w == b"2 + 2").unwrap() + 2;
+                            body.splice(at..at + 1, [0xFF, 0x80]);
+                            reply(&mut s, "200 OK", "", &body)
+                        }
+                        Some(Fault::Answer(extra)) => {
+                            reply(&mut s, "200 OK", "", &completion(asked() + extra))
+                        }
                         Some(Fault::Drop) => drop(s),
                         Some(Fault::TooMany) => reply(
                             &mut s,
                             "429 Too Many Requests",
                             "Retry-After: 1\r\n",
-                            "{\"error\":\"slow down\"}",
+                            b"{\"error\":\"slow down\"}",
                         ),
                         Some(Fault::Internal) => reply(
                             &mut s,
                             "500 Internal Server Error",
                             "",
-                            "{\"error\":\"boom\"}",
+                            b"{\"error\":\"boom\"}",
                         ),
                         Some(Fault::Unauthorized) => reply(
                             &mut s,
                             "401 Unauthorized",
                             "",
-                            "{\"error\":{\"message\":\"invalid api key\"}}",
+                            b"{\"error\":{\"message\":\"invalid api key\"}}",
                         ),
                         Some(Fault::Truncate) => {
                             let resp = forward(&req, upstream);
@@ -165,7 +271,7 @@ impl Proxy {
                                     / 2;
                             let _ = s.write_all(&resp[..cut]);
                         }
-                        Some(Fault::Delay) | None => {
+                        Some(Fault::Pass | Fault::Delay) | None => {
                             if matches!(fault, Some(Fault::Delay)) {
                                 std::thread::sleep(Duration::from_millis(1500));
                             }
@@ -410,4 +516,242 @@ fn use_n_falls_back_to_single_requests_when_the_server_returns_one_choice() {
             .iter()
             .all(|r| !r["text"].as_str().unwrap().is_empty())
     );
+}
+
+/// What a bounded run of `morsd` did.
+struct Watched {
+    code: Option<i32>,
+    out: String,
+    elapsed: Duration,
+    /// Peak resident memory seen (VmHWM), KiB.
+    peak_kib: u64,
+}
+
+/// Runs `morsd ARGS` in `p`, killing it past `limit` or past 1 GiB resident (either fails the
+/// test): a server fault must end the run by itself, in bounded time and memory.
+fn run_watched(p: &Project, args: &[String], limit: Duration) -> Watched {
+    let (out_path, err_path) = (p.path().join("stdout.txt"), p.path().join("stderr.txt"));
+    let mut child = p
+        .cmd()
+        .args(args)
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap();
+    let status_path = format!("/proc/{}/status", child.id());
+    let t = Instant::now();
+    let mut peak_kib = 0;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if let Some(kib) = std::fs::read_to_string(&status_path).ok().and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        }) {
+            peak_kib = peak_kib.max(kib);
+        }
+        if t.elapsed() > limit || peak_kib > 1 << 20 {
+            child.kill().unwrap();
+            let _ = child.wait();
+            panic!(
+                "morsd still running after {:?} with {peak_kib} KiB resident: {}{}",
+                t.elapsed(),
+                std::fs::read_to_string(&out_path).unwrap_or_default(),
+                std::fs::read_to_string(&err_path).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    eprintln!(
+        "morsd {args:?}: {status} after {:?}, peak {peak_kib} KiB resident",
+        t.elapsed()
+    );
+    Watched {
+        code: status.code(),
+        out: format!(
+            "{}{}",
+            std::fs::read_to_string(&out_path).unwrap_or_default(),
+            std::fs::read_to_string(&err_path).unwrap_or_default()
+        ),
+        elapsed: t.elapsed(),
+        peak_kib,
+    }
+}
+
+/// A run that failed cleanly: exit status 1 (not a signal, not a panic's 101).
+fn assert_clean_failure(w: &Watched) {
+    assert_eq!(w.code, Some(1), "{}", w.out);
+    assert!(!w.out.contains("panicked"), "{}", w.out);
+}
+
+fn generate(p: &Project) -> Vec<String> {
+    ["run", p.spec().to_str().unwrap(), "--until", "generate"]
+        .map(String::from)
+        .to_vec()
+}
+
+/// The lines of the durable request log.
+fn logged(p: &Project) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(p.path().join("cache/requests/smollm2-135m.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+#[test]
+fn an_endless_body_fails_at_the_cap_in_bounded_memory() {
+    let proxy = Proxy::start(0);
+    *proxy.always.lock().unwrap() = Some(Fault::Endless);
+    let p = Project::new(
+        &spec(proxy.port, "max_body_bytes = 65536")
+            .replace("max_retries = 8", "max_retries = 2")
+            .replace("timeout_s = 60", "timeout_s = 30"),
+    );
+    let w = run_watched(&p, &generate(&p), Duration::from_secs(60));
+    assert_clean_failure(&w);
+    assert!(
+        w.out
+            .contains("response body over 65536 bytes (teacher.max_body_bytes)"),
+        "{}",
+        w.out
+    );
+    assert!(
+        w.out.contains("requests failed after 2 attempts"),
+        "{}",
+        w.out
+    );
+    // The cap ended every attempt, not the 30 s timeout; what was read stayed small.
+    assert!(!w.out.contains("timed out"), "{}", w.out);
+    assert!(w.elapsed < Duration::from_secs(25), "{:?}", w.elapsed);
+    assert!(w.peak_kib < 512 << 10, "{} KiB resident", w.peak_kib);
+    assert!(logged(&p).is_empty());
+}
+
+#[test]
+fn a_trickling_body_times_out_as_a_whole() {
+    let proxy = Proxy::start(0);
+    *proxy.always.lock().unwrap() = Some(Fault::Trickle);
+    let p = Project::new(
+        &spec(proxy.port, "")
+            .replace("samples = 2", "samples = 1")
+            .replace("concurrency = 2", "concurrency = 4")
+            .replace("max_retries = 8", "max_retries = 2")
+            .replace("timeout_s = 60", "timeout_s = 2"),
+    );
+    // 4 requests × 2 attempts of 2 s each, 4 at a time: about 4 s, though a byte arrives every
+    // second of every attempt.
+    let w = run_watched(&p, &generate(&p), Duration::from_secs(60));
+    assert_clean_failure(&w);
+    assert!(
+        w.out.contains("4 of 4 requests failed after 2 attempts")
+            && w.out.contains("timed out after 2 s (teacher.timeout_s)"),
+        "{}",
+        w.out
+    );
+    assert!(w.elapsed < Duration::from_secs(20), "{:?}", w.elapsed);
+    assert_eq!(proxy.received.load(Ordering::SeqCst), 8);
+}
+
+#[test]
+fn invalid_utf8_is_a_clear_error() {
+    let proxy = Proxy::start(0);
+    *proxy.always.lock().unwrap() = Some(Fault::BadUtf8);
+    let p = Project::new(&spec(proxy.port, "").replace("max_retries = 8", "max_retries = 2"));
+    let w = run_watched(&p, &generate(&p), Duration::from_secs(60));
+    assert_clean_failure(&w);
+    assert!(
+        w.out.contains("response body is not valid UTF-8"),
+        "{}",
+        w.out
+    );
+    assert!(logged(&p).is_empty(), "nothing mangled reaches the log");
+}
+
+#[test]
+fn a_nan_retry_after_is_ignored_not_a_panic() {
+    let proxy = Proxy::start(0);
+    proxy.faults.lock().unwrap().extend([Fault::TooManyNaN; 3]);
+    *proxy.always.lock().unwrap() = Some(Fault::Answer(0));
+    let p = Project::new(&spec(proxy.port, ""));
+    let w = run_watched(&p, &generate(&p), Duration::from_secs(60));
+    assert_eq!(w.code, Some(0), "{}", w.out);
+    assert_eq!(logged(&p).len(), 8);
+}
+
+#[test]
+fn extra_choices_are_ignored() {
+    // Asked for one choice per request, the server returns three.
+    let proxy = Proxy::start(0);
+    *proxy.always.lock().unwrap() = Some(Fault::Answer(2));
+    let p = Project::new(&spec(proxy.port, ""));
+    let w = run_watched(&p, &generate(&p), Duration::from_secs(60));
+    assert_eq!(w.code, Some(0), "{}", w.out);
+    assert_eq!(proxy.received.load(Ordering::SeqCst), 8);
+    let per_question = |p: &Project, samples: usize| {
+        let rationales: Vec<serde_json::Value> = serde_json::from_slice(
+            &std::fs::read(generate_entry(p).join("rationales.json")).unwrap(),
+        )
+        .unwrap();
+        let mut ids = std::collections::BTreeMap::<String, Vec<String>>::new();
+        for r in &rationales {
+            ids.entry(r["question_id"].as_str().unwrap().into())
+                .or_default()
+                .push(r["id"].as_str().unwrap().into());
+        }
+        assert_eq!(ids.len(), 4);
+        for (q, ids) in &ids {
+            let want: Vec<String> = (0..samples).map(|k| format!("{q}/openai/{k}")).collect();
+            assert_eq!(ids, &want);
+        }
+        let requests: Vec<serde_json::Value> = serde_json::from_slice(
+            &std::fs::read(generate_entry(p).join("requests.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(requests.len(), 4 * samples);
+        assert_eq!(logged(p).len(), 4 * samples);
+    };
+    per_question(&p, 2);
+    // With `use_n`, asked for 4 in one request, it returns 7: 4 are kept, nothing else is sent.
+    proxy.received.store(0, Ordering::SeqCst);
+    *proxy.always.lock().unwrap() = Some(Fault::Answer(3));
+    let p = Project::new(&spec(proxy.port, "use_n = true").replace("samples = 2", "samples = 4"));
+    let w = run_watched(&p, &generate(&p), Duration::from_secs(60));
+    assert_eq!(w.code, Some(0), "{}", w.out);
+    assert_eq!(proxy.received.load(Ordering::SeqCst), 4);
+    per_question(&p, 4);
+}
+
+#[test]
+fn an_enormous_body_later_keeps_what_was_received() {
+    let server = Server::start();
+    let proxy = Proxy::start(server.port);
+    // One at a time: three good answers, then every request gets a terabyte-long body.
+    proxy.faults.lock().unwrap().extend([Fault::Pass; 3]);
+    *proxy.always.lock().unwrap() = Some(Fault::Huge);
+    let p = Project::new(
+        &spec(proxy.port, "max_body_bytes = 100000")
+            .replace("concurrency = 2", "concurrency = 1")
+            .replace("max_retries = 8", "max_retries = 2"),
+    );
+    let w = run_watched(&p, &generate(&p), Duration::from_secs(240));
+    assert_clean_failure(&w);
+    assert!(
+        w.out.contains("5 of 8 requests failed after 2 attempts")
+            && w.out
+                .contains("response body over 100000 bytes (teacher.max_body_bytes)")
+            && w.out.contains("3 completed samples are kept"),
+        "{}",
+        w.out
+    );
+    assert_eq!(proxy.forwarded.load(Ordering::SeqCst), 3);
+    assert_eq!(logged(&p).len(), 3);
+    // The server recovers: only the five missing requests are sent.
+    *proxy.always.lock().unwrap() = None;
+    let w = run_watched(&p, &generate(&p), Duration::from_secs(240));
+    assert_eq!(w.code, Some(0), "{}", w.out);
+    assert_eq!(proxy.forwarded.load(Ordering::SeqCst), 8);
+    assert_eq!(logged(&p).len(), 8);
 }

@@ -1,8 +1,8 @@
 //! The durable per-request cache of API teachers: an append-only JSON-lines log under the
 //! cache root (`requests/<model>.jsonl`). Every finished completion is appended (under an
 //! exclusive file lock) and synced as it arrives, so a run killed at any moment and restarted
-//! sends no request whose answer was already received. A torn last line (a kill mid-write) is
-//! ignored on reading.
+//! sends no request whose answer was already received. A torn last line (a kill mid-write, even
+//! one ending inside a multi-byte character) is ignored on reading; every other line is kept.
 
 use crate::error::{Error, IoContext, Result};
 use serde::{Deserialize, Serialize};
@@ -56,11 +56,17 @@ impl RequestLog {
             .collect();
         let path = dir.join(format!("{slug}.jsonl"));
         let mut done = HashMap::new();
-        if let Ok(text) = std::fs::read_to_string(&path) {
-            for line in text.lines() {
-                if let Ok(c) = serde_json::from_str::<Completion>(line) {
-                    done.insert(c.key.clone(), c);
-                }
+        // Line by line as bytes: a torn last line may end inside a multi-byte character, and
+        // that must cost that line only, not the whole log. A log that cannot be read is an
+        // error, not an empty log (that would re-send every request).
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e).at(&path),
+        };
+        for line in bytes.split(|&b| b == b'\n') {
+            if let Ok(c) = serde_json::from_slice::<Completion>(line) {
+                done.insert(c.key.clone(), c);
             }
         }
         Ok(RequestLog {
@@ -151,5 +157,43 @@ mod tests {
         log.append(&c("c")).unwrap();
         let log = RequestLog::open(dir.path(), "m/x").unwrap();
         assert!(log.get("a").is_some() && log.get("c").is_some());
+    }
+
+    #[test]
+    fn a_line_torn_inside_a_character_costs_only_that_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = RequestLog::open(dir.path(), "m").unwrap();
+        let mut a = c("a");
+        a.text = "Schritt 1: 2 × 3 = 6. Die Antwort ist 6 ✓".into();
+        log.append(&a).unwrap();
+        // A kill mid-write of a completion with non-ASCII text: the file ends inside "✓".
+        let mut torn = serde_json::to_vec(&Completion {
+            key: "b".into(),
+            ..a.clone()
+        })
+        .unwrap();
+        let check = torn.windows(3).position(|w| w == "✓".as_bytes()).unwrap();
+        torn.truncate(check + 1);
+        assert!(std::str::from_utf8(&torn).is_err());
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(log.path())
+            .unwrap();
+        f.write_all(&torn).unwrap();
+        drop(f);
+        let log = RequestLog::open(dir.path(), "m").unwrap();
+        assert_eq!(log.get("a").unwrap().text, a.text);
+        assert!(log.get("b").is_none());
+        log.append(&c("c")).unwrap();
+        let log = RequestLog::open(dir.path(), "m").unwrap();
+        assert!(log.get("a").is_some() && log.get("c").is_some());
+    }
+
+    #[test]
+    fn an_unreadable_log_is_an_error_not_an_empty_log() {
+        let dir = tempfile::tempdir().unwrap();
+        // A directory where the log file should be.
+        std::fs::create_dir_all(dir.path().join("m.jsonl")).unwrap();
+        assert!(RequestLog::open(dir.path(), "m").is_err());
     }
 }
