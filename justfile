@@ -12,11 +12,11 @@ build:
 
 # Run a spec (default: the quickstart). Extra arguments go to `morsd run`.
 run spec="experiments/quickstart.toml" *args="--jobs 2":
-    cargo run --quiet --bin morsd -- run {{spec}} {{args}}
+    cargo run --quiet --bin morsd -- run {{quote(spec)}} {{args}}
 
 # Show what a run would do and why.
 plan spec="experiments/quickstart.toml" *args="":
-    cargo run --quiet --bin morsd -- plan {{spec}} {{args}}
+    cargo run --quiet --bin morsd -- plan {{quote(spec)}} {{args}}
 
 # Install the local OpenAI-compatible server the teacher tests use (llama-cpp-python + SmolLM2 GGUF).
 setup-llama:

@@ -30,5 +30,5 @@ PY
     mv "$gguf.part" "$gguf"
     rm -rf "$tmp"
 fi
-echo "MORSD_LLAMA_PYTHON=$home/venv/bin/python"
-echo "MORSD_SMOLLM2_GGUF=$gguf"
+printf "MORSD_LLAMA_PYTHON=%q\n" "$home/venv/bin/python"
+printf "MORSD_SMOLLM2_GGUF=%q\n" "$gguf"

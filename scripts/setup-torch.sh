@@ -8,4 +8,4 @@ if ! "$home/bin/python" -c "import torch" >/dev/null 2>&1; then
     python3 -m venv "$home"
     "$home/bin/pip" install --quiet --disable-pip-version-check "torch==2.9.1" numpy >&2
 fi
-echo "MORSD_TORCH_PYTHON=$home/bin/python"
+printf "MORSD_TORCH_PYTHON=%q\n" "$home/bin/python"

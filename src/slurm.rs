@@ -14,6 +14,33 @@
 //! hosts that build the same key at once publish identical content and a node that dies
 //! mid-write leaves only a temp folder (never an entry). The per-key flock is an optimisation
 //! that avoids duplicate work where the filesystem supports it (NFSv4, Lustre, local disks).
+//!
+//! # Values in job scripts
+//!
+//! Everything that reaches Slurm comes from the user (the spec, `--set`, the environment, paths
+//! of the working directory, spec, cache, data root and morsd binary), so none of it is ever
+//! read by a shell or by sbatch's `#SBATCH` parser as anything but data:
+//! - The sbatch options (`--job-name`, `--chdir`, `--output`, `--cpus-per-task`, `--partition`,
+//!   `--time`, `--gres`, `--array`, `--dependency`) go on sbatch's command line, one argument
+//!   each (`Command::arg`, no shell), not into `#SBATCH` lines: a directive ends at a newline, so
+//!   a path with a newline in it would end the comment and start a shell line, and sbatch's
+//!   directive reader has quoting rules of its own (a backslash escapes even inside quotes). So
+//!   the scripts have no `#SBATCH` lines, and no comment in them carries a value.
+//! - In the script body every `{{ … }}` goes through the renderer's formatter, which
+//!   shell-quotes it (single quotes, `'\''` for a quote; a newline is literal inside them):
+//!   there is no way to write a value raw, even by mistake (a list or an undefined variable is
+//!   an error). The template's own text (`${SLURM_ARRAY_TASK_ID}`, `$code`) is the only code.
+//! - The partition and time limit are checked against Slurm's syntax before anything is
+//!   submitted — `executor.partition` / `--partition`: names of letters, digits, `_ - .`, comma
+//!   separated; `executor.time` / `--time`: `MM`, `MM:SS`, `HH:MM:SS`, `D-HH`, `D-HH:MM`,
+//!   `D-HH:MM:SS`, `INFINITE`, `UNLIMITED` — and refused as user errors (exit 2); the experiment
+//!   name is checked at spec load ([`crate::spec::resolve::check_name`]).
+//! - Paths must be UTF-8 (a script is text; a lossy conversion would name another file), and the
+//!   cache path may not contain a backslash, since Slurm drops every backslash from an `--output`
+//!   path; a `%` in it is doubled there so that Slurm does not expand it.
+//!
+//! `MORSD_SBATCH` names the sbatch program (default: `sbatch` on `PATH`), for a site's wrapper
+//! or for a stub that records the arguments and runs the scripts (`tests/slurm_quoting.rs`).
 
 use crate::cache::Cache;
 use crate::error::{Error, IoContext, Result};
@@ -27,9 +54,9 @@ use std::process::Command;
 /// Executor settings (`--partition`, `--time`, `--gpus-per-run`, or `[executor]`).
 #[derive(Debug, Clone, Default)]
 pub struct SlurmOptions {
-    /// Partition.
+    /// Partition, or a comma-separated list (checked: letters, digits, `_ - .`).
     pub partition: Option<String>,
-    /// Time limit per job (`HH:MM:SS`).
+    /// Time limit per job (checked: `MM`, `MM:SS`, `HH:MM:SS`, `D-HH`, `D-HH:MM`, `D-HH:MM:SS`).
     pub time: Option<String>,
     /// GPUs per run (`--gres=gpu:N`).
     pub gpus_per_run: u32,
@@ -50,11 +77,18 @@ pub struct Submission {
     pub collect: Option<String>,
 }
 
-/// Every job id of a spec's submissions.
+/// Every job id of a spec's submissions (only well-formed ones reach squeue and scancel, so
+/// an edited `submissions.json` cannot smuggle in an option such as `--user=...`).
 fn job_ids(subs: &[Submission]) -> Vec<String> {
     subs.iter()
         .flat_map(|s| s.shared.iter().chain(&s.array).chain(&s.collect).cloned())
+        .filter(|id| is_job_id(id))
         .collect()
+}
+
+/// A Slurm job id as `sbatch --parsable` prints it: decimal digits.
+fn is_job_id(id: &str) -> bool {
+    !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit())
 }
 
 fn dir_of(cache: &Cache, name: &str) -> PathBuf {
@@ -68,10 +102,12 @@ fn records(cache: &Cache, name: &str) -> Vec<Submission> {
         .unwrap_or_default()
 }
 
+/// `s` as one shell word: unchanged if it is made of characters no shell acts on (and holds no
+/// `=`, which would make a first word an assignment), else in single quotes.
 fn shell_quote(s: &str) -> String {
     if !s.is_empty()
         && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/._-=:,+@".contains(c))
+            .all(|c| c.is_ascii_alphanumeric() || "/._-:,+@".contains(c))
     {
         s.to_string()
     } else {
@@ -83,81 +119,222 @@ fn abs(p: &Path) -> Result<PathBuf> {
     std::path::absolute(p).at(p)
 }
 
+/// The formatter of the job template: every `{{ … }}` becomes one shell word.
+fn shell_formatter(
+    out: &mut minijinja::Output,
+    _: &minijinja::State,
+    v: &minijinja::Value,
+) -> std::result::Result<(), minijinja::Error> {
+    use minijinja::value::ValueKind;
+    let word = match v.kind() {
+        ValueKind::String => shell_quote(v.as_str().unwrap_or_default()),
+        ValueKind::Number | ValueKind::Bool => shell_quote(&v.to_string()),
+        k => {
+            return Err(minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                format!("a {k} cannot go into a job script as a value"),
+            ));
+        }
+    };
+    Ok(out.write_str(&word)?)
+}
+
+/// One job script's text (see the module docs on quoting). `argv` is the command; `task` names
+/// the exit marker (array tasks use `run-$SLURM_ARRAY_TASK_ID` and append `--run-index`).
+fn render(
+    task: &str,
+    argv: &[String],
+    env: &[(String, String)],
+    marker_dir: &str,
+    array: bool,
+) -> Result<String> {
+    let mut jinja = minijinja::Environment::new();
+    jinja.set_formatter(shell_formatter);
+    jinja.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    jinja.set_keep_trailing_newline(true);
+    jinja
+        .render_str(
+            include_str!("../templates/slurm/job.sh.jinja"),
+            minijinja::context! { task, argv, env, marker_dir, array },
+        )
+        .map_err(|e| Error::run(format!("slurm job template: {e:#}")))
+}
+
+/// The sbatch program: `MORSD_SBATCH`, else `sbatch` on `PATH`.
+fn sbatch_program() -> std::ffi::OsString {
+    std::env::var_os("MORSD_SBATCH")
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "sbatch".into())
+}
+
+/// Submits `script` with `args` (no shell: each is one argument); returns the job id.
 fn sbatch(args: &[String], script: &Path) -> Result<String> {
-    let out = Command::new("sbatch")
+    let program = sbatch_program();
+    let out = Command::new(&program)
         .arg("--parsable")
         .args(args)
         .arg(script)
         .output()
-        .map_err(|e| Error::run(format!("sbatch: {e} (is Slurm installed?)")))?;
+        .map_err(|e| {
+            Error::run(format!(
+                "{}: {e} (is Slurm installed?)",
+                Path::new(&program).display()
+            ))
+        })?;
     if !out.status.success() {
         return Err(Error::run(format!(
-            "sbatch {}: {}",
-            args.join(" "),
+            "sbatch {args:?}: {}",
             String::from_utf8_lossy(&out.stderr).trim()
         )));
     }
-    Ok(String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .to_string())
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let id = stdout.trim().split(';').next().unwrap_or("").to_string();
+    if !is_job_id(&id) {
+        return Err(Error::run(format!(
+            "sbatch printed no job id (expected `ID` or `ID;CLUSTER`): {:?}",
+            stdout.trim()
+        )));
+    }
+    Ok(id)
+}
+
+/// A Slurm partition, or a comma-separated list of them: ASCII letters, digits, `_ - .`.
+fn check_partition(p: &str) -> std::result::Result<(), String> {
+    if p.is_empty() {
+        return Err("must not be empty (leave it unset for the cluster's default)".into());
+    }
+    for name in p.split(',') {
+        if name.is_empty() {
+            return Err(format!(
+                "{p:?} has an empty name in its comma-separated list"
+            ));
+        }
+        if let Some(c) = name
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
+        {
+            return Err(format!(
+                "{p:?}: character {c:?} is not allowed in a partition name \
+                 (allowed: A-Z a-z 0-9 _ - . and commas between names)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A Slurm time limit: `MM`, `MM:SS`, `HH:MM:SS`, `D-HH`, `D-HH:MM`, `D-HH:MM:SS` (decimal
+/// numbers), `INFINITE` or `UNLIMITED`.
+fn check_time(t: &str) -> std::result::Result<(), String> {
+    let num = |s: &str| !s.is_empty() && s.len() <= 9 && s.bytes().all(|b| b.is_ascii_digit());
+    let ok = t.eq_ignore_ascii_case("infinite") || t.eq_ignore_ascii_case("unlimited") || {
+        let (days, rest) = match t.split_once('-') {
+            Some((d, r)) => (Some(d), r),
+            None => (None, t),
+        };
+        let parts: Vec<&str> = rest.split(':').collect();
+        days.is_none_or(num) && parts.len() <= 3 && parts.iter().all(|p| num(p))
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{t:?} is not a Slurm time limit (use MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, \
+             D-HH:MM:SS, INFINITE or UNLIMITED)"
+        ))
+    }
+}
+
+/// Checks the partition and time limit, naming where a bad one came from: the spec's
+/// `[executor]` (or a `--set`/`MORSD_EXECUTOR__*` override of it) or the command-line flag.
+fn check_options(spec_path: &Path, spec: &spec::LoadedSpec, o: &SlurmOptions) -> Result<()> {
+    type Check = fn(&str) -> std::result::Result<(), String>;
+    let ex = spec.runs.first().map(|r| &r.spec.executor);
+    let one = |key: &str,
+               flag: &str,
+               value: &Option<String>,
+               spec_value: Option<&Option<String>>,
+               check: Check| {
+        let Some(v) = value else { return Ok(()) };
+        check(v).map_err(|message| {
+            if spec_value == Some(value) {
+                Error::SpecField {
+                    file: spec_path.to_path_buf(),
+                    key: key.into(),
+                    message,
+                }
+            } else {
+                Error::Input {
+                    path: spec_path.to_path_buf(),
+                    message: format!("{flag}: {message}"),
+                }
+            }
+        })
+    };
+    one(
+        "executor.partition",
+        "--partition",
+        &o.partition,
+        ex.map(|e| &e.partition),
+        check_partition,
+    )?;
+    one(
+        "executor.time",
+        "--time",
+        &o.time,
+        ex.map(|e| &e.time),
+        check_time,
+    )
+}
+
+/// `p` as text for a job script, or a user error naming `what` (the script cannot carry it).
+fn utf8(p: &Path, what: &str) -> Result<String> {
+    p.to_str().map(str::to_string).ok_or_else(|| Error::Input {
+        path: p.to_path_buf(),
+        message: format!("{what} is not valid UTF-8, so a Slurm job script cannot name it"),
+    })
 }
 
 struct Ctx {
-    spec_path: PathBuf,
+    /// The spec, absolute.
+    spec_path: String,
     sets: Vec<String>,
     name: String,
+    /// `<cache>/slurm/<name>`, absolute.
     dir: PathBuf,
-    workdir: PathBuf,
+    /// `dir/logs` as an `--output` pattern (`%` doubled).
+    logs: String,
+    /// `dir/markers`.
+    markers: String,
+    workdir: String,
     env: Vec<(String, String)>,
-    exe: PathBuf,
+    exe: String,
+    /// sbatch options every job gets (partition, time, CPUs, GPUs).
+    options: Vec<String>,
 }
 
 impl Ctx {
-    fn script(&self, job: &str, extra: &[&str], array: bool, o: &SlurmOptions) -> Result<PathBuf> {
-        let mut argv = vec![
-            self.exe.display().to_string(),
-            "run".into(),
-            self.spec_path.display().to_string(),
-        ];
+    /// Writes job `job`'s script; returns it with the sbatch arguments it is submitted with.
+    fn script(&self, job: &str, extra: &[&str], array: bool) -> Result<(PathBuf, Vec<String>)> {
+        let mut argv = vec![self.exe.clone(), "run".into(), self.spec_path.clone()];
         for s in &self.sets {
             argv.push("--set".into());
             argv.push(s.clone());
         }
         argv.extend(extra.iter().map(|s| s.to_string()));
-        let command = argv
-            .iter()
-            .map(|a| shell_quote(a))
-            .collect::<Vec<_>>()
-            .join(" ");
         let logs = self.dir.join("logs");
         std::fs::create_dir_all(&logs).at(&logs)?;
-        let log = if array {
-            logs.join(format!("{job}-%A_%a.log"))
-        } else {
-            logs.join(format!("{job}-%j.log"))
-        };
-        let env: Vec<(String, String)> = self
-            .env
-            .iter()
-            .map(|(k, v)| (k.clone(), shell_quote(v)))
-            .collect();
-        let text = minijinja::Environment::new()
-            .render_str(
-                include_str!("../templates/slurm/job.sh.jinja"),
-                minijinja::context! {
-                    name => format!("morsd-{}-{job}", self.name), workdir => shell_quote(&self.workdir.display().to_string()),
-                    log => log.display().to_string(), cpus => o.cpus_per_run.max(1), partition => o.partition, time => o.time,
-                    gpus => (o.gpus_per_run > 0).then_some(o.gpus_per_run), env => env, command => command,
-                    marker_dir => shell_quote(&self.dir.join("markers").display().to_string()), array => array,
-                },
-            )
-            .map_err(|e| Error::run(format!("slurm job template: {e}")))?;
+        let job_name = format!("morsd-{}-{job}", self.name);
+        let pattern = if array { "%A_%a" } else { "%j" };
+        let mut args = vec![
+            format!("--job-name={job_name}"),
+            format!("--chdir={}", self.workdir),
+            format!("--output={}/{job}-{pattern}.log", self.logs),
+        ];
+        args.extend(self.options.iter().cloned());
+        let text = render(&job_name, &argv, &self.env, &self.markers, array)?;
         let path = self.dir.join(format!("{job}.sh"));
         std::fs::write(&path, text).at(&path)?;
-        Ok(path)
+        Ok((path, args))
     }
 }
 
@@ -170,6 +347,8 @@ pub fn submit(
 ) -> Result<String> {
     // 1. What is missing, per the cache.
     let spec = spec::load(spec_path, sets)?;
+    // The options go onto sbatch's command line: checked before anything else happens.
+    check_options(spec_path, &spec, o)?;
     let plans = pipeline::plan(&spec)?;
     let status = pipeline::status(cache, &spec, &plans);
     // Runs Slurm is still working on are not resubmitted.
@@ -183,30 +362,56 @@ pub fn submit(
         .filter(|&i| !busy.contains(&i) && status[i].iter().any(|s| *s != Status::Fresh))
         .collect();
     let dir = abs(&dir_of(cache, &spec.name))?;
-    std::fs::create_dir_all(dir.join("markers")).at(&dir)?;
-    let mut env = vec![(
-        "MORSD_CACHE".to_string(),
-        abs(cache.root())?.display().to_string(),
-    )];
+    // Every path and value that goes into the scripts: text, and expressible to Slurm.
+    let cache_root = utf8(&abs(cache.root())?, "the cache path (MORSD_CACHE)")?;
+    if cache_root.contains('\\') {
+        return Err(Error::Input {
+            path: cache_root.into(),
+            message: "the cache path (MORSD_CACHE) contains a backslash, which Slurm removes \
+                      from --output paths; use a cache path without one"
+                .into(),
+        });
+    }
+    let mut env = vec![("MORSD_CACHE".to_string(), cache_root)];
     for k in ["MORSD_DATA", "MORSD_DEVICE", "MORSD_OPENAI_BASE_URL"] {
-        if let Ok(v) = std::env::var(k) {
+        if let Some(v) = std::env::var_os(k) {
             let v = if k == "MORSD_DATA" {
-                abs(Path::new(&v))?.display().to_string()
+                utf8(&abs(Path::new(&v))?, k)?
             } else {
-                v
+                utf8(Path::new(&v), k)?
             };
             env.push((k.into(), v));
         }
     }
+    let mut options = vec![format!("--cpus-per-task={}", o.cpus_per_run.max(1))];
+    if let Some(p) = &o.partition {
+        options.push(format!("--partition={p}"));
+    }
+    if let Some(t) = &o.time {
+        options.push(format!("--time={t}"));
+    }
+    if o.gpus_per_run > 0 {
+        options.push(format!("--gres=gpu:{}", o.gpus_per_run));
+    }
     let ctx = Ctx {
-        spec_path: abs(spec_path)?,
+        spec_path: utf8(&abs(spec_path)?, "the spec path")?,
         sets: sets.to_vec(),
         name: spec.name.clone(),
+        logs: utf8(&dir.join("logs"), "the cache path (MORSD_CACHE)")?.replace('%', "%%"),
+        markers: utf8(&dir.join("markers"), "the cache path (MORSD_CACHE)")?,
         dir: dir.clone(),
-        workdir: std::env::current_dir().at(".")?,
+        workdir: utf8(
+            &std::env::current_dir().at(".")?,
+            "the working directory (the jobs' --chdir)",
+        )?,
         env,
-        exe: std::env::current_exe().at("morsd")?,
+        exe: utf8(
+            &std::env::current_exe().at("morsd")?,
+            "the morsd binary's path",
+        )?,
+        options,
     };
+    std::fs::create_dir_all(dir.join("markers")).at(&dir)?;
     let mut out = String::new();
     let mut sub = Submission {
         shared: vec![],
@@ -220,13 +425,12 @@ pub fn submit(
         for &i in &missing {
             let shared_stale = status[i][..2].iter().any(|s| *s != Status::Fresh);
             if shared_stale && seen.insert(plans[i].stages[1].key.clone()) {
-                let script = ctx.script(
+                let (script, args) = ctx.script(
                     &format!("shared-{}", &plans[i].stages[1].key[..8]),
                     &["--run-index", &i.to_string(), "--until", "score"],
                     false,
-                    o,
                 )?;
-                let id = sbatch(&[], &script)?;
+                let id = sbatch(&args, &script)?;
                 out.push_str(&format!(
                     "submitted shared generate+score job {id} (run {i})\n"
                 ));
@@ -234,7 +438,7 @@ pub fn submit(
             }
         }
         // 3. The per-run stages as one array job after them.
-        let mut args: Vec<String> = Vec::new();
+        let (script, mut args) = ctx.script("runs", &[], true)?;
         args.push(format!(
             "--array={}",
             missing
@@ -250,13 +454,13 @@ pub fn submit(
         for &i in &missing {
             let _ = std::fs::remove_file(dir.join("markers").join(format!("run-{i}.exit")));
         }
-        let script = ctx.script("runs", &[], true, o)?;
         let id = sbatch(&args, &script)?;
         out.push_str(&format!("submitted array job {id} for runs {missing:?}\n"));
         sub.array = Some(id.clone());
         // 4. Collect the results folder once the array has finished (whatever its outcome).
-        let script = ctx.script("collect", &["--collect"], false, o)?;
-        let cid = sbatch(&[format!("--dependency=afterany:{id}")], &script)?;
+        let (script, mut args) = ctx.script("collect", &["--collect"], false)?;
+        args.push(format!("--dependency=afterany:{id}"));
+        let cid = sbatch(&args, &script)?;
         out.push_str(&format!("submitted collect job {cid}\n"));
         sub.collect = Some(cid);
         let mut all = records(cache, &spec.name);
@@ -422,14 +626,153 @@ pub fn cancel(spec_path: &Path, sets: &[String], cache: &Cache) -> Result<String
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn quoting() {
-        assert_eq!(super::shell_quote("/a/b.toml"), "/a/b.toml");
-        assert_eq!(super::shell_quote("x y"), "'x y'");
-        assert_eq!(super::shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(shell_quote("/a/b.toml"), "/a/b.toml");
+        assert_eq!(shell_quote("x y"), "'x y'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
         assert_eq!(
-            super::shell_quote("select.strategy=\"morsd\""),
+            shell_quote("select.strategy=\"morsd\""),
             "'select.strategy=\"morsd\"'"
         );
+        assert_eq!(shell_quote("a=b"), "'a=b'");
+        assert_eq!(shell_quote(""), "''");
+    }
+
+    #[test]
+    fn sbatch_values_are_checked() {
+        for p in ["debug", "gpu,debug", "a.b_c-D9", "x"] {
+            assert_eq!(check_partition(p), Ok(()), "{p}");
+        }
+        for p in [
+            "",
+            "a b",
+            "gpu,",
+            ",gpu",
+            "gpu;x",
+            "gpu\n#SBATCH",
+            "g$(x)",
+            "g`x`",
+            "g'",
+            "é",
+        ] {
+            assert!(check_partition(p).is_err(), "{p:?}");
+        }
+        for t in [
+            "30",
+            "30:00",
+            "01:30:00",
+            "2-12",
+            "2-12:30",
+            "2-12:30:15",
+            "INFINITE",
+            "unlimited",
+        ] {
+            assert_eq!(check_time(t), Ok(()), "{t}");
+        }
+        for t in [
+            "",
+            "1:2:3:4",
+            "1-",
+            "-1",
+            "1-2-3",
+            "1:",
+            ":1",
+            "1h",
+            "1 ",
+            "1\n",
+            "1;x",
+            "0x1",
+            "1.5",
+            "1-1:1:1:1",
+        ] {
+            assert!(check_time(t).is_err(), "{t:?}");
+        }
+        assert!(check_time("25 hours").unwrap_err().contains("D-HH:MM:SS"));
+        assert!(check_partition("a b").unwrap_err().contains("' '"));
+        assert!(is_job_id("4242") && !is_job_id("") && !is_job_id("--user=x"));
+        assert!(!is_job_id("12_3") && !is_job_id("1 2"));
+    }
+
+    /// Hostile values in every slot of a rendered script: bash parses it and, run, it hands the
+    /// command and the environment exactly those bytes and runs nothing else.
+    #[test]
+    fn rendered_scripts_run_exactly_the_intended_command() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_str().unwrap().to_string();
+        let hostile = "$(touch PWNED) `touch PWNED` ;touch PWNED; &touch PWNED& |touch PWNED| \
+                       'sq' \"dq\" ${IFS} * ~ \\ %j\n touch PWNED #\r\t=";
+        let dir = format!("{root}/{}", hostile.replace('/', ""));
+        std::fs::create_dir_all(&dir).unwrap();
+        let stub = format!("{dir}/morsd");
+        std::fs::write(
+            &stub,
+            format!("#!/bin/bash\nprintf '%s\\0' \"$@\" \"$HOSTILE\" > {root}/argv\nexit 3\n"),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let argv: Vec<String> = [stub.as_str(), "run", hostile, "--set", hostile, ""]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let env = vec![("HOSTILE".to_string(), hostile.to_string())];
+        let markers = format!("{dir}/markers");
+        for array in [false, true] {
+            let text = render("morsd-x-collect", &argv, &env, &markers, array).unwrap();
+            assert!(!text.lines().any(|l| l.starts_with("#SBATCH")), "{text}");
+            assert!(text.ends_with("exit \"$code\"\n"), "{text}");
+            let script = format!("{root}/job.sh");
+            std::fs::write(&script, &text).unwrap();
+            let n = Command::new("bash")
+                .arg("-n")
+                .arg(&script)
+                .status()
+                .unwrap();
+            assert!(n.success(), "{text}");
+            let mut c = Command::new("bash");
+            c.arg(&script).current_dir(&root).env_clear();
+            c.env("PATH", std::env::var_os("PATH").unwrap());
+            if array {
+                c.env("SLURM_ARRAY_TASK_ID", "4");
+            }
+            assert_eq!(c.status().unwrap().code(), Some(3), "{text}");
+            let got = std::fs::read(format!("{root}/argv")).unwrap();
+            let mut want: Vec<&str> = argv[1..].iter().map(|s| s.as_str()).collect();
+            if array {
+                want.extend(["--run-index", "4"]);
+            }
+            want.push(hostile);
+            let want: Vec<u8> = want
+                .iter()
+                .flat_map(|a| [a.as_bytes(), &b"\0"[..]].concat())
+                .collect();
+            assert_eq!(
+                String::from_utf8_lossy(&got),
+                String::from_utf8_lossy(&want),
+                "{text}"
+            );
+            let marker = if array { "run-4" } else { "morsd-x-collect" };
+            let m = std::fs::read_to_string(format!("{markers}/{marker}.exit")).unwrap();
+            assert_eq!(m, "3\n");
+            let pwned: Vec<_> = walkdir::WalkDir::new(&root)
+                .into_iter()
+                .filter_map(|e| e.ok())
+                .filter(|e| e.file_name() == "PWNED")
+                .collect();
+            assert!(pwned.is_empty(), "{pwned:?}\n{text}");
+        }
+        // No way to put a list or an undefined value in raw.
+        let mut jinja = minijinja::Environment::new();
+        jinja.set_formatter(shell_formatter);
+        assert!(
+            jinja
+                .render_str("{{ x }}", minijinja::context! { x => vec!["a"] })
+                .is_err()
+        );
+        jinja.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        assert!(jinja.render_str("{{ y }}", minijinja::context! {}).is_err());
     }
 }
