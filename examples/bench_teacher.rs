@@ -28,14 +28,14 @@ fn main() {
             ..Default::default()
         },
     );
-    let questions: Vec<(morsd::task::Example, String)> = data
+    // One stage only: the bench compares the same single requests sent directly.
+    let questions: Vec<morsd::teacher::openai::Prompted> = data
         .train
         .iter()
-        .map(|e| {
-            (
-                e.clone(),
-                format!("Q: {}\nA: Let's think step by step.", e.question),
-            )
+        .map(|e| morsd::teacher::openai::Prompted {
+            example: e.clone(),
+            prompt: format!("Q: {}\nA: Let's think step by step.", e.question),
+            answer: None,
         })
         .collect();
     let opts = Options {
@@ -52,6 +52,7 @@ fn main() {
         max_retries: 3,
         timeout: Duration::from_secs(120),
         max_body: 8 << 20,
+        answer_max_tokens: 32,
         rpm: None,
         tpm: None,
         backoff: Duration::from_millis(200),
@@ -60,7 +61,7 @@ fn main() {
     // 1. Direct: the same requests, 2 in flight, one per server.
     let jobs: Vec<(String, u64)> = questions
         .iter()
-        .flat_map(|(_, p)| (0..opts.samples).map(move |k| (p.clone(), 7 + k as u64)))
+        .flat_map(|q| (0..opts.samples).map(move |k| (q.prompt.clone(), 7 + k as u64)))
         .collect();
     let next = AtomicUsize::new(0);
     let tokens = AtomicUsize::new(0);

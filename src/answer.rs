@@ -33,7 +33,7 @@ impl AnswerType {
         match self {
             AnswerType::Number => "number".into(),
             AnswerType::YesNo => "yes/no".into(),
-            AnswerType::Choice(n) => format!("choice A-{}", (b'A' + n.saturating_sub(1)) as char),
+            AnswerType::Choice(n) => format!("choice A-{}", letter(n.saturating_sub(1).into())),
             AnswerType::Text => "text".into(),
             AnswerType::Date => "date".into(),
         }
@@ -52,6 +52,14 @@ static DATE: LazyLock<Regex> = LazyLock::new(|| {
 static PAREN_LETTER: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\(([A-Za-z])\)").expect("valid"));
 static LONE_LETTER: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\b([A-Z])\b").expect("valid"));
+
+/// The most options a multiple-choice answer can have: one per letter A–Z.
+pub const MAX_CHOICES: usize = 26;
+
+/// The letter of option `i` (0 → `A`); past `Z` it stays `Z` (callers keep to [`MAX_CHOICES`]).
+pub fn letter(i: usize) -> char {
+    (b'A' + i.min(MAX_CHOICES - 1) as u8) as char
+}
 
 /// Splits a rationale at its last answer trigger: (reasoning, the text after the trigger).
 pub fn split_answer(text: &str) -> (&str, Option<&str>) {
@@ -103,7 +111,7 @@ fn extract_at(
             if options.is_empty() {
                 n
             } else {
-                options.len() as u8
+                options.len().min(MAX_CHOICES) as u8
             },
             tail,
             text,
@@ -118,12 +126,19 @@ static PAREN_EXPR: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^\s*(\([\d\s.+\-*/()]*[+\-*/][\d\s.+\-*/()]*\))").expect("valid")
 });
 
+/// The longest expression [`eval_expression`] evaluates: the evaluator recurses once per
+/// operator, so an unbounded chain (`1+1+1+…`) would overflow the stack. The longest label of
+/// distilling-step-by-step's SVAMP is 31 characters.
+pub const MAX_EXPRESSION_LEN: usize = 256;
+
 /// Evaluates an arithmetic expression such as `( 84.0 / 2.0 )` (distilling-step-by-step's
-/// SVAMP labels, PaLM's "The answer is (84 / 2)."), normalised like any number.
+/// SVAMP labels, PaLM's "The answer is (84 / 2)."), normalised like any number. `None` for
+/// anything else, and for expressions longer than [`MAX_EXPRESSION_LEN`].
 pub fn eval_expression(expr: &str) -> Option<String> {
-    if !expr
-        .chars()
-        .all(|c| c.is_ascii_digit() || " .+-*/()".contains(c))
+    if expr.len() > MAX_EXPRESSION_LEN
+        || !expr
+            .chars()
+            .all(|c| c.is_ascii_digit() || " .+-*/()".contains(c))
     {
         return None;
     }
@@ -160,17 +175,21 @@ fn number(tail: Option<&str>, text: &str) -> Option<String> {
 
 /// Removes thousands separators (`1,200` → `1200`) without touching list commas (`3, 4`).
 fn strip_thousands(s: &str) -> String {
-    let b: Vec<char> = s.chars().collect();
+    // Byte-wise (`,` and digits are ASCII): no per-char buffer, whatever the text's length.
+    let b = s.as_bytes();
     let mut out = String::with_capacity(s.len());
-    for (i, &c) in b.iter().enumerate() {
-        let sep = c == ','
+    let mut kept = 0;
+    for i in 0..b.len() {
+        let sep = b[i] == b','
             && i > 0
             && b[i - 1].is_ascii_digit()
-            && b.get(i + 1).is_some_and(|x| x.is_ascii_digit());
-        if !sep {
-            out.push(c);
+            && b.get(i + 1).is_some_and(u8::is_ascii_digit);
+        if sep {
+            out.push_str(&s[kept..i]);
+            kept = i + 1;
         }
     }
+    out.push_str(&s[kept..]);
     out
 }
 
@@ -184,14 +203,18 @@ pub fn normalise_number(s: &str) -> Option<String> {
     })
 }
 
+/// A finite number (`1e400`, `nan`, `1/1e-320` are none: they would never equal a gold answer).
 fn parse_number(s: &str) -> Option<f64> {
     let s = s.trim().trim_start_matches('$').replace(',', "");
     let s = s.trim_end_matches('.');
-    if let Some((a, b)) = s.split_once('/') {
-        let (a, b) = (a.trim().parse::<f64>().ok()?, b.trim().parse::<f64>().ok()?);
-        return (b != 0.0).then(|| a / b);
-    }
-    s.parse().ok()
+    let v = match s.split_once('/') {
+        Some((a, b)) => {
+            let (a, b) = (a.trim().parse::<f64>().ok()?, b.trim().parse::<f64>().ok()?);
+            (b != 0.0).then(|| a / b)?
+        }
+        None => s.parse().ok()?,
+    };
+    v.is_finite().then_some(v)
 }
 
 fn words(s: &str) -> Vec<String> {
@@ -210,7 +233,11 @@ fn yes_no(tail: Option<&str>, text: &str) -> Option<String> {
 }
 
 fn choice(n: u8, tail: Option<&str>, text: &str, options: &[String]) -> Option<String> {
-    let valid = |c: char| c.is_ascii_alphabetic() && (c.to_ascii_uppercase() as u8) < b'A' + n;
+    // In u16: `b'A' + n` overflows a u8 for n > 190.
+    let valid = |c: char| {
+        c.is_ascii_alphabetic()
+            && u16::from(c.to_ascii_uppercase() as u8) < u16::from(b'A') + u16::from(n)
+    };
     let pick = |s: &str| -> Option<String> {
         // 1. "(b)" or "(B)".
         if let Some(c) = PAREN_LETTER
@@ -242,7 +269,7 @@ fn choice(n: u8, tail: Option<&str>, text: &str, options: &[String]) -> Option<S
                 }
             }
         }
-        best.map(|(_, i)| ((b'A' + i as u8) as char).to_string())
+        best.map(|(_, i)| letter(i).to_string())
     };
     match tail {
         Some(t) => pick(t).or_else(|| {

@@ -39,7 +39,7 @@ enum Command {
         #[arg(long, value_name = "STAGE")]
         until: Option<String>,
         /// Where runs execute: local, or slurm (job arrays; see `morsd status`). Default: [executor] kind.
-        #[arg(long)]
+        #[arg(long, value_parser = ["local", "slurm"])]
         executor: Option<String>,
         /// Slurm partition.
         #[arg(long)]

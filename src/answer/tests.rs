@@ -290,3 +290,70 @@ fn yes_no_and_letter_forms_in_every_context() {
         }
     }
 }
+
+#[test]
+fn many_choices_do_not_overflow() {
+    // `b'A' + n` used to overflow a u8 (a panic) for n > 190 choices or options.
+    assert_eq!(AnswerType::Choice(250).name(), "choice A-Z");
+    assert_eq!(AnswerType::Choice(5).name(), "choice A-E");
+    assert_eq!(AnswerType::Choice(0).name(), "choice A-A");
+    assert_eq!(
+        extract(AnswerType::Choice(255), "The answer is (z).").as_deref(),
+        Some("Z")
+    );
+    let options: Vec<String> = (0..300).map(|i| format!("<{i}>")).collect();
+    assert_eq!(
+        extract_with_options(AnswerType::Choice(5), "The answer is <25>.", &options).as_deref(),
+        Some("Z")
+    );
+    // Past Z an option cannot be named by its text.
+    assert_eq!(
+        extract_with_options(AnswerType::Choice(5), "The answer is <299>.", &options),
+        None
+    );
+    assert_eq!(letter(0), 'A');
+    assert_eq!(letter(25), 'Z');
+    assert_eq!(letter(400), 'Z');
+}
+
+#[test]
+fn long_expressions_are_not_evaluated() {
+    // The evaluator recurses once per operator: a long chain would overflow the stack.
+    let chain = format!("({}1)", "1+".repeat(100_000));
+    assert_eq!(eval_expression(&chain), None);
+    assert_eq!(
+        extract(AnswerType::Number, &format!("The answer is {chain}.")).as_deref(),
+        Some("1")
+    );
+    let ok = format!("({}1)", "1+".repeat(100));
+    assert_eq!(eval_expression(&ok).as_deref(), Some("101"));
+    assert_eq!(
+        eval_expression("( ( 17.0 + 15.0 ) + 2.0 )").as_deref(),
+        Some("34")
+    );
+}
+
+#[test]
+fn numbers_that_overflow_are_no_numbers() {
+    let huge = "9".repeat(400);
+    assert_eq!(normalise_number(&huge), None);
+    assert_eq!(normalise_number("1/1e-320"), None);
+    assert_eq!(normalise_number("nan"), None);
+    assert_eq!(normalise_number("inf"), None);
+    assert_eq!(
+        normalise_number("1e20").as_deref(),
+        Some("100000000000000000000")
+    );
+    assert!(!matches(AnswerType::Number, Some("nan"), "nan"));
+}
+
+#[test]
+fn thousands_separators_on_long_text() {
+    assert_eq!(
+        strip_thousands("1,200.50 and 3, 4 and ,5, 6,"),
+        "1200.50 and 3, 4 and ,5, 6,"
+    );
+    assert_eq!(strip_thousands("é1,000é"), "é1000é");
+    let long = "1,2 ".repeat(1 << 18);
+    assert_eq!(strip_thousands(&long), "12 ".repeat(1 << 18));
+}

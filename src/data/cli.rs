@@ -119,7 +119,7 @@ pub fn stats(root: &Path, task: &str, sources: &[String], split: Option<&str>) -
             if let Some(e) = ids.get(r.question_id.as_str()) {
                 let ok = matches(
                     data.answer,
-                    extract_with_options(data.answer, &r.text, &e.options).as_deref(),
+                    crate::teacher::answer_of(data.answer, r, &e.options).as_deref(),
                     &e.answer,
                 );
                 let c = per_q.entry(r.question_id.as_str()).or_default();
@@ -156,6 +156,7 @@ pub fn stats(root: &Path, task: &str, sources: &[String], split: Option<&str>) -
             covered.len()
         ));
     }
+    out.push_str(&majority_line(&data, &all));
     out.push_str("\n| source | file | rows | joined train | joined held-out | unmatched | unparsed |\n|---|---|---|---|---|---|---|\n");
     for r in &pool.reports {
         out.push_str(&format!(
@@ -175,6 +176,40 @@ pub fn stats(root: &Path, task: &str, sources: &[String], split: Option<&str>) -
         }
     }
     Ok(out)
+}
+
+/// One line: how often the majority answer of a question's rationales (self-consistency, what
+/// `score.label = "majority"` labels with) equals its gold answer, over every question with
+/// rationales; ties and questions with too few answered rationales are counted apart.
+fn majority_line(data: &crate::task::TaskData, all: &[&crate::teacher::Rationale]) -> String {
+    use crate::teacher::majority::{Tally, vote};
+    let min = crate::stages::score::DEFAULT_MIN_VOTES;
+    let examples: HashMap<&str, &crate::task::Example> = data
+        .train
+        .iter()
+        .chain(&data.validation)
+        .chain(&data.test)
+        .map(|e| (e.id.as_str(), e))
+        .collect();
+    // 1. Each question's answers, in rationale order (question order kept for determinism).
+    let mut order: Vec<&str> = Vec::new();
+    let mut answers: HashMap<&str, Vec<Option<String>>> = HashMap::new();
+    for r in all {
+        if let Some(e) = examples.get(r.question_id.as_str()) {
+            let a = answers.entry(e.id.as_str()).or_insert_with(|| {
+                order.push(e.id.as_str());
+                Vec::new()
+            });
+            a.push(crate::teacher::answer_of(data.answer, r, &e.options));
+        }
+    }
+    // 2. The vote of each, against gold.
+    let mut tally = Tally::default();
+    for q in order {
+        let v = vote(data.answer, &answers[q], min);
+        tally.add(data.answer, &v, Some(&examples[q].answer));
+    }
+    format!("\n{}\n", tally.describe(min))
 }
 
 /// The answer type of a task name (real or synthetic).

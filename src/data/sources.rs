@@ -193,6 +193,7 @@ pub fn load(
                                 rationale: it.rationale,
                                 body: Some(it.body),
                                 answer: None,
+                                answer_text: None,
                                 id: None,
                             })
                             .collect();
@@ -298,6 +299,7 @@ pub fn load(
                 body,
                 text,
                 origin: "recorded".into(),
+                answer_text: row.answer_text.clone(),
             };
             *k += 1;
             if split == "train" {
@@ -313,8 +315,14 @@ pub fn load(
     Ok(pool)
 }
 
-/// The rationale text (with an answer sentence appended where it had none) and its body.
+/// The rationale text (with an answer sentence appended where it had none) and its body. A
+/// row with a recorded second-stage output (`answer_text`) is stored as a two-stage sample is:
+/// its reasoning plus the answer read from that output.
 fn normalise(row: &Row, data: &TaskData, options: &[String]) -> (String, String) {
+    if let Some(a) = &row.answer_text {
+        let answer = crate::teacher::answer_stage::extract(data.answer, a, options);
+        return crate::teacher::answer_stage::rationale(&row.rationale, answer.as_deref());
+    }
     let (text, body) =
         crate::teacher::normalise(&row.rationale, row.answer.as_deref(), data.answer, options);
     (

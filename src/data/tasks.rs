@@ -2,7 +2,7 @@
 //! then a split scheme, giving train / validation / test examples.
 
 use super::registry::{Layout, SplitScheme, TaskDef};
-use crate::answer::{AnswerType, normalise_number};
+use crate::answer::{AnswerType, MAX_CHOICES, letter, normalise_number};
 use crate::error::{Error, Result};
 use crate::task::{Example, TaskData};
 use serde::Deserialize;
@@ -29,8 +29,14 @@ fn input_err(path: &Path, msg: impl std::fmt::Display) -> Error {
 }
 
 fn read(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path)
-        .map_err(|e| input_err(path, format!("cannot read: {e} (is the data root right?)")))
+    let bytes = std::fs::read(path)
+        .map_err(|e| input_err(path, format!("cannot read: {e} (is the data root right?)")))?;
+    String::from_utf8(bytes).map_err(|e| {
+        input_err(
+            path,
+            super::formats::utf8_message(e.as_bytes(), e.utf8_error()),
+        )
+    })
 }
 
 /// JSON, or JSON lines (errors name the line).
@@ -77,13 +83,114 @@ impl<'de> Deserialize<'de> for Ordered {
     }
 }
 
+/// The key order of every BIG-bench example's `target_scores`, read from the text: a
+/// `serde_json::Value` map is sorted by key, unless a dependency switches on serde_json's
+/// `preserve_order` feature, so neither can be relied on for the letters A, B, C, ...
+#[derive(Deserialize)]
+struct BigBenchKeys {
+    #[serde(default)]
+    examples: Vec<ScoreKeys>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ScoreKeys {
+    target_scores: Option<KeysInOrder>,
+}
+
+/// The keys of a JSON object in file order; anything else gives none (never an error).
+struct KeysInOrder(Vec<String>);
+
+impl<'de> Deserialize<'de> for KeysInOrder {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = KeysInOrder;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> std::result::Result<KeysInOrder, A::Error> {
+                let mut out = Vec::new();
+                while let Some((k, _)) = m.next_entry::<String, serde::de::IgnoredAny>()? {
+                    out.push(k);
+                }
+                Ok(KeysInOrder(out))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut s: A,
+            ) -> std::result::Result<KeysInOrder, A::Error> {
+                while s.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(KeysInOrder(vec![]))
+            }
+            fn visit_bool<E>(self, _: bool) -> std::result::Result<KeysInOrder, E> {
+                Ok(KeysInOrder(vec![]))
+            }
+            fn visit_i64<E>(self, _: i64) -> std::result::Result<KeysInOrder, E> {
+                Ok(KeysInOrder(vec![]))
+            }
+            fn visit_u64<E>(self, _: u64) -> std::result::Result<KeysInOrder, E> {
+                Ok(KeysInOrder(vec![]))
+            }
+            fn visit_f64<E>(self, _: f64) -> std::result::Result<KeysInOrder, E> {
+                Ok(KeysInOrder(vec![]))
+            }
+            fn visit_str<E>(self, _: &str) -> std::result::Result<KeysInOrder, E> {
+                Ok(KeysInOrder(vec![]))
+            }
+            fn visit_unit<E>(self) -> std::result::Result<KeysInOrder, E> {
+                Ok(KeysInOrder(vec![]))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 fn choices_suffix(options: &[String]) -> String {
     let parts: Vec<String> = options
         .iter()
         .enumerate()
-        .map(|(i, o)| format!("({}) {o}", (b'A' + i as u8) as char))
+        .map(|(i, o)| format!("({}) {o}", letter(i)))
         .collect();
     format!(" Answer Choices: {}", parts.join(" "))
+}
+
+/// A gold multiple-choice letter (`a` → `A`): one of the options' letters, or any of A–Z
+/// where the item lists none.
+fn choice_letter(path: &Path, i: usize, gold: &str, options: &[String]) -> Result<String> {
+    let g = gold.trim().to_uppercase();
+    let n = if options.is_empty() {
+        MAX_CHOICES
+    } else {
+        options.len()
+    };
+    match g.as_bytes() {
+        [c] if c.is_ascii_uppercase() && usize::from(c - b'A') < n => Ok(g),
+        _ => Err(input_err(
+            path,
+            format!(
+                "item {i}: answer {gold:?} is not one of the letters A-{}",
+                letter(n - 1)
+            ),
+        )),
+    }
+}
+
+/// Options are lettered A–Z: more than [`MAX_CHOICES`] is an error naming the item.
+fn check_choices(path: &Path, what: &str, options: &[String]) -> Result<()> {
+    if options.len() > MAX_CHOICES {
+        return Err(input_err(
+            path,
+            format!(
+                "{what}: {} options, more than the {MAX_CHOICES} letters A-Z",
+                options.len()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn field<'a>(path: &Path, i: usize, v: &'a Value, name: &str) -> Result<&'a Value> {
@@ -124,9 +231,18 @@ pub fn load_items(task: &TaskDef, root: &Path) -> Result<Vec<Item>> {
 fn file_items(task: &TaskDef, path: &Path) -> Result<Vec<Item>> {
     let path = path.to_path_buf();
     let mut items = Vec::new();
+    let mut key_order: Vec<ScoreKeys> = Vec::new();
     let text_items: Vec<Value> = match task.layout {
         Layout::Examples | Layout::BigBench => {
-            let v: Value = serde_json::from_str(&read(&path)?).map_err(|e| input_err(&path, e))?;
+            let text = read(&path)?;
+            let v: Value = serde_json::from_str(&text).map_err(|e| input_err(&path, e))?;
+            if task.layout == Layout::BigBench {
+                // Where this fails (an example that is not an object) the letters follow the
+                // `Value`'s order; that example is an error below anyway.
+                key_order = serde_json::from_str::<BigBenchKeys>(&text)
+                    .map(|b| b.examples)
+                    .unwrap_or_default();
+            }
             v.get("examples")
                 .and_then(Value::as_array)
                 .cloned()
@@ -183,9 +299,10 @@ fn file_items(task: &TaskDef, path: &Path) -> Result<Vec<Item>> {
                             .collect()
                     })
                     .unwrap_or_default();
+                check_choices(&path, &format!("item {i}"), &options)?;
                 Item {
                     question: format!("{}{}", s("question")?, choices_suffix(&options)),
-                    answer: s("correct")?.to_uppercase(),
+                    answer: choice_letter(&path, i, &s("correct")?, &options)?,
                     options,
                 }
             }
@@ -199,10 +316,11 @@ fn file_items(task: &TaskDef, path: &Path) -> Result<Vec<Item>> {
                             .collect()
                     })
                     .unwrap_or_default();
+                check_choices(&path, &format!("item {i}"), &options)?;
                 let stem = q["stem"].as_str().unwrap_or_default();
                 Item {
                     question: format!("{stem}{}", choices_suffix(&options)),
-                    answer: s("answerKey")?.to_uppercase(),
+                    answer: choice_letter(&path, i, &s("answerKey")?, &options)?,
                     options,
                 }
             }
@@ -215,9 +333,22 @@ fn file_items(task: &TaskDef, path: &Path) -> Result<Vec<Item>> {
                 }
             }
             Layout::BigBench => {
-                let scores: Ordered =
+                let mut scores: Ordered =
                     serde_json::from_value(field(&path, i, v, "target_scores")?.clone())
                         .map_err(|e| input_err(&path, format!("item {i}: {e}")))?;
+                // Letters follow the file's order, as upstream's loaders assign them.
+                if let Some(order) = key_order.get(i).and_then(|k| k.target_scores.as_ref()) {
+                    let at: std::collections::HashMap<&str, usize> = order
+                        .0
+                        .iter()
+                        .enumerate()
+                        .rev()
+                        .map(|(j, k)| (k.as_str(), j))
+                        .collect();
+                    scores
+                        .0
+                        .sort_by_key(|(k, _)| at.get(k.as_str()).copied().unwrap_or(usize::MAX));
+                }
                 let best = scores
                     .0
                     .iter()
@@ -232,9 +363,10 @@ fn file_items(task: &TaskDef, path: &Path) -> Result<Vec<Item>> {
                     }
                 } else {
                     let options: Vec<String> = scores.0.iter().map(|(k, _)| k.clone()).collect();
+                    check_choices(&path, &format!("item {i}"), &options)?;
                     Item {
                         question: format!("{input}{}", choices_suffix(&options)),
-                        answer: ((b'A' + best as u8) as char).to_string(),
+                        answer: letter(best).to_string(),
                         options,
                     }
                 }
@@ -382,6 +514,7 @@ pub fn load(
                                         .collect()
                                 })
                                 .unwrap_or_default();
+                            check_choices(&path, &format!("line {}", i + 1), &options)?;
                             let ans = field(&path, i, v, "answer")?.as_str().unwrap_or_default();
                             let letter =
                                 options.iter().position(|o| o == ans).ok_or_else(|| {
@@ -396,7 +529,7 @@ pub fn load(
                                 .to_string();
                             Ok(Item {
                                 question: format!("{q}{}", choices_suffix(&options)),
-                                answer: ((b'A' + letter as u8) as char).to_string(),
+                                answer: self::letter(letter).to_string(),
                                 options,
                             })
                         }
@@ -443,4 +576,84 @@ pub fn join_key(question: &str) -> String {
         .filter(|c| c.is_alphanumeric())
         .flat_map(char::to_lowercase)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(root: &Path, rel: &str, text: &str) -> PathBuf {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn more_options_than_letters_is_an_error_not_a_panic() {
+        // `b'A' + i as u8` used to overflow (a panic) from the 191st option on.
+        let dir = tempfile::tempdir().unwrap();
+        let options: Vec<String> = (0..200).map(|i| format!("\"A){i}\"")).collect();
+        let p = write(
+            dir.path(),
+            "benchmarks/AQuA/test.json",
+            &format!(
+                "{{\"question\": \"q\", \"options\": [{}], \"correct\": \"A\"}}\n",
+                options.join(",")
+            ),
+        );
+        let aqua = crate::data::registry::task("aqua").unwrap();
+        let e = load_items(aqua, dir.path()).unwrap_err().to_string();
+        assert!(
+            e.contains(&p.display().to_string()) && e.contains("item 0: 200 options"),
+            "{e}"
+        );
+        let scores: Vec<String> = (0..200).map(|i| format!("\"o{i}\": {}", i / 199)).collect();
+        let p = write(
+            dir.path(),
+            "benchmarks/Bigbench_Date/task.json",
+            &format!(
+                "{{\"examples\": [{{\"input\": \"q\", \"target_scores\": {{{}}}}}]}}",
+                scores.join(",")
+            ),
+        );
+        let date = crate::data::registry::task("date_understanding").unwrap();
+        let e = load_items(date, dir.path()).unwrap_err().to_string();
+        assert!(
+            e.contains(&p.display().to_string()) && e.contains("200 options"),
+            "{e}"
+        );
+        // 26 are fine, lettered A-Z.
+        let scores: Vec<String> = (0..26).map(|i| format!("\"o{i}\": {}", i / 25)).collect();
+        write(
+            dir.path(),
+            "benchmarks/Bigbench_Date/task.json",
+            &format!(
+                "{{\"examples\": [{{\"input\": \"q\", \"target_scores\": {{{}}}}}]}}",
+                scores.join(",")
+            ),
+        );
+        let items = load_items(date, dir.path()).unwrap();
+        assert_eq!(items[0].answer, "Z");
+        assert!(items[0].question.ends_with("(Z) o25"));
+    }
+
+    #[test]
+    fn big_bench_letters_follow_the_file_order() {
+        // As upstream's loaders letter them; a `serde_json::Value` map would sort the keys.
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "benchmarks/Bigbench_Date/task.json",
+            r#"{"examples": [{"input": "When?", "target_scores": {"12/31/2018": 0, "01/01/2018": 1, "05/05/2000": 0}}]}"#,
+        );
+        let date = crate::data::registry::task("date_understanding").unwrap();
+        let items = load_items(date, dir.path()).unwrap();
+        assert_eq!(
+            items[0].question,
+            "When? Answer Choices: (A) 12/31/2018 (B) 01/01/2018 (C) 05/05/2000"
+        );
+        assert_eq!(items[0].answer, "B");
+        assert_eq!(items[0].options, ["12/31/2018", "01/01/2018", "05/05/2000"]);
+    }
 }

@@ -172,6 +172,23 @@ pub struct TeacherSpec {
     /// Default: `zero-shot-cot`.
     #[serde(default = "d_prompt")]
     pub prompt: String,
+    /// `openai` teacher: Kojima et al.'s second, answer-extracting request after each
+    /// rationale (the first exchange, then an answer-trigger line per answer type from
+    /// `templates/teacher/answer-trigger.jinja`; greedy, `answer_max_tokens` long): `auto` (on
+    /// where the prompt is zero-shot: any prompt but `few-shot-cot` and templates that use
+    /// `exemplars`), `always` or `never`. With it, `score` reads the answer from the second stage
+    /// and the stored rationale is the first stage plus "The answer is X.". Default: `auto`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer_stage: Option<String>,
+    /// `openai` teacher: `max_tokens` of the second, answer-extracting request. Default: 32.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer_max_tokens: Option<usize>,
+    /// `openai` teacher: `gold` gives the teacher each question's gold answer and asks for the
+    /// reasoning that leads to it (rationalization, as STaR does; `templates/teacher/gold-hint.jinja`).
+    /// The answer stage then sees the unhinted prompt, so hinted rationales are still judged on
+    /// their own text. Default: none (no hint).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
     /// `openai` teacher: requests in flight. Default: 4.
     #[serde(default = "d_concurrency")]
     pub concurrency: usize,
@@ -302,6 +319,17 @@ pub struct ScoreSpec {
     /// paper's "RD from a larger model"). Implies `rd_model = "pretrained"`. Default: unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rd_weights: Option<String>,
+    /// The label accuracy and RD are measured against: `gold` (the task's answers) or
+    /// `majority` (the majority answer over a question's teacher samples, self-consistency as in
+    /// Wang et al. 2023, for questions without gold; ties and questions with too few answered
+    /// samples are reported and skipped). Eval still needs gold answers on validation and test.
+    /// Default: `gold`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// `label = "majority"`: the fewest samples with a readable answer a question needs to get a
+    /// majority label. Default: 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub majority_min_votes: Option<usize>,
     /// Optimiser steps of the warm-up student. Default: 300 (fewer leave RD close to noise).
     #[serde(default = "d_warm_steps")]
     pub warmup_steps: usize,

@@ -597,6 +597,8 @@ fn validate(path: &Path, text: &str, s: &RawSpec) -> Result<(TaskRef, Strategy)>
             ));
         }
     }
+    crate::teacher::answer_stage::check_spec(s).map_err(|(k, m)| err(k, m))?;
+    crate::stages::score::check_spec(s).map_err(|(k, m)| err(k, m))?;
     if let Err(e) = crate::student::format::load(&s.student) {
         return Err(err("student.format", e.to_string()));
     }

@@ -1,5 +1,7 @@
 //! Stage `generate`: builds the task's splits and has the teacher write rationales for every
-//! training question. Output: `tasks.json`, `rationales.json`.
+//! training question. Output: `tasks.json`, `rationales.json`; for recorded rationales
+//! `sources.json` (per-file counts); for the `openai` teacher `requests.json` (every request of
+//! both stages: rationales, then the answer-stage requests, `"stage": 2`).
 
 use super::{Stage, StageCtx, StageKind, json, sections, write_json};
 use crate::data::sources as data_sources;
@@ -8,7 +10,7 @@ use crate::error::Result;
 use crate::spec::RunSpec;
 use crate::spec::resolve::TaskRef;
 use crate::task::synthetic;
-use crate::teacher::programmatic;
+use crate::teacher::{answer_stage, programmatic};
 use serde_json::{Value, json as j};
 use std::path::{Path, PathBuf};
 
@@ -37,9 +39,19 @@ impl Stage for Generate {
             m.remove("strict");
         }
         let mut teacher = json(&run.spec.teacher);
+        // The answer stage enters as what it does (below), not as the mode that switched it on.
+        if let Some(m) = teacher.as_object_mut() {
+            m.remove("answer_stage");
+            m.remove("answer_max_tokens");
+        }
         if run.spec.teacher.kind != "openai" {
             teacher.as_object_mut().map(|m| m.remove("jsonl"));
-            return sections(&[("data", data), ("teacher", teacher)]);
+            let mut s = vec![("data", data), ("teacher", teacher)];
+            // Generic JSONL rows may carry `answer_text`, which is read since it exists.
+            if !run.spec.teacher.jsonl.is_empty() {
+                s.push(("jsonl_answer_text", j!(true)));
+            }
+            return sections(&s);
         }
         // The request set: model, rendered prompts (template text + questions), sampling
         // parameters and sample count. Where and how fast they are sent is left out.
@@ -69,11 +81,25 @@ impl Stage for Generate {
             &run.spec.teacher.prompt,
         )
         .unwrap_or_default();
-        sections(&[
+        let mut s = vec![
             ("data", data),
             ("teacher", teacher),
             ("prompt_template", json(&prompt)),
-        ])
+        ];
+        // The second, answer-extracting request: its trigger template and length.
+        if answer_stage::enabled(&run.spec.teacher) {
+            s.push((
+                "answer_stage",
+                j!({
+                    "trigger_template": answer_stage::TRIGGER_TEMPLATE,
+                    "max_tokens": run.spec.teacher.answer_max_tokens.unwrap_or(answer_stage::DEFAULT_MAX_TOKENS),
+                }),
+            ));
+        }
+        if run.spec.teacher.hint.is_some() {
+            s.push(("hint_template", json(&answer_stage::HINT_TEMPLATE)));
+        }
+        sections(&s)
     }
     fn inputs(&self, run: &RunSpec) -> Result<Vec<(String, PathBuf)>> {
         let TaskRef::Real {
@@ -224,14 +250,35 @@ fn openai_generate(ctx: &StageCtx<'_>, out: &Path) -> Result<Value> {
         TaskRef::Real { def, root, .. } if t.prompt == "few-shot-cot" => few_shot(def, root)?,
         _ => String::new(),
     };
-    let questions: Vec<(crate::task::Example, String)> = data
+    //    With `teacher.hint = "gold"` the question carries its gold answer; the answer stage
+    //    (where on) gets the unhinted prompt and the trigger line of the task's answer type.
+    let two_stage = answer_stage::enabled(t);
+    let questions: Vec<openai::Prompted> = data
         .train
         .iter()
         .map(|e| {
-            Ok((
-                e.clone(),
-                crate::templates::teacher_prompt(&template, &e.question, &exemplars)?,
-            ))
+            let plain = crate::templates::teacher_prompt(&template, &e.question, &exemplars)?;
+            let prompt = match t.hint.as_deref() {
+                Some(_) => crate::templates::teacher_prompt(
+                    &template,
+                    &answer_stage::hinted_question(&e.question, &e.answer)?,
+                    &exemplars,
+                )?,
+                None => plain.clone(),
+            };
+            let answer = if two_stage {
+                Some(openai::AnswerPrompt {
+                    prompt: plain,
+                    trigger: answer_stage::trigger(data.answer, &e.options)?,
+                })
+            } else {
+                None
+            };
+            Ok(openai::Prompted {
+                example: e.clone(),
+                prompt,
+                answer,
+            })
         })
         .collect::<Result<_>>()?;
     // 2. Sample through the durable request log.
@@ -260,19 +307,24 @@ fn openai_generate(ctx: &StageCtx<'_>, out: &Path) -> Result<Value> {
         tpm: t.tpm,
         backoff: std::time::Duration::from_secs_f64(t.backoff_s.max(0.0)),
         use_n: t.use_n,
+        answer_max_tokens: t
+            .answer_max_tokens
+            .unwrap_or(answer_stage::DEFAULT_MAX_TOKENS),
     };
     let log = crate::teacher::request_log::RequestLog::open(ctx.requests_dir, &t.model)?;
     let outcome = openai::sample(&questions, &opts, &log, ctx.progress)?;
     eprintln!(
-        "teacher {}: {} requests answered, {} samples from the request log, {} retries, {} prompt + {} completion tokens",
+        "teacher {}: {} requests answered ({} of them answer stage), {} from the request log, {} retries, {} prompt + {} completion tokens",
         t.model,
         outcome.sent,
+        outcome.answers_sent,
         outcome.reused,
         outcome.retries,
         outcome.prompt_tokens,
         outcome.completion_tokens
     );
-    // 3. Rationales, and every request's record.
+    // 3. Rationales (stage one + the answer sentence read from stage two, where asked), and
+    //    every request's record, both stages.
     let options: std::collections::HashMap<&str, &[String]> = data
         .train
         .iter()
@@ -281,30 +333,46 @@ fn openai_generate(ctx: &StageCtx<'_>, out: &Path) -> Result<Value> {
     let rationales: Vec<crate::teacher::Rationale> = outcome
         .completions
         .iter()
-        .map(|c| {
-            let (text, body) = crate::teacher::normalise(
-                &c.text,
-                None,
-                data.answer,
-                options.get(c.question_id.as_str()).copied().unwrap_or(&[]),
-            );
+        .zip(&outcome.answers)
+        .map(|(c, a)| {
+            let opts = options.get(c.question_id.as_str()).copied().unwrap_or(&[]);
+            let (text, body) = match a {
+                Some(a) => answer_stage::rationale(
+                    &c.text,
+                    answer_stage::extract(data.answer, &a.text, opts).as_deref(),
+                ),
+                None => crate::teacher::normalise(&c.text, None, data.answer, opts),
+            };
             crate::teacher::Rationale {
                 id: format!("{}/openai/{}", c.question_id, c.sample),
                 question_id: c.question_id.clone(),
                 source: format!("openai:{}", t.model),
                 body,
                 text,
-                origin: "sampled".into(),
+                origin: if t.hint.is_some() {
+                    "rationalized"
+                } else {
+                    "sampled"
+                }
+                .into(),
+                answer_text: a.as_ref().map(|a| a.text.clone()),
             }
         })
         .collect();
+    let requests: Vec<&crate::teacher::request_log::Completion> = outcome
+        .completions
+        .iter()
+        .chain(outcome.answers.iter().flatten())
+        .collect();
     write_json(&out.join("tasks.json"), &data)?;
     write_json(&out.join("rationales.json"), &rationales)?;
-    write_json(&out.join("requests.json"), &outcome.completions)?;
+    write_json(&out.join("requests.json"), &requests)?;
     Ok(j!({
         "train": data.train.len(), "validation": data.validation.len(), "test": data.test.len(),
         "rationales": rationales.len(),
-        "requests_answered": outcome.sent, "samples_from_log": outcome.reused, "retries": outcome.retries,
+        "requests_answered": outcome.sent, "answer_requests_answered": outcome.answers_sent,
+        "answer_stage": two_stage, "hint": t.hint,
+        "samples_from_log": outcome.reused, "retries": outcome.retries,
         "prompt_tokens": outcome.prompt_tokens, "completion_tokens": outcome.completion_tokens,
     }))
 }

@@ -8,11 +8,17 @@
 //! `rd_model = "untrained"` scores with the freshly initialised student. A `llama` student
 //! scores with its pretrained checkpoint as loaded (`rd_model = "pretrained"`), before any
 //! distillation, as in the paper; its tokenizer is the checkpoint's.
+//!
+//! A rationale's answer is read from its second-stage output where it has one
+//! ([`crate::teacher::answer_of`]). Accuracy and RD are measured against the gold answer, or
+//! with `label = "majority"` against the majority answer of the question's samples
+//! ([`crate::teacher::majority`]); questions without a majority (ties, too few answered samples)
+//! are reported in `labels.json` and the metrics, and their rationales are not scored.
 
 use super::{
     Stage, StageCtx, StageKind, json, read_json, sections, student_inputs, student_key, write_json,
 };
-use crate::answer::{extract_with_options, matches};
+use crate::answer::matches;
 use crate::error::Result;
 use crate::select::{Scored, jaccard, ngrams};
 use crate::spec::RunSpec;
@@ -22,7 +28,8 @@ use crate::student::tokenizer::Tok;
 use crate::student::train::{TrainExample, TrainOptions, train};
 use crate::student::{init_student, load_llama, load_pretrained, model_config};
 use crate::task::TaskData;
-use crate::teacher::Rationale;
+use crate::teacher::majority::{Tally, Vote, vote};
+use crate::teacher::{Rationale, answer_of};
 use serde_json::{Value, json as j};
 use std::collections::HashMap;
 use std::path::Path;
@@ -83,6 +90,24 @@ impl Stage for Score {
         }
         let fmt = format::load(&spec.student)?;
         let options_of = |qid: &str| by_id.get(qid).map(|e| e.options.as_slice()).unwrap_or(&[]);
+
+        // 0. The label of every training question: gold, or the majority of its samples'
+        //    answers; the rationales of questions left without one are not scored.
+        let label_mode = spec.score.label.as_deref().unwrap_or("gold");
+        check_gold(&data, label_mode)?;
+        let min_votes = spec.score.majority_min_votes.unwrap_or(DEFAULT_MIN_VOTES);
+        let (labels, votes, tally) = labels(&data, &rationales, label_mode, min_votes);
+        let rationales: Vec<Rationale> = rationales
+            .into_iter()
+            .filter(|r| labels.contains_key(r.question_id.as_str()))
+            .collect();
+        if rationales.is_empty() {
+            return Err(crate::Error::run(format!(
+                "no training question got a label: {}",
+                tally.describe(min_votes)
+            )));
+        }
+        let label_of = |qid: &str| labels[qid].as_str();
 
         // 1.-2. The RD model and its tokenizer: a pretrained checkpoint as loaded, or a
         //       scratch student (tokenizer trained here, optionally warmed up).
@@ -170,14 +195,17 @@ impl Stage for Score {
         ctx.progress.set_position(0);
         ctx.progress.set_length(rationales.len() as u64);
         let device = ctx.device;
-        let without_pairs: Vec<(String, String)> = data
+        let labelled: Vec<&crate::task::Example> = data
             .train
             .iter()
-            .map(|e| (fmt.prompt(&e.question), fmt.answer(&e.answer)))
+            .filter(|e| labels.contains_key(e.id.as_str()))
+            .collect();
+        let without_pairs: Vec<(String, String)> = labelled
+            .iter()
+            .map(|e| (fmt.prompt(&e.question), fmt.answer(label_of(&e.id))))
             .collect();
         let without = answer_nll(&model, &tok, &without_pairs, spec.score.batch_size, device);
-        let nll_q: HashMap<&str, f64> = data
-            .train
+        let nll_q: HashMap<&str, f64> = labelled
             .iter()
             .map(|e| e.id.as_str())
             .zip(without)
@@ -190,7 +218,7 @@ impl Stage for Score {
                     let e = by_id[r.question_id.as_str()];
                     (
                         format::with_rationale(&fmt, &e.question, &r.body),
-                        fmt.answer(&e.answer),
+                        fmt.answer(label_of(&e.id)),
                     )
                 })
                 .collect();
@@ -218,8 +246,8 @@ impl Stage for Score {
             .enumerate()
             .map(|(i, r)| {
                 let e = by_id[r.question_id.as_str()];
-                let extracted = extract_with_options(kind, &r.text, &e.options);
-                let correct = matches(kind, extracted.as_deref(), &e.answer);
+                let extracted = answer_of(kind, r, &e.options);
+                let correct = matches(kind, extracted.as_deref(), label_of(&e.id));
                 let max_sim = siblings[r.question_id.as_str()]
                     .iter()
                     .filter(|&&k| k != i)
@@ -241,6 +269,9 @@ impl Stage for Score {
             })
             .collect();
         write_json(&out.join("scores.json"), &scored)?;
+        if label_mode == "majority" {
+            write_json(&out.join("labels.json"), &votes)?;
+        }
         let n = scored.len().max(1) as f64;
         let acc = scored.iter().filter(|s| s.correct).count() as f64 / n;
         let mean_rd = |c: bool| {
@@ -263,6 +294,203 @@ impl Stage for Score {
             "rd_model": rd_model,
             "warmup_final_loss": warmup_loss,
             "vocab_size": tok.vocab_size(),
+            "label": label_mode,
+            "majority": (label_mode == "majority").then(|| j!({
+                "labelled": tally.labelled, "ties": tally.ties, "too_few": tally.too_few,
+                "min_votes": min_votes,
+                "agree_with_gold": tally.agree_with_gold, "with_gold": tally.with_gold,
+            })),
+            "notes": if label_mode == "majority" { vec![tally.describe(min_votes)] } else { vec![] },
         }))
+    }
+}
+
+/// `score.majority_min_votes` when unset.
+pub const DEFAULT_MIN_VOTES: usize = 2;
+
+/// The labels `score.label` takes.
+pub const LABELS: &[&str] = &["gold", "majority"];
+
+/// Spec checks of `score.label` and `score.majority_min_votes`: (dotted key, message).
+pub fn check_spec(
+    s: &crate::spec::raw::RawSpec,
+) -> std::result::Result<(), (&'static str, String)> {
+    if let Some(l) = s.score.label.as_deref()
+        && !LABELS.contains(&l)
+    {
+        return Err((
+            "score.label",
+            format!("unknown label `{l}` (known: {})", LABELS.join(", ")),
+        ));
+    }
+    if s.score.majority_min_votes.is_some() && s.score.label.as_deref() != Some("majority") {
+        return Err((
+            "score.majority_min_votes",
+            "only used with score.label = \"majority\"".into(),
+        ));
+    }
+    if s.score.majority_min_votes == Some(0) {
+        return Err(("score.majority_min_votes", "must be at least 1".into()));
+    }
+    Ok(())
+}
+
+/// Eval and checkpoint choice need gold answers on validation and test whatever the label; with
+/// `label = "gold"` every training question needs one too.
+pub fn check_gold(data: &TaskData, label: &str) -> Result<()> {
+    let missing = |split: &[crate::task::Example]| {
+        split.iter().filter(|e| e.answer.trim().is_empty()).count()
+    };
+    for (name, split) in [("validation", &data.validation), ("test", &data.test)] {
+        let n = missing(split);
+        if n > 0 {
+            return Err(crate::Error::run(format!(
+                "task {}: {n} of {} {name} questions have no gold answer; eval and checkpoint choice need gold answers on the validation and test splits (score.label = \"majority\" labels training questions only)",
+                data.task,
+                split.len()
+            )));
+        }
+    }
+    let n = missing(&data.train);
+    if label == "gold" && n > 0 {
+        return Err(crate::Error::run(format!(
+            "task {}: {n} of {} training questions have no gold answer: set score.label = \"majority\" to label them by the majority of their teacher samples",
+            data.task,
+            data.train.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Question id → label, each training question's vote (majority only) and their tally.
+fn labels<'a>(
+    data: &'a TaskData,
+    rationales: &[Rationale],
+    mode: &str,
+    min_votes: usize,
+) -> (HashMap<&'a str, String>, Vec<Value>, Tally) {
+    let mut tally = Tally::default();
+    if mode != "majority" {
+        let l = data
+            .train
+            .iter()
+            .map(|e| (e.id.as_str(), e.answer.clone()))
+            .collect();
+        return (l, Vec::new(), tally);
+    }
+    // 1. Each question's sample answers, in rationale order.
+    let by_id: HashMap<&str, &crate::task::Example> =
+        data.train.iter().map(|e| (e.id.as_str(), e)).collect();
+    let mut answers: HashMap<&str, Vec<Option<String>>> = HashMap::new();
+    for r in rationales {
+        if let Some(e) = by_id.get(r.question_id.as_str()) {
+            answers
+                .entry(e.id.as_str())
+                .or_default()
+                .push(answer_of(data.answer, r, &e.options));
+        }
+    }
+    // 2. The vote per question; only a majority labels it.
+    let mut labels = HashMap::new();
+    let mut votes = Vec::new();
+    for e in &data.train {
+        let a = answers.remove(e.id.as_str()).unwrap_or_default();
+        let v = vote(data.answer, &a, min_votes);
+        tally.add(data.answer, &v, Some(&e.answer));
+        if let Vote::Majority { answer, .. } = &v {
+            labels.insert(e.id.as_str(), answer.clone());
+        }
+        votes.push(j!({"question_id": e.id, "vote": v, "gold": e.answer}));
+    }
+    (labels, votes, tally)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::answer::AnswerType;
+    use crate::task::Example;
+
+    fn ex(id: &str, answer: &str) -> Example {
+        Example {
+            id: id.into(),
+            question: format!("question {id}"),
+            answer: answer.into(),
+            options: vec![],
+            problem: None,
+        }
+    }
+
+    fn data(train: &[&str], test: &[&str]) -> TaskData {
+        TaskData {
+            task: "t".into(),
+            answer: AnswerType::Number,
+            train: train
+                .iter()
+                .enumerate()
+                .map(|(i, a)| ex(&format!("train-{i}"), a))
+                .collect(),
+            validation: vec![ex("validation-0", "1")],
+            test: test
+                .iter()
+                .enumerate()
+                .map(|(i, a)| ex(&format!("test-{i}"), a))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn eval_needs_gold_on_test_whatever_the_label() {
+        let d = data(&["1", ""], &["2", ""]);
+        let e = check_gold(&d, "majority").unwrap_err().to_string();
+        assert!(
+            e.contains("1 of 2 test questions have no gold answer"),
+            "{e}"
+        );
+        // Unlabelled training questions: fine for majority, an error for gold that says what to do.
+        let d = data(&["1", ""], &["2"]);
+        assert!(check_gold(&d, "majority").is_ok());
+        let e = check_gold(&d, "gold").unwrap_err().to_string();
+        assert!(
+            e.contains("1 of 2 training questions") && e.contains("score.label = \"majority\""),
+            "{e}"
+        );
+    }
+
+    fn r(q: &str, k: usize, text: &str) -> Rationale {
+        Rationale {
+            id: format!("{q}/{k}"),
+            question_id: q.into(),
+            source: "s".into(),
+            body: String::new(),
+            text: text.into(),
+            origin: "sampled".into(),
+            answer_text: None,
+        }
+    }
+
+    #[test]
+    fn majority_labels_skip_ties_and_questions_with_too_few_answers() {
+        // train-0 has no gold: 3, 3, 4 gives it 3. train-1: 5 vs 6, a tie. train-2: one sample.
+        let d = data(&["", "6", "7"], &["1"]);
+        let rs = vec![
+            r("train-0", 0, "The answer is 3."),
+            r("train-0", 1, "So 3."),
+            r("train-0", 2, "The answer is 4."),
+            r("train-1", 0, "The answer is 5."),
+            r("train-1", 1, "The answer is 6."),
+            r("train-2", 0, "The answer is 7."),
+        ];
+        let (got, votes, tally) = labels(&d, &rs, "majority", 2);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got["train-0"], "3");
+        assert_eq!((tally.labelled, tally.ties, tally.too_few), (1, 1, 1));
+        assert_eq!(votes.len(), 3);
+        assert_eq!(votes[1]["vote"]["status"], "tie");
+        assert_eq!(votes[2]["vote"]["status"], "too-few");
+        // Gold labels: every training question, from the task.
+        let (got, votes, _) = labels(&d, &rs, "gold", 2);
+        assert_eq!(got["train-1"], "6");
+        assert!(votes.is_empty());
     }
 }

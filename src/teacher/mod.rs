@@ -1,5 +1,9 @@
-//! Teachers write rationales for training questions. One file per teacher kind.
+//! Teachers write rationales for training questions. One file per teacher kind, plus the
+//! two-stage answers of API teachers ([`answer_stage`]), the majority-vote labels of questions
+//! without gold ([`majority`]) and the durable request log ([`request_log`]).
 
+pub mod answer_stage;
+pub mod majority;
 pub mod openai;
 pub mod programmatic;
 pub mod request_log;
@@ -22,6 +26,24 @@ pub struct Rationale {
     /// How it was made (`correct`, `wrong`, `flawed`, `duplicate`); the programmatic teacher
     /// knows, a real one would not. Selection never reads this.
     pub origin: String,
+    /// A second-stage answer output (Kojima et al.'s "Therefore, the answer ... is" request, or
+    /// a recorded one: generic JSONL `answer_text`). When present, the answer is read from it
+    /// ([`answer_of`]), not from `text`. Absent for one-stage rationales.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer_text: Option<String>,
+}
+
+/// A rationale's answer as `score` and `data stats` judge it: from its second-stage output when
+/// it has one ([`answer_stage::extract`]), else from its text.
+pub fn answer_of(
+    kind: crate::answer::AnswerType,
+    r: &Rationale,
+    options: &[String],
+) -> Option<String> {
+    match &r.answer_text {
+        Some(t) => answer_stage::extract(kind, t, options),
+        None => crate::answer::extract_with_options(kind, &r.text, options),
+    }
 }
 
 /// A recorded or sampled rationale normalised for the student: the text (with "The answer is

@@ -11,6 +11,9 @@
 //!   naming the question. Choices beyond the `n` asked for are ignored. After
 //!   `max_retries` failed attempts of one request the stage fails with a summary; every
 //!   completed sample stays in the log.
+//! - With the answer stage on ([`super::answer_stage`]), each received rationale is followed by
+//!   a second, greedy request (the first exchange + the answer-trigger line); both go through
+//!   the same log, retries and fault handling, under separate keys (stage 1 and 2).
 //! - Requests-per-minute and tokens-per-minute limits; several base URLs share the load.
 //! - The API key is read from the environment variable the spec names and is sent only in the
 //!   `Authorization` header: it never reaches a key, a log line, an error or a results file.
@@ -64,22 +67,48 @@ pub struct Options {
     /// Ask for a question's missing samples in one request with `n` first; samples the server
     /// does not return (llama.cpp answers one choice) are then requested one by one.
     pub use_n: bool,
+    /// `max_tokens` of the second, answer-extracting request (greedy).
+    pub answer_max_tokens: usize,
+}
+
+/// One training question as the teacher asks it.
+#[derive(Debug, Clone)]
+pub struct Prompted {
+    /// The question.
+    pub example: Example,
+    /// The rendered first-stage prompt (with the gold hint where `teacher.hint` asks for one).
+    pub prompt: String,
+    /// The second, answer-extracting stage, when it is asked.
+    pub answer: Option<AnswerPrompt>,
+}
+
+/// What the second stage sends after a rationale.
+#[derive(Debug, Clone)]
+pub struct AnswerPrompt {
+    /// The first exchange's user turn, without any hint.
+    pub prompt: String,
+    /// The answer-trigger line ("Therefore, the answer (arabic numerals) is").
+    pub trigger: String,
 }
 
 /// What sampling did.
 #[derive(Debug, Default)]
 pub struct Outcome {
-    /// Every completion, in question × sample order.
+    /// Every rationale completion (stage 1), in question × sample order.
     pub completions: Vec<Completion>,
-    /// Requests answered by the server in this run.
+    /// The second-stage completion of each rationale (same order), where the stage was asked.
+    pub answers: Vec<Option<Completion>>,
+    /// Requests answered by the server in this run (both stages).
     pub sent: usize,
-    /// Samples found in the request log.
+    /// Of those, second-stage requests.
+    pub answers_sent: usize,
+    /// Completions found in the request log (both stages).
     pub reused: usize,
     /// Retried attempts.
     pub retries: usize,
-    /// Usage totals.
+    /// Usage totals (both stages).
     pub prompt_tokens: u64,
-    /// Usage totals.
+    /// Usage totals (both stages).
     pub completion_tokens: u64,
 }
 
@@ -93,6 +122,19 @@ pub fn request_key(o: &Options, prompt: &str, sample: usize) -> (String, u64, Va
             .to_hex()
             .to_string(),
         seed,
+        params,
+    )
+}
+
+/// The request key of the second, answer-extracting request about one sample: over the model,
+/// the whole chat (first exchange + trigger), its greedy parameters and the sample index.
+pub fn answer_key(o: &Options, messages: &Value, sample: usize, seed: u64) -> (String, Value) {
+    let params = json!({"temperature": 0.0, "max_tokens": o.answer_max_tokens, "seed": seed});
+    let doc = json!({"model": o.model, "messages": messages, "params": params, "sample": sample, "stage": 2});
+    (
+        blake3::hash(doc.to_string().as_bytes())
+            .to_hex()
+            .to_string(),
         params,
     )
 }
@@ -145,31 +187,81 @@ impl Limiter {
     }
 }
 
-/// One sample to fetch: its question, prompt and request identity.
+/// One request to fetch: its question, sample, stage, identity and body.
 struct Job {
     question_id: String,
-    prompt: String,
     sample: usize,
+    stage: u8,
     key: String,
     seed: u64,
     params: Value,
+    /// The request body without `n`.
+    body: Value,
+    /// Tokens it may cost (for the tokens-per-minute limit).
+    tokens: u64,
 }
 
 impl Job {
-    /// A server completion recorded as this sample's.
+    /// A server completion recorded as this request's.
     fn stamp(&self, mut c: Completion) -> Completion {
         c.key = self.key.clone();
         c.question_id = self.question_id.clone();
         c.sample = self.sample;
         c.seed = self.seed;
         c.params = self.params.clone();
+        c.stage = self.stage;
         c
+    }
+
+    /// "question Q (sample k)" or "question Q (sample k, answer stage)".
+    fn name(&self) -> String {
+        format!(
+            "question {} (sample {}{})",
+            self.question_id,
+            self.sample,
+            if self.stage == 2 {
+                ", answer stage"
+            } else {
+                ""
+            }
+        )
     }
 }
 
-/// Samples `o.samples` completions for every question's rendered prompt, reusing the log.
+/// The body of a chat request.
+fn body(o: &Options, messages: Value, temperature: f64, max_tokens: usize, seed: u64) -> Value {
+    json!({
+        "model": o.model,
+        "messages": messages,
+        "temperature": temperature,
+        "max_tokens": max_tokens,
+        "seed": seed,
+    })
+}
+
+/// Shared state of one sampling run: the HTTP agent, the rate limiter, the URL rotation.
+struct Client<'a> {
+    o: &'a Options,
+    log: &'a RequestLog,
+    progress: &'a ProgressBar,
+    agent: ureq::Agent,
+    limiter: Limiter,
+    next_url: AtomicUsize,
+}
+
+/// What fetching one batch of jobs did.
+#[derive(Default)]
+struct Fetched {
+    sent: usize,
+    retries: usize,
+    failures: Vec<String>,
+    fatal: Option<String>,
+}
+
+/// Samples `o.samples` completions for every question's rendered prompt, then (where asked) the
+/// second-stage answer of each, reusing the log for both.
 pub fn sample(
-    questions: &[(Example, String)],
+    questions: &[Prompted],
     o: &Options,
     log: &RequestLog,
     progress: &ProgressBar,
@@ -178,35 +270,57 @@ pub fn sample(
     let mut out = Outcome::default();
     let mut jobs = VecDeque::new();
     let mut order = Vec::new();
-    for (e, prompt) in questions {
+    for q in questions {
         for k in 0..o.samples {
-            let (key, seed, params) = request_key(o, prompt, k);
+            let (key, seed, params) = request_key(o, &q.prompt, k);
             order.push(key.clone());
             if log.get(&key).is_some() {
                 out.reused += 1;
             } else {
+                let mut b = body(
+                    o,
+                    json!([{"role": "user", "content": q.prompt}]),
+                    o.temperature,
+                    o.max_tokens,
+                    seed,
+                );
+                if let Some(p) = o.top_p {
+                    b["top_p"] = json!(p);
+                }
+                if !o.stop.is_empty() {
+                    b["stop"] = json!(o.stop);
+                }
                 jobs.push_back(Job {
-                    question_id: e.id.clone(),
-                    prompt: prompt.clone(),
+                    question_id: q.example.id.clone(),
                     sample: k,
+                    stage: 1,
                     key,
                     seed,
                     params,
+                    body: b,
+                    tokens: (o.max_tokens + q.prompt.len() / 4) as u64,
                 });
             }
         }
     }
-    progress.set_length(order.len() as u64);
+    let staged = questions.iter().filter(|q| q.answer.is_some()).count() * o.samples;
+    progress.set_length((order.len() + staged) as u64);
     progress.set_position(out.reused as u64);
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(o.timeout))
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let limiter = Limiter {
-        rpm: o.rpm,
-        tpm: o.tpm,
-        window: Mutex::new(VecDeque::new()),
+    let client = Client {
+        o,
+        log,
+        progress,
+        agent: ureq::Agent::config_builder()
+            .timeout_global(Some(o.timeout))
+            .http_status_as_error(false)
+            .build()
+            .into(),
+        limiter: Limiter {
+            rpm: o.rpm,
+            tpm: o.tpm,
+            window: Mutex::new(VecDeque::new()),
+        },
+        next_url: AtomicUsize::new(0),
     };
     let mut n_sent = 0;
     if o.use_n {
@@ -223,15 +337,12 @@ pub fn sample(
             }
             let mut taken = 0;
             if group.len() > 1 {
-                limiter.acquire((o.max_tokens * group.len() + group[0].prompt.len() / 4) as u64);
-                if let Attempt::Done(choices) = send(
-                    &agent,
-                    &o.urls[0],
-                    o,
-                    &group[0].prompt,
-                    group[0].seed,
-                    group.len(),
-                ) {
+                client
+                    .limiter
+                    .acquire(group[0].tokens + (o.max_tokens * (group.len() - 1)) as u64);
+                if let Attempt::Done(choices) =
+                    send(&client.agent, &o.urls[0], o, &group[0].body, group.len())
+                {
                     n_sent += 1;
                     for (c, j) in choices.into_iter().zip(&group) {
                         log.append(&j.stamp(c))?;
@@ -244,110 +355,93 @@ pub fn sample(
         }
         jobs = rest;
     }
-    let queue = Mutex::new(jobs);
-    let abort = AtomicBool::new(false);
-    let (sent, retries, next_url) = (
-        AtomicUsize::new(0),
-        AtomicUsize::new(0),
-        AtomicUsize::new(0),
-    );
-    let completion_tokens = AtomicU64::new(0);
-    let failures: Mutex<Vec<String>> = Mutex::new(Vec::new());
-    let fatal: Mutex<Option<String>> = Mutex::new(None);
-    std::thread::scope(|s| {
-        for _ in 0..o.concurrency.max(1) {
-            s.spawn(|| {
-                let mut rng = rand::rng();
-                loop {
-                    if abort.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    let Some(job) = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front()
-                    else {
-                        break;
-                    };
-                    // 2. One request, retried on transient faults.
-                    let mut attempt = 0;
-                    loop {
-                        limiter.acquire((o.max_tokens + job.prompt.len() / 4) as u64);
-                        let url = &o.urls[next_url.fetch_add(1, Ordering::SeqCst) % o.urls.len()];
-                        match send(&agent, url, o, &job.prompt, job.seed, 1) {
-                            Attempt::Done(choices) => {
-                                let c = job.stamp(
-                                    choices
-                                        .into_iter()
-                                        .next()
-                                        .expect("send returns Done with at least one choice"),
-                                );
-                                if let Err(e) = log.append(&c) {
-                                    *fatal.lock().unwrap_or_else(|e| e.into_inner()) =
-                                        Some(e.to_string());
-                                    abort.store(true, Ordering::SeqCst);
-                                }
-                                sent.fetch_add(1, Ordering::SeqCst);
-                                completion_tokens.fetch_add(c.completion_tokens, Ordering::SeqCst);
-                                progress.inc(1);
-                                progress.set_message(format!(
-                                    "{} completion tokens, {} retries",
-                                    completion_tokens.load(Ordering::SeqCst),
-                                    retries.load(Ordering::SeqCst)
-                                ));
-                                break;
-                            }
-                            Attempt::Fatal(why) => {
-                                *fatal.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!(
-                                    "question {} (sample {}): {why}",
-                                    job.question_id, job.sample
-                                ));
-                                abort.store(true, Ordering::SeqCst);
-                                break;
-                            }
-                            Attempt::Retry(why, after) => {
-                                attempt += 1;
-                                if attempt >= o.max_retries {
-                                    failures.lock().unwrap_or_else(|e| e.into_inner()).push(
-                                        format!(
-                                            "question {} sample {}: {why}",
-                                            job.question_id, job.sample
-                                        ),
-                                    );
-                                    break;
-                                }
-                                retries.fetch_add(1, Ordering::SeqCst);
-                                // 3. Exponential backoff with jitter, or the server's Retry-After.
-                                let base = o.backoff.as_secs_f64() * 2f64.powi(attempt as i32 - 1);
-                                let wait = after.unwrap_or_else(|| {
-                                    Duration::from_secs_f64(
-                                        base.min(30.0) * (0.5 + rng.random::<f64>() * 0.5),
-                                    )
-                                });
-                                std::thread::sleep(wait);
-                            }
-                        }
-                    }
-                }
-            });
+    // 2. The rationales.
+    let total = order.len() + staged;
+    let f = client.fetch(jobs, 0);
+    out.sent = f.sent + n_sent;
+    out.retries = f.retries;
+    check(&f, &out, total, o, log)?;
+    // 3. Every rationale, in order, from the log.
+    for key in &order {
+        let c = log
+            .get(key)
+            .ok_or_else(|| Error::run("a completion vanished from the request log"))?;
+        out.completions.push(c);
+    }
+    // 4. The second stage: after each rationale, its first exchange and the answer trigger.
+    let by_id: std::collections::HashMap<&str, &Prompted> = questions
+        .iter()
+        .map(|q| (q.example.id.as_str(), q))
+        .collect();
+    let mut jobs = VecDeque::new();
+    let mut answer_keys = Vec::with_capacity(out.completions.len());
+    for c in &out.completions {
+        let Some(a) = by_id
+            .get(c.question_id.as_str())
+            .and_then(|q| q.answer.as_ref())
+        else {
+            answer_keys.push(None);
+            continue;
+        };
+        let messages = super::answer_stage::messages(&a.prompt, &c.text, &a.trigger);
+        let (key, params) = answer_key(o, &messages, c.sample, c.seed);
+        answer_keys.push(Some(key.clone()));
+        if log.get(&key).is_some() {
+            out.reused += 1;
+            progress.inc(1);
+            continue;
         }
-    });
-    out.sent = sent.into_inner() + n_sent;
-    out.retries = retries.into_inner();
-    if let Some(f) = fatal.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        let tokens = (o.answer_max_tokens + (a.prompt.len() + c.text.len()) / 4) as u64;
+        jobs.push_back(Job {
+            question_id: c.question_id.clone(),
+            sample: c.sample,
+            stage: 2,
+            key,
+            seed: c.seed,
+            params,
+            body: body(o, messages, 0.0, o.answer_max_tokens, c.seed),
+            tokens,
+        });
+    }
+    let f = client.fetch(jobs, out.retries);
+    out.sent += f.sent;
+    out.answers_sent = f.sent;
+    out.retries += f.retries;
+    check(&f, &out, total, o, log)?;
+    for k in answer_keys {
+        out.answers.push(match k {
+            Some(k) => Some(
+                log.get(&k)
+                    .ok_or_else(|| Error::run("an answer vanished from the request log"))?,
+            ),
+            None => None,
+        });
+    }
+    // 5. Usage over both stages. Saturating: usage is whatever the server claims.
+    for c in out.completions.iter().chain(out.answers.iter().flatten()) {
+        out.prompt_tokens = out.prompt_tokens.saturating_add(c.prompt_tokens);
+        out.completion_tokens = out.completion_tokens.saturating_add(c.completion_tokens);
+    }
+    Ok(out)
+}
+
+/// The stage's error when a batch of requests did not all succeed.
+fn check(f: &Fetched, out: &Outcome, total: usize, o: &Options, log: &RequestLog) -> Result<()> {
+    if let Some(fatal) = &f.fatal {
         return Err(Error::run(format!(
-            "{f} (not retried; {} completed samples are kept in {})",
+            "{fatal} (not retried; {} completed requests are kept in {})",
             out.sent + out.reused,
             log.path().display()
         )));
     }
-    let failures = failures.into_inner().unwrap_or_else(|e| e.into_inner());
-    if !failures.is_empty() {
+    if !f.failures.is_empty() {
         return Err(Error::run(format!(
-            "{} of {} requests failed after {} attempts each; {} completed samples are kept in {} (run again to resume):\n  {}",
-            failures.len(),
-            order.len(),
+            "{} of {total} requests failed after {} attempts each; {} completed requests are kept in {} (run again to resume):\n  {}",
+            f.failures.len(),
             o.max_retries,
             out.sent + out.reused,
             log.path().display(),
-            failures
+            f.failures
                 .iter()
                 .take(10)
                 .cloned()
@@ -355,34 +449,107 @@ pub fn sample(
                 .join("\n  ")
         )));
     }
-    // 4. Every sample, in order, from the log.
-    for key in &order {
-        let c = log
-            .get(key)
-            .ok_or_else(|| Error::run("a completion vanished from the request log"))?;
-        // Saturating: usage is whatever the server claims.
-        out.prompt_tokens = out.prompt_tokens.saturating_add(c.prompt_tokens);
-        out.completion_tokens = out.completion_tokens.saturating_add(c.completion_tokens);
-        out.completions.push(c);
-    }
-    Ok(out)
+    Ok(())
 }
 
-fn send(agent: &ureq::Agent, url: &str, o: &Options, prompt: &str, seed: u64, n: usize) -> Attempt {
-    let mut body = json!({
-        "model": o.model,
-        "messages": [{"role": "user", "content": prompt}],
-        "temperature": o.temperature,
-        "max_tokens": o.max_tokens,
-        "seed": seed,
-        "n": n,
-    });
-    if let Some(p) = o.top_p {
-        body["top_p"] = json!(p);
+impl Client<'_> {
+    /// Sends every job (`concurrency` at a time), retrying transient faults; each completion is
+    /// appended to the log as it arrives. `retries_before`: retries of earlier batches (shown).
+    fn fetch(&self, jobs: VecDeque<Job>, retries_before: usize) -> Fetched {
+        let o = self.o;
+        let queue = Mutex::new(jobs);
+        let abort = AtomicBool::new(false);
+        let (sent, retries) = (AtomicUsize::new(0), AtomicUsize::new(retries_before));
+        let completion_tokens = AtomicU64::new(0);
+        let failures: Mutex<Vec<String>> = Mutex::new(Vec::new());
+        let fatal: Mutex<Option<String>> = Mutex::new(None);
+        std::thread::scope(|s| {
+            for _ in 0..o.concurrency.max(1) {
+                s.spawn(|| {
+                    let mut rng = rand::rng();
+                    loop {
+                        if abort.load(Ordering::SeqCst) {
+                            break;
+                        }
+                        let Some(job) = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front()
+                        else {
+                            break;
+                        };
+                        // 1. One request, retried on transient faults.
+                        let mut attempt = 0;
+                        loop {
+                            self.limiter.acquire(job.tokens);
+                            let url = &o.urls
+                                [self.next_url.fetch_add(1, Ordering::SeqCst) % o.urls.len()];
+                            match send(&self.agent, url, o, &job.body, 1) {
+                                Attempt::Done(choices) => {
+                                    let c = job.stamp(
+                                        choices
+                                            .into_iter()
+                                            .next()
+                                            .expect("send returns Done with at least one choice"),
+                                    );
+                                    if let Err(e) = self.log.append(&c) {
+                                        *fatal.lock().unwrap_or_else(|e| e.into_inner()) =
+                                            Some(e.to_string());
+                                        abort.store(true, Ordering::SeqCst);
+                                    }
+                                    sent.fetch_add(1, Ordering::SeqCst);
+                                    completion_tokens
+                                        .fetch_add(c.completion_tokens, Ordering::SeqCst);
+                                    self.progress.inc(1);
+                                    self.progress.set_message(format!(
+                                        "{} completion tokens, {} retries",
+                                        completion_tokens.load(Ordering::SeqCst),
+                                        retries.load(Ordering::SeqCst)
+                                    ));
+                                    break;
+                                }
+                                Attempt::Fatal(why) => {
+                                    *fatal.lock().unwrap_or_else(|e| e.into_inner()) =
+                                        Some(format!("{}: {why}", job.name()));
+                                    abort.store(true, Ordering::SeqCst);
+                                    break;
+                                }
+                                Attempt::Retry(why, after) => {
+                                    attempt += 1;
+                                    if attempt >= o.max_retries {
+                                        failures
+                                            .lock()
+                                            .unwrap_or_else(|e| e.into_inner())
+                                            .push(format!("{}: {why}", job.name()));
+                                        break;
+                                    }
+                                    retries.fetch_add(1, Ordering::SeqCst);
+                                    // 2. Exponential backoff with jitter, or the server's Retry-After.
+                                    let base =
+                                        o.backoff.as_secs_f64() * 2f64.powi(attempt as i32 - 1);
+                                    let wait = after.unwrap_or_else(|| {
+                                        Duration::from_secs_f64(
+                                            base.min(30.0) * (0.5 + rng.random::<f64>() * 0.5),
+                                        )
+                                    });
+                                    std::thread::sleep(wait);
+                                }
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        Fetched {
+            sent: sent.into_inner(),
+            retries: retries.into_inner() - retries_before,
+            failures: failures.into_inner().unwrap_or_else(|e| e.into_inner()),
+            fatal: fatal.into_inner().unwrap_or_else(|e| e.into_inner()),
+        }
     }
-    if !o.stop.is_empty() {
-        body["stop"] = json!(o.stop);
-    }
+}
+
+fn send(agent: &ureq::Agent, url: &str, o: &Options, body: &Value, n: usize) -> Attempt {
+    let mut body = body.clone();
+    body["n"] = json!(n);
+    let seed = body["seed"].as_u64().unwrap_or(0);
     let mut req = agent.post(format!("{}/chat/completions", url.trim_end_matches('/')));
     if let Some(k) = &o.api_key {
         req = req.header("Authorization", format!("Bearer {k}"));
@@ -511,6 +678,7 @@ fn send(agent: &ureq::Agent, url: &str, o: &Options, prompt: &str, seed: u64, n:
                 } else {
                     each
                 },
+                stage: 1,
             })
             .collect(),
     )

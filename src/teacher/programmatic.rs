@@ -49,6 +49,7 @@ pub fn generate(questions: &[Example], spec: &TeacherSpec) -> Vec<Rationale> {
                 body,
                 text,
                 origin: origin.into(),
+                answer_text: None,
             });
         }
     }

@@ -3,6 +3,8 @@
 //! exclusive file lock) and synced as it arrives, so a run killed at any moment and restarted
 //! sends no request whose answer was already received. A torn last line (a kill mid-write, even
 //! one ending inside a multi-byte character) is ignored on reading; every other line is kept.
+//! A rationale (stage 1) and the answer-extracting request about it (stage 2) are separate
+//! lines with separate keys.
 
 use crate::error::{Error, IoContext, Result};
 use serde::{Deserialize, Serialize};
@@ -32,6 +34,18 @@ pub struct Completion {
     pub prompt_tokens: u64,
     /// Completion tokens (usage).
     pub completion_tokens: u64,
+    /// 1: a rationale; 2: the answer-extracting second request about one (Kojima et al.'s
+    /// "Therefore, the answer ... is"). Lines written before stages existed are stage 1.
+    #[serde(default = "stage_one", skip_serializing_if = "is_stage_one")]
+    pub stage: u8,
+}
+
+fn stage_one() -> u8 {
+    1
+}
+
+fn is_stage_one(s: &u8) -> bool {
+    *s == 1
 }
 
 /// An open request log.
@@ -137,6 +151,7 @@ mod tests {
             finish_reason: None,
             prompt_tokens: 1,
             completion_tokens: 2,
+            stage: 1,
         }
     }
 
@@ -195,5 +210,24 @@ mod tests {
         // A directory where the log file should be.
         std::fs::create_dir_all(dir.path().join("m.jsonl")).unwrap();
         assert!(RequestLog::open(dir.path(), "m").is_err());
+    }
+
+    #[test]
+    fn stages_are_kept_apart_and_old_lines_are_stage_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = RequestLog::open(dir.path(), "m").unwrap();
+        let mut two = c("b");
+        two.stage = 2;
+        log.append(&c("a")).unwrap();
+        log.append(&two).unwrap();
+        let text = std::fs::read_to_string(log.path()).unwrap();
+        // Stage one is written as before (no `stage` field), stage two says so.
+        assert!(!text.lines().next().unwrap().contains("\"stage\""));
+        assert!(text.lines().nth(1).unwrap().contains("\"stage\":2"));
+        let log = RequestLog::open(dir.path(), "m").unwrap();
+        assert_eq!(
+            (log.get("a").unwrap().stage, log.get("b").unwrap().stage),
+            (1, 2)
+        );
     }
 }

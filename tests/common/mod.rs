@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod llama;
+pub mod proxy;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

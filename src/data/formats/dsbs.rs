@@ -55,6 +55,7 @@ pub fn read(dir: &Path) -> Result<Vec<Row>> {
                 rationale: c,
                 body: None,
                 answer: None,
+                answer_text: None,
                 id: None,
             });
         }

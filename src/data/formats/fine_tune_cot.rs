@@ -41,6 +41,7 @@ pub fn parse(text: &str) -> Result<Vec<Row>, String> {
                 rationale: format!("{body}\nTherefore, the answer is{completion}"),
                 body: Some(body),
                 answer: None,
+                answer_text: None,
                 id: None,
             });
         }

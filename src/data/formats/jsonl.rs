@@ -7,7 +7,10 @@
 //!
 //! A line names its question by `question` (joined on the question text) or `id` (a morsd
 //! example id such as `train-17`); `answer` is optional: when given and the rationale has no
-//! answer sentence, "The answer is <answer>." is appended.
+//! answer sentence, "The answer is <answer>." is appended. `answer_text` is optional too: a
+//! recorded second-stage output (what followed "Therefore, the answer ... is"); when present the
+//! answer is read from it, as from the `openai` teacher's answer stage, and the rationale is
+//! stored as its reasoning plus "The answer is X.".
 
 use super::Row;
 use crate::error::Result;
@@ -52,12 +55,21 @@ pub fn parse(text: &str) -> (Vec<Row>, Vec<(usize, String)>) {
             Value::String(s) => s.clone(),
             other => other.to_string(),
         });
+        let answer_text = match v.get("answer_text") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => {
+                bad.push((n, "`answer_text` must be a string".into()));
+                continue;
+            }
+        };
         rows.push(Row {
             line: n,
             question,
             rationale: rationale.trim().to_string(),
             body: None,
             answer,
+            answer_text,
             id,
         });
     }
@@ -75,5 +87,16 @@ mod tests {
         assert_eq!(rows[0].answer.as_deref(), Some("3"));
         assert_eq!(rows[1].id.as_deref(), Some("train-2"));
         assert_eq!(bad.iter().map(|b| b.0).collect::<Vec<_>>(), vec![4, 5]);
+    }
+
+    #[test]
+    fn answer_text_is_read_and_checked() {
+        let (rows, bad) = super::parse(
+            "{\"id\": \"train-1\", \"rationale\": \"heads up\", \"answer_text\": \" Yes.\"}\n{\"id\": \"train-2\", \"rationale\": \"r\"}\n{\"id\": \"train-3\", \"rationale\": \"r\", \"answer_text\": 3}\n",
+        );
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].answer_text.as_deref(), Some(" Yes."));
+        assert_eq!(rows[1].answer_text, None);
+        assert_eq!(bad, vec![(3, "`answer_text` must be a string".to_string())]);
     }
 }

@@ -36,6 +36,7 @@ pub fn parse(text: &str) -> Result<Vec<Row>, String> {
                 rationale: o.trim().to_string(),
                 body: None,
                 answer: None,
+                answer_text: None,
                 id: None,
             });
         }

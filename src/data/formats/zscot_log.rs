@@ -83,7 +83,9 @@ pub fn parse(text: &str) -> LogParse {
                 .push((line, "no `A: Let's think step by step.`".into()));
             continue;
         };
-        let Some(pb) = block.find("\npred_before :") else {
+        // After the trigger: a `pred_before :` line above it would cut the rationale backwards.
+        let from = a + 1 + TRIGGER.len();
+        let Some(pb) = block[from..].find("\npred_before :").map(|p| p + from) else {
             out.skipped.push((line, "no `pred_before :`".into()));
             continue;
         };
@@ -98,11 +100,11 @@ pub fn parse(text: &str) -> LogParse {
                 .push((line, "block without `pred_after :` or `GT :`".into()));
             continue;
         };
-        let rationale = block[a + 1 + TRIGGER.len()..pb].trim().to_string();
+        let rationale = block[from..pb].trim().to_string();
         // 3. Split at the study's own answer trigger (the last "Therefore, ... the answer ... is").
         let (body, answer_text) = match ANSWER_TRIGGER.find_iter(&block[..pb]).last() {
             Some(m) if m.start() > a => (
-                block[a + 1 + TRIGGER.len()..m.start()].trim().to_string(),
+                block[from..m.start().max(from)].trim().to_string(),
                 block[m.end()..pb].to_string(),
             ),
             _ => {
@@ -155,5 +157,14 @@ mod tests {
         assert_eq!(p.skipped[0].0, 6);
         let truncated = &EXCERPT[..EXCERPT.find("GT :").unwrap()];
         assert_eq!(parse(truncated).skipped.len(), 1);
+    }
+
+    #[test]
+    fn pred_before_above_the_trigger_is_skipped_not_a_panic() {
+        // The rationale used to be sliced from the trigger back to `pred_before :`: a panic.
+        let log = "*****\nQ: x\npred_before : 1\nA: Let's think step by step.\nTherefore, the answer is 1.\npred_after : 1\nGT : 1\n*****\n";
+        let p = parse(log);
+        assert!(p.items.is_empty());
+        assert_eq!(p.skipped, vec![(2, "no `pred_before :`".to_string())]);
     }
 }
