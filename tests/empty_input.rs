@@ -5,15 +5,6 @@
 mod common;
 use common::*;
 use std::os::unix::process::ExitStatusExt;
-use std::path::PathBuf;
-
-fn data_root() -> PathBuf {
-    std::env::var_os("MORSD_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"))
-        .canonicalize()
-        .expect("the shared data root (set MORSD_DATA)")
-}
 
 /// The first `n` SVAMP training questions of the MCC-KD split, with their gold answers.
 fn svamp_questions(n: usize) -> Vec<(String, String)> {

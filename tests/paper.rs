@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::data_root;
 use common::llama::llama_paths;
 use std::path::{Path, PathBuf};
 
@@ -15,12 +16,6 @@ fn specs(dir: &str) -> Vec<PathBuf> {
         .collect();
     v.sort();
     v
-}
-
-fn data_root() -> PathBuf {
-    std::env::var_os("MORSD_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"))
 }
 
 #[test]

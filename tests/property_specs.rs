@@ -39,12 +39,6 @@ fn tiny_llama() -> &'static PathBuf {
     .1
 }
 
-fn data_root() -> PathBuf {
-    std::env::var_os("MORSD_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"))
-}
-
 const STRATEGIES: [&str; 7] = [
     "all", "random", "correct", "dedup", "rd-min", "rd-max", "morsd",
 ];

@@ -4,15 +4,6 @@
 mod common;
 use common::*;
 use std::io::Write;
-use std::path::PathBuf;
-
-fn data_root() -> PathBuf {
-    std::env::var_os("MORSD_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"))
-        .canonicalize()
-        .expect("the shared data root (set MORSD_DATA)")
-}
 
 const SVAMP_TINY: &str = r#"
 [experiment]

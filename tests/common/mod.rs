@@ -118,3 +118,12 @@ pub fn executed(runs: &serde_json::Value) -> Vec<Vec<String>> {
         })
         .collect()
 }
+
+/// The shared data root (`MORSD_DATA`, else `../shared/data` beside the checkout), absolute.
+pub fn data_root() -> PathBuf {
+    std::env::var_os("MORSD_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"))
+        .canonicalize()
+        .expect("the shared data root (set MORSD_DATA)")
+}
