@@ -13,12 +13,12 @@
 //! | the canonical spec subset the stage reads (e.g. `select.*` for select; `student.*`, `train.*` for train) | exactly the settings that change its output; serde_json sorts object keys, so TOML order does not matter |
 //! | generate with the `openai` teacher: the texts of the templates its requests are rendered from — `prompt_template`; with the answer stage on, `answer_stage` (the trigger template and the second request's `max_tokens`); with `teacher.hint`, `hint_template`. With the `file` teacher and `teacher.jsonl` files, `jsonl_answer_text = true` | a new template text is a new request set; whether the answer stage runs (`auto` on a zero-shot prompt, or `always`) is what it does, not how the mode is spelled; JSONL rows' `answer_text` is read since that marker exists |
 //! | the keys of its upstream entries        | a changed upstream changes everything downstream            |
-//! | content hashes of input files: a real task's data files, a pretrained student's checkpoint files (`student.weights`, `score.rd_weights`; none for the synthetic default) | the same path with new content is new input; the same content under another path or model name is the same input |
+//! | content hashes of input files: a real task's data files, a custom task's question files (`data.questions`, `validation_questions`, `test_questions`, keyed by role) and `teacher.jsonl` files (keyed by their position in the list and file name), a pretrained student's checkpoint files (`student.weights`, `score.rd_weights`; none for the synthetic default) | the same path with new content is new input; the same content under another path or model name is the same input |
 //! | the run seed, for seeded stages only (select, train, eval) | generate and score do not read the run seed, so seeds share them |
 //!
 //! | left out                                | why                                                        |
 //! |-----------------------------------------|------------------------------------------------------------|
-//! | absolute paths, the working directory, the spec file's name, `student.weights` / `score.rd_weights` strings | moving a project or renaming a spec must not invalidate it |
+//! | absolute paths, the working directory, the spec file's name, `student.weights` / `score.rd_weights` strings, `data.root`, the `data.*questions` and `teacher.jsonl` paths | moving a project or renaming a spec must not invalidate it |
 //! | `teacher.answer_stage` and `teacher.answer_max_tokens` as written (generate)  | the `answer_stage` section above holds what they do         |
 //! | mtimes                                  | touching a file does not change its content                 |
 //! | thread counts, `--jobs`, the progress display | they change speed, not results                       |

@@ -202,3 +202,46 @@ fn empty_splits_are_clear_errors() {
         assert!(t.contains(needle), "expected `{needle}` in: {t}");
     }
 }
+
+/// Two rationale files of one name in different folders are two inputs: a change to either
+/// makes generate stale (their keys once collided, and the first file's hash was lost).
+#[test]
+fn same_named_jsonl_files_are_separate_inputs() {
+    let qs = svamp_questions(2);
+    let row = |i: usize| {
+        serde_json::json!({"question": qs[i].0, "rationale": format!("The answer is {}.", qs[i].1)})
+            .to_string()
+    };
+    let p = Project::new(&spec("").replace(
+        "jsonl = [\"data/mine.jsonl\"]",
+        "jsonl = [\"a/mine.jsonl\", \"b/mine.jsonl\"]",
+    ));
+    for d in ["a", "b"] {
+        std::fs::create_dir_all(p.path().join(d)).unwrap();
+        std::fs::write(p.path().join(d).join("mine.jsonl"), row(0) + "\n").unwrap();
+    }
+    let plan = |p: &Project| {
+        let o = p
+            .cmd()
+            .env("MORSD_DATA", data_root())
+            .args(["plan", p.spec().to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        text(&o)
+            .lines()
+            .find(|l| l.starts_with("generate"))
+            .unwrap()
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .to_string()
+    };
+    let before = plan(&p);
+    std::fs::write(p.path().join("a/mine.jsonl"), row(1) + "\n").unwrap();
+    assert_ne!(
+        plan(&p),
+        before,
+        "a change to the first file must change the key"
+    );
+}

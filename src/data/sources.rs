@@ -155,6 +155,23 @@ pub fn load(
     wanted: &[Wanted],
     opts: LoadOptions<'_>,
 ) -> Result<Pool> {
+    load_any(task.name, Some(task), data, root, wanted, opts)
+}
+
+/// Reads and joins generic JSONL files to a custom task's questions (by `id` or question text).
+pub fn load_custom(data: &TaskData, wanted: &[Wanted], opts: LoadOptions<'_>) -> Result<Pool> {
+    load_any(&data.task, None, data, Path::new("."), wanted, opts)
+}
+
+/// [`load`] for a task named `task_name`; registry sources need its registry entry `def`.
+fn load_any(
+    task_name: &str,
+    def: Option<&TaskDef>,
+    data: &TaskData,
+    root: &Path,
+    wanted: &[Wanted],
+    opts: LoadOptions<'_>,
+) -> Result<Pool> {
     // 1. Join keys of every question in every split.
     let mut by_key: HashMap<String, (&str, usize)> = HashMap::new();
     let mut by_id: HashMap<&str, (&str, usize)> = HashMap::new();
@@ -178,6 +195,12 @@ pub fn load(
         let (name, file, rows, unparsed) = match w {
             Wanted::Named(s) => {
                 let path = root.join(s.path);
+                let Some(task) = def else {
+                    return Err(Error::run(format!(
+                        "source {}: registry sources belong to registry tasks, not to task {task_name}",
+                        s.name
+                    )));
+                };
                 let (rows, unparsed) = match s.format {
                     SourceFormat::MccKd => (formats::mcc_kd::read(&path)?, Vec::new()),
                     SourceFormat::FineTuneCot => (formats::fine_tune_cot::read(&path)?, Vec::new()),
@@ -263,8 +286,8 @@ pub fn load(
                     return Err(Error::Input {
                         path: path_of(),
                         message: format!(
-                            "line {}: its question is not one of task {}'s questions (data.strict = true)",
-                            row.line, task.name
+                            "line {}: its question is not one of task {task_name}'s questions (data.strict = true)",
+                            row.line
                         ),
                     });
                 } else if report.unmatched_lines.len() < REASONS_SHOWN {

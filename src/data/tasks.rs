@@ -149,7 +149,8 @@ impl<'de> Deserialize<'de> for KeysInOrder {
     }
 }
 
-fn choices_suffix(options: &[String]) -> String {
+/// " Answer Choices: (A) x (B) y", the suffix a multiple-choice question is shown with.
+pub(crate) fn choices_suffix(options: &[String]) -> String {
     let parts: Vec<String> = options
         .iter()
         .enumerate()

@@ -85,10 +85,31 @@ pub struct ExecutorSpec {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataSpec {
-    /// Task: a synthetic one (`arithmetic`, `last-letter`, `coin-flip`) or a real one under the
-    /// data root (`svamp`, `gsm8k`, `multiarith`, ...; `morsd data list` shows them). Default: `arithmetic`.
+    /// Task: a synthetic one (`arithmetic`, `last-letter`, `coin-flip`), a real one under the
+    /// data root (`svamp`, `gsm8k`, `multiarith`, ...; `morsd data list` shows them), or
+    /// `custom`: your own questions from `questions`, `test_questions` and (optionally)
+    /// `validation_questions`. Default: `arithmetic`.
     #[serde(default = "d_task")]
     pub task: String,
+    /// `custom` task: JSON-lines file of the training questions, one
+    /// `{"id"?, "question", "answer"?, "options"?}` per line (a path relative to the working
+    /// directory; its content, not the path, goes into the stage key). Questions without an
+    /// `answer` need `score.label = "majority"`. Default: none (required for `custom`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub questions: Option<String>,
+    /// `custom` task: JSON-lines file of the test questions, same fields, every line with its
+    /// gold `answer` (eval reads it). Default: none (required for `custom`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_questions: Option<String>,
+    /// `custom` task: JSON-lines file of the validation questions (checkpoint choice), every
+    /// line with its gold `answer`. Default: none: the last `validation` training questions that
+    /// have an answer (at most a fifth of them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_questions: Option<String>,
+    /// `custom` task: how its answers are read and compared: `number`, `yes-no`, `choice` (a
+    /// letter; questions list their `options`), `text` or `date` (`MM/DD/YYYY`). Default: `number`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<String>,
     /// Data root of the real tasks. Default: the `MORSD_DATA` environment variable.
     #[serde(default)]
     pub root: Option<String>,
@@ -96,13 +117,13 @@ pub struct DataSpec {
     /// Default: the task's first (`morsd data list`).
     #[serde(default)]
     pub split: Option<String>,
-    /// Real tasks: use at most this many training questions (the first ones). Default: all.
+    /// Real and custom tasks: use at most this many training questions (the first ones). Default: all.
     #[serde(default)]
     pub max_train: Option<usize>,
-    /// Real tasks: use at most this many test questions (the first ones). Default: all.
+    /// Real and custom tasks: use at most this many test questions (the first ones). Default: all.
     #[serde(default)]
     pub max_test: Option<usize>,
-    /// Real tasks: use at most this many validation questions (the first ones). Where the split
+    /// Real and custom tasks: use at most this many validation questions (the first ones). Where the split
     /// scheme has a dev split of its own (e.g. `mcc-kd`, 150 questions) this is the only cut:
     /// `validation` sizes only a validation set carved from training. Default: all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -111,7 +132,9 @@ pub struct DataSpec {
     #[serde(default = "d_train")]
     pub train: usize,
     /// Validation questions (checkpoint choice); for a real task without a dev split, the last
-    /// this many training questions (at most a fifth of them). Default: 60.
+    /// this many training questions (at most a fifth of them); for a custom task without
+    /// `validation_questions`, the last this many training questions that have an answer (at
+    /// most a fifth of those). Default: 60.
     #[serde(default = "d_val")]
     pub validation: usize,
     /// Synthetic tasks: test questions (reported accuracy). Default: 100.
@@ -134,8 +157,9 @@ pub struct DataSpec {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TeacherSpec {
-    /// Teacher kind: `programmatic` (built-in, synthetic tasks) or `file` (recorded rationales
-    /// of a real task). Default: `programmatic`.
+    /// Teacher kind: `programmatic` (built-in, synthetic tasks), `file` (recorded rationales
+    /// of a real task; of a custom task, `jsonl` files) or `openai` (sampled from a server).
+    /// Default: `programmatic`.
     #[serde(default = "d_teacher_kind")]
     pub kind: String,
     /// `file` teacher: registry sources to pool (`morsd data list`). Default: all of the task's.

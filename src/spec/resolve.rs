@@ -51,6 +51,13 @@ pub enum TaskRef {
         /// Rationale sources (for the `file` teacher).
         sources: Vec<crate::data::sources::Wanted>,
     },
+    /// A user's own task: questions from their files (`data.task = "custom"`).
+    Custom {
+        /// The answer type and the question files.
+        task: crate::data::custom::CustomTask,
+        /// `teacher.jsonl` files (for the `file` teacher).
+        sources: Vec<crate::data::sources::Wanted>,
+    },
 }
 
 impl TaskRef {
@@ -59,6 +66,7 @@ impl TaskRef {
         match self {
             TaskRef::Synthetic(k) => k.name(),
             TaskRef::Real { def, .. } => def.name,
+            TaskRef::Custom { .. } => crate::data::custom::TASK,
         }
     }
 }
@@ -546,6 +554,20 @@ fn validate(path: &Path, text: &str, s: &RawSpec) -> Result<(TaskRef, Strategy)>
     })?;
     match (s.teacher.kind.as_str(), &task) {
         ("programmatic", TaskRef::Synthetic(_)) | ("file", TaskRef::Real { .. }) => {}
+        ("file", TaskRef::Custom { sources, .. }) => {
+            if sources.is_empty() {
+                return Err(err(
+                    "teacher.jsonl",
+                    "the file teacher of a custom task reads your rationales from teacher.jsonl files: give at least one (or sample them with kind = \"openai\")".into(),
+                ));
+            }
+        }
+        ("programmatic", TaskRef::Custom { .. }) => {
+            return Err(err(
+                "teacher.kind",
+                "the programmatic teacher writes rationales for the synthetic tasks only; a custom task's come from kind = \"openai\" (sampled) or kind = \"file\" (teacher.jsonl)".into(),
+            ));
+        }
         ("openai", _) => {
             if let Some(var) = &s.teacher.api_key_env {
                 if std::env::var_os(var).is_none() {
@@ -596,6 +618,15 @@ fn validate(path: &Path, text: &str, s: &RawSpec) -> Result<(TaskRef, Strategy)>
                 format!("unknown teacher kind `{k}` (known: programmatic, file, openai)"),
             ));
         }
+    }
+    if matches!(task, TaskRef::Custom { .. })
+        && s.teacher.kind == "openai"
+        && s.teacher.prompt == "few-shot-cot"
+    {
+        return Err(err(
+            "teacher.prompt",
+            "few-shot-cot takes a registry task's exemplars, and a custom task has none: use zero-shot-cot or a .jinja template of your own".into(),
+        ));
     }
     crate::teacher::answer_stage::check_spec(s).map_err(|(k, m)| err(k, m))?;
     crate::stages::score::check_spec(s).map_err(|(k, m)| err(k, m))?;
@@ -780,6 +811,23 @@ fn field_err(path: &Path, text: &str, key: &str, message: String) -> Error {
 
 /// Resolves `data.task` (and for real tasks the root, split and sources). Errors: (key, message).
 fn resolve_task(s: &RawSpec) -> std::result::Result<TaskRef, (&'static str, String)> {
+    if s.data.task == crate::data::custom::TASK {
+        let task = crate::data::custom::from_spec(&s.data)?;
+        if !s.teacher.sources.is_empty() {
+            return Err((
+                "teacher.sources",
+                "registry sources belong to registry tasks; a custom task's recorded rationales are teacher.jsonl files".into(),
+            ));
+        }
+        let sources = s
+            .teacher
+            .jsonl
+            .iter()
+            .map(|p| crate::data::sources::Wanted::Jsonl(PathBuf::from(p)))
+            .collect();
+        return Ok(TaskRef::Custom { task, sources });
+    }
+    crate::data::custom::check_not_custom(&s.data)?;
     if let Some(k) = TaskKind::parse(&s.data.task) {
         return Ok(TaskRef::Synthetic(k));
     }
@@ -791,7 +839,7 @@ fn resolve_task(s: &RawSpec) -> std::result::Result<TaskRef, (&'static str, Stri
         return Err((
             "data.task",
             format!(
-                "unknown task `{}` (synthetic: arithmetic, last-letter, coin-flip; real: {})",
+                "unknown task `{}` (synthetic: arithmetic, last-letter, coin-flip; real: {}; or custom: your own question files)",
                 s.data.task,
                 real.join(", ")
             ),

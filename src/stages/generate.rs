@@ -5,7 +5,7 @@
 
 use super::{Stage, StageCtx, StageKind, json, sections, write_json};
 use crate::data::sources as data_sources;
-use crate::data::tasks;
+use crate::data::{custom, tasks};
 use crate::error::Result;
 use crate::spec::RunSpec;
 use crate::spec::resolve::TaskRef;
@@ -37,6 +37,14 @@ impl Stage for Generate {
         if let Some(m) = data.as_object_mut() {
             m.remove("root");
             m.remove("strict");
+            // A custom task's question files are input hashes too; its answer type enters as
+            // what it is, written or the default.
+            for k in ["questions", "validation_questions", "test_questions"] {
+                m.remove(k);
+            }
+            if let TaskRef::Custom { task, .. } = &run.task {
+                m.insert("answer".into(), j!(task.answer));
+            }
         }
         let mut teacher = json(&run.spec.teacher);
         // The answer stage enters as what it does (below), not as the mode that switched it on.
@@ -102,6 +110,23 @@ impl Stage for Generate {
         sections(&s)
     }
     fn inputs(&self, run: &RunSpec) -> Result<Vec<(String, PathBuf)>> {
+        if let TaskRef::Custom { task, sources } = &run.task {
+            // The question files by role, then (file teacher) the JSONL files by position and
+            // name (two files of one name in different folders stay two inputs).
+            let mut files: Vec<(String, PathBuf)> = task
+                .files()
+                .into_iter()
+                .map(|(role, p)| (format!("questions:{role}"), p))
+                .collect();
+            if run.spec.teacher.kind == "file" {
+                for (i, w) in sources.iter().enumerate() {
+                    for f in data_sources::files(w, Path::new("."))? {
+                        files.push((format!("{i}:{}", jsonl_key(&f)), f));
+                    }
+                }
+            }
+            return Ok(files);
+        }
         let TaskRef::Real {
             def,
             split,
@@ -111,37 +136,38 @@ impl Stage for Generate {
         else {
             return Ok(vec![]);
         };
-        let mut files = tasks::split_files(def, *split, root);
+        // Files under the data root are keyed by their path there (never the absolute path);
+        // the user's JSONL files by position and name (two files of one name in different
+        // folders stay two inputs).
+        let under_root = |f: PathBuf| {
+            let key = f
+                .strip_prefix(root)
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_else(|_| jsonl_key(&f));
+            (key, f)
+        };
+        let mut files: Vec<(String, PathBuf)> = tasks::split_files(def, *split, root)
+            .into_iter()
+            .map(under_root)
+            .collect();
         // Only the files this run's teacher reads.
         match run.spec.teacher.kind.as_str() {
             "file" => {
-                for w in sources {
-                    files.extend(data_sources::files(w, root)?);
+                for (i, w) in sources.iter().enumerate() {
+                    for f in data_sources::files(w, root)? {
+                        files.push(match w {
+                            data_sources::Wanted::Jsonl(_) => (format!("{i}:{}", jsonl_key(&f)), f),
+                            data_sources::Wanted::Named(_) => under_root(f),
+                        });
+                    }
                 }
             }
             "openai" if run.spec.teacher.prompt == "few-shot-cot" => {
-                files.push(few_shot_path(root))
+                files.push(under_root(few_shot_path(root)))
             }
             _ => {}
         }
-        // Keyed by the path under the data root (never the absolute path), or the file name.
-        Ok(files
-            .into_iter()
-            .map(|f| {
-                let key = f
-                    .strip_prefix(root)
-                    .map(|p| p.to_string_lossy().into_owned())
-                    .unwrap_or_else(|_| {
-                        format!(
-                            "jsonl:{}",
-                            f.file_name()
-                                .map(|n| n.to_string_lossy().into_owned())
-                                .unwrap_or_default()
-                        )
-                    });
-                (key, f)
-            })
-            .collect())
+        Ok(files)
     }
     fn run(&self, ctx: &StageCtx<'_>, out: &Path) -> Result<Value> {
         let spec = &ctx.run.spec;
@@ -162,6 +188,14 @@ impl Stage for Generate {
                     cut: &cut,
                 };
                 let pool = data_sources::load(def, &data, root, sources, opts)?;
+                (pool.train, pool.reports)
+            }
+            TaskRef::Custom { sources, .. } => {
+                let opts = data_sources::LoadOptions {
+                    strict: spec.data.strict,
+                    cut: &cut,
+                };
+                let pool = data_sources::load_custom(&data, sources, opts)?;
                 (pool.train, pool.reports)
             }
         };
@@ -199,24 +233,24 @@ impl Stage for Generate {
 fn task_data(run: &RunSpec) -> Result<(crate::task::TaskData, Vec<crate::task::Example>)> {
     let spec = &run.spec;
     let mut cut = Vec::new();
-    let data = match &run.task {
+    let mut data = match &run.task {
         TaskRef::Synthetic(kind) => synthetic::generate(*kind, &spec.data),
         TaskRef::Real {
             def, split, root, ..
-        } => {
-            let mut data = tasks::load(def, *split, root, spec.data.validation)?;
-            for (split, n) in [
-                (&mut data.train, spec.data.max_train),
-                (&mut data.test, spec.data.max_test),
-                (&mut data.validation, spec.data.max_validation),
-            ] {
-                if let Some(n) = n {
-                    cut.extend(split.drain(n.min(split.len())..));
-                }
-            }
-            data
-        }
+        } => tasks::load(def, *split, root, spec.data.validation)?,
+        TaskRef::Custom { task, .. } => custom::load(task, spec.data.validation)?,
     };
+    if !matches!(run.task, TaskRef::Synthetic(_)) {
+        for (split, n) in [
+            (&mut data.train, spec.data.max_train),
+            (&mut data.test, spec.data.max_test),
+            (&mut data.validation, spec.data.max_validation),
+        ] {
+            if let Some(n) = n {
+                cut.extend(split.drain(n.min(split.len())..));
+            }
+        }
+    }
     for (name, split, cap) in [
         (
             "training",
@@ -236,6 +270,8 @@ fn task_data(run: &RunSpec) -> Result<(crate::task::TaskData, Vec<crate::task::E
             )));
         }
     }
+    // Gold answers where the run needs them, checked before any rationale is sampled.
+    crate::stages::score::check_gold(&data, spec.score.label.as_deref().unwrap_or("gold"))?;
     Ok((data, cut))
 }
 
@@ -397,6 +433,16 @@ fn few_shot(def: &crate::data::registry::TaskDef, root: &Path) -> Result<String>
             path,
             message: format!("no few-shot exemplars for {}", def.name),
         })
+}
+
+/// The input key of a JSONL file outside the data root: its file name.
+fn jsonl_key(f: &Path) -> String {
+    format!(
+        "jsonl:{}",
+        f.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    )
 }
 
 fn few_shot_path(root: &Path) -> PathBuf {
