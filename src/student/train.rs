@@ -189,16 +189,15 @@ pub fn train(
     validate: Option<&dyn Fn(&Lm) -> f64>,
     progress: &ProgressBar,
 ) -> Result<TrainOutcome, TrainError> {
-    // 0. Only examples that carry loss can train; none at all is an error, never an empty
-    //    batch.
+    // 0. Nothing to learn from is an error, never an empty batch. Examples without a loss
+    //    position stay in the epoch order (as before this guard, so a run that worked then
+    //    computes the same now); a micro-batch made only of them is skipped below.
     let max_len = model.max_seq_len();
     if data.is_empty() {
         return Err(TrainError::NoData);
     }
-    let all = data.len();
-    let data: Vec<&TrainExample> = data.iter().filter(|e| has_loss(e, max_len)).collect();
-    if data.is_empty() {
-        return Err(TrainError::NoTarget(all, max_len));
+    if !data.iter().any(|e| has_loss(e, max_len)) {
+        return Err(TrainError::NoTarget(data.len(), max_len));
     }
     let mut optim = AdamWConfig::new()
         .with_weight_decay(opts.weight_decay as f32)
@@ -221,6 +220,7 @@ pub fn train(
         let accum = opts.grad_accum.max(1);
         let mut acc = GradientsAccumulator::new();
         let mut loss_value = 0f32;
+        let mut accumulated = false;
         for _ in 0..accum {
             let mut idx = Vec::with_capacity(opts.batch_size);
             while idx.len() < opts.batch_size.min(data.len()) {
@@ -230,10 +230,11 @@ pub fn train(
                 }
                 idx.push(order.pop().expect("non-empty"));
             }
-            let examples: Vec<&TrainExample> = idx.iter().map(|&i| data[i]).collect();
+            let examples: Vec<&TrainExample> = idx.iter().map(|&i| &data[i]).collect();
             let Some(lb) = lm_batch(&examples, pad, max_len, device) else {
-                unreachable!("every example kept above has a loss position")
+                continue;
             };
+            accumulated = true;
             tokens += lb.tokens;
             // 2. Forward and backward; the loss is divided by the number of micro-batches so the
             //    summed gradient is that of their mean.
@@ -242,8 +243,10 @@ pub fn train(
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             acc.accumulate(&model, grads);
         }
-        // 3. AdamW step at the scheduled rate.
-        model = optim.step(lr_at(step, opts), model, acc.grads());
+        // 3. AdamW step at the scheduled rate (none when every row lacked a loss position).
+        if accumulated {
+            model = optim.step(lr_at(step, opts), model, acc.grads());
+        }
         loss_sum += loss_value as f64;
         loss_n += 1;
         progress.inc(1);
