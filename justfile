@@ -91,3 +91,18 @@ reproduce-tiny:
     for s in main-synthetic ablation-k rd-minmax; do \
         "$CARGO_TARGET_DIR/debug/morsd" run experiments/paper-tiny/$s.toml --jobs 2; done
     "$CARGO_TARGET_DIR/debug/morsd" paper results/paper-tiny --setting experiments/paper/SETTING.md
+
+# Fuzz every parser (or the ones named) for `secs` seconds each. Needs nightly + cargo-fuzz.
+# New inputs go to ~/.cache/morsd-fuzz-corpus/<target>; the seeds in fuzz/corpus/ stay as they are.
+fuzz secs="120" *targets="":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cd fuzz
+    command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz
+    export CARGO_TARGET_DIR="$HOME/.cache/morsd-fuzz-target"
+    ts="{{targets}}"; ts="${ts:-$(cargo +nightly fuzz list)}"
+    for t in $ts; do
+      mkdir -p "$HOME/.cache/morsd-fuzz-corpus/$t"
+      nice -n 19 cargo +nightly fuzz run -s none "$t" "$HOME/.cache/morsd-fuzz-corpus/$t" "corpus/$t" \
+        -- -max_total_time={{secs}} -timeout=10 -rss_limit_mb=4096
+    done

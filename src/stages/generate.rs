@@ -45,6 +45,14 @@ impl Stage for Generate {
             if let TaskRef::Custom { task, .. } = &run.task {
                 m.insert("answer".into(), j!(task.answer));
             }
+            // BIG-bench options are lettered in file order since this marker exists (before,
+            // in sorted key order): a version of that loader alone, so other tasks keep their
+            // keys.
+            if let TaskRef::Real { def, .. } = &run.task
+                && def.layout == crate::data::registry::Layout::BigBench
+            {
+                m.insert("bigbench_option_order".into(), j!("file"));
+            }
         }
         let mut teacher = json(&run.spec.teacher);
         // The answer stage enters as what it does (below), not as the mode that switched it on.
