@@ -13,7 +13,7 @@
 //! | the canonical spec subset the stage reads (e.g. `select.*` for select; `student.*`, `train.*` for train) | exactly the settings that change its output; serde_json sorts object keys, so TOML order does not matter |
 //! | generate with the `openai` teacher: the texts of the templates its requests are rendered from — `prompt_template`; with the answer stage on, `answer_stage` (the trigger template and the second request's `max_tokens`); with `teacher.hint`, `hint_template`. With the `file` teacher and `teacher.jsonl` files, `jsonl_answer_text = true` | a new template text is a new request set; whether the answer stage runs (`auto` on a zero-shot prompt, or `always`) is what it does, not how the mode is spelled; JSONL rows' `answer_text` is read since that marker exists |
 //! | the keys of its upstream entries        | a changed upstream changes everything downstream            |
-//! | generate of a BIG-bench-layout task (Date, shuffled objects, StrategyQA): `data.bigbench_option_order = "file"` | its option letters follow the file's order since then (before: sorted keys); a loader version for those tasks alone |
+//! | generate of a BIG-bench multiple-choice task (Date, shuffled objects): `data.bigbench_option_order = "file"` | its option letters follow the file's order since then (before: sorted keys); a loader version for those tasks alone |
 //! | content hashes of input files: a real task's data files, a custom task's question files (`data.questions`, `validation_questions`, `test_questions`, keyed by role) and `teacher.jsonl` files (keyed by their position in the list and file name), a pretrained student's checkpoint files (`student.weights`, `score.rd_weights`; none for the synthetic default) | the same path with new content is new input; the same content under another path or model name is the same input |
 //! | the run seed, for seeded stages only (select, train, eval) | generate and score do not read the run seed, so seeds share them |
 //!
@@ -21,6 +21,8 @@
 //! |-----------------------------------------|------------------------------------------------------------|
 //! | absolute paths, the working directory, the spec file's name, `student.weights` / `score.rd_weights` strings, `data.root`, the `data.*questions` and `teacher.jsonl` paths | moving a project or renaming a spec must not invalidate it |
 //! | `teacher.answer_stage` and `teacher.answer_max_tokens` as written (generate)  | the `answer_stage` section above holds what they do         |
+//! | the `openai` teacher's `base_url`, `api_key_env`, `concurrency`, `max_retries`, `timeout_s`, `max_body_bytes`, `backoff_s`, `rpm`, `tpm`, `use_n` (generate) | where and how fast the requests are sent, not what is asked |
+//! | `data.strict` when false (the default; when true it is in the key) | a lenient run of the same data builds the same entry as before the setting existed |
 //! | mtimes                                  | touching a file does not change its content                 |
 //! | thread counts, `--jobs`, the progress display | they change speed, not results                       |
 //! | experiment name and output folder       | two specs asking for the same computation share it          |

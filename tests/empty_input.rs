@@ -245,3 +245,28 @@ fn same_named_jsonl_files_are_separate_inputs() {
         "a change to the first file must change the key"
     );
 }
+
+/// A lenient entry never answers a strict run: `data.strict = true` is in the generate key.
+#[test]
+fn strict_after_a_lenient_run_still_checks() {
+    let qs = svamp_questions(2);
+    let good =
+        serde_json::json!({"question": qs[0].0, "rationale": "The answer is 1."}).to_string();
+    let p = project("", &[good, "{broken".into()]);
+    let (o, t) = run(&p);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    let o = p
+        .cmd()
+        .env("MORSD_DATA", data_root())
+        .args([
+            "run",
+            p.spec().to_str().unwrap(),
+            "--set",
+            "data.strict=true",
+        ])
+        .output()
+        .unwrap();
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(t.contains("data/mine.jsonl: line 2:"), "{t}");
+}

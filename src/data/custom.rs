@@ -287,7 +287,10 @@ fn gold(answer: &str, v: &Value, options: &[String]) -> std::result::Result<Stri
         }
         "date" => extract_tail(AnswerType::Date, &s, &[])
             .ok_or_else(|| format!("answer {s:?} is not a date MM/DD/YYYY")),
-        _ => Ok(s.to_lowercase()),
+        // Free text is compared the way extraction reads it (quotes, periods and white space
+        // dropped, lower case), or no rationale could ever match a gold such as "New York".
+        _ => extract_tail(AnswerType::Text, &s, &[])
+            .ok_or_else(|| format!("answer {s:?} has no text once quotes and periods are dropped")),
     }
 }
 
@@ -412,6 +415,29 @@ pub fn load(task: &CustomTask, validation: usize) -> Result<TaskData> {
         "date" => AnswerType::Date,
         _ => AnswerType::Text,
     };
+    // 6. A choice question without options of its own takes the task's letters: its gold
+    //    must be one of them, or no answer could ever match it.
+    if let AnswerType::Choice(n) = answer {
+        for (split, path) in [
+            (&train, &task.train),
+            (&test, &task.test),
+            (&validation, task.validation.as_ref().unwrap_or(&task.train)),
+        ] {
+            if let Some(e) = split.iter().find(|e| {
+                e.options.is_empty() && e.answer.len() == 1 && e.answer.as_bytes()[0] >= b'A' + n
+            }) {
+                return Err(Error::Input {
+                    path: path.clone(),
+                    message: format!(
+                        "question {}: answer {} is beyond the task's letters A-{} (its longest option list; give the question its `options`)",
+                        e.id,
+                        e.answer,
+                        letter(usize::from(n) - 1)
+                    ),
+                });
+            }
+        }
+    }
     Ok(TaskData {
         task: TASK.into(),
         answer,
@@ -518,7 +544,7 @@ mod tests {
             ("val-0", "no")
         );
         // Choices: a letter or an option's text; the question shows the options.
-        let test = "{\"question\": \"Which?\", \"options\": [\"car\", \"pear\", \"bus\"], \"answer\": \"Pear\"}\n{\"question\": \"Which?\", \"answer\": \"d\"}\n";
+        let test = "{\"question\": \"Which?\", \"options\": [\"car\", \"pear\", \"bus\"], \"answer\": \"Pear\"}\n{\"question\": \"Which?\", \"answer\": \"c\"}\n";
         let t = task(dir.path(), "choice", "{\"question\": \"a\"}\n", None, test);
         let d = load(&t, 60).unwrap();
         assert_eq!(d.answer, AnswerType::Choice(3));
@@ -527,7 +553,20 @@ mod tests {
             d.test[0].question,
             "Which? Answer Choices: (A) car (B) pear (C) bus"
         );
-        assert_eq!(d.test[1].answer, "D");
+        assert_eq!(d.test[1].answer, "C");
+        // A letter beyond the task's (its longest option list: A-C) could never be extracted.
+        let t = task(
+            dir.path(),
+            "choice",
+            "{\"question\": \"a\"}\n",
+            None,
+            &test.replace("\"c\"", "\"d\""),
+        );
+        let e = load(&t, 60).unwrap_err().to_string();
+        assert!(
+            e.contains("test.jsonl") && e.contains("beyond the task's letters A-C"),
+            "{e}"
+        );
         let t = task(
             dir.path(),
             "date",
@@ -541,9 +580,19 @@ mod tests {
             "text",
             "{\"question\": \"a\"}\n",
             None,
-            "{\"question\": \"t\", \"answer\": \" NkA \"}\n",
+            "{\"question\": \"t\", \"answer\": \" New York. \"}\n",
         );
-        assert_eq!(load(&t, 60).unwrap().test[0].answer, "nka");
+        // Free text as extraction reads it: "The answer is New York." gives "newyork".
+        assert_eq!(load(&t, 60).unwrap().test[0].answer, "newyork");
+        assert_eq!(
+            crate::answer::extract_with_options(
+                AnswerType::Text,
+                "So. The answer is New York.",
+                &[]
+            )
+            .as_deref(),
+            Some("newyork")
+        );
     }
 
     #[test]

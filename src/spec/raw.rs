@@ -146,9 +146,9 @@ pub struct DataSpec {
     /// Arithmetic only: reasoning steps per problem, inclusive range. Default: `[2, 3]`.
     #[serde(default = "d_steps")]
     pub steps: [usize; 2],
-    /// Real tasks: any rationale row that cannot be parsed or joined to a question is an error
-    /// (naming the file and line) instead of being counted and reported. Not part of any stage
-    /// key (a run that passes produces the same entry). Default: false.
+    /// Real and custom tasks: any rationale row that cannot be parsed or joined to a question is
+    /// an error (naming the file and line) instead of being counted and reported. In the
+    /// generate key when set (a lenient entry must not answer a strict run). Default: false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub strict: bool,
 }
@@ -351,7 +351,7 @@ pub struct ScoreSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
     /// `label = "majority"`: the fewest samples with a readable answer a question needs to get a
-    /// majority label. Default: 2.
+    /// majority label (ignored with `gold`, so a sweep over `score.label` may set it). Default: 2.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub majority_min_votes: Option<usize>,
     /// Optimiser steps of the warm-up student. Default: 300 (fewer leave RD close to noise).

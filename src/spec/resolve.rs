@@ -458,18 +458,19 @@ fn load_with(path: &Path, sets: &[String], env: impl figment::Provider) -> Resul
 /// The name becomes folder names (`results/<name>`, `<cache>/slurm/<name>`) and Slurm job
 /// names, so nothing in it may mean anything to a shell or a path.
 pub fn check_name(name: &str) -> std::result::Result<(), String> {
-    if name.is_empty() || name.len() > 64 {
-        return Err(format!(
-            "must be 1 to 64 characters long, got {}",
-            name.chars().count()
-        ));
-    }
+    // The charset first: past it every character is one byte, so the length is in characters.
     if let Some(c) = name
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
     {
         return Err(format!(
             "character {c:?} is not allowed in a name (allowed: A-Z a-z 0-9 . _ -)"
+        ));
+    }
+    if name.is_empty() || name.len() > 64 {
+        return Err(format!(
+            "must be 1 to 64 characters long, got {}",
+            name.len()
         ));
     }
     if name.starts_with(['.', '-']) {

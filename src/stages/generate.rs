@@ -36,7 +36,6 @@ impl Stage for Generate {
         let mut data = json(&run.spec.data);
         if let Some(m) = data.as_object_mut() {
             m.remove("root");
-            m.remove("strict");
             // A custom task's question files are input hashes too; its answer type enters as
             // what it is, written or the default.
             for k in ["questions", "validation_questions", "test_questions"] {
@@ -50,6 +49,7 @@ impl Stage for Generate {
             // keys.
             if let TaskRef::Real { def, .. } = &run.task
                 && def.layout == crate::data::registry::Layout::BigBench
+                && matches!(def.answer, crate::answer::AnswerType::Choice(_))
             {
                 m.insert("bigbench_option_order".into(), j!("file"));
             }

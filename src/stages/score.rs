@@ -323,12 +323,6 @@ pub fn check_spec(
             format!("unknown label `{l}` (known: {})", LABELS.join(", ")),
         ));
     }
-    if s.score.majority_min_votes.is_some() && s.score.label.as_deref() != Some("majority") {
-        return Err((
-            "score.majority_min_votes",
-            "only used with score.label = \"majority\"".into(),
-        ));
-    }
     if s.score.majority_min_votes == Some(0) {
         return Err(("score.majority_min_votes", "must be at least 1".into()));
     }

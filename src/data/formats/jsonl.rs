@@ -46,7 +46,12 @@ pub fn parse(text: &str) -> (Vec<Row>, Vec<(usize, String)>) {
             .get("question")
             .and_then(Value::as_str)
             .map(|s| s.trim().to_string());
-        let id = v.get("id").and_then(Value::as_str).map(String::from);
+        // The same ids a custom question file accepts: a non-empty string (trimmed) or an integer.
+        let id = match v.get("id") {
+            Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_string()),
+            Some(Value::Number(x)) if x.is_u64() || x.is_i64() => Some(x.to_string()),
+            _ => None,
+        };
         if question.is_none() && id.is_none() {
             bad.push((n, "needs `question` or `id`".into()));
             continue;
