@@ -184,30 +184,20 @@ pub fn stats(root: &Path, task: &str, sources: &[String], split: Option<&str>) -
 fn majority_line(data: &crate::task::TaskData, all: &[&crate::teacher::Rationale]) -> String {
     use crate::teacher::majority::{Tally, vote};
     let min = crate::stages::score::DEFAULT_MIN_VOTES;
-    let examples: HashMap<&str, &crate::task::Example> = data
-        .train
-        .iter()
-        .chain(&data.validation)
-        .chain(&data.test)
-        .map(|e| (e.id.as_str(), e))
-        .collect();
-    // 1. Each question's answers, in rationale order (question order kept for determinism).
-    let mut order: Vec<&str> = Vec::new();
-    let mut answers: HashMap<&str, Vec<Option<String>>> = HashMap::new();
-    for r in all {
-        if let Some(e) = examples.get(r.question_id.as_str()) {
-            let a = answers.entry(e.id.as_str()).or_insert_with(|| {
-                order.push(e.id.as_str());
-                Vec::new()
-            });
-            a.push(crate::teacher::answer_of(data.answer, r, &e.options));
-        }
-    }
-    // 2. The vote of each, against gold.
+    // Every question of every split, with its rationales' answers, voted against gold. Only
+    // questions with rationales count (a question none wrote for has nothing to vote on).
+    let questions = data.train.iter().chain(&data.validation).chain(&data.test);
     let mut tally = Tally::default();
-    for q in order {
-        let v = vote(data.answer, &answers[q], min);
-        tally.add(data.answer, &v, Some(&examples[q].answer));
+    for (e, answers) in
+        crate::teacher::majority::answers_per_question(data.answer, questions, all.iter().copied())
+    {
+        if !answers.is_empty() {
+            tally.add(
+                data.answer,
+                &vote(data.answer, &answers, min),
+                Some(&e.answer),
+            );
+        }
     }
     format!("\n{}\n", tally.describe(min))
 }

@@ -372,23 +372,13 @@ fn labels<'a>(
             .collect();
         return (l, Vec::new(), tally);
     }
-    // 1. Each question's sample answers, in rationale order.
-    let by_id: HashMap<&str, &crate::task::Example> =
-        data.train.iter().map(|e| (e.id.as_str(), e)).collect();
-    let mut answers: HashMap<&str, Vec<Option<String>>> = HashMap::new();
-    for r in rationales {
-        if let Some(e) = by_id.get(r.question_id.as_str()) {
-            answers
-                .entry(e.id.as_str())
-                .or_default()
-                .push(answer_of(data.answer, r, &e.options));
-        }
-    }
-    // 2. The vote per question; only a majority labels it.
+    // 1. Each question's sample answers, in rationale order; 2. the vote per question (only a
+    //    majority labels it).
     let mut labels = HashMap::new();
     let mut votes = Vec::new();
-    for e in &data.train {
-        let a = answers.remove(e.id.as_str()).unwrap_or_default();
+    for (e, a) in
+        crate::teacher::majority::answers_per_question(data.answer, &data.train, rationales)
+    {
         let v = vote(data.answer, &a, min_votes);
         tally.add(data.answer, &v, Some(&e.answer));
         if let Vote::Majority { answer, .. } = &v {

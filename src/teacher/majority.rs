@@ -83,6 +83,29 @@ pub fn vote(kind: AnswerType, answers: &[Option<String>], min_votes: usize) -> V
     }
 }
 
+/// Each question's sample answers (what `score` would read from each of its rationales, in
+/// rationale order), in the order of `questions`; a question without rationales gets none.
+pub fn answers_per_question<'a, 'r>(
+    kind: AnswerType,
+    questions: impl IntoIterator<Item = &'a crate::task::Example>,
+    rationales: impl IntoIterator<Item = &'r crate::teacher::Rationale>,
+) -> Vec<(&'a crate::task::Example, Vec<Option<String>>)> {
+    let mut out: Vec<(&crate::task::Example, Vec<Option<String>>)> =
+        questions.into_iter().map(|e| (e, Vec::new())).collect();
+    let index: std::collections::HashMap<&str, usize> = out
+        .iter()
+        .enumerate()
+        .map(|(i, (e, _))| (e.id.as_str(), i))
+        .collect();
+    for r in rationales {
+        if let Some(&i) = index.get(r.question_id.as_str()) {
+            let a = crate::teacher::answer_of(kind, r, &out[i].0.options);
+            out[i].1.push(a);
+        }
+    }
+    out
+}
+
 /// Counts over many questions' votes.
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct Tally {
