@@ -273,8 +273,24 @@ fn load_with(path: &Path, sets: &[String], env: impl figment::Provider) -> Resul
     }
     // 2. Merge file, then environment, then --set.
     let mut fig = Figment::from(Toml::string(&text)).merge(env);
+    // A sweep key is itself dotted (`sweep."select.per_question"`), so a `--set sweep.…` sets
+    // that one list whole instead of going through figment's dotted nesting.
+    let mut sweep_sets: Vec<(String, Value)> = Vec::new();
     for arg in sets {
         let (key, value) = parse_override(arg)?;
+        if let Some(k) = key.strip_prefix("sweep.") {
+            let k = k.trim();
+            let k = k
+                .strip_prefix('"')
+                .and_then(|k| k.strip_suffix('"'))
+                .unwrap_or(k);
+            let value = serde_json::to_value(&value).map_err(|e| Error::BadOverride {
+                arg: arg.clone(),
+                message: e.to_string(),
+            })?;
+            sweep_sets.push((k.to_string(), value));
+            continue;
+        }
         fig = fig.merge(Serialized::global(key.as_str(), value));
     }
     let merged: Value = fig.extract().map_err(|e| Error::SpecSyntax {
@@ -285,9 +301,12 @@ fn load_with(path: &Path, sets: &[String], env: impl figment::Provider) -> Resul
         Value::Object(m) => m,
         _ => Default::default(),
     };
-    let sweep_value = merged
+    let mut sweep_value = merged
         .remove("sweep")
         .unwrap_or(Value::Object(Default::default()));
+    if let Value::Object(m) = &mut sweep_value {
+        m.extend(sweep_sets);
+    }
     // 3. The base spec (without the sweep), defaults filled.
     let base: RawSpec = from_json(path, Value::Object(merged), &text)?;
     let base_json = serde_json::to_value(&base).map_err(Error::run)?;
@@ -961,6 +980,29 @@ mod tests {
         assert_eq!(s.runs[0].spec.select.per_question, 5);
         let s = load(&p, &[]).unwrap();
         assert_eq!(s.runs[0].spec.select.per_question, 3);
+    }
+
+    #[test]
+    fn set_reaches_sweep_values() {
+        let (_d, p) = write("[sweep]\n\"select.per_question\" = [1, 2, 3]\n");
+        let s = load(&p, &["sweep.\"select.per_question\"=[2, 4]".into()]).unwrap();
+        let k: Vec<usize> = s.runs.iter().map(|r| r.spec.select.per_question).collect();
+        assert_eq!(k, vec![2, 4]);
+        // Unquoted, and a new swept key beside the file's.
+        let s = load(
+            &p,
+            &["sweep.select.strategy=[\"random\", \"morsd\"]".into()],
+        )
+        .unwrap();
+        assert_eq!(s.runs.len(), 6);
+        assert_eq!(s.sweep_keys, vec!["select.per_question", "select.strategy"]);
+        let e = load(&p, &["sweep.\"select.bogus\"=[1]".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("select.bogus") && e.contains("not a spec key"),
+            "{e}"
+        );
     }
 
     #[test]
