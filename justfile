@@ -10,9 +10,30 @@ default: run
 build:
     cargo build --bin morsd
 
+# The build is not quiet: a cold one takes tens of minutes and shows cargo's progress.
 # Run a spec (default: the quickstart). Extra arguments go to `morsd run`.
 run spec="experiments/quickstart.toml" *args="--jobs 2":
-    cargo run --quiet --bin morsd -- run {{quote(spec)}} {{args}}
+    cargo build --bin morsd
+    "$CARGO_TARGET_DIR/debug/morsd" run {{quote(spec)}} {{args}}
+
+# It reuses the dev build instead of compiling a second, release profile (as `cargo install`
+# would), and follows every later build. Undo: rm "${CARGO_HOME:-$HOME/.cargo}/bin/morsd".
+# Put `morsd` on the PATH: a symlink to this build in cargo's bin folder (~/.cargo/bin).
+install: build
+    #!/usr/bin/env bash
+    set -euo pipefail
+    bin="${CARGO_HOME:-$HOME/.cargo}/bin"
+    mkdir -p "$bin"
+    ln -sf "$CARGO_TARGET_DIR/debug/morsd" "$bin/morsd"
+    echo "linked $bin/morsd -> $CARGO_TARGET_DIR/debug/morsd"
+    case ":$PATH:" in
+        *":$bin:"*) echo "morsd is on the PATH: try \`morsd --help\`" ;;
+        *) echo "add it to the PATH: export PATH=\"$bin:\$PATH\" (e.g. in ~/.bashrc)" ;;
+    esac
+
+# Headless Chromium from Debian for the report test (tests/report_html.rs); needs root + apt.
+setup-browser:
+    bash scripts/setup-browser.sh
 
 # Show what a run would do and why.
 plan spec="experiments/quickstart.toml" *args="":
@@ -28,6 +49,7 @@ models:
     cargo run --quiet --bin morsd -- models fetch smollm2-135m
 
 # Gate: identical token ids, morsd within f32 rounding of a NumPy float64 forward, ≥ 95 % top-1 vs llama.cpp.
+# results/bench/ is untracked; the committed copy is reference/bench/check-model.md.
 # Check morsd's SmolLM2 against llama.cpp and a float64 reference → results/bench/check-model.md
 check-model: setup-llama
     #!/usr/bin/env bash
@@ -37,17 +59,19 @@ check-model: setup-llama
     "$MORSD_LLAMA_PYTHON" scripts/check_model.py --morsd "$CARGO_TARGET_DIR/debug/morsd" \
         --gguf "$MORSD_SMOLLM2_GGUF" --out results/bench/check-model.md
 
-# The whole test suite (sets up the llama.cpp server and finds the shared data root first).
-test: setup-llama
+# The whole test suite (sets up the llama.cpp server and Chromium, finds the shared data root first).
+test: setup-llama setup-browser
     #!/usr/bin/env bash
     set -euo pipefail
     eval "$(bash scripts/setup-llama.sh | sed 's/^/export /')"
+    eval "$(bash scripts/setup-browser.sh | sed 's/^/export /')"
     export MORSD_DATA="${MORSD_DATA:-$(cd .. && pwd)/shared/data}"
     cargo test --no-fail-fast
 
 # Student throughput (train step, RD scoring, greedy decoding), scratch and SmolLM2, beside PyTorch
 # eager on the same shapes, and SmolLM2's fine-tuning peak memory → results/bench/bench.md;
 # the openai teacher through morsd vs direct → results/bench/teacher.md
+# results/bench/ is untracked; the committed copies are in reference/bench/.
 # Benchmarks → results/bench/{bench,teacher}.md (installs PyTorch from PyPI for the baseline)
 bench: setup-llama
     #!/usr/bin/env bash
@@ -58,6 +82,7 @@ bench: setup-llama
     cargo run --quiet --example bench_teacher -- results/bench/teacher.md
 
 # Picks the study by backend: MORSD_DEVICE=wgpu|tch runs the full-scale one, otherwise the CPU one.
+# results/paper/ is untracked; the committed reference study is reference/paper/.
 # The paper's claims → results/paper/ (main table, ablation over k, min- vs max-RD, CLAIMS.md)
 reproduce: models
     #!/usr/bin/env bash

@@ -2,12 +2,13 @@
 //! functions; `main` only parses arguments, picks the device and maps errors to exit codes.
 
 use crate::cache::Cache;
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
 use crate::pipeline::{self, ExecOptions, Status};
 use crate::report::{self, RunRow, Stored};
 use crate::select::Scored;
 use crate::spec::{self, LoadedSpec};
 use crate::stages::{StageKind, read_json};
+use crate::task::TaskData;
 use burn::prelude::Device;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -93,14 +94,22 @@ pub fn run(args: &RunArgs, cache: &Cache, device: Device) -> Result<String> {
             sweep_keys: spec.sweep_keys.clone(),
             runs: rows,
         };
+        // The selection first: report.html (written by report::write) reads selection.json.
+        std::fs::create_dir_all(&spec.output).at(&spec.output)?;
+        write_selection(&spec.output, &done, &stored)?;
         report::write(&spec.output, &stored)?;
-        write_selection(&spec.output, &done)?;
         text.push_str(&results_table(&stored));
         text.push_str(&format!(
-            "\n{} stage instances, {executed} executed, {} reused from the cache. Results in {}\n",
+            "\n{}\n",
+            wrap(&report::stats::reading(&stored), 100)
+        ));
+        text.push_str(&format!(
+            "\n{} stage instances, {executed} executed, {} reused from the cache. Results in {} \
+             (open {} in a browser)\n",
             stored.runs.len() * 5,
             stored.runs.len() * 5 - executed,
-            spec.output.display()
+            spec.output.display(),
+            spec.output.join("report.html").display()
         ));
     }
     if !failures.is_empty() {
@@ -149,6 +158,7 @@ fn row_of(o: &pipeline::RunOutcome) -> Result<RunRow> {
             .iter()
             .map(|(k, m)| (k.name().to_string(), m.key[..12].to_string()))
             .collect(),
+        test_questions: metric(StageKind::Eval, "total").as_u64(),
         teacher_tokens: metric(StageKind::Generate, "completion_tokens")
             .as_u64()
             .map(|c| {
@@ -168,24 +178,97 @@ fn row_of(o: &pipeline::RunOutcome) -> Result<RunRow> {
     })
 }
 
-fn write_selection(dir: &Path, done: &[pipeline::RunOutcome]) -> Result<()> {
+fn write_selection(dir: &Path, done: &[pipeline::RunOutcome], stored: &Stored) -> Result<()> {
+    use report::html::{Question, Rationale, SelRun, SelectionData, finite};
+    use std::collections::HashMap;
     let mut scored: Vec<(String, Scored)> = Vec::new();
     let mut seen = HashSet::new();
     let mut runs = Vec::new();
-    for o in done {
+    // For selection.json: questions (with gold answers from the generate entry's tasks.json),
+    // keyed by (generate key, question id); rationales keyed by (score key, rationale id).
+    let mut data = SelectionData::default();
+    let mut q_index: HashMap<(String, String), usize> = HashMap::new();
+    let mut r_index: HashMap<(String, String), usize> = HashMap::new();
+    for (i, o) in done.iter().enumerate() {
         let score_key = o.manifests[&StageKind::Score].key[..12].to_string();
         if seen.insert(score_key.clone()) {
+            let gen_key = o.manifests[&StageKind::Generate].key[..12].to_string();
+            let tasks: TaskData = read_json(&o.dirs[&StageKind::Generate].join("tasks.json"))?;
+            let golds: HashMap<&str, (&str, &str)> = tasks
+                .train
+                .iter()
+                .map(|e| (e.id.as_str(), (e.question.as_str(), e.answer.as_str())))
+                .collect();
             let s: Vec<Scored> = read_json(&o.dirs[&StageKind::Score].join("scores.json"))?;
+            for x in &s {
+                let qk = (gen_key.clone(), x.question_id.clone());
+                let q = *q_index.entry(qk).or_insert_with(|| {
+                    let (text, gold) = golds
+                        .get(x.question_id.as_str())
+                        .copied()
+                        .unwrap_or(("", ""));
+                    data.questions.push(Question {
+                        id: x.question_id.clone(),
+                        text: text.to_string(),
+                        gold: gold.to_string(),
+                    });
+                    data.questions.len() - 1
+                });
+                r_index.insert((score_key.clone(), x.id.clone()), data.rationales.len());
+                data.rationales.push(Rationale {
+                    id: x.id.clone(),
+                    score_key: score_key.clone(),
+                    q,
+                    source: x.source.clone(),
+                    extracted: x.extracted.clone(),
+                    correct: x.correct,
+                    diversity: finite(x.diversity),
+                    rd: finite(x.rd),
+                    text: x.text.clone(),
+                    sel: vec![],
+                });
+            }
             scored.extend(s.into_iter().map(|x| (score_key.clone(), x)));
         }
         let ids: Vec<String> = read_json(&o.dirs[&StageKind::Select].join("selected.json"))?;
+        for id in &ids {
+            if let Some(&r) = r_index.get(&(score_key.clone(), id.clone())) {
+                data.rationales[r].sel.push(i);
+            }
+        }
+        let row = &stored.runs[i];
+        data.runs.push(SelRun {
+            label: row.label.clone(),
+            strategy: row.strategy.clone(),
+            per_question: row.per_question,
+            seed: row.seed,
+        });
         runs.push((
             o.run.label.clone(),
             score_key,
             ids.into_iter().collect::<HashSet<_>>(),
         ));
     }
-    report::tables::write_selection(dir, &scored, &runs)
+    report::tables::write_selection(dir, &scored, &runs)?;
+    report::html::write_selection_json(dir, &data)
+}
+
+/// Greedy word wrap at `width` columns.
+fn wrap(text: &str, width: usize) -> String {
+    let mut out = String::new();
+    let mut line = 0;
+    for w in text.split_whitespace() {
+        if line > 0 && line + 1 + w.chars().count() > width {
+            out.push('\n');
+            line = 0;
+        } else if line > 0 {
+            out.push(' ');
+            line += 1;
+        }
+        out.push_str(w);
+        line += w.chars().count();
+    }
+    out
 }
 
 /// A plain-text results table (setting, seed, rationales, accuracy).
@@ -289,8 +372,13 @@ pub fn plan(spec_path: &Path, sets: &[String], cache: &Cache) -> Result<String> 
 pub fn report(dir: &Path) -> Result<String> {
     report::rebuild(dir)?;
     Ok(format!(
-        "rebuilt runs.parquet, runs.csv, summary.md, accuracy.svg, accuracy.png in {}\n",
-        dir.display()
+        "rebuilt runs.parquet, runs.csv, summary.md, accuracy.svg, accuracy.png, report.html in {}{}\n",
+        dir.display(),
+        if dir.join("selection.json").exists() {
+            ""
+        } else {
+            " (no selection.json here, so the page has no rationale browser)"
+        }
     ))
 }
 

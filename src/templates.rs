@@ -27,6 +27,9 @@ pub const TEACHER_PROMPTS: &[(&str, &str)] = &[
     ),
 ];
 
+/// The results page (`report.html`), rendered by [`crate::report::html`].
+pub const REPORT_HTML: &str = crate::report::html::TEMPLATE;
+
 /// The text of a built-in template by name, or of a template file by path.
 pub fn template_text(builtins: &[(&str, &str)], name_or_path: &str) -> Result<String> {
     if let Some((_, t)) = builtins.iter().find(|(n, _)| *n == name_or_path) {

@@ -1,5 +1,7 @@
-//! The accuracy chart: test accuracy against rationales per question, one line per strategy,
-//! with 95 % CI bands; written as `accuracy.svg` and `accuracy.png`.
+//! The accuracy chart, written as `accuracy.svg` and `accuracy.png`: with several budgets, test
+//! accuracy against rationales per question, one line per strategy with 95 % CI bands; with one
+//! budget (a single `select.per_question`), one bar per strategy (mean over seeds) with 95 % CI
+//! whiskers and each seed's accuracy as a dot.
 
 use super::Stored;
 use super::stats::mean_ci;
@@ -79,6 +81,11 @@ fn draw<DB: DrawingBackend>(
 where
     DB::ErrorType: 'static,
 {
+    let distinct_k: std::collections::BTreeSet<usize> =
+        stored.runs.iter().map(|r| r.per_question).collect();
+    if distinct_k.len() == 1 {
+        return draw_bars(root, stored, *distinct_k.first().unwrap_or(&0));
+    }
     let e = |x: &dyn std::fmt::Display| x.to_string();
     root.fill(&WHITE).map_err(|x| e(&x))?;
     let ks: Vec<f64> = data.values().flatten().map(|p| p.0).collect();
@@ -172,4 +179,198 @@ where
         .map_err(|x| e(&x))?;
     root.present().map_err(|x| e(&x))?;
     Ok(())
+}
+
+/// One budget: a bar per strategy (mean), 95 % CI whiskers, a dot per seed.
+fn draw_bars<DB: DrawingBackend>(
+    root: DrawingArea<DB, plotters::coord::Shift>,
+    stored: &Stored,
+    k: usize,
+) -> Result<(), String>
+where
+    DB::ErrorType: 'static,
+{
+    let e = |x: &dyn std::fmt::Display| x.to_string();
+    root.fill(&WHITE).map_err(|x| e(&x))?;
+    let mut by: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for r in &stored.runs {
+        by.entry(r.strategy.clone()).or_default().push(r.accuracy);
+    }
+    let bars: Vec<(String, Vec<f64>, f64, f64)> = by
+        .into_iter()
+        .map(|(s, accs)| {
+            let (m, c) = mean_ci(&accs);
+            (s, accs, m, c)
+        })
+        .collect();
+    let n = bars.len().max(1) as i32;
+    let seeds = bars.iter().map(|b| b.1.len()).max().unwrap_or(0);
+    let ymax = bars
+        .iter()
+        .flat_map(|b| {
+            let hi = if b.3.is_finite() { b.2 + b.3 } else { b.2 };
+            b.1.iter().copied().chain([hi])
+        })
+        .filter(|x| x.is_finite())
+        .map(|x| x * 100.0)
+        .fold(10.0, f64::max)
+        .min(100.0)
+        * 1.15;
+    let names: Vec<String> = bars.iter().map(|b| b.0.clone()).collect();
+    let whisker = if seeds > 1 {
+        format!("whiskers: 95 % CI over {seeds} seeds")
+    } else {
+        "one seed: no CI".to_string()
+    };
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!(
+                "{}: test accuracy at k = {k} ({whisker}; dots: seeds)",
+                stored.experiment
+            ),
+            ("sans-serif", 18),
+        )
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(56)
+        // An i32 range's segments include its end: 0..n-1 gives one per strategy.
+        .build_cartesian_2d((0..(n - 1).max(1)).into_segmented(), 0.0..ymax.min(110.0))
+        .map_err(|x| e(&x))?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .light_line_style(WHITE)
+        .x_desc("strategy (select.strategy)")
+        .y_desc("test accuracy (%)")
+        .x_label_formatter(&|v| match v {
+            SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => {
+                names.get(*i as usize).cloned().unwrap_or_default()
+            }
+            SegmentValue::Last => String::new(),
+        })
+        .label_style(("sans-serif", 13))
+        .draw()
+        .map_err(|x| e(&x))?;
+    for (i, (_, accs, m, c)) in bars.iter().enumerate() {
+        let i = i as i32;
+        let color = Palette99::pick(i as usize).to_rgba();
+        let mut bar = Rectangle::new(
+            [
+                (SegmentValue::Exact(i), 0.0),
+                (SegmentValue::Exact(i + 1), 100.0 * m.max(0.0)),
+            ],
+            color.mix(0.55).filled(),
+        );
+        bar.set_margin(0, 0, 60, 60);
+        chart.draw_series(std::iter::once(bar)).map_err(|x| e(&x))?;
+        let top = if c.is_finite() {
+            let (lo, hi) = (100.0 * (m - c).max(0.0), 100.0 * (m + c));
+            chart
+                .draw_series(std::iter::once(PathElement::new(
+                    vec![
+                        (SegmentValue::CenterOf(i), lo),
+                        (SegmentValue::CenterOf(i), hi),
+                    ],
+                    BLACK.stroke_width(2),
+                )))
+                .map_err(|x| e(&x))?;
+            for y in [lo, hi] {
+                chart
+                    .draw_series(std::iter::once(
+                        EmptyElement::at((SegmentValue::CenterOf(i), y))
+                            + PathElement::new(vec![(-10, 0), (10, 0)], BLACK.stroke_width(2)),
+                    ))
+                    .map_err(|x| e(&x))?;
+            }
+            hi
+        } else {
+            100.0 * m
+        };
+        let n_acc = accs.len() as i32;
+        chart
+            .draw_series(accs.iter().enumerate().map(|(j, a)| {
+                let dx = (j as i32 - (n_acc - 1) / 2) * 7 + 26;
+                EmptyElement::at((SegmentValue::CenterOf(i), 100.0 * a))
+                    + Circle::new((dx, 0), 3, BLACK.filled())
+            }))
+            .map_err(|x| e(&x))?;
+        let label = if c.is_finite() {
+            format!("{:.1} ± {:.1}", 100.0 * m, 100.0 * c)
+        } else {
+            format!("{:.1}", 100.0 * m)
+        };
+        chart
+            .draw_series(std::iter::once(
+                EmptyElement::at((SegmentValue::CenterOf(i), top))
+                    + Text::new(label, (-30, -20), ("sans-serif", 14).into_font()),
+            ))
+            .map_err(|x| e(&x))?;
+    }
+    root.present().map_err(|x| e(&x))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::RunRow;
+
+    fn stored(rows: &[(&str, usize, f64)]) -> Stored {
+        let runs = rows
+            .iter()
+            .enumerate()
+            .map(|(i, (s, k, a))| RunRow {
+                label: format!("{s} {k} {i}"),
+                swept: Default::default(),
+                seed: i as u64,
+                task: "arithmetic".into(),
+                strategy: s.to_string(),
+                per_question: *k,
+                rationales: 1,
+                training_tokens: 1,
+                accuracy: *a,
+                val_accuracy: None,
+                best_step: 0,
+                wall_s: Default::default(),
+                executed: vec![],
+                keys: Default::default(),
+                teacher_tokens: None,
+                test_questions: None,
+                sources: vec![],
+            })
+            .collect();
+        Stored {
+            experiment: "e".into(),
+            spec: "s".into(),
+            sweep_keys: vec![],
+            runs,
+        }
+    }
+
+    #[test]
+    fn one_budget_draws_bars_with_whiskers_and_several_draw_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let one = stored(&[
+            ("random", 4, 0.30),
+            ("random", 4, 0.34),
+            ("morsd", 4, 0.28),
+            ("morsd", 4, 0.36),
+        ]);
+        accuracy(dir.path(), &one).unwrap();
+        let svg = std::fs::read_to_string(dir.path().join("accuracy.svg")).unwrap();
+        assert!(svg.contains("test accuracy at k = 4 (whiskers: 95 % CI over 2 seeds"));
+        assert!(
+            ["morsd", "random"]
+                .iter()
+                .all(|n| svg.lines().any(|l| l.trim() == *n)),
+            "strategy labels"
+        );
+        // Mean ± CI printed over each bar: random 32.0 ± 12.7·0.02·100.
+        let (m, c) = mean_ci(&[0.30, 0.34]);
+        assert!(svg.contains(&format!("{:.1} ± {:.1}", 100.0 * m, 100.0 * c)));
+        let several = stored(&[("random", 2, 0.30), ("random", 4, 0.34)]);
+        accuracy(dir.path(), &several).unwrap();
+        let svg = std::fs::read_to_string(dir.path().join("accuracy.svg")).unwrap();
+        assert!(svg.contains("test accuracy vs rationales per question"));
+    }
 }

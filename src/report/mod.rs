@@ -1,8 +1,9 @@
 //! Results: one row per run (`runs.json`, the stored metrics, and its `runs.parquet` /
 //! `runs.csv` tables), the per-rationale `selection.parquet`, `summary.md` (mean ± 95 % CI
-//! over seeds), and the accuracy chart ([`chart`]).
+//! over seeds), the accuracy chart ([`chart`]) and the self-contained `report.html` ([`html`]).
 
 pub mod chart;
+pub mod html;
 pub mod paper;
 pub mod stats;
 pub mod tables;
@@ -47,6 +48,9 @@ pub struct RunRow {
     /// API teacher usage of the run's generate stage: (prompt, completion) tokens.
     #[serde(default)]
     pub teacher_tokens: Option<(u64, u64)>,
+    /// Test questions the accuracy was measured on (eval's `total`; absent in older folders).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_questions: Option<u64>,
     /// Per rationale file of the run's generate stage: rows joined, held out, unmatched and
     /// unparsed, with the first reasons (empty for built-in teachers).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -86,11 +90,14 @@ pub fn rebuild(dir: &Path) -> Result<()> {
         message: e.to_string(),
     })?;
     tables::write_runs(dir, &stored)?;
-    atomic_write(
-        &dir.join("summary.md"),
-        stats::summary_md(&stored).as_bytes(),
-    )?;
+    let reading = stats::reading(&stored);
+    let mut summary = stats::summary_md(&stored);
+    summary.push_str(&format!(
+        "\n**What these numbers can and cannot show.** {reading}\n"
+    ));
+    atomic_write(&dir.join("summary.md"), summary.as_bytes())?;
     chart::accuracy(dir, &stored)?;
+    html::write(dir, &stored, &reading)?;
     Ok(())
 }
 

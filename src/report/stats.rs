@@ -137,6 +137,111 @@ pub fn summary_md(stored: &Stored) -> String {
     s
 }
 
+/// Half-width of the 95 % Wilson score interval of a proportion `p` over `n` trials.
+pub fn wilson_half(p: f64, n: f64) -> f64 {
+    let z = 1.96f64;
+    z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt() / (1.0 + z * z / n)
+}
+
+/// One plain paragraph on what the stored numbers can and cannot show: seeds per setting,
+/// test questions, whether the two best settings' 95 % CIs overlap. Printed by `morsd run`
+/// and repeated in `summary.md` and `report.html`.
+pub fn reading(stored: &Stored) -> String {
+    let g = groups(stored);
+    if g.is_empty() {
+        return "No finished runs, so nothing to read.".into();
+    }
+    let seeds = g.values().map(|r| r.len()).min().unwrap_or(0);
+    let tq = stored.runs.iter().filter_map(|r| r.test_questions).max();
+    let tq_text = match tq {
+        Some(n) => format!("{n} test questions"),
+        None => "an unrecorded number of test questions".to_string(),
+    };
+    let accs: Vec<f64> = stored
+        .runs
+        .iter()
+        .map(|r| r.accuracy)
+        .filter(|a| a.is_finite())
+        .collect();
+    let p = if accs.is_empty() {
+        0.5
+    } else {
+        accs.iter().sum::<f64>() / accs.len() as f64
+    };
+    let binom = tq
+        .filter(|&n| n > 0)
+        .map(|n| 100.0 * wilson_half(p, n as f64));
+    let binom_text = match binom {
+        Some(b) => format!(
+            " A single run's accuracy on {tq_text} is itself uncertain by about ±{b:.1} points (95 % Wilson interval at the mean accuracy)."
+        ),
+        None => String::new(),
+    };
+    let mut rows: Vec<(String, f64, f64)> = g
+        .iter()
+        .map(|(key, runs)| {
+            let label = if key.is_empty() {
+                "all runs".to_string()
+            } else {
+                stored
+                    .sweep_keys
+                    .iter()
+                    .zip(key)
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            let acc: Vec<f64> = runs.iter().map(|r| r.accuracy).collect();
+            let (m, c) = mean_ci(&acc);
+            (label, m, c)
+        })
+        .collect();
+    rows.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let show = |r: &(String, f64, f64)| {
+        if r.2.is_finite() {
+            format!("{} ({} %)", r.0, pct(r.1, r.2))
+        } else {
+            format!("{} ({:.1} %)", r.0, 100.0 * r.1)
+        }
+    };
+    if rows.len() < 2 {
+        return format!(
+            "One setting only ({} seed(s), {tq_text}): there is nothing to compare.{binom_text}",
+            seeds
+        );
+    }
+    let (a, b) = (&rows[0], &rows[1]);
+    let gap = 100.0 * (a.1 - b.1);
+    if seeds < 2 {
+        return format!(
+            "{seeds} seed per setting and {tq_text}: there is no CI over seeds, so the gap of {gap:.1} points \
+             between {} and {} cannot be told apart from seed-to-seed noise.{binom_text} \
+             Run more seeds (experiment.seeds) before reading anything into it.",
+            show(a),
+            show(b)
+        );
+    }
+    let overlap = a.1 - a.2 <= b.1 + b.2;
+    if overlap {
+        format!(
+            "{seeds} seeds per setting and {tq_text}: the 95 % CIs over seeds of {} and {} overlap, so this \
+             study cannot tell them apart: the gap of {gap:.1} points is within the seed-to-seed noise.{binom_text} \
+             It shows the pipeline and the size of the noise, not that one setting is better; more seeds \
+             (experiment.seeds) and test questions (data.test) narrow the CIs.",
+            show(a),
+            show(b)
+        )
+    } else {
+        format!(
+            "{seeds} seeds per setting and {tq_text}: the 95 % CI over seeds of {} lies above that of {}, \
+             so on this one setting the gap of {gap:.1} points is larger than the seed-to-seed spread.{binom_text} \
+             Non-overlapping CIs are not a paired test, and one task, student and budget say nothing about others.",
+            show(a),
+            show(b)
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,5 +253,59 @@ mod tests {
         // sd = 0.1, se = 0.1/sqrt(3), t(2) = 4.303
         assert!((c - 4.303 * 0.1 / 3f64.sqrt()).abs() < 1e-9);
         assert!(mean_ci(&[0.4]).1.is_nan());
+    }
+
+    fn stored(accs: &[(&str, f64)]) -> Stored {
+        let runs = accs
+            .iter()
+            .enumerate()
+            .map(|(i, (s, a))| RunRow {
+                label: format!("{s} {i}"),
+                swept: [("select.strategy".to_string(), serde_json::json!(s))].into(),
+                seed: i as u64,
+                task: "arithmetic".into(),
+                strategy: s.to_string(),
+                per_question: 2,
+                rationales: 1,
+                training_tokens: 1,
+                accuracy: *a,
+                val_accuracy: None,
+                best_step: 0,
+                wall_s: Default::default(),
+                executed: vec![],
+                keys: Default::default(),
+                teacher_tokens: None,
+                test_questions: Some(100),
+                sources: vec![],
+            })
+            .collect();
+        Stored {
+            experiment: "e".into(),
+            spec: "s".into(),
+            sweep_keys: vec!["select.strategy".into()],
+            runs,
+        }
+    }
+
+    #[test]
+    fn reading_says_when_cis_overlap_and_when_there_is_no_ci() {
+        let one = reading(&stored(&[("random", 0.31), ("morsd", 0.28)]));
+        assert!(one.contains("no CI over seeds"), "{one}");
+        assert!(one.contains("100 test questions"), "{one}");
+        let overlap = reading(&stored(&[
+            ("random", 0.30),
+            ("random", 0.34),
+            ("morsd", 0.33),
+            ("morsd", 0.29),
+        ]));
+        assert!(overlap.contains("overlap"), "{overlap}");
+        let apart = reading(&stored(&[
+            ("random", 0.20),
+            ("random", 0.21),
+            ("morsd", 0.50),
+            ("morsd", 0.51),
+        ]));
+        assert!(apart.contains("lies above"), "{apart}");
+        assert!(apart.starts_with("2 seeds"), "{apart}");
     }
 }
