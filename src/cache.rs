@@ -337,6 +337,19 @@ impl Cache {
         ))
     }
 
+    /// The key of every slot's last key document: what some spec last built or used, whether
+    /// or not that spec can still be planned (`cache gc` keeps these when one cannot).
+    pub fn slot_keys(&self) -> Vec<String> {
+        let Ok(dir) = fs::read_dir(self.root.join("slots")) else {
+            return Vec::new();
+        };
+        dir.filter_map(|e| e.ok())
+            .filter_map(|e| fs::read(e.path()).ok())
+            .filter_map(|b| serde_json::from_slice::<KeyDoc>(&b).ok())
+            .map(|d| d.key())
+            .collect()
+    }
+
     /// Every entry on disk.
     pub fn list(&self) -> Result<Vec<EntryInfo>> {
         let now = SystemTime::now();

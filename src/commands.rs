@@ -411,6 +411,7 @@ pub fn cache_ls(cache: &Cache) -> Result<String> {
 pub fn cache_gc(cache: &Cache, experiments_dir: &Path, all: bool) -> Result<String> {
     let mut reachable: HashSet<String> = HashSet::new();
     let mut notes = String::new();
+    let mut unplannable: Vec<String> = Vec::new();
     if !all {
         for entry in walkdir::WalkDir::new(experiments_dir)
             .sort_by_file_name()
@@ -418,13 +419,19 @@ pub fn cache_gc(cache: &Cache, experiments_dir: &Path, all: bool) -> Result<Stri
             .filter_map(|e| e.ok())
         {
             if entry.path().extension().is_some_and(|x| x == "toml") {
-                match spec::load(entry.path(), &[]) {
-                    Ok(s) => reachable.extend(keys_of(&s)?),
+                match spec::load(entry.path(), &[]).and_then(|s| keys_of(&s)) {
+                    Ok(keys) => reachable.extend(keys),
                     Err(e) => {
-                        return Err(Error::Input {
-                            path: entry.path().to_path_buf(),
-                            message: format!("cannot plan it, so nothing was removed: {e}"),
-                        });
+                        // What it would reach is unknown: keep every entry any spec last built
+                        // or used (the slots), so this one's are kept too.
+                        if unplannable.is_empty() {
+                            reachable.extend(cache.slot_keys());
+                        }
+                        unplannable.push(entry.path().display().to_string());
+                        notes.push_str(&format!(
+                            "warning: {} cannot be planned ({e}); keeping every entry a spec last built or used\n",
+                            entry.path().display()
+                        ));
                     }
                 }
             }

@@ -183,3 +183,40 @@ fn force_recomputes_only_that_stage() {
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(executed(&p.runs_json("tiny")), vec![vec!["select"]]);
 }
+
+/// A spec under experiments/ that cannot be planned does not stop `cache gc`: it warns, keeps
+/// every entry a spec last built or used (so that spec's entries survive), and still removes
+/// what nothing uses any more.
+#[test]
+fn gc_keeps_an_unplannable_specs_entries_and_collects_the_rest() {
+    let p = Project::new(TINY);
+    let other = TINY
+        .replace("name = \"tiny\"", "name = \"other\"")
+        .replace("per_question = 2", "per_question = 1");
+    let other_path = p.path().join("experiments/other.toml");
+    std::fs::write(&other_path, &other).unwrap();
+    let spec = p.spec();
+    let spec = spec.to_str().unwrap();
+    for s in [spec, other_path.to_str().unwrap()] {
+        let o = p.morsd(&["run", s]);
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    // The tiny spec changes: its old train and eval entries are used by nothing now.
+    std::fs::write(p.spec(), TINY.replace("steps = 8", "steps = 9")).unwrap();
+    let o = p.morsd(&["run", spec]);
+    assert!(o.status.success(), "{}", text(&o));
+    // The other spec breaks.
+    std::fs::write(&other_path, format!("{other}\n[bogus]\n")).unwrap();
+    let o = p.morsd(&["cache", "gc"]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("warning:") && t.contains("other.toml"), "{t}");
+    assert!(
+        t.contains("removed 2 entries"),
+        "the superseded train and eval go: {t}"
+    );
+    // Fixed again, the other spec finds all of its entries.
+    std::fs::write(&other_path, &other).unwrap();
+    let o = p.morsd(&["plan", other_path.to_str().unwrap()]);
+    assert!(text(&o).contains("5 fresh"), "{}", text(&o));
+}

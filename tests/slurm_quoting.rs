@@ -31,6 +31,27 @@ fn hostile_value(root: &Path) -> String {
     )
 }
 
+/// `Command::output`, retried while exec fails with ETXTBSY: a file this test just wrote may
+/// still be open for writing in a child that another test thread forked meanwhile (it inherits
+/// the descriptor until its own exec), for a moment.
+trait OutputRetry {
+    fn output_retry(&mut self) -> Output;
+}
+
+impl OutputRetry for Command {
+    fn output_retry(&mut self) -> Output {
+        for _ in 0..200 {
+            match self.output() {
+                Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                    std::thread::sleep(std::time::Duration::from_millis(25))
+                }
+                r => return r.unwrap(),
+            }
+        }
+        self.output().unwrap()
+    }
+}
+
 fn write_exe(path: &Path, text: &str) {
     use std::os::unix::fs::PermissionsExt;
     let _ = std::fs::remove_file(path);
@@ -108,8 +129,7 @@ impl Stub {
             .env_remove("MORSD_DATA")
             .env_remove("MORSD_OPENAI_BASE_URL")
             .args(args)
-            .output()
-            .unwrap()
+            .output_retry()
     }
 }
 
@@ -161,8 +181,7 @@ fn hostile_paths_and_values_reach_the_job_exactly_and_run_nothing() {
             "--gpus-per-run",
             "2",
         ])
-        .output()
-        .unwrap();
+        .output_retry();
     assert!(o.status.success(), "{}", text(&o));
     assert!(pwned(&root).is_empty(), "submitting ran something");
     let calls = stub.calls();
@@ -200,7 +219,7 @@ fn hostile_paths_and_values_reach_the_job_exactly_and_run_nothing() {
     ];
     for (k, (args, script)) in calls.iter().enumerate() {
         let body = std::fs::read_to_string(script).unwrap();
-        let n = Command::new("bash").arg("-n").arg(script).output().unwrap();
+        let n = Command::new("bash").arg("-n").arg(script).output_retry();
         assert!(n.status.success(), "bash -n: {}\n{body}", text(&n));
         // Run it as slurmd would: in the working directory, with an array task id (only the
         // array's script reads it), nothing else inherited.
@@ -211,8 +230,7 @@ fn hostile_paths_and_values_reach_the_job_exactly_and_run_nothing() {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap())
             .env("SLURM_ARRAY_TASK_ID", "0")
-            .output()
-            .unwrap();
+            .output_retry();
         assert!(
             pwned(&root).is_empty(),
             "job {k} ran something: {:?}\n{body}",
@@ -406,8 +424,7 @@ fn paths_a_job_script_cannot_carry_are_refused_before_sbatch() {
         .env("MORSD_SBATCH", root.join("sbatch"))
         .env("MORSD_CACHE", root.join("ca\\che"))
         .args(["run", spec.to_str().unwrap(), "--executor", "slurm"])
-        .output()
-        .unwrap();
+        .output_retry();
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("MORSD_CACHE"), "{}", text(&o));
     assert!(stub.calls().is_empty());
