@@ -313,31 +313,12 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::RunRow;
 
     fn stored(rows: &[(&str, usize, f64)]) -> Stored {
         let runs = rows
             .iter()
             .enumerate()
-            .map(|(i, (s, k, a))| RunRow {
-                label: format!("{s} {k} {i}"),
-                swept: Default::default(),
-                seed: i as u64,
-                task: "arithmetic".into(),
-                strategy: s.to_string(),
-                per_question: *k,
-                rationales: 1,
-                training_tokens: 1,
-                accuracy: *a,
-                val_accuracy: None,
-                best_step: 0,
-                wall_s: Default::default(),
-                executed: vec![],
-                keys: Default::default(),
-                teacher_tokens: None,
-                test_questions: None,
-                sources: vec![],
-            })
+            .map(|(i, (s, k, a))| crate::report::test_row(s, *k, i as u64, *a))
             .collect();
         Stored {
             experiment: "e".into(),

@@ -123,3 +123,28 @@ pub fn tmp_path(path: &Path) -> std::path::PathBuf {
         .unwrap_or_default();
     path.with_file_name(format!(".{name}.{}-{n}.tmp.{ext}", std::process::id()))
 }
+
+/// A run row for unit tests: `strategy` at k = `per_question`, seed `seed`, test accuracy
+/// `accuracy`; everything else minimal.
+#[cfg(test)]
+pub(crate) fn test_row(strategy: &str, per_question: usize, seed: u64, accuracy: f64) -> RunRow {
+    RunRow {
+        label: format!("{strategy} {per_question} {seed}"),
+        swept: Default::default(),
+        seed,
+        task: "arithmetic".into(),
+        strategy: strategy.to_string(),
+        per_question,
+        rationales: 1,
+        training_tokens: 1,
+        accuracy,
+        val_accuracy: None,
+        best_step: 0,
+        wall_s: Default::default(),
+        executed: vec![],
+        keys: Default::default(),
+        teacher_tokens: None,
+        test_questions: None,
+        sources: vec![],
+    }
+}

@@ -260,23 +260,9 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, (s, a))| RunRow {
-                label: format!("{s} {i}"),
                 swept: [("select.strategy".to_string(), serde_json::json!(s))].into(),
-                seed: i as u64,
-                task: "arithmetic".into(),
-                strategy: s.to_string(),
-                per_question: 2,
-                rationales: 1,
-                training_tokens: 1,
-                accuracy: *a,
-                val_accuracy: None,
-                best_step: 0,
-                wall_s: Default::default(),
-                executed: vec![],
-                keys: Default::default(),
-                teacher_tokens: None,
                 test_questions: Some(100),
-                sources: vec![],
+                ..crate::report::test_row(s, 2, i as u64, *a)
             })
             .collect();
         Stored {
