@@ -11,9 +11,7 @@
 mod common;
 use common::proxy::{Fault, Proxy};
 use common::*;
-use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 
 const STUDENT: &str = r#"
@@ -52,19 +50,6 @@ fn openai(port: u16, samples: usize) -> String {
     format!(
         "kind = \"openai\"\nbase_url = \"http://127.0.0.1:{port}/v1\"\nmodel = \"smollm2-135m\"\nsamples = {samples}\nmax_tokens = 48\nconcurrency = 2\nmax_retries = 2\nbackoff_s = 0.05\ntimeout_s = 30"
     )
-}
-
-fn entry(p: &Project, stage: &str) -> PathBuf {
-    std::fs::read_dir(p.path().join("cache/entries").join(stage))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path()
-}
-
-fn read(p: &Project, stage: &str, file: &str) -> Value {
-    serde_json::from_slice(&std::fs::read(entry(p, stage).join(file)).unwrap()).unwrap()
 }
 
 fn write(p: &Project, name: &str, text: &str) {
@@ -117,7 +102,7 @@ fn unlabelled_questions_are_distilled_with_majority_labels() {
     );
     // 2. The splits: the last labelled training question is the validation set (six labelled,
     //    a fifth of them, at most data.validation); ids from the file or by position.
-    let tasks = read(&p, "generate", "tasks.json");
+    let tasks = p.read_entry("generate", "tasks.json");
     assert_eq!(tasks["task"], "custom");
     assert_eq!(tasks["answer"], "number");
     let ids = |split: &str| -> Vec<String> {
@@ -136,7 +121,7 @@ fn unlabelled_questions_are_distilled_with_majority_labels() {
     // 3. Only training questions were sent: 11 × 3 samples × 2 stages.
     assert_eq!(proxy.received.load(Ordering::SeqCst), 66);
     // 4. labels.json: every training question labelled 5 by 2 of its 3 votes, gold or not.
-    let labels = read(&p, "score", "labels.json");
+    let labels = p.read_entry("score", "labels.json");
     let labels = labels.as_array().unwrap();
     assert_eq!(labels.len(), 11);
     for l in labels {
@@ -155,7 +140,7 @@ fn unlabelled_questions_are_distilled_with_majority_labels() {
     }
     // 5. score's `correct` follows the majority (5), not the file's gold (7): the samples
     //    answering 5 are correct, those answering 6 are not.
-    let scores = read(&p, "score", "scores.json");
+    let scores = p.read_entry("score", "scores.json");
     let scores = scores.as_array().unwrap();
     assert_eq!(scores.len(), 33);
     let mut by_answer: BTreeMap<(String, bool), usize> = BTreeMap::new();
@@ -176,7 +161,7 @@ fn unlabelled_questions_are_distilled_with_majority_labels() {
         ]
     );
     // 6. Eval reads the test file's gold, normalised.
-    let preds = read(&p, "eval", "predictions.json");
+    let preds = p.read_entry("eval", "predictions.json");
     let gold: Vec<(&str, &str)> = preds
         .as_array()
         .unwrap()
@@ -247,11 +232,11 @@ fn recorded_rationales_of_a_custom_task_are_joined_by_id_or_question() {
             && out.contains("line 6: question not in the task"),
         "{out}"
     );
-    let tasks = read(&p, "generate", "tasks.json");
+    let tasks = p.read_entry("generate", "tasks.json");
     assert_eq!(tasks["answer"], "yes-no");
     assert_eq!(tasks["validation"][0]["answer"], "yes");
     assert_eq!(tasks["test"][0]["answer"], "no");
-    let labels = read(&p, "score", "labels.json");
+    let labels = p.read_entry("score", "labels.json");
     let by_q: BTreeMap<&str, &str> = labels
         .as_array()
         .unwrap()
@@ -264,7 +249,7 @@ fn recorded_rationales_of_a_custom_task_are_joined_by_id_or_question() {
         })
         .collect();
     assert_eq!(by_q, BTreeMap::from([("c1", "yes"), ("train-1", "no")]));
-    let scores = read(&p, "score", "scores.json");
+    let scores = p.read_entry("score", "scores.json");
     for s in scores.as_array().unwrap() {
         assert_eq!(
             s["correct"],

@@ -15,7 +15,6 @@ mod common;
 use common::llama::Server;
 use common::proxy::{Fault, Proxy};
 use common::*;
-use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -52,15 +51,6 @@ warmup_steps = 2
     )
 }
 
-fn generate_entry(p: &Project) -> PathBuf {
-    std::fs::read_dir(p.path().join("cache/entries/generate"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path()
-}
-
 #[test]
 fn sampling_survives_faults_and_keeps_every_sample() {
     let server = Server::start();
@@ -91,7 +81,7 @@ fn sampling_survives_faults_and_keeps_every_sample() {
     let out = text(&o);
     assert!(o.status.success(), "{out}");
     // 1. Every sample is there, with its request record: 8 rationales, 8 answer requests.
-    let dir = generate_entry(&p);
+    let dir = p.entry("generate");
     let requests: Vec<serde_json::Value> =
         serde_json::from_slice(&std::fs::read(dir.join("requests.json")).unwrap()).unwrap();
     assert_eq!(requests.len(), 16);
@@ -201,7 +191,7 @@ fn killed_and_resumed_sampling_repeats_no_received_request() {
         text(&o)
     );
     let requests: Vec<serde_json::Value> =
-        serde_json::from_slice(&std::fs::read(generate_entry(&p).join("requests.json")).unwrap())
+        serde_json::from_slice(&std::fs::read(p.entry("generate").join("requests.json")).unwrap())
             .unwrap();
     assert_eq!(requests.len(), 16);
 }
@@ -244,7 +234,7 @@ fn use_n_falls_back_to_single_requests_when_the_server_returns_one_choice() {
     // llama.cpp ignores n: one n-request per question brings one sample, the other is asked alone.
     assert_eq!(proxy.forwarded.load(Ordering::SeqCst), 8);
     let requests: Vec<serde_json::Value> =
-        serde_json::from_slice(&std::fs::read(generate_entry(&p).join("requests.json")).unwrap())
+        serde_json::from_slice(&std::fs::read(p.entry("generate").join("requests.json")).unwrap())
             .unwrap();
     assert_eq!(requests.len(), 8);
     assert!(
@@ -428,7 +418,7 @@ fn extra_choices_are_ignored() {
     assert_eq!(proxy.received.load(Ordering::SeqCst), 8);
     let per_question = |p: &Project, samples: usize| {
         let rationales: Vec<serde_json::Value> = serde_json::from_slice(
-            &std::fs::read(generate_entry(p).join("rationales.json")).unwrap(),
+            &std::fs::read(p.entry("generate").join("rationales.json")).unwrap(),
         )
         .unwrap();
         let mut ids = std::collections::BTreeMap::<String, Vec<String>>::new();
@@ -443,7 +433,7 @@ fn extra_choices_are_ignored() {
             assert_eq!(ids, &want);
         }
         let requests: Vec<serde_json::Value> = serde_json::from_slice(
-            &std::fs::read(generate_entry(p).join("requests.json")).unwrap(),
+            &std::fs::read(p.entry("generate").join("requests.json")).unwrap(),
         )
         .unwrap();
         assert_eq!(requests.len(), 4 * samples);

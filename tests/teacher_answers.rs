@@ -20,7 +20,6 @@ use morsd::answer::AnswerType;
 use morsd::teacher::answer_stage;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -57,19 +56,6 @@ warmup_steps = 2
     )
 }
 
-fn entry(p: &Project, stage: &str) -> PathBuf {
-    std::fs::read_dir(p.path().join("cache/entries").join(stage))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path()
-}
-
-fn read(p: &Project, stage: &str, file: &str) -> Value {
-    serde_json::from_slice(&std::fs::read(entry(p, stage).join(file)).unwrap()).unwrap()
-}
-
 fn until(p: &Project, stage: &str) -> std::process::Output {
     p.morsd(&["run", p.spec().to_str().unwrap(), "--until", stage])
 }
@@ -98,7 +84,7 @@ fn always_asks_twice_per_sample_and_score_reads_the_second_stage() {
         .partition(|b| b["messages"].as_array().unwrap().len() == 1);
     assert_eq!((one.len(), two.len()), (8, 8));
     // 2. Stage two: the first exchange, then Kojima's numeral trigger; greedy and short.
-    let requests = read(&p, "generate", "requests.json");
+    let requests = p.read_entry("generate", "requests.json");
     let requests = requests.as_array().unwrap();
     assert_eq!(requests.len(), 16);
     let rationale_texts: BTreeSet<&str> = requests
@@ -134,7 +120,7 @@ fn always_asks_twice_per_sample_and_score_reads_the_second_stage() {
             r["text"].as_str().unwrap().into(),
         );
     }
-    let scores = read(&p, "score", "scores.json");
+    let scores = p.read_entry("score", "scores.json");
     let mut differs_from_stage_one = 0;
     for s in scores.as_array().unwrap() {
         let id = s["id"].as_str().unwrap();
@@ -219,7 +205,7 @@ fn killed_and_resumed_two_stage_sampling_repeats_no_received_request() {
     let lines = logged(&p);
     let keys: BTreeSet<&str> = lines.iter().map(|l| l["key"].as_str().unwrap()).collect();
     assert_eq!((lines.len(), keys.len()), (32, 32));
-    let requests = read(&p, "generate", "requests.json");
+    let requests = p.read_entry("generate", "requests.json");
     assert_eq!(requests.as_array().unwrap().len(), 32);
 }
 
@@ -233,7 +219,7 @@ fn the_answer_comes_from_stage_two_and_the_hint_reaches_stage_one_only() {
     let o = until(&p, "score");
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(proxy.received.load(Ordering::SeqCst), 16);
-    let rationales = read(&p, "generate", "rationales.json");
+    let rationales = p.read_entry("generate", "rationales.json");
     for r in rationales.as_array().unwrap() {
         let want = if r["id"].as_str().unwrap().ends_with("/0") {
             "5"
@@ -247,8 +233,8 @@ fn the_answer_comes_from_stage_two_and_the_hint_reaches_stage_one_only() {
             format!("First, 2 + 2 = 4.\nThe answer is {want}.")
         );
     }
-    let scores = read(&p, "score", "scores.json");
-    let tasks = read(&p, "generate", "tasks.json");
+    let scores = p.read_entry("score", "scores.json");
+    let tasks = p.read_entry("generate", "tasks.json");
     let gold: BTreeMap<&str, &str> = tasks["train"]
         .as_array()
         .unwrap()
@@ -273,7 +259,7 @@ fn the_answer_comes_from_stage_two_and_the_hint_reaches_stage_one_only() {
     let o = until(&p, "score");
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(proxy.received.load(Ordering::SeqCst), 8);
-    let scores = read(&p, "score", "scores.json");
+    let scores = p.read_entry("score", "scores.json");
     assert!(
         scores
             .as_array()
@@ -287,7 +273,7 @@ fn the_answer_comes_from_stage_two_and_the_hint_reaches_stage_one_only() {
     let p = Project::new(&spec(proxy.port, 4, 2, "hint = \"gold\"", ""));
     let o = until(&p, "score");
     assert!(o.status.success(), "{}", text(&o));
-    let tasks = read(&p, "generate", "tasks.json");
+    let tasks = p.read_entry("generate", "tasks.json");
     let bodies = proxy.bodies.lock().unwrap().clone();
     assert_eq!(bodies.len(), 16);
     for e in tasks["train"].as_array().unwrap() {
@@ -307,7 +293,7 @@ fn the_answer_comes_from_stage_two_and_the_hint_reaches_stage_one_only() {
             assert_eq!(first.contains(&hint), !staged, "{first}");
         }
     }
-    let scores = read(&p, "score", "scores.json");
+    let scores = p.read_entry("score", "scores.json");
     assert!(
         scores
             .as_array()
@@ -316,7 +302,7 @@ fn the_answer_comes_from_stage_two_and_the_hint_reaches_stage_one_only() {
             .all(|s| s["extracted"] != "4")
     );
     assert!(
-        read(&p, "generate", "rationales.json")
+        p.read_entry("generate", "rationales.json")
             .as_array()
             .unwrap()
             .iter()
@@ -337,7 +323,7 @@ fn majority_labels_replace_gold_and_ties_are_skipped() {
         out.contains("majority labels: 4 questions labelled, 0 ties"),
         "{out}"
     );
-    let labels = read(&p, "score", "labels.json");
+    let labels = p.read_entry("score", "labels.json");
     assert!(
         labels
             .as_array()
@@ -347,7 +333,7 @@ fn majority_labels_replace_gold_and_ties_are_skipped() {
                 && l["vote"]["answer"] == "5"
                 && l["vote"]["votes"] == 2)
     );
-    let scores = read(&p, "score", "scores.json");
+    let scores = p.read_entry("score", "scores.json");
     for s in scores.as_array().unwrap() {
         assert_eq!(s["correct"], s["extracted"] == "5", "{s}");
     }
@@ -424,7 +410,7 @@ warmup_steps = 2
     .unwrap();
     let o = until(&p, "score");
     assert!(o.status.success(), "{}", text(&o));
-    let rationales = read(&p, "generate", "rationales.json");
+    let rationales = p.read_entry("generate", "rationales.json");
     let r0 = rationales
         .as_array()
         .unwrap()
@@ -433,7 +419,7 @@ warmup_steps = 2
         .unwrap();
     assert_eq!(r0["text"], "3 + 4 = 7.\nThe answer is 9.");
     assert_eq!(r0["answer_text"], " 9.");
-    let scores = read(&p, "score", "scores.json");
+    let scores = p.read_entry("score", "scores.json");
     let by_q: BTreeMap<&str, &str> = scores
         .as_array()
         .unwrap()

@@ -83,6 +83,21 @@ impl Project {
         self.cmd().args(args).output().unwrap()
     }
 
+    /// The (first) cache entry folder of a stage.
+    pub fn entry(&self, stage: &str) -> PathBuf {
+        std::fs::read_dir(self.path().join("cache/entries").join(stage))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path()
+    }
+
+    /// A JSON file of a stage's (first) cache entry.
+    pub fn read_entry(&self, stage: &str, file: &str) -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(self.entry(stage).join(file)).unwrap()).unwrap()
+    }
+
     pub fn runs_json_opt(&self) -> Option<serde_json::Value> {
         let p = self.path().join("results/tiny/runs.json");
         serde_json::from_slice(&std::fs::read(&p).ok()?).ok()
