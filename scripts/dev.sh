@@ -18,9 +18,9 @@ if [ "${1:-}" != run ] || [ $# -gt 1 ]; then
 fi
 bin="$CARGO_TARGET_DIR/debug/morsd"
 if [ -x "$bin" ]; then
-    echo "morsd: building morsd into $CARGO_TARGET_DIR (incremental: seconds to ~3 min), then running experiments/quickstart.toml (≤ 5 min on 2 cores)" >&2
+    echo "morsd: building morsd into $CARGO_TARGET_DIR (incremental: seconds to ~3 min), then running experiments/quickstart.toml (about 5 min on 2 cores)" >&2
 else
-    echo "morsd: first build: compiling morsd and its dependency tree (burn, polars, tokenizers, plotters; ~500 crates) into $CARGO_TARGET_DIR; about 16–25 min on 2 cores, progress below; then the quickstart (≤ 5 min)" >&2
+    echo "morsd: first build: compiling morsd and its dependency tree (burn, polars, tokenizers, plotters; ~500 crates) into $CARGO_TARGET_DIR; about 16–25 min on 2 cores, progress below; then the quickstart (about 5 min)" >&2
 fi
 start=$(date +%s)
 just run
