@@ -31,9 +31,14 @@ pub fn target_group(targets: &[String]) -> Result<ParamGroup> {
 }
 
 /// Attaches rank-`rank` adapters to the target modules and freezes everything else.
+/// The adapters are drawn at once under [`super::INIT_LOCK`], not lazily in the first training
+/// step, so a concurrent run's initialisation cannot interleave with theirs.
 pub fn attach(model: Lm, rank: usize, alpha: f64, targets: &[String]) -> Result<Lm> {
     let group = target_group(targets)?;
-    Ok(model.apply_lora(Lora::new(rank, alpha).set_param_group(group)))
+    let _guard = super::INIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let model = model.apply_lora(Lora::new(rank, alpha).set_param_group(group));
+    super::materialise(&model);
+    Ok(model)
 }
 
 /// Folds the adapters into the base weights (a plain model again).

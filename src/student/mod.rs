@@ -76,7 +76,23 @@ pub fn model_config(spec: &StudentSpec, vocab_size: usize) -> StudentConfig {
 pub fn init_student(config: &StudentConfig, seed: u64, device: &Device) -> Lm {
     let _guard = INIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     device.seed(seed);
-    Lm::Scratch(config.init(device))
+    let model = Lm::Scratch(config.init(device));
+    materialise(&model);
+    model
+}
+
+/// Draws every lazily initialised parameter now. burn draws a parameter's initial values on its
+/// first access, which would otherwise happen in the first training step, outside
+/// [`INIT_LOCK`], while a concurrent run (`--jobs`) seeds or draws from the same device RNG:
+/// the weights would then depend on the other run's timing.
+pub fn materialise(model: &Lm) {
+    struct Touch;
+    impl burn::module::ModuleVisitor for Touch {
+        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+            let _ = param.val();
+        }
+    }
+    model.visit(&mut Touch);
 }
 
 /// A pretrained Llama-family checkpoint named the way `student.weights` names one (a model
