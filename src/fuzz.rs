@@ -312,6 +312,36 @@ pub fn dsbs(data: &[u8]) {
     check_dsbs(&llm);
 }
 
+/// Fuzz target `custom`: a custom task's question files ([`crate::data::custom::load`]). Byte 0
+/// picks the answer type, byte 1 whether there is a validation file; the rest is the training,
+/// test and (optional) validation file, NUL-separated. An error must name one of the files.
+pub fn custom(data: &[u8]) {
+    use crate::data::custom::{ANSWERS, CustomTask, load};
+    let (Some(&kind), Some(&with_val)) = (data.first(), data.get(1)) else {
+        return;
+    };
+    let Some(dir) = scratch() else { return };
+    let mut files = parts(&data[2..]);
+    let names = ["train.jsonl", "test.jsonl", "val.jsonl"];
+    let paths: Vec<PathBuf> = names.iter().map(|n| dir.path().join(n)).collect();
+    for p in &paths {
+        if !write(p, files.next().unwrap_or_default()) {
+            return;
+        }
+    }
+    let task = CustomTask {
+        answer: ANSWERS[usize::from(kind) % ANSWERS.len()].to_string(),
+        train: paths[0].clone(),
+        validation: (with_val % 2 == 1).then(|| paths[2].clone()),
+        test: paths[1].clone(),
+    };
+    if let Some(d) = checked_any(&paths, load(&task, 2)) {
+        for e in d.train.iter().chain(&d.validation).chain(&d.test) {
+            let _ = crate::answer::extract_with_options(d.answer, &e.question, &e.options);
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Benchmark loaders.
 

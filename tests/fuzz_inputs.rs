@@ -20,6 +20,7 @@ const TARGETS: &[(&str, Target)] = &[
     ("jsonl", fuzz::jsonl),
     ("benchmark", fuzz::benchmark),
     ("answer", fuzz::answer),
+    ("custom", fuzz::custom),
 ];
 
 fn corpus_dir() -> PathBuf {
