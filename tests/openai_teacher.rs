@@ -13,7 +13,7 @@
 
 mod common;
 use common::llama::Server;
-use common::proxy::{Fault, Proxy};
+use common::proxy::{Fault, Proxy, kill_generate_when};
 use common::*;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -147,25 +147,12 @@ fn killed_and_resumed_sampling_repeats_no_received_request() {
     );
     let log = p.path().join("cache/requests/smollm2-135m.jsonl");
     // 1. Start, kill once a few completions are in the log.
-    let mut child = p
-        .cmd()
-        .args(["run", p.spec().to_str().unwrap(), "--until", "generate"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let t = Instant::now();
-    while t.elapsed() < Duration::from_secs(240) {
-        let lines = std::fs::read_to_string(&log)
-            .map(|s| s.lines().count())
-            .unwrap_or(0);
-        if lines >= 4 || child.try_wait().unwrap().is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap();
-    let _ = child.wait();
+    kill_generate_when(
+        &p,
+        &log,
+        |s| s.lines().count() >= 4,
+        Duration::from_secs(240),
+    );
     let done = std::fs::read_to_string(&log)
         .unwrap()
         .lines()
@@ -177,10 +164,7 @@ fn killed_and_resumed_sampling_repeats_no_received_request() {
     );
     // 2. Resume: exactly the missing requests reach the server (once the killed run's
     //    in-flight requests have drained from the proxy).
-    let t = Instant::now();
-    while proxy.active.load(Ordering::SeqCst) > 0 && t.elapsed() < Duration::from_secs(60) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    proxy.drain();
     proxy.forwarded.store(0, Ordering::SeqCst);
     let o = p.morsd(&["run", p.spec().to_str().unwrap(), "--until", "generate"]);
     assert!(o.status.success(), "{}", text(&o));

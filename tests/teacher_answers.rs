@@ -14,14 +14,14 @@
 
 mod common;
 use common::llama::Server;
-use common::proxy::{Fault, Proxy, STAGE_ONE};
+use common::proxy::{Fault, Proxy, STAGE_ONE, kill_generate_when};
 use common::*;
 use morsd::answer::AnswerType;
 use morsd::teacher::answer_stage;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn spec(port: u16, train: usize, samples: usize, teacher: &str, score: &str) -> String {
     format!(
@@ -164,35 +164,19 @@ fn killed_and_resumed_two_stage_sampling_repeats_no_received_request() {
     let p = Project::new(&spec(proxy.port, 8, 2, "answer_stage = \"always\"", ""));
     let log = p.path().join("cache/requests/smollm2-135m.jsonl");
     // 1. Start, kill once stage two has begun (2 answers in the log).
-    let mut child = p
-        .cmd()
-        .args(["run", p.spec().to_str().unwrap(), "--until", "generate"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let t = Instant::now();
-    while t.elapsed() < Duration::from_secs(300) {
-        let answers = std::fs::read_to_string(&log)
-            .map(|s| s.lines().filter(|l| l.contains("\"stage\":2")).count())
-            .unwrap_or(0);
-        if answers >= 2 || child.try_wait().unwrap().is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap();
-    let _ = child.wait();
+    kill_generate_when(
+        &p,
+        &log,
+        |s| s.lines().filter(|l| l.contains("\"stage\":2")).count() >= 2,
+        Duration::from_secs(300),
+    );
     let done = logged(&p).len();
     assert!(
         (18..32).contains(&done),
         "killed with {done} of 32 requests in the log"
     );
     // 2. Resume: exactly the missing requests reach the server; no key is logged twice.
-    let t = Instant::now();
-    while proxy.active.load(Ordering::SeqCst) > 0 && t.elapsed() < Duration::from_secs(60) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    proxy.drain();
     proxy.forwarded.store(0, Ordering::SeqCst);
     let o = until(&p, "generate");
     assert!(o.status.success(), "{}", text(&o));

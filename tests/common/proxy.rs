@@ -149,6 +149,15 @@ pub fn forward(req: &[u8], upstream: u16) -> Vec<u8> {
 }
 
 impl Proxy {
+    /// Waits (up to a minute) until no request is in flight through the proxy, e.g. those a
+    /// killed run left behind.
+    pub fn drain(&self) {
+        let t = std::time::Instant::now();
+        while self.active.load(Ordering::SeqCst) > 0 && t.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn start(upstream: u16) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -321,4 +330,31 @@ impl Proxy {
         });
         p
     }
+}
+
+/// Starts `morsd run SPEC --until generate` in `p` and kills it once `ready` holds for the
+/// request log's text at `log` (or it ends by itself, or `limit` passes).
+pub fn kill_generate_when(
+    p: &super::Project,
+    log: &std::path::Path,
+    ready: impl Fn(&str) -> bool,
+    limit: Duration,
+) {
+    let mut child = p
+        .cmd()
+        .args(["run", p.spec().to_str().unwrap(), "--until", "generate"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    while t.elapsed() < limit {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if ready(&text) || child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
 }
