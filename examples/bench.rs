@@ -82,6 +82,7 @@ fn opts(w: &Work, steps: usize) -> TrainOptions {
         weight_decay: 0.0,
         eval_every: steps,
         seed: 0,
+        group_by_length: false,
     }
 }
 
@@ -89,45 +90,118 @@ fn opts(w: &Work, steps: usize) -> TrainOptions {
 fn measure(model: Lm, tok: &Tok, w: &Work, ad: &Device, device: &Device) -> [f64; 3] {
     let data = examples(tok, w);
     let bar = indicatif::ProgressBar::hidden();
+    // MORSD_BENCH_PHASE=train|score|decode runs that phase alone (the others report 0), to
+    // profile one of them.
+    let phase = std::env::var("MORSD_BENCH_PHASE").ok();
+    let run = |p: &str| phase.as_deref().is_none_or(|x| x == p);
+    let mut tps = [0.0; 3];
     // (a) one untimed step (allocations, kernel set-up), then timed steps from the same start.
-    let _ = train(model.clone(), &data, tok.pad, &opts(w, 1), ad, None, &bar);
-    let t0 = Instant::now();
-    let trained = train(
-        model,
-        &data,
-        tok.pad,
-        &opts(w, w.train_steps),
-        ad,
-        None,
-        &bar,
-    )
-    .expect("bench rows have targets");
-    let train_tps = (w.batch * w.seq * w.train_steps) as f64 / t0.elapsed().as_secs_f64();
-    let model = trained.model;
-    // (b) forward-only scoring of every position.
-    let refs: Vec<&TrainExample> = data.iter().collect();
-    let lb = lm_batch(&refs, tok.pad, w.seq, device).expect("bench rows have targets");
-    let _ = position_nll(&model, &lb).sum().into_scalar::<f32>();
-    let t0 = Instant::now();
-    for _ in 0..w.score_reps {
-        let _ = position_nll(&model, &lb).sum().into_scalar::<f32>();
-    }
-    let score_tps = (w.batch * w.seq * w.score_reps) as f64 / t0.elapsed().as_secs_f64();
-    // (c) greedy decoding (KV cache for Llama), prompts of about `prompt` tokens.
-    let ids = tok.encode(&TEXT.repeat(1 + 8 * w.prompt / TEXT.len()));
-    let prompts: Vec<String> = (0..w.batch)
-        .map(|r| tok.decode(&ids[r..r + w.prompt]))
-        .collect();
-    let o = DecodeOptions {
-        max_new: w.new_tokens,
-        batch_size: w.batch,
-        stop: None,
+    let model = if run("train") {
+        let _ = train(model.clone(), &data, tok.pad, &opts(w, 1), ad, None, &bar);
+        let t0 = Instant::now();
+        let trained = train(
+            model,
+            &data,
+            tok.pad,
+            &opts(w, w.train_steps),
+            ad,
+            None,
+            &bar,
+        )
+        .expect("bench rows have targets");
+        tps[0] = (w.batch * w.seq * w.train_steps) as f64 / t0.elapsed().as_secs_f64();
+        trained.model
+    } else {
+        model.valid()
     };
+    // (b) forward-only scoring of every position.
+    if run("score") {
+        let refs: Vec<&TrainExample> = data.iter().collect();
+        let lb = lm_batch(&refs, tok.pad, w.seq, device).expect("bench rows have targets");
+        let _ = position_nll(&model, &lb).sum().into_scalar::<f32>();
+        let t0 = Instant::now();
+        for _ in 0..w.score_reps {
+            let _ = position_nll(&model, &lb).sum().into_scalar::<f32>();
+        }
+        tps[1] = (w.batch * w.seq * w.score_reps) as f64 / t0.elapsed().as_secs_f64();
+    }
+    // (c) greedy decoding (KV cache for Llama), prompts of about `prompt` tokens.
+    if run("decode") {
+        let ids = tok.encode(&TEXT.repeat(1 + 8 * w.prompt / TEXT.len()));
+        let prompts: Vec<String> = (0..w.batch)
+            .map(|r| tok.decode(&ids[r..r + w.prompt]))
+            .collect();
+        let o = DecodeOptions {
+            max_new: w.new_tokens,
+            batch_size: w.batch,
+            stop: None,
+        };
+        let t0 = Instant::now();
+        let outs = greedy_ids(&model, tok, &prompts, &o, device);
+        let made: usize = outs.iter().map(Vec::len).sum::<usize>().max(1);
+        tps[2] = made as f64 / t0.elapsed().as_secs_f64();
+    }
+    tps
+}
+
+/// f32 matmul `[n, n] × [n, n]` through burn (on flex: the `gemm` crate), GFLOP/s.
+fn gemm_gflops(n: usize, device: &Device) -> f64 {
+    use burn::tensor::Distribution;
+    let a = Tensor::<2>::random([n, n], Distribution::Default, device);
+    let b = Tensor::<2>::random([n, n], Distribution::Default, device);
+    let _ = a.clone().matmul(b.clone());
+    let reps = (4e11 / (2.0 * (n as f64).powi(3))).clamp(10.0, 2000.0) as usize;
     let t0 = Instant::now();
-    let outs = greedy_ids(&model, tok, &prompts, &o, device);
-    let made: usize = outs.iter().map(Vec::len).sum::<usize>().max(1);
-    let decode_tps = made as f64 / t0.elapsed().as_secs_f64();
-    [train_tps, score_tps, decode_tps]
+    for _ in 0..reps {
+        let _ = a.clone().matmul(b.clone());
+    }
+    2.0 * (n as f64).powi(3) * reps as f64 / t0.elapsed().as_secs_f64() / 1e9
+}
+
+/// The CPU: model name, cores, AVX-512, and its nominal f32 peak in GFLOP/s (cores × clock ×
+/// 2 FMA units × lanes × 2 flops; the clock is /proc/cpuinfo's).
+fn machine() -> (String, Option<f64>) {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |k: &str| {
+        info.lines()
+            .find(|l| l.starts_with(k))
+            .and_then(|l| l.split(':').nth(1))
+            .map(|v| v.trim().to_string())
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let flags = field("flags").unwrap_or_default();
+    let avx512 = flags.split(' ').any(|f| f == "avx512f");
+    let lanes = if avx512 { 16.0 } else { 8.0 };
+    let mhz: Option<f64> = field("cpu MHz").and_then(|v| v.parse().ok());
+    let peak = mhz.map(|m| cores as f64 * m / 1000.0 * 2.0 * lanes * 2.0);
+    let name = format!(
+        "{} ({cores} cores{}, {}, {})",
+        field("model name").unwrap_or_else(|| "unknown CPU".into()),
+        mhz.map_or(String::new(), |m| format!(" at {m:.0} MHz")),
+        if avx512 { "AVX-512" } else { "no AVX-512" },
+        if cfg!(target_arch = "x86_64") {
+            "x86-64"
+        } else {
+            std::env::consts::ARCH
+        },
+    );
+    (name, peak)
+}
+
+/// The commit this bench was built from (`-dirty` with uncommitted changes).
+fn commit() -> String {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let head = git(&["rev-parse", "--short", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    let dirty =
+        git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    format!("{head}{}", if dirty { "-dirty" } else { "" })
 }
 
 /// Peak resident memory of this process (kB → GiB).
@@ -181,6 +255,7 @@ fn peak(mode: &str) {
 }
 
 fn main() {
+    morsd::malloc::tune();
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--peak") {
         return peak(&args[2]);
@@ -197,8 +272,8 @@ fn main() {
             name: "scratch (quickstart: d128 L2, vocab 768)",
             batch: 16,
             seq: 96,
-            train_steps: 10,
-            score_reps: 10,
+            train_steps: 30,
+            score_reps: 30,
             prompt: 32,
             new_tokens: 32,
         },
@@ -212,54 +287,121 @@ fn main() {
             new_tokens: 32,
         },
     ];
-    // 1. morsd.
-    let mut ours = Vec::new();
-    let mut cfgs = Vec::new();
-    for (i, w) in works.iter().enumerate() {
-        let max_seq = w.seq.max(w.prompt + w.new_tokens);
-        let ad = device.clone().autodiff();
-        let (model, tok, cfg) = if i == 0 {
-            scratch(max_seq, &ad)
-        } else {
-            smollm2(max_seq, &ad)
-        };
-        eprintln!("morsd: {}", w.name);
-        ours.push(measure(model, &tok, w, &ad, &device));
-        let mut m = json!({"name": w.name, "config": cfg, "batch": w.batch, "seq": w.seq,
-            "train_steps": w.train_steps, "score_reps": w.score_reps, "prompt": w.prompt,
-            "new_tokens": w.new_tokens});
-        if i == 0 {
-            m["arch"] = json!("gpt");
-        }
-        cfgs.push(m);
-    }
-    // 2. PyTorch eager, same shapes and workload.
-    let mut theirs: Vec<[Option<f64>; 3]> = vec![[None; 3]; works.len()];
-    let mut torch_note = "PyTorch not run (no python given)".to_string();
-    if let Some(py) = &torch_py {
-        let torch_device = if backend == "flex" || backend == "cpu" {
-            "cpu"
-        } else {
-            "cuda"
-        };
-        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let cfg = json!({"threads": threads, "device": torch_device, "models": cfgs}).to_string();
-        eprintln!("pytorch");
+    // 1. morsd and PyTorch eager (same shapes, workload and matmuls), model by model, in
+    //    MORSD_BENCH_ROUNDS rounds (default 2) that alternate the two; each figure is the best
+    //    of its rounds. This machine is shared: interference only ever slows a run down, and
+    //    alternating keeps a slow spell from landing on one side only.
+    // MORSD_BENCH_ONLY=scratch|smollm2|gemm measures that alone and skips PyTorch and the peaks
+    // (for A/B runs and for profiling one workload under `perf`).
+    let only = std::env::var("MORSD_BENCH_ONLY").ok();
+    let wanted = |what: &str| only.as_deref().is_none_or(|o| o == what);
+    let rounds: usize = std::env::var("MORSD_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2)
+        .max(1);
+    let torch_device = if backend == "flex" || backend == "cpu" {
+        "cpu"
+    } else {
+        "cuda"
+    };
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let py = torch_py.as_ref().filter(|_| only.is_none());
+    let mut torch_failed: Option<String> = None;
+    // One run of scripts/bench_torch.py: its JSON lines.
+    let mut torch_run = |cfg: serde_json::Value| -> Vec<serde_json::Value> {
+        let Some(py) = py else { return vec![] };
         let o = std::process::Command::new(py)
-            .args(["scripts/bench_torch.py", "--config", &cfg])
+            .args(["scripts/bench_torch.py", "--config", &cfg.to_string()])
             .output()
             .expect("running scripts/bench_torch.py");
-        for line in String::from_utf8_lossy(&o.stdout).lines() {
-            let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
-                continue;
-            };
-            let i = works.iter().position(|w| v["model"] == w.name).unwrap_or(0);
-            let k = ["train step", "RD scoring", "greedy decoding"]
-                .iter()
-                .position(|x| v["what"] == *x)
-                .unwrap_or(0);
-            theirs[i][k] = v["tokens_per_s"].as_f64();
+        if !o.status.success() {
+            torch_failed = Some(
+                String::from_utf8_lossy(&o.stderr)
+                    .lines()
+                    .last()
+                    .unwrap_or("")
+                    .to_string(),
+            );
         }
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    };
+    let best = |a: &mut f64, b: f64| *a = a.max(b);
+    let best_opt = |a: &mut Option<f64>, b: Option<f64>| {
+        if let Some(b) = b {
+            *a = Some(a.map_or(b, |a| a.max(b)));
+        }
+    };
+    let mut ours = vec![[0.0f64; 3]; works.len()];
+    let mut theirs: Vec<[Option<f64>; 3]> = vec![[None; 3]; works.len()];
+    let mut cfgs: Vec<serde_json::Value> = Vec::new();
+    const GEMM_SIZES: [usize; 2] = [512, 2048];
+    let mut our_gemm = vec![0.0f64; GEMM_SIZES.len()];
+    let mut their_gemm: Vec<Option<f64>> = vec![None; GEMM_SIZES.len()];
+    for round in 0..rounds {
+        for (i, w) in works.iter().enumerate() {
+            if !wanted(["scratch", "smollm2"][i]) {
+                if round == 0 {
+                    cfgs.push(json!({"name": w.name, "skip": true}));
+                }
+                continue;
+            }
+            let max_seq = w.seq.max(w.prompt + w.new_tokens);
+            let ad = device.clone().autodiff();
+            let (model, tok, cfg) = if i == 0 {
+                scratch(max_seq, &ad)
+            } else {
+                smollm2(max_seq, &ad)
+            };
+            eprintln!("round {}/{rounds}, morsd: {}", round + 1, w.name);
+            let m = measure(model, &tok, w, &ad, &device);
+            for k in 0..3 {
+                best(&mut ours[i][k], m[k]);
+            }
+            let mut m = json!({"name": w.name, "config": cfg, "batch": w.batch, "seq": w.seq,
+                "train_steps": w.train_steps, "score_reps": w.score_reps, "prompt": w.prompt,
+                "new_tokens": w.new_tokens});
+            if i == 0 {
+                m["arch"] = json!("gpt");
+            }
+            if round == 0 {
+                cfgs.push(m.clone());
+            }
+            eprintln!("round {}/{rounds}, pytorch: {}", round + 1, w.name);
+            let lines = torch_run(
+                json!({"threads": threads, "device": torch_device, "models": [m], "gemm": []}),
+            );
+            for v in lines {
+                let k = ["train step", "RD scoring", "greedy decoding"]
+                    .iter()
+                    .position(|x| v["what"] == *x);
+                if let Some(k) = k {
+                    best_opt(&mut theirs[i][k], v["tokens_per_s"].as_f64());
+                }
+            }
+        }
+        if wanted("gemm") {
+            eprintln!("round {}/{rounds}, GEMM", round + 1);
+            for (k, &n) in GEMM_SIZES.iter().enumerate() {
+                best(&mut our_gemm[k], gemm_gflops(n, &device));
+            }
+            let lines = torch_run(json!({"threads": threads, "device": torch_device,
+                "models": [], "gemm": GEMM_SIZES}));
+            for v in lines {
+                if let Some(k) = GEMM_SIZES.iter().position(|&n| v["n"] == n) {
+                    best_opt(&mut their_gemm[k], v["gflops"].as_f64());
+                }
+            }
+        }
+    }
+    // 2. PyTorch's version, and its peak for the same SmolLM2 step (own process each).
+    let mut their_peak: std::collections::HashMap<String, f64> = Default::default();
+    let mut torch_note = "PyTorch not run (no python given)".to_string();
+    let smol_cfg = cfgs.get(1).and_then(|m| m.get("config")).cloned();
+    if let Some(py) = py {
         let ver = std::process::Command::new(py)
             .args([
                 "-c",
@@ -269,14 +411,28 @@ fn main() {
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
             .unwrap_or_default();
         torch_note = format!("PyTorch {ver} (version, threads), eager, CPU, float32");
-        if !o.status.success() {
-            torch_note += &format!(
-                " — FAILED: {}",
-                String::from_utf8_lossy(&o.stderr)
-                    .lines()
-                    .last()
-                    .unwrap_or("")
-            );
+        if let Some(e) = &torch_failed {
+            torch_note += &format!(" — FAILED: {e}");
+        }
+        for mode in ["full", "lora"] {
+            let Some(c) = &smol_cfg else { break };
+            eprintln!("pytorch peak memory: {mode}");
+            let cfg = json!({"threads": threads, "device": torch_device, "config": c,
+                "batch": 8, "seq": 256, "mode": mode})
+            .to_string();
+            let gib = std::process::Command::new(py)
+                .args(["scripts/bench_torch.py", "--peak", &cfg])
+                .output()
+                .ok()
+                .and_then(|o| {
+                    String::from_utf8_lossy(&o.stdout)
+                        .trim()
+                        .parse::<f64>()
+                        .ok()
+                });
+            if let Some(g) = gib {
+                their_peak.insert(mode.to_string(), g);
+            }
         }
     }
     // 3. Peak memory of one SmolLM2 step at 8 × 256, each mode in its own process.
@@ -296,6 +452,7 @@ fn main() {
         ("lora-accum8", "LoRA rank 8, 8 micro-batches of 1 × 256"),
     ]
     .into_iter()
+    .filter(|_| only.is_none())
     .map(|(mode, what)| {
         eprintln!("peak memory: {mode}");
         let gib = std::process::Command::new(&me)
@@ -312,20 +469,33 @@ fn main() {
     })
     .collect();
     // 4. The table.
+    let (cpu, peak) = machine();
+    let kernels = if std::env::var("MORSD_KERNELS").is_ok_and(|v| v == "burn") {
+        "burn's decomposed ops (`MORSD_KERNELS=burn`)"
+    } else {
+        "morsd's fused kernels (src/kernels)"
+    };
     let mut s =
         format!("# Student throughput: morsd (burn `{backend}`) vs PyTorch eager (CPU)\n\n");
     s += &format!(
-        "Produced by `just bench` (`MORSD_DEVICE={backend}`). morsd: burn 0.22.1; on the default `flex` \
-backend the matmuls are the `gemm` crate's f32 kernels, rayon over the machine's cores. Same architecture, shapes, \
-batch, sequence length and workload on both sides; PyTorch uses random weights of the checkpoint's shapes.\n\n"
+        "Produced by `just bench` (`MORSD_DEVICE={backend}`) at commit `{}` on {cpu}; nominal f32 peak {} \
+(cores × clock × 2 FMA units × lanes × 2). morsd: burn 0.22.1; on the default `flex` backend the matmuls are \
+the `gemm` crate's f32 kernels (AVX-512 with `x86-v4`), rayon over the machine's cores; softmax, norms and \
+cross-entropy are {kernels}. Same architecture, shapes, batch, sequence length and workload on both sides; \
+PyTorch uses random weights of the checkpoint's shapes. Each figure is the best of {rounds} rounds that \
+alternate morsd and PyTorch (`MORSD_BENCH_ROUNDS`).\n\n",
+        commit(),
+        peak.map_or("unknown".into(), |p| format!("{p:.0} GFLOP/s")),
     );
     s += &format!("{torch_note}.\n\n");
-    s += "| model | operation | batch × seq | morsd tok/s | PyTorch tok/s | morsd ÷ PyTorch |\n|---|---|---|---|---|---|\n";
+    s += "| model | operation | batch × seq | morsd | PyTorch | morsd ÷ PyTorch |\n|---|---|---|---|---|---|\n";
+    let ratio = |a: f64, t: Option<f64>| t.map_or("–".into(), |t| format!("{:.2}", a / t));
+    let num = |t: Option<f64>| t.map_or("–".into(), |t| format!("{t:.0}"));
     for (i, w) in works.iter().enumerate() {
         for (k, what) in [
-            "train step",
-            "RD scoring (forward)",
-            "greedy decoding (new tokens)",
+            "train step (tok/s)",
+            "RD scoring, forward (tok/s)",
+            "greedy decoding (new tok/s)",
         ]
         .iter()
         .enumerate()
@@ -340,18 +510,31 @@ batch, sequence length and workload on both sides; PyTorch uses random weights o
                 "| {} | {what} | {shape} | {:.0} | {} | {} |\n",
                 w.name,
                 ours[i][k],
-                t.map_or("–".into(), |t| format!("{t:.0}")),
-                t.map_or("–".into(), |t| format!("{:.2}", ours[i][k] / t)),
+                num(t),
+                ratio(ours[i][k], t)
             );
         }
     }
+    for (k, n) in GEMM_SIZES.iter().enumerate() {
+        s += &format!(
+            "| f32 matmul (`torch.mm`) | GEMM (GFLOP/s) | {n}² | {:.0} | {} | {} |\n",
+            our_gemm[k],
+            num(their_gemm[k]),
+            ratio(our_gemm[k], their_gemm[k])
+        );
+    }
     s += "\nPeak resident memory (VmHWM of a process that loads SmolLM2 and runs one optimiser step \
 of AdamW over 8 sequences × 256 tokens; weights, gradients, optimiser state and activations, all f32). \
-Target: a full fine-tuning step ≤ 3 GiB.\n\n| configuration | peak |\n|---|---|\n";
-    for (_, what, gib) in &peaks {
+PyTorch's is the same step in its own process (`ru_maxrss`, which includes the torch library itself); \
+its LoRA is rank 8 on q and v, made by hand (no PEFT).\n\n\
+| configuration | morsd | PyTorch | morsd ÷ PyTorch |\n|---|---|---|---|\n";
+    for (mode, what, gib) in &peaks {
+        let t = their_peak.get(*mode).copied();
         s += &format!(
-            "| {what} | {} |\n",
-            gib.map_or("failed".into(), |g| format!("{g:.2} GiB"))
+            "| {what} | {} | {} | {} |\n",
+            gib.map_or("failed".into(), |g| format!("{g:.2} GiB")),
+            t.map_or("–".into(), |t| format!("{t:.2} GiB")),
+            gib.map_or("–".into(), |g| ratio(g, t)),
         );
     }
     if let Some(dir) = std::path::Path::new(&out).parent() {

@@ -3,11 +3,15 @@
 sequence lengths as examples/bench_llama.rs, on the CPU, with random weights of the checkpoint's
 shapes (throughput does not depend on the values). Prints one JSON object per measurement.
 
-usage: bench_torch.py --config JSON  (written by bench_llama: model sizes and the workload)
+usage: bench_torch.py --config JSON  (written by examples/bench.rs: model sizes, the workload and
+                                      the GEMM sizes)
+       bench_torch.py --peak JSON    (one SmolLM2-shaped fine-tuning step, full or LoRA; prints the
+                                      process's peak resident memory in GiB)
 """
 import argparse
 import json
 import math
+import resource
 import time
 
 import torch
@@ -128,17 +132,74 @@ def causal(b, t):
     return m.expand(b, 1, t, t)
 
 
+class LoraLinear(nn.Module):
+    """`base(x) + (alpha / r) · B(A(x))` with the base frozen (PEFT's LoRA, by hand)."""
+
+    def __init__(self, base, r=8, alpha=16.0):
+        super().__init__()
+        self.base = base
+        self.a = nn.Linear(base.in_features, r, bias=False)
+        self.b = nn.Linear(r, base.out_features, bias=False)
+        nn.init.zeros_(self.b.weight)
+        self.scale = alpha / r
+
+    def forward(self, x):
+        return self.base(x) + self.b(self.a(x)) * self.scale
+
+
+def peak(spec):
+    """One AdamW step of a SmolLM2-shaped model at batch × seq; prints ru_maxrss in GiB."""
+    torch.manual_seed(0)
+    torch.set_num_threads(spec.get("threads", 2))
+    c = spec["config"]
+    model = Llama(c)
+    params = model.parameters()
+    if spec["mode"] == "lora":
+        for p in model.parameters():
+            p.requires_grad_(False)
+        for blk in model.blocks:
+            blk.q, blk.v = LoraLinear(blk.q), LoraLinear(blk.v)
+        params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-4)
+    B, T = spec["batch"], spec["seq"]
+    ids = torch.randint(0, c["vocab_size"], (B, T + 1))
+    h = model(ids[:, :-1], torch.arange(T).expand(B, T), causal(B, T))
+    loss = F.cross_entropy(model.logits(h.reshape(B * T, -1)), ids[:, 1:].reshape(-1))
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    print(f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024:.3f}")
+
+
+def gemm(n, reps=None):
+    """GFLOP/s of an f32 `torch.mm` of two n × n matrices."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    reps = reps or max(10, min(2000, int(4e11 / (2 * n**3))))
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        torch.mm(a, b)
+    return 2 * n**3 * reps / (time.perf_counter() - t0) / 1e9
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--config", required=True)
+    ap.add_argument("--config")
+    ap.add_argument("--peak")
     a = ap.parse_args()
+    if a.peak:
+        return peak(json.loads(a.peak))
     cfg = json.loads(a.config)
     torch.manual_seed(0)
     torch.set_num_threads(cfg.get("threads", 2))
     dev = cfg.get("device", "cpu")
     torch.set_default_device(dev)
     sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
+    for n in cfg.get("gemm", []):
+        print(json.dumps({"what": "gemm", "n": n, "gflops": gemm(n)}), flush=True)
     for m in cfg["models"]:
+        if m.get("skip"):
+            continue
         c = m["config"]
         model = Gpt(c) if m.get("arch") == "gpt" else Llama(c)
         B, T = m["batch"], m["seq"]

@@ -11,6 +11,8 @@ pub mod data;
 pub mod error;
 pub mod fuzz;
 pub mod inspect;
+pub mod kernels;
+pub mod malloc;
 pub mod models;
 pub mod pipeline;
 pub mod report;

@@ -203,6 +203,7 @@ fn device() -> anyhow::Result<burn::prelude::Device> {
 }
 
 fn main() -> ExitCode {
+    morsd::malloc::tune();
     let cli = Cli::parse();
     match real_main(cli) {
         Ok(text) => {

@@ -90,6 +90,7 @@ fn student_learns_coin_flip_from_correct_rationales() {
         weight_decay: 0.01,
         eval_every: 300,
         seed: 0,
+        group_by_length: false,
     };
     let outcome = train(
         model,

@@ -222,6 +222,7 @@ fn opts(batch: usize, accum: usize) -> TrainOptions {
         weight_decay: 0.0,
         eval_every: 1,
         seed: 0,
+        group_by_length: false,
     }
 }
 

@@ -422,6 +422,12 @@ pub struct TrainSpec {
     /// Steps between validation checkpoints (the best on validation is kept). Default: 100.
     #[serde(default = "d_eval_every")]
     pub eval_every: usize,
+    /// Batch sequences of similar lengths, so little of a batch is padding (Hugging Face's
+    /// `group_by_length`): each epoch's shuffled order is cut into windows of 64 micro-batches,
+    /// each window sorted by length and cut into micro-batches, taken in a shuffled order. It
+    /// changes which sequences share a batch, so results differ beyond rounding. Default: false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_by_length: Option<bool>,
 }
 
 /// `[eval]`

@@ -21,8 +21,9 @@ impl Stage for Eval {
         StageKind::Eval
     }
     fn version(&self) -> u32 {
-        // 2: decoding stops once the answer sentence is complete.
-        2
+        // 2: decoding stops once the answer sentence is complete. 3: fused kernels
+        // (src/kernels): logits move by float rounding.
+        3
     }
     fn upstream(&self) -> &'static [StageKind] {
         &[StageKind::Generate, StageKind::Train]

@@ -42,7 +42,8 @@ impl Stage for Score {
         StageKind::Score
     }
     fn version(&self) -> u32 {
-        1
+        // 2: fused kernels (src/kernels): the warm-up and the NLLs move by float rounding.
+        2
     }
     fn upstream(&self) -> &'static [StageKind] {
         &[StageKind::Generate]
@@ -169,6 +170,7 @@ impl Stage for Score {
                     weight_decay: spec.train.weight_decay,
                     eval_every: spec.score.warmup_steps,
                     seed: spec.score.seed,
+                    group_by_length: spec.train.group_by_length == Some(true),
                 };
                 let outcome = train(model, &slice, tok.pad, &opts, &ad, None, ctx.progress)
                     .map_err(|e| crate::Error::run(format!("RD warm-up: {e}")))?;

@@ -31,8 +31,9 @@ impl Stage for Train {
         StageKind::Train
     }
     fn version(&self) -> u32 {
-        // 2: decoding stops once the answer sentence is complete.
-        2
+        // 2: decoding stops once the answer sentence is complete. 3: fused kernels
+        // (src/kernels): the weights move by float rounding.
+        3
     }
     fn upstream(&self) -> &'static [StageKind] {
         &[StageKind::Generate, StageKind::Score, StageKind::Select]
@@ -157,6 +158,7 @@ impl Stage for Train {
             weight_decay: spec.train.weight_decay,
             eval_every: spec.train.eval_every,
             seed: ctx.run.seed,
+            group_by_length: spec.train.group_by_length == Some(true),
         };
         let outcome = train(
             model,

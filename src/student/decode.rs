@@ -58,17 +58,22 @@ pub fn greedy_ids(
     opts: &DecodeOptions<'_>,
     device: &Device,
 ) -> Vec<Vec<u32>> {
-    let mut out = Vec::with_capacity(prompts.len());
-    for chunk in prompts.chunks(opts.batch_size.max(1)) {
-        // 1. Encode the prompts, keeping room for at least one new token.
-        let limit = model.max_seq_len();
-        let seqs: Vec<Vec<u32>> = chunk
-            .iter()
-            .map(|p| {
-                let ids = tok.encode(p);
-                ids[ids.len().saturating_sub(limit - 1)..].to_vec()
-            })
-            .collect();
+    // 1. Encode the prompts, keeping room for at least one new token, and decode them in
+    //    length order, so a batch's prompts are of similar lengths and little of its prefill is
+    //    padding; the outputs come back in the caller's order.
+    let limit = model.max_seq_len();
+    let encoded: Vec<Vec<u32>> = prompts
+        .iter()
+        .map(|p| {
+            let ids = tok.encode(p);
+            ids[ids.len().saturating_sub(limit - 1)..].to_vec()
+        })
+        .collect();
+    let mut order: Vec<usize> = (0..prompts.len()).collect();
+    order.sort_by_key(|&i| encoded[i].len());
+    let mut out = vec![Vec::new(); prompts.len()];
+    for idx in order.chunks(opts.batch_size.max(1)) {
+        let seqs: Vec<Vec<u32>> = idx.iter().map(|&i| encoded[i].clone()).collect();
         let generated = match model {
             Lm::Llama(m) => {
                 let mut cache = KvCache::default();
@@ -123,7 +128,9 @@ pub fn greedy_ids(
                 state.generated
             }
         };
-        out.extend(generated);
+        for (&i, g) in idx.iter().zip(generated) {
+            out[i] = g;
+        }
     }
     out
 }
@@ -186,11 +193,13 @@ impl<'a> Rows<'a> {
             }
         }
         self.steps += 1;
-        let full = self
-            .seqs
-            .iter()
-            .zip(&self.done)
-            .any(|(s, &d)| !d && s.len() >= limit);
-        !(self.done.iter().all(|d| *d) || self.steps >= self.opts.max_new || full)
+        // A row that fills the context is finished alone: it does not cut its neighbours short
+        // (with a KV cache every row has the same length, so they finish together).
+        for (s, d) in self.seqs.iter().zip(self.done.iter_mut()) {
+            if s.len() >= limit {
+                *d = true;
+            }
+        }
+        !(self.done.iter().all(|d| *d) || self.steps >= self.opts.max_new)
     }
 }

@@ -11,9 +11,10 @@
 //! key-padding masks. [`Llama::forward_cached`] appends to a [`KvCache`] for decoding.
 
 use super::model::Batch;
+use crate::kernels::{masked_softmax, rms_norm};
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig, RmsNorm, RmsNormConfig};
 use burn::prelude::*;
-use burn::tensor::activation::{silu, softmax};
+use burn::tensor::activation::silu;
 
 /// Architecture of a Llama-family model (read from a GGUF's metadata or a `config.json`).
 #[derive(Config, Debug)]
@@ -142,17 +143,6 @@ fn apply_rope(x: Tensor<4>, cos: &Tensor<4>, sin: &Tensor<4>) -> Tensor<4> {
     x * cos.clone() + rotated * sin.clone()
 }
 
-/// `[b, kv, t, hd]` → `[b, kv·rep, t, hd]`: query head `h` reads key/value head `h / rep`.
-fn repeat_kv(x: Tensor<4>, rep: usize) -> Tensor<4> {
-    if rep == 1 {
-        return x;
-    }
-    let [b, kv, t, hd] = x.dims();
-    x.reshape([b, kv, 1, t, hd])
-        .expand([b, kv, rep, t, hd])
-        .reshape([b, kv * rep, t, hd])
-}
-
 impl LlamaBlock {
     fn forward(
         &self,
@@ -164,7 +154,7 @@ impl LlamaBlock {
         let [b, t, d] = x.dims();
         let hd = d / self.heads;
         // 1. Queries, keys, values per head, rotated by position.
-        let h = self.attn_norm.forward(x.clone());
+        let h = rms_norm(&self.attn_norm, x.clone());
         let split = |y: Tensor<3>, n: usize| y.reshape([b, t, n, hd]).swap_dims(1, 2);
         let q = apply_rope(
             split(self.q_proj.forward(h.clone()), self.heads),
@@ -185,17 +175,25 @@ impl LlamaBlock {
             }
             *slot = Some((k.clone(), v.clone()));
         }
-        // 3. Grouped-query attention with the additive mask.
+        // 3. Grouped-query attention with the additive mask. Query head `h` reads key/value
+        //    head `h / rep`: the `rep` query heads of a group are stacked along the query axis,
+        //    `[b, kv, rep·t, hd]`, so each group is one matmul against its keys and values and
+        //    these are never copied `rep` times.
         let rep = self.heads / self.kv_heads;
-        let (k, v) = (repeat_kv(k, rep), repeat_kv(v, rep));
-        let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((hd as f32).sqrt()) + bias;
-        let att = softmax(scores, 3)
+        let total = k.dims()[2];
+        let scores = q
+            .reshape([b, self.kv_heads, rep * t, hd])
+            .matmul(k.swap_dims(2, 3))
+            .reshape([b, self.heads, t, total]);
+        let att = masked_softmax(scores, bias, 1.0 / (hd as f32).sqrt())
+            .reshape([b, self.kv_heads, rep * t, total])
             .matmul(v)
+            .reshape([b, self.heads, t, hd])
             .swap_dims(1, 2)
             .reshape([b, t, self.heads * hd]);
         let x = x + self.o_proj.forward(att);
         // 4. SwiGLU MLP: down(silu(gate(h)) ⊙ up(h)).
-        let h = self.mlp_norm.forward(x.clone());
+        let h = rms_norm(&self.mlp_norm, x.clone());
         let m = silu(self.gate_proj.forward(h.clone())) * self.up_proj.forward(h);
         x + self.down_proj.forward(m)
     }
@@ -251,7 +249,7 @@ impl Llama {
             let slot = cache.as_deref_mut().map(|c| &mut c.layers[i]);
             x = block.forward(x, &rope, bias.clone(), slot);
         }
-        self.norm.forward(x)
+        rms_norm(&self.norm, x)
     }
 
     /// Logits `[n, vocab]` of hidden states `[n, d]`.

@@ -6,9 +6,10 @@
 //! (training, scoring) use the same code; an additive attention bias carries the causal and
 //! key-padding masks.
 
+use crate::kernels::{layer_norm, masked_softmax};
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::{gelu, softmax};
+use burn::tensor::activation::gelu;
 
 /// Architecture of the scratch student (built from the user's `[student]` section).
 #[derive(Config, Debug)]
@@ -71,7 +72,7 @@ impl Block {
         let [b, t, d] = x.dims();
         let hd = d / self.heads;
         // 1. Queries, keys and values per head: [b, heads, t, hd].
-        let qkv = self.qkv.forward(self.ln1.forward(x.clone()));
+        let qkv = self.qkv.forward(layer_norm(&self.ln1, x.clone()));
         let split = |i: usize| {
             qkv.clone()
                 .narrow(2, i * d, d)
@@ -80,14 +81,14 @@ impl Block {
         };
         let (q, k, v) = (split(0), split(1), split(2));
         // 2. Scaled dot-product attention with the additive mask (causal + padding).
-        let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((hd as f32).sqrt()) + bias;
-        let att = softmax(scores, 3).matmul(v);
+        let scores = q.matmul(k.swap_dims(2, 3));
+        let att = masked_softmax(scores, bias, 1.0 / (hd as f32).sqrt()).matmul(v);
         // 3. Merge heads, project, residual.
         let x = x + self.proj.forward(att.swap_dims(1, 2).reshape([b, t, d]));
         // 4. MLP, residual.
         let h = self
             .down
-            .forward(gelu(self.up.forward(self.ln2.forward(x.clone()))));
+            .forward(gelu(self.up.forward(layer_norm(&self.ln2, x.clone()))));
         x + h
     }
 }
@@ -152,7 +153,7 @@ impl Student {
         for block in &self.blocks {
             x = block.forward(x, batch.bias.clone());
         }
-        self.norm.forward(x)
+        layer_norm(&self.norm, x)
     }
 
     /// Logits `[n, vocab]` of hidden states `[n, d]`.

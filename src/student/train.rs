@@ -7,7 +7,6 @@ use burn::grad_clipping::GradientClippingConfig;
 use burn::optim::GradientsAccumulator;
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::prelude::*;
-use burn::tensor::activation::log_softmax;
 use indicatif::ProgressBar;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -41,6 +40,39 @@ pub struct TrainOptions {
     pub eval_every: usize,
     /// Shuffling seed.
     pub seed: u64,
+    /// Micro-batches of similar lengths (`train.group_by_length`; see [`epoch_order`]).
+    pub group_by_length: bool,
+}
+
+/// Micro-batches per length-sorted window of [`epoch_order`].
+const GROUP_WINDOW: usize = 64;
+
+/// One epoch's example order (taken from the end, `batch_size` at a time): a shuffle; with
+/// `group_by_length`, 1. the shuffle is cut into windows of [`GROUP_WINDOW`] micro-batches,
+/// 2. each window is sorted by length and cut into micro-batches, 3. the micro-batches are
+/// shuffled, so each holds sequences of similar lengths and the step order stays random.
+pub fn epoch_order(
+    data: &[TrainExample],
+    batch_size: usize,
+    group_by_length: bool,
+    rng: &mut StdRng,
+) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..data.len()).collect();
+    order.shuffle(rng);
+    if !group_by_length {
+        return order;
+    }
+    let b = batch_size.max(1);
+    let len = |i: usize| data[i].prompt.len() + data[i].target.len();
+    let mut batches: Vec<Vec<usize>> = Vec::new();
+    for window in order.chunks(b * GROUP_WINDOW) {
+        let mut w = window.to_vec();
+        w.sort_by_key(|&i| len(i));
+        batches.extend(w.chunks(b).map(<[usize]>::to_vec));
+    }
+    batches.shuffle(rng);
+    // `train` pops from the end: reverse so each micro-batch comes out whole and in order.
+    batches.into_iter().flatten().rev().collect()
 }
 
 /// What training produced.
@@ -77,8 +109,8 @@ pub struct LmBatch {
     pub batch: Batch,
     /// Flat indices (`row·t + col`) of the loss positions `[n]`.
     pub positions: Tensor<1, Int>,
-    /// Target ids at those positions `[n]`.
-    pub targets: Tensor<1, Int>,
+    /// Target ids at those positions (host side; the fused cross-entropy reads them there).
+    pub target_ids: Vec<u32>,
     /// Row of each loss position.
     pub rows: Vec<usize>,
     /// Non-padding tokens in the batch.
@@ -91,11 +123,9 @@ pub fn position_nll(model: &Lm, lb: &LmBatch) -> Tensor<1> {
     let h = model.hidden(&lb.batch);
     let [b, t, d] = h.dims();
     let n = lb.rows.len();
+    debug_assert_eq!(lb.target_ids.len(), n);
     let h = h.reshape([b * t, d]).select(0, lb.positions.clone());
-    log_softmax(model.logits(h), 1)
-        .gather(1, lb.targets.clone().reshape([n, 1]))
-        .reshape([n])
-        .neg()
+    crate::kernels::cross_entropy(model.logits(h), &lb.target_ids)
 }
 
 /// Mean negative log-likelihood over the loss positions of a batch.
@@ -153,11 +183,10 @@ pub fn lm_batch(
         .iter()
         .map(|&(r, j, _)| (r * t + j) as i64)
         .collect();
-    let tg: Vec<i64> = loss_at.iter().map(|&(_, _, id)| id as i64).collect();
     Some(LmBatch {
         batch,
         positions: Tensor::from_data(TensorData::new(pos, [n]), device),
-        targets: Tensor::from_data(TensorData::new(tg, [n]), device),
+        target_ids: loss_at.iter().map(|&(_, _, id)| id).collect(),
         rows: loss_at.iter().map(|&(r, _, _)| r).collect(),
         tokens,
     })
@@ -225,8 +254,7 @@ pub fn train(
             let mut idx = Vec::with_capacity(opts.batch_size);
             while idx.len() < opts.batch_size.min(data.len()) {
                 if order.is_empty() {
-                    order = (0..data.len()).collect();
-                    order.shuffle(&mut rng);
+                    order = epoch_order(data, opts.batch_size, opts.group_by_length, &mut rng);
                 }
                 idx.push(order.pop().expect("non-empty"));
             }
@@ -311,6 +339,39 @@ mod tests {
     }
 
     #[test]
+    fn grouped_epochs_batch_similar_lengths_and_cover_every_example() {
+        // 40 examples of lengths 1..=40 in batches of 4.
+        let data: Vec<TrainExample> = (1..=40).map(|t| ex(0, t)).collect();
+        let mut rng = StdRng::seed_from_u64(3);
+        let plain = epoch_order(&data, 4, false, &mut rng);
+        let mut rng = StdRng::seed_from_u64(3);
+        let grouped = epoch_order(&data, 4, true, &mut rng);
+        for o in [&plain, &grouped] {
+            let mut s = o.clone();
+            s.sort();
+            assert_eq!(s, (0..40).collect::<Vec<_>>());
+        }
+        // Padding of a batch = Σ (longest − own length); taken from the end, as train does.
+        let waste = |o: &[usize]| -> usize {
+            o.rchunks(4)
+                .map(|b| {
+                    let l: Vec<usize> = b.iter().map(|&i| data[i].target.len()).collect();
+                    l.iter().map(|x| l.iter().max().unwrap() - x).sum::<usize>()
+                })
+                .sum()
+        };
+        // Sorted windows: each batch spans 4 consecutive lengths (waste 6), the shuffle far more.
+        assert_eq!(waste(&grouped), 10 * 6);
+        assert!(waste(&plain) > 3 * waste(&grouped), "{}", waste(&plain));
+        // The batches still come in a shuffled order.
+        let firsts: Vec<usize> = grouped
+            .rchunks(4)
+            .map(|b| data[b[0]].target.len())
+            .collect();
+        assert!(firsts.windows(2).any(|w| w[0] > w[1]));
+    }
+
+    #[test]
     fn schedule_warms_up_then_decays() {
         let o = TrainOptions {
             steps: 100,
@@ -321,6 +382,7 @@ mod tests {
             weight_decay: 0.0,
             eval_every: 10,
             seed: 0,
+            group_by_length: false,
         };
         assert!((lr_at(0, &o) - 0.1).abs() < 1e-9);
         assert!((lr_at(9, &o) - 1.0).abs() < 1e-9);

@@ -1,0 +1,117 @@
+//! Fused CPU kernels for the student's hot ops, each a forward and a hand-written backward,
+//! plugged into burn's `flex` backend (plain and under `Autodiff`) through burn's
+//! backend-extension API (`#[backend_extension]`).
+//!
+//! Under `Autodiff<Flex>` burn 0.22.1 has no fused backward for softmax, log-softmax, layer norm
+//! or RMSNorm: each falls back to 5–6 separate ops, each with its own pass over memory and its own
+//! fresh buffer. Here each is one pass forward and one backward, threaded with rayon by rows:
+//! - [`cross_entropy`]: log-softmax + gather of the target (the loss over the loss rows only);
+//! - [`masked_softmax`]: attention's `softmax(scores · scale + mask)`;
+//! - [`rms_norm`] and [`layer_norm`].
+//!
+//! On any other backend (wgpu, tch) these functions compute the same thing with burn's
+//! decomposed ops, and `MORSD_KERNELS=burn` forces that path on flex too (or names the kernels to
+//! fuse, e.g. `MORSD_KERNELS=rms_norm,cross_entropy`) (for `just bench`'s
+//! A/B rows and to check a result). Each kernel is tested against the decomposed ops, values and
+//! gradients, on random inputs with masks and padding.
+
+pub mod cross_entropy;
+pub mod layer_norm;
+pub mod rms_norm;
+pub(crate) mod simd;
+pub mod softmax;
+
+pub use cross_entropy::cross_entropy;
+pub use layer_norm::layer_norm;
+pub use rms_norm::rms_norm;
+pub use softmax::masked_softmax;
+
+use burn::backend::DType;
+use burn::backend::flex::{FlexTensor, Layout};
+use burn::prelude::*;
+use std::sync::OnceLock;
+
+/// Whether the fused kernel `name` (its module's name) runs on `device`: on flex (with or
+/// without autodiff), unless `MORSD_KERNELS` says otherwise — `burn` for burn's decomposed ops
+/// everywhere, or a comma-separated list of the kernels to fuse (for A/B measurements).
+pub fn fused_on(device: &Device, name: &str) -> bool {
+    static CHOICE: OnceLock<Option<Vec<String>>> = OnceLock::new();
+    let choice = CHOICE.get_or_init(|| {
+        std::env::var("MORSD_KERNELS")
+            .ok()
+            .map(|v| v.split(',').map(|s| s.trim().to_string()).collect())
+    });
+    let wanted = choice
+        .as_ref()
+        .is_none_or(|list| list.iter().any(|k| k == name));
+    wanted && device.clone().inner() == Device::flex()
+}
+
+/// A contiguous f32 copy of `t` (the tensor itself, no copy, when it already is one).
+pub(crate) fn contiguous(t: &FlexTensor) -> FlexTensor {
+    assert_eq!(t.dtype(), DType::F32, "fused kernels take f32 tensors");
+    t.to_contiguous()
+}
+
+/// The f32 elements of a tensor made by [`contiguous`].
+pub(crate) fn slice(t: &FlexTensor) -> &[f32] {
+    t.as_slice::<f32>()
+        .expect("contiguous() returns a contiguous tensor")
+}
+
+/// A tensor owning `v` (no copy).
+pub(crate) fn from_vec(v: Vec<f32>, shape: burn::tensor::Shape) -> FlexTensor {
+    FlexTensor::new(
+        burn::backend::Bytes::from_elems(v),
+        Layout::contiguous(shape),
+        DType::F32,
+    )
+}
+
+/// Rows per rayon task for rows of `d` elements: about 16K elements a task, and one task in all
+/// when the whole tensor is under 32K elements (threads would cost more than they save).
+pub(crate) fn rows_per_task(rows: usize, d: usize) -> usize {
+    if rows * d < 32 * 1024 {
+        rows.max(1)
+    } else {
+        (16 * 1024 / d.max(1)).clamp(1, rows.max(1))
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Shared checks of the kernel tests: random inputs and relative error.
+    use burn::prelude::*;
+
+    /// Deterministic pseudo-random values in [-scale, scale].
+    pub fn values(n: usize, seed: u64, scale: f32) -> Vec<f32> {
+        let mut s = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
+            })
+            .collect()
+    }
+
+    /// The elements of a tensor.
+    pub fn data<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        t.into_data().to_vec::<f32>().expect("f32 tensor")
+    }
+
+    /// Asserts `|a − b| ≤ 1e-4 · max(1, |b|)` elementwise (relative error ≤ 1e-4).
+    pub fn assert_close(what: &str, a: &[f32], b: &[f32]) {
+        assert_eq!(a.len(), b.len(), "{what}: lengths");
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            let tol = 1e-4 * y.abs().max(1.0);
+            assert!(
+                (x - y).abs() <= tol,
+                "{what}[{i}]: fused {x} vs decomposed {y}"
+            );
+        }
+    }
+}
