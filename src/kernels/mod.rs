@@ -100,7 +100,7 @@ pub(crate) mod testing {
 
     /// The elements of a tensor.
     pub fn data<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-        t.into_data().to_vec::<f32>().expect("f32 tensor")
+        t.into_data().iter::<f32>().collect()
     }
 
     /// Asserts `|a − b| ≤ 1e-4 · max(1, |b|)` elementwise (relative error ≤ 1e-4).
