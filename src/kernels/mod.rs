@@ -7,7 +7,8 @@
 //! fresh buffer. Here each is one pass forward and one backward, threaded with rayon by rows:
 //! - [`cross_entropy`]: log-softmax + gather of the target (the loss over the loss rows only);
 //! - [`masked_softmax`]: attention's `softmax(scores · scale + mask)`;
-//! - [`rms_norm`] and [`layer_norm`].
+//! - [`rms_norm`] and [`layer_norm`];
+//! - [`swiglu`]: Llama's MLP gate `silu(g) ⊙ u`, and [`gelu`], the scratch student's.
 //!
 //! On any other backend (wgpu, tch) these functions compute the same thing with burn's
 //! decomposed ops, and `MORSD_KERNELS=burn` forces that path on flex too (or names the kernels to
@@ -16,15 +17,19 @@
 //! gradients, on random inputs with masks and padding.
 
 pub mod cross_entropy;
+pub mod gelu;
 pub mod layer_norm;
 pub mod rms_norm;
 pub(crate) mod simd;
 pub mod softmax;
+pub mod swiglu;
 
 pub use cross_entropy::cross_entropy;
+pub use gelu::gelu;
 pub use layer_norm::layer_norm;
 pub use rms_norm::rms_norm;
 pub use softmax::masked_softmax;
+pub use swiglu::swiglu;
 
 use burn::backend::DType;
 use burn::backend::flex::{FlexTensor, Layout};

@@ -27,7 +27,13 @@ pub fn exp(x: f32) -> f32 {
     p = p.mul_add(r, 1.666_666_5e-1);
     p = p.mul_add(r, 5.000_000_1e-1);
     let er = (p * r).mul_add(r, r) + 1.0;
-    let e = er * f32::from_bits(((n as i32 + 127) as u32) << 23);
+    // 2^n from the bits of n + 127 + 1.5·2^23, whose low mantissa bits hold n + 127 (n is an
+    // integer in [−126, 128]): a bit cast, so the loop vectorises (`n as i32` is a saturating
+    // conversion that LLVM keeps scalar).
+    let biased = (n + (127.0 + 12_582_912.0))
+        .to_bits()
+        .wrapping_sub(0x4B40_0000);
+    let e = er * f32::from_bits(biased << 23);
     if tiny { 0.0 } else { e }
 }
 

@@ -11,10 +11,9 @@
 //! key-padding masks. [`Llama::forward_cached`] appends to a [`KvCache`] for decoding.
 
 use super::model::Batch;
-use crate::kernels::{masked_softmax, rms_norm};
+use crate::kernels::{masked_softmax, rms_norm, swiglu};
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig, RmsNorm, RmsNormConfig};
 use burn::prelude::*;
-use burn::tensor::activation::silu;
 
 /// Architecture of a Llama-family model (read from a GGUF's metadata or a `config.json`).
 #[derive(Config, Debug)]
@@ -194,7 +193,7 @@ impl LlamaBlock {
         let x = x + self.o_proj.forward(att);
         // 4. SwiGLU MLP: down(silu(gate(h)) ⊙ up(h)).
         let h = rms_norm(&self.mlp_norm, x.clone());
-        let m = silu(self.gate_proj.forward(h.clone())) * self.up_proj.forward(h);
+        let m = swiglu(self.gate_proj.forward(h.clone()), self.up_proj.forward(h));
         x + self.down_proj.forward(m)
     }
 }

@@ -6,10 +6,9 @@
 //! (training, scoring) use the same code; an additive attention bias carries the causal and
 //! key-padding masks.
 
-use crate::kernels::{layer_norm, masked_softmax};
+use crate::kernels::{gelu, layer_norm, masked_softmax};
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::gelu;
 
 /// Architecture of the scratch student (built from the user's `[student]` section).
 #[derive(Config, Debug)]
