@@ -267,6 +267,8 @@ fn main() {
     let torch_py = args.get(2).cloned();
     let device = morsd::device_from_env().expect("MORSD_DEVICE");
     let backend = std::env::var("MORSD_DEVICE").unwrap_or_else(|_| "flex".into());
+    // The commit as the run starts (what was built), not as it ends.
+    let commit = commit();
     let works = [
         Work {
             name: "scratch (quickstart: d128 L2, vocab 768)",
@@ -484,7 +486,7 @@ the `gemm` crate's f32 kernels (AVX-512 with `x86-v4`), rayon over the machine's
 cross-entropy are {kernels}. Same architecture, shapes, batch, sequence length and workload on both sides; \
 PyTorch uses random weights of the checkpoint's shapes. Each figure is the best of {rounds} rounds that \
 alternate morsd and PyTorch (`MORSD_BENCH_ROUNDS`).\n\n",
-        commit(),
+        commit,
         peak.map_or("unknown".into(), |p| format!("{p:.0} GFLOP/s")),
     );
     s += &format!("{torch_note}.\n\n");

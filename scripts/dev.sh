@@ -18,9 +18,9 @@ if [ "${1:-}" != run ] || [ $# -gt 1 ]; then
 fi
 bin="$CARGO_TARGET_DIR/debug/morsd"
 if [ -x "$bin" ]; then
-    echo "morsd: building morsd into $CARGO_TARGET_DIR (incremental: seconds to ~3 min), then running experiments/quickstart.toml (about 5 min on 2 cores)" >&2
+    echo "morsd: building morsd into $CARGO_TARGET_DIR (incremental: seconds to ~3 min), then running experiments/quickstart.toml (about 1½ min on 2 cores)" >&2
 else
-    echo "morsd: first build: compiling morsd and its dependency tree (burn, polars, tokenizers, plotters; ~500 crates) into $CARGO_TARGET_DIR; about 16–25 min on 2 cores, progress below; then the quickstart (about 5 min)" >&2
+    echo "morsd: first build: compiling morsd and its dependency tree (burn, polars, tokenizers, plotters; ~500 crates) into $CARGO_TARGET_DIR; about 16–25 min on 2 cores, progress below; then the quickstart (about 1½ min)" >&2
 fi
 start=$(date +%s)
 just run
@@ -38,7 +38,7 @@ $path_line
 Next:
   xdg-open results/quickstart/report.html       # or open file://$PWD/results/quickstart/report.html: charts, runs, rationale browser
   morsd plan experiments/quickstart.toml        # every stage is fresh now; \`morsd run\` again takes about a second
-  morsd run experiments/quickstart.toml --jobs 2 --set 'experiment.seeds=[0,1,2,3,4,5]'   # more seeds, narrower CIs (≈ 5 min more)
+  morsd run experiments/quickstart.toml --jobs 2 --set 'experiment.seeds=[0,1,2,3,4,5]'   # more seeds, narrower CIs (≈ 1½ min more)
   morsd run experiments/ablation-k.toml --jobs 2   # the study over k: 5 budgets × 4 strategies × 3 seeds (≈ 50 min)
   morsd data list                               # real tasks and recorded rationales under MORSD_DATA
   bash scripts/dev.sh test                      # the test suite
