@@ -8,6 +8,7 @@
 //! - [`cross_entropy`]: log-softmax + gather of the target (the loss over the loss rows only);
 //! - [`masked_softmax`]: attention's `softmax(scores · scale + mask)`;
 //! - [`rms_norm`] and [`layer_norm`];
+//! - [`small_matmul`]: decoding's few rows against a weight, streamed once (inference only);
 //! - [`swiglu`]: Llama's MLP gate `silu(g) ⊙ u`, and [`gelu`], the scratch student's.
 //!
 //! On any other backend (wgpu, tch) these functions compute the same thing with burn's
@@ -21,6 +22,7 @@ pub mod gelu;
 pub mod layer_norm;
 pub mod rms_norm;
 pub(crate) mod simd;
+pub mod small_matmul;
 pub mod softmax;
 pub mod swiglu;
 

@@ -11,6 +11,7 @@
 //! key-padding masks. [`Llama::forward_cached`] appends to a [`KvCache`] for decoding.
 
 use super::model::Batch;
+use crate::kernels::small_matmul::{linear, tied_head};
 use crate::kernels::{masked_softmax, rms_norm, swiglu};
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig, RmsNorm, RmsNormConfig};
 use burn::prelude::*;
@@ -156,16 +157,16 @@ impl LlamaBlock {
         let h = rms_norm(&self.attn_norm, x.clone());
         let split = |y: Tensor<3>, n: usize| y.reshape([b, t, n, hd]).swap_dims(1, 2);
         let q = apply_rope(
-            split(self.q_proj.forward(h.clone()), self.heads),
+            split(linear(&self.q_proj, h.clone()), self.heads),
             &rope.0,
             &rope.1,
         );
         let mut k = apply_rope(
-            split(self.k_proj.forward(h.clone()), self.kv_heads),
+            split(linear(&self.k_proj, h.clone()), self.kv_heads),
             &rope.0,
             &rope.1,
         );
-        let mut v = split(self.v_proj.forward(h), self.kv_heads);
+        let mut v = split(linear(&self.v_proj, h), self.kv_heads);
         // 2. Decoding: prepend the cached keys/values and remember the extended ones.
         if let Some(slot) = cache {
             if let Some((pk, pv)) = slot.take() {
@@ -190,11 +191,11 @@ impl LlamaBlock {
             .reshape([b, self.heads, t, hd])
             .swap_dims(1, 2)
             .reshape([b, t, self.heads * hd]);
-        let x = x + self.o_proj.forward(att);
+        let x = x + linear(&self.o_proj, att);
         // 4. SwiGLU MLP: down(silu(gate(h)) ⊙ up(h)).
         let h = rms_norm(&self.mlp_norm, x.clone());
-        let m = swiglu(self.gate_proj.forward(h.clone()), self.up_proj.forward(h));
-        x + self.down_proj.forward(m)
+        let m = swiglu(linear(&self.gate_proj, h.clone()), linear(&self.up_proj, h));
+        x + linear(&self.down_proj, m)
     }
 }
 
@@ -255,7 +256,7 @@ impl Llama {
     pub fn logits(&self, h: Tensor<2>) -> Tensor<2> {
         match &self.lm_head {
             Some(head) => head.forward(h),
-            None => h.matmul(self.embed.weight.val().transpose()),
+            None => tied_head(h, self.embed.weight.val()),
         }
     }
 
