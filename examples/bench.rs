@@ -204,6 +204,12 @@ fn commit() -> String {
     format!("{head}{}", if dirty { "-dirty" } else { "" })
 }
 
+/// The peak (GiB) a `--peak` child process prints, if it ran.
+fn peak_of(cmd: &mut std::process::Command) -> Option<f64> {
+    let o = cmd.output().ok()?;
+    String::from_utf8_lossy(&o.stdout).trim().parse().ok()
+}
+
 /// Peak resident memory of this process (kB → GiB).
 fn peak_gib() -> f64 {
     let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -422,16 +428,11 @@ fn main() {
             let cfg = json!({"threads": threads, "device": torch_device, "config": c,
                 "batch": 8, "seq": 256, "mode": mode})
             .to_string();
-            let gib = std::process::Command::new(py)
-                .args(["scripts/bench_torch.py", "--peak", &cfg])
-                .output()
-                .ok()
-                .and_then(|o| {
-                    String::from_utf8_lossy(&o.stdout)
-                        .trim()
-                        .parse::<f64>()
-                        .ok()
-                });
+            let gib = peak_of(std::process::Command::new(py).args([
+                "scripts/bench_torch.py",
+                "--peak",
+                &cfg,
+            ]));
             if let Some(g) = gib {
                 their_peak.insert(mode.to_string(), g);
             }
@@ -457,16 +458,7 @@ fn main() {
     .filter(|_| only.is_none())
     .map(|(mode, what)| {
         eprintln!("peak memory: {mode}");
-        let gib = std::process::Command::new(&me)
-            .args(["--peak", mode])
-            .output()
-            .ok()
-            .and_then(|o| {
-                String::from_utf8_lossy(&o.stdout)
-                    .trim()
-                    .parse::<f64>()
-                    .ok()
-            });
+        let gib = peak_of(std::process::Command::new(&me).args(["--peak", mode]));
         (mode, what, gib)
     })
     .collect();

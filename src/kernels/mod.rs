@@ -85,6 +85,59 @@ pub(crate) fn rows_per_task(rows: usize, d: usize) -> usize {
     }
 }
 
+/// The forward of a row-wise kernel: `out[r] = f(r, out row r)` for the `rows` rows of `d`
+/// elements, threaded by rows; returns the output and each row's statistic.
+pub(crate) fn map_rows<S: Copy + Default + Send>(
+    rows: usize,
+    d: usize,
+    f: impl Fn(usize, &mut [f32]) -> S + Sync,
+) -> (Vec<f32>, Vec<S>) {
+    use rayon::prelude::*;
+    let mut y = vec![0f32; rows * d];
+    let mut stats = vec![S::default(); rows];
+    let per = rows_per_task(rows, d);
+    y.par_chunks_mut(per * d)
+        .zip(stats.par_chunks_mut(per))
+        .enumerate()
+        .for_each(|(c, (out, stats))| {
+            for (i, (out, st)) in out.chunks_mut(d).zip(stats.iter_mut()).enumerate() {
+                *st = f(c * per + i, out);
+            }
+        });
+    (y, stats)
+}
+
+/// The backward of a row-wise kernel with `P` parameter vectors of length `d`:
+/// `f(r, dx row r, partial sums)` fills row `r` of dx and adds the row's share of each
+/// parameter gradient to the task's partial sums, which are added at the end.
+pub(crate) fn map_rows_summing<const P: usize>(
+    rows: usize,
+    d: usize,
+    f: impl Fn(usize, &mut [f32], &mut [Vec<f32>; P]) + Sync,
+) -> (Vec<f32>, [Vec<f32>; P]) {
+    use rayon::prelude::*;
+    let mut dx = vec![0f32; rows * d];
+    let per = rows_per_task(rows, d);
+    let zero = || std::array::from_fn(|_| vec![0f32; d]);
+    let sums = dx
+        .par_chunks_mut(per * d)
+        .enumerate()
+        .map(|(c, out)| {
+            let mut acc: [Vec<f32>; P] = zero();
+            for (i, out) in out.chunks_mut(d).enumerate() {
+                f(c * per + i, out, &mut acc);
+            }
+            acc
+        })
+        .reduce(zero, |mut a, b| {
+            for (a, b) in a.iter_mut().zip(&b) {
+                a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+            }
+            a
+        });
+    (dx, sums)
+}
+
 #[cfg(test)]
 pub(crate) mod testing {
     //! Shared checks of the kernel tests: random inputs and relative error.

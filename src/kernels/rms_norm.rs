@@ -5,7 +5,7 @@
 //! `dx = (1/rms) · (dy⊙γ − x̂ · mean(dy⊙γ⊙x̂))`, `dγ = Σ_rows dy⊙x̂` with `x̂ = x / rms`.
 
 use super::simd::{self, multiversion};
-use super::{contiguous, from_vec, fused_on, rows_per_task, slice};
+use super::{contiguous, from_vec, fused_on, map_rows, map_rows_summing, slice};
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -15,7 +15,6 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, TensorMetadata, backend_extension};
 use burn::nn::RmsNorm;
 use burn::prelude::*;
-use rayon::prelude::*;
 
 /// The fused RMSNorm as a backend op.
 #[backend_extension(Flex, Autodiff)]
@@ -63,19 +62,9 @@ fn forward(x: &FlexTensor, gamma: &FlexTensor, eps: f32) -> (FlexTensor, Vec<f32
     let (x, g) = (contiguous(x), contiguous(gamma));
     let (xs, gs) = (slice(&x), slice(&g));
     let d = gs.len();
-    let rows = xs.len() / d.max(1);
-    let mut y = vec![0f32; xs.len()];
-    let mut inv = vec![0f32; rows];
-    let per = rows_per_task(rows, d);
-    y.par_chunks_mut(per * d)
-        .zip(inv.par_chunks_mut(per))
-        .enumerate()
-        .for_each(|(c, (out, inv))| {
-            for (i, (out, inv)) in out.chunks_mut(d).zip(inv.iter_mut()).enumerate() {
-                let r = c * per + i;
-                *inv = norm_row(&xs[r * d..(r + 1) * d], gs, eps, out);
-            }
-        });
+    let (y, inv) = map_rows(xs.len() / d.max(1), d, |r, out| {
+        norm_row(&xs[r * d..(r + 1) * d], gs, eps, out)
+    });
     (from_vec(y, shape), inv)
 }
 
@@ -90,29 +79,10 @@ fn backward(
     let (x, g, dy) = (contiguous(x), contiguous(gamma), contiguous(dy));
     let (xs, gs, dys) = (slice(&x), slice(&g), slice(&dy));
     let d = gs.len();
-    let rows = xs.len() / d.max(1);
-    let mut dx = vec![0f32; xs.len()];
-    let per = rows_per_task(rows, d);
-    // Each task sums dγ over its rows; the partial sums are added at the end.
-    let dgamma = dx
-        .par_chunks_mut(per * d)
-        .enumerate()
-        .map(|(c, out)| {
-            let mut dg = vec![0f32; d];
-            for (i, out) in out.chunks_mut(d).enumerate() {
-                let r = c * per + i;
-                let row = r * d..(r + 1) * d;
-                norm_row_backward(&xs[row.clone()], &dys[row], gs, inv[r], out, &mut dg);
-            }
-            dg
-        })
-        .reduce(
-            || vec![0f32; d],
-            |mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                a
-            },
-        );
+    let (dx, [dgamma]) = map_rows_summing(xs.len() / d.max(1), d, |r, out, [dg]| {
+        let row = r * d..(r + 1) * d;
+        norm_row_backward(&xs[row.clone()], &dys[row], gs, inv[r], out, dg);
+    });
     (from_vec(dx, shape), from_vec(dgamma, gshape))
 }
 
