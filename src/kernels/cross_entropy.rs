@@ -7,7 +7,7 @@
 //! `d logits[r, j] = g[r] · (softmax(logits[r])_j − [j = target[r]])`.
 
 use super::simd::{self, LANES, multiversion};
-use super::{contiguous, from_vec, fused_on, rows_per_task, slice};
+use super::{contiguous, from_vec, fused_on, map_rows, rows_per_task, slice};
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -82,14 +82,9 @@ fn backward(logits: &FlexTensor, lse: &[f32], targets: &[u32], g: &FlexTensor) -
     let [n, v] = logits.shape().dims::<2>();
     let (x, g) = (contiguous(logits), contiguous(g));
     let (xs, gs) = (slice(&x), slice(&g));
-    let mut dx = vec![0f32; n * v];
-    let per = rows_per_task(n, v);
-    dx.par_chunks_mut(per * v).enumerate().for_each(|(c, out)| {
-        for (i, out) in out.chunks_mut(v).enumerate() {
-            let r = c * per + i;
-            scaled_softmax(&xs[r * v..(r + 1) * v], lse[r], gs[r], out);
-            out[targets[r] as usize] -= gs[r];
-        }
+    let (dx, _) = map_rows(n, v, |r, out| {
+        scaled_softmax(&xs[r * v..(r + 1) * v], lse[r], gs[r], out);
+        out[targets[r] as usize] -= gs[r];
     });
     from_vec(dx, burn::tensor::Shape::new([n, v]))
 }

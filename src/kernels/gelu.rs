@@ -5,7 +5,7 @@
 //! in one pass forward and one backward: `dx = dy ⊙ (Φ(x) + x φ(x))`, `φ(x) = e^{−x²/2}/√(2π)`.
 
 use super::simd::{self, multiversion};
-use super::{contiguous, from_vec, fused_on, slice};
+use super::{contiguous, from_vec, fused_on, map_elements, slice};
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -14,10 +14,6 @@ use burn::backend::flex::{Flex, FlexTensor};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, TensorMetadata, backend_extension};
 use burn::prelude::*;
-use rayon::prelude::*;
-
-/// Elements per rayon task.
-const TASK: usize = 16 * 1024;
 
 /// The fused GELU as a backend op.
 #[backend_extension(Flex, Autodiff)]
@@ -69,20 +65,17 @@ multiversion! {
 fn forward(x: &FlexTensor) -> FlexTensor {
     let xc = contiguous(x);
     let xs = slice(&xc);
-    let mut y = vec![0f32; xs.len()];
-    y.par_chunks_mut(TASK).enumerate().for_each(|(c, out)| {
-        gelu_chunk(&xs[c * TASK..c * TASK + out.len()], out);
-    });
-    from_vec(y, x.shape())
+    from_vec(
+        map_elements(xs.len(), |r, out| gelu_chunk(&xs[r], out)),
+        x.shape(),
+    )
 }
 
 fn backward(x: &FlexTensor, dy: &FlexTensor) -> FlexTensor {
     let (xc, dy) = (contiguous(x), contiguous(dy));
     let (xs, dys) = (slice(&xc), slice(&dy));
-    let mut dx = vec![0f32; xs.len()];
-    dx.par_chunks_mut(TASK).enumerate().for_each(|(c, out)| {
-        let r = c * TASK..c * TASK + out.len();
-        gelu_chunk_backward(&xs[r.clone()], &dys[r], out);
+    let dx = map_elements(xs.len(), |r, out| {
+        gelu_chunk_backward(&xs[r.clone()], &dys[r], out)
     });
     from_vec(dx, x.shape())
 }

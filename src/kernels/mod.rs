@@ -85,6 +85,26 @@ pub(crate) fn rows_per_task(rows: usize, d: usize) -> usize {
     }
 }
 
+/// Elements per rayon task of an elementwise kernel.
+pub(crate) const ELEMENTS_PER_TASK: usize = 16 * 1024;
+
+/// The output of an elementwise kernel over `n` elements: `f(range, out)` fills the chunk of
+/// the output at `range`, threaded by chunks of [`ELEMENTS_PER_TASK`].
+pub(crate) fn map_elements(
+    n: usize,
+    f: impl Fn(std::ops::Range<usize>, &mut [f32]) + Sync,
+) -> Vec<f32> {
+    use rayon::prelude::*;
+    let mut y = vec![0f32; n];
+    y.par_chunks_mut(ELEMENTS_PER_TASK)
+        .enumerate()
+        .for_each(|(c, out)| {
+            let start = c * ELEMENTS_PER_TASK;
+            f(start..start + out.len(), out)
+        });
+    y
+}
+
 /// The forward of a row-wise kernel: `out[r] = f(r, out row r)` for the `rows` rows of `d`
 /// elements, threaded by rows; returns the output and each row's statistic.
 pub(crate) fn map_rows<S: Copy + Default + Send>(

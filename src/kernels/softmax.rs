@@ -6,7 +6,7 @@
 //! backward: `d scores = scale · y ⊙ (dy − Σ_k dy ⊙ y)`.
 
 use super::simd::{self, multiversion};
-use super::{contiguous, from_vec, fused_on, rows_per_task, slice};
+use super::{contiguous, from_vec, fused_on, map_rows, slice};
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -16,7 +16,6 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, TensorMetadata, backend_extension};
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
-use rayon::prelude::*;
 
 /// The fused masked softmax as a backend op.
 #[backend_extension(Flex, Autodiff)]
@@ -65,20 +64,15 @@ fn forward(scores: &FlexTensor, mask: &FlexTensor, scale: f32) -> FlexTensor {
     );
     let (x, m) = (contiguous(scores), contiguous(mask));
     let (xs, ms) = (slice(&x), slice(&m));
-    let rows = b * h * q;
-    let mut y = vec![0f32; rows * k];
-    let per = rows_per_task(rows, k);
-    y.par_chunks_mut(per * k).enumerate().for_each(|(c, out)| {
-        for (i, out) in out.chunks_mut(k).enumerate() {
-            let r = c * per + i;
-            let mr = (r / (h * q)) * q + r % q;
-            softmax_row(
-                &xs[r * k..(r + 1) * k],
-                &ms[mr * k..(mr + 1) * k],
-                scale,
-                out,
-            );
-        }
+    let (y, _) = map_rows(b * h * q, k, |r, out| {
+        // The mask row of query r: its batch's, shared by the heads.
+        let mr = (r / (h * q)) * q + r % q;
+        softmax_row(
+            &xs[r * k..(r + 1) * k],
+            &ms[mr * k..(mr + 1) * k],
+            scale,
+            out,
+        );
     });
     from_vec(y, scores.shape())
 }
@@ -88,19 +82,9 @@ fn backward(y: &FlexTensor, dy: &FlexTensor, scale: f32) -> FlexTensor {
     let k = shape[3];
     let (y, dy) = (contiguous(y), contiguous(dy));
     let (ys, dys) = (slice(&y), slice(&dy));
-    let rows = ys.len() / k.max(1);
-    let mut dx = vec![0f32; ys.len()];
-    let per = rows_per_task(rows, k);
-    dx.par_chunks_mut(per * k).enumerate().for_each(|(c, out)| {
-        for (i, out) in out.chunks_mut(k).enumerate() {
-            let r = c * per + i;
-            softmax_row_backward(
-                &ys[r * k..(r + 1) * k],
-                &dys[r * k..(r + 1) * k],
-                scale,
-                out,
-            );
-        }
+    let (dx, _) = map_rows(ys.len() / k.max(1), k, |r, out| {
+        let row = r * k..(r + 1) * k;
+        softmax_row_backward(&ys[row.clone()], &dys[row], scale, out);
     });
     from_vec(dx, shape)
 }

@@ -5,7 +5,7 @@
 //! `dg = dy ⊙ u ⊙ σ(g) ⊙ (1 + g ⊙ (1 − σ(g)))`, `du = dy ⊙ silu(g)`.
 
 use super::simd::{self, multiversion};
-use super::{contiguous, from_vec, fused_on, slice};
+use super::{ELEMENTS_PER_TASK as TASK, contiguous, from_vec, fused_on, map_elements, slice};
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -16,9 +16,6 @@ use burn::backend::{Autodiff, Backend, Dispatch, TensorMetadata, backend_extensi
 use burn::prelude::*;
 use burn::tensor::activation::silu;
 use rayon::prelude::*;
-
-/// Elements per rayon task.
-const TASK: usize = 16 * 1024;
 
 /// The fused SwiGLU gate as a backend op.
 #[backend_extension(Flex, Autodiff)]
@@ -55,11 +52,7 @@ fn forward(gate: &FlexTensor, up: &FlexTensor) -> FlexTensor {
     );
     let (g, u) = (contiguous(gate), contiguous(up));
     let (gs, us) = (slice(&g), slice(&u));
-    let mut y = vec![0f32; gs.len()];
-    y.par_chunks_mut(TASK).enumerate().for_each(|(c, out)| {
-        let r = c * TASK..c * TASK + out.len();
-        swiglu_chunk(&gs[r.clone()], &us[r], out);
-    });
+    let y = map_elements(gs.len(), |r, out| swiglu_chunk(&gs[r.clone()], &us[r], out));
     from_vec(y, gate.shape())
 }
 
