@@ -97,12 +97,13 @@ pub fn run(args: &RunArgs, cache: &Cache, device: Device) -> Result<String> {
         // The selection first: report.html (written by report::write) reads selection.json.
         std::fs::create_dir_all(&spec.output).at(&spec.output)?;
         write_selection(&spec.output, &done, &stored)?;
-        report::write(&spec.output, &stored)?;
+        let preds = done
+            .iter()
+            .map(|o| read_json(&o.dirs[&StageKind::Eval].join("predictions.json")))
+            .collect::<Result<Vec<_>>>()?;
+        let reading = report::write(&spec.output, &stored, &preds)?;
         text.push_str(&results_table(&stored));
-        text.push_str(&format!(
-            "\n{}\n",
-            wrap(&report::stats::reading(&stored), 100)
-        ));
+        text.push_str(&format!("\n{}\n", wrap(&reading, 100)));
         text.push_str(&format!(
             "\n{} stage instances, {executed} executed, {} reused from the cache. Results in {} \
              (open {} in a browser)\n",

@@ -1,7 +1,10 @@
 //! The accuracy chart, written as `accuracy.svg` and `accuracy.png`: with several budgets, test
 //! accuracy against rationales per question, one line per strategy with 95 % CI bands; with one
 //! budget (a single `select.per_question`), one bar per strategy (mean over seeds) with 95 % CI
-//! whiskers and each seed's accuracy as a dot.
+//! whiskers and each seed's accuracy as a dot. And `tokens.svg` / `tokens.png`: test accuracy
+//! against training tokens, one point per (strategy, k) with 95 % CI bars, a panel per task —
+//! the axis of the paper's efficiency claim (with `train.epochs`, fewer rationales train on
+//! fewer tokens).
 
 use super::Stored;
 use super::stats::mean_ci;
@@ -310,9 +313,208 @@ where
     Ok(())
 }
 
+/// One point of the tokens chart: mean training tokens, mean accuracy, its CI half-width.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenPoint {
+    /// Strategy.
+    pub strategy: String,
+    /// Rationales per question.
+    pub k: usize,
+    /// Mean training tokens over seeds.
+    pub tokens: f64,
+    /// Mean test accuracy over seeds.
+    pub mean: f64,
+    /// 95 % CI half-width over seeds (0 with one seed).
+    pub ci: f64,
+}
+
+/// task → points of the tokens chart.
+pub fn token_points(stored: &Stored) -> BTreeMap<String, Vec<TokenPoint>> {
+    let mut by: BTreeMap<(String, String, usize), Vec<(f64, f64)>> = BTreeMap::new();
+    for r in &stored.runs {
+        by.entry((r.task.clone(), r.strategy.clone(), r.per_question))
+            .or_default()
+            .push((r.training_tokens as f64, r.accuracy));
+    }
+    let mut out: BTreeMap<String, Vec<TokenPoint>> = BTreeMap::new();
+    for ((task, strategy, k), v) in by {
+        let accs: Vec<f64> = v.iter().map(|x| x.1).collect();
+        let (mean, ci) = mean_ci(&accs);
+        out.entry(task).or_default().push(TokenPoint {
+            strategy,
+            k,
+            tokens: v.iter().map(|x| x.0).sum::<f64>() / v.len() as f64,
+            mean,
+            ci: if ci.is_nan() { 0.0 } else { ci },
+        });
+    }
+    out
+}
+
+/// Writes `tokens.svg` and `tokens.png` into `dir`.
+pub fn tokens(dir: &Path, stored: &Stored) -> Result<()> {
+    register_font();
+    let data = token_points(stored);
+    let svg = dir.join("tokens.svg");
+    let png = dir.join("tokens.png");
+    let (svg_tmp, png_tmp) = (super::tmp_path(&svg), super::tmp_path(&png));
+    let w = 520 * data.len().clamp(1, 4) as u32;
+    draw_tokens(
+        SVGBackend::new(&svg_tmp, (w, 480)).into_drawing_area(),
+        stored,
+        &data,
+    )
+    .map_err(|e| Error::run(format!("{}: {e}", svg.display())))?;
+    draw_tokens(
+        BitMapBackend::new(&png_tmp, (w, 480)).into_drawing_area(),
+        stored,
+        &data,
+    )
+    .map_err(|e| Error::run(format!("{}: {e}", png.display())))?;
+    std::fs::rename(&svg_tmp, &svg).at(&svg)?;
+    std::fs::rename(&png_tmp, &png).at(&png)
+}
+
+fn draw_tokens<DB: DrawingBackend>(
+    root: DrawingArea<DB, plotters::coord::Shift>,
+    stored: &Stored,
+    data: &BTreeMap<String, Vec<TokenPoint>>,
+) -> Result<(), String>
+where
+    DB::ErrorType: 'static,
+{
+    let e = |x: &dyn std::fmt::Display| x.to_string();
+    root.fill(&WHITE).map_err(|x| e(&x))?;
+    let strategies: Vec<String> = {
+        let mut s: Vec<String> = data.values().flatten().map(|p| p.strategy.clone()).collect();
+        s.sort();
+        s.dedup();
+        s
+    };
+    let panels = root.split_evenly((1, data.len().max(1)));
+    for (panel, (task, pts)) in panels.iter().zip(data) {
+        let (xmin, xmax) = pts
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.tokens), b.max(p.tokens)));
+        let pad = ((xmax - xmin) * 0.08).max(xmax.abs() * 0.05).max(1.0);
+        let ymax = pts
+            .iter()
+            .map(|p| 100.0 * (p.mean + p.ci))
+            .filter(|x| x.is_finite())
+            .fold(10.0, f64::max)
+            .min(100.0)
+            * 1.12;
+        let mut chart = ChartBuilder::on(panel)
+            .caption(
+                format!("{}: {task}, accuracy vs training tokens", stored.experiment),
+                ("sans-serif", 16),
+            )
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(52)
+            .build_cartesian_2d((xmin - pad)..(xmax + pad), 0.0..ymax.min(110.0))
+            .map_err(|x| e(&x))?;
+        chart
+            .configure_mesh()
+            .x_desc("training tokens (mean over seeds)")
+            .y_desc("test accuracy (%), 95 % CI over seeds")
+            .x_labels(5)
+            .x_label_formatter(&|x| {
+                if x.abs() >= 1e6 {
+                    format!("{:.1}M", x / 1e6)
+                } else {
+                    format!("{:.0}k", x / 1e3)
+                }
+            })
+            .label_style(("sans-serif", 12))
+            .draw()
+            .map_err(|x| e(&x))?;
+        for (i, strategy) in strategies.iter().enumerate() {
+            let color = Palette99::pick(i).to_rgba();
+            let mine: Vec<&TokenPoint> = pts.iter().filter(|p| &p.strategy == strategy).collect();
+            if mine.is_empty() {
+                continue;
+            }
+            // 1. CI bars.
+            chart
+                .draw_series(mine.iter().filter(|p| p.ci > 0.0).map(|p| {
+                    PathElement::new(
+                        vec![
+                            (p.tokens, 100.0 * (p.mean - p.ci).max(0.0)),
+                            (p.tokens, 100.0 * (p.mean + p.ci)),
+                        ],
+                        color.stroke_width(2),
+                    )
+                }))
+                .map_err(|x| e(&x))?;
+            // 2. Points, labelled with their k, in the legend.
+            chart
+                .draw_series(
+                    mine.iter()
+                        .map(|p| Circle::new((p.tokens, 100.0 * p.mean), 5, color.filled())),
+                )
+                .map_err(|x| e(&x))?
+                .label(strategy.clone())
+                .legend(move |(x, y)| Circle::new((x + 8, y), 5, color.filled()));
+            chart
+                .draw_series(mine.iter().map(|p| {
+                    EmptyElement::at((p.tokens, 100.0 * p.mean))
+                        + Text::new(format!("k={}", p.k), (7, -14), ("sans-serif", 11).into_font())
+                }))
+                .map_err(|x| e(&x))?;
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 12))
+            .position(SeriesLabelPosition::LowerRight)
+            .draw()
+            .map_err(|x| e(&x))?;
+    }
+    root.present().map_err(|x| e(&x))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_chart_has_a_point_per_strategy_and_k_with_mean_tokens() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rows = Vec::new();
+        for (i, (s, k, tok, acc)) in [
+            ("all", 6, 9000u64, 0.30),
+            ("all", 6, 9002, 0.34),
+            ("morsd", 6, 4000, 0.40),
+            ("morsd", 6, 4002, 0.44),
+            ("morsd", 2, 1500, 0.20),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut r = crate::report::test_row(s, k, i as u64, acc);
+            r.training_tokens = tok;
+            rows.push(r);
+        }
+        let st = Stored {
+            experiment: "e".into(),
+            runs: rows,
+            ..Default::default()
+        };
+        let pts = &token_points(&st)["arithmetic"];
+        assert_eq!(pts.len(), 3);
+        let morsd6 = pts.iter().find(|p| p.strategy == "morsd" && p.k == 6).unwrap();
+        assert_eq!(morsd6.tokens, 4001.0);
+        assert!((morsd6.mean - 0.42).abs() < 1e-12);
+        assert!(morsd6.ci > 0.0);
+        tokens(dir.path(), &st).unwrap();
+        let svg = std::fs::read_to_string(dir.path().join("tokens.svg")).unwrap();
+        assert!(svg.contains("arithmetic, accuracy vs training tokens"), "caption");
+        assert!(svg.contains("k=2") && svg.contains("k=6"), "point labels");
+        assert!(dir.path().join("tokens.png").exists());
+    }
 
     fn stored(rows: &[(&str, usize, f64)]) -> Stored {
         let runs = rows
@@ -325,6 +527,7 @@ mod tests {
             spec: "s".into(),
             sweep_keys: vec![],
             runs,
+            ..Default::default()
         }
     }
 

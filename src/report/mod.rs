@@ -4,7 +4,9 @@
 
 pub mod chart;
 pub mod html;
+pub mod paired;
 pub mod paper;
+pub mod predictions;
 pub mod stats;
 pub mod tables;
 
@@ -58,7 +60,7 @@ pub struct RunRow {
 }
 
 /// What `runs.json` holds.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Stored {
     /// Experiment name.
     pub experiment: String,
@@ -70,16 +72,19 @@ pub struct Stored {
     pub runs: Vec<RunRow>,
 }
 
-/// Writes `runs.json` and everything derived from it.
-pub fn write(dir: &Path, stored: &Stored) -> Result<()> {
+/// Writes `runs.json`, `predictions.parquet` (`preds[i]`: the test predictions of
+/// `stored.runs[i]`) and everything derived from them. Returns the folder's reading.
+pub fn write(dir: &Path, stored: &Stored, preds: &[Vec<predictions::Prediction>]) -> Result<String> {
     std::fs::create_dir_all(dir).at(dir)?;
+    predictions::write(dir, stored, preds)?;
     let json = serde_json::to_vec_pretty(stored).map_err(Error::run)?;
     atomic_write(&dir.join("runs.json"), &json)?;
     rebuild(dir)
 }
 
-/// Rebuilds the tables, summary and charts of a results folder from its `runs.json`.
-pub fn rebuild(dir: &Path) -> Result<()> {
+/// Rebuilds the tables, summary and charts of a results folder from its `runs.json` and, when
+/// there is one, its `predictions.parquet`. Returns the folder's reading.
+pub fn rebuild(dir: &Path) -> Result<String> {
     let path = dir.join("runs.json");
     let bytes = std::fs::read(&path).map_err(|e| Error::Input {
         path: path.clone(),
@@ -89,16 +94,18 @@ pub fn rebuild(dir: &Path) -> Result<()> {
         path: path.clone(),
         message: e.to_string(),
     })?;
+    let outcomes = predictions::read(dir)?;
     tables::write_runs(dir, &stored)?;
-    let reading = stats::reading(&stored);
-    let mut summary = stats::summary_md(&stored);
+    let reading = stats::reading(&stored, outcomes.as_ref());
+    let mut summary = stats::summary_md(&stored, outcomes.as_ref());
     summary.push_str(&format!(
         "\n**What these numbers can and cannot show.** {reading}\n"
     ));
     atomic_write(&dir.join("summary.md"), summary.as_bytes())?;
     chart::accuracy(dir, &stored)?;
+    chart::tokens(dir, &stored)?;
     html::write(dir, &stored, &reading)?;
-    Ok(())
+    Ok(reading)
 }
 
 /// Writes a file through a temp file and a rename.

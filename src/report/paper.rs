@@ -11,8 +11,10 @@
 //!
 //! Nothing here is hand-entered: every number comes from the stored runs.
 
-use super::stats::mean_ci;
-use super::{RunRow, Stored};
+use super::paired::{self, Decision, Paired};
+use super::predictions::Outcomes;
+use super::stats::{self, mean_ci};
+use super::{RunRow, Stored, predictions};
 use crate::error::{Error, IoContext, Result};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -29,13 +31,6 @@ pub struct Cell {
     pub n: usize,
     /// Mean training rationales.
     pub rationales: f64,
-}
-
-impl Cell {
-    /// The CI half-width, 0 where there is none (one seed): the margin of every comparison.
-    fn half(&self) -> f64 {
-        if self.ci.is_nan() { 0.0 } else { self.ci }
-    }
 }
 
 fn cell(runs: &[&RunRow]) -> Cell {
@@ -78,9 +73,25 @@ fn tasks_of(cells: &BTreeMap<(String, String, usize), Cell>) -> Vec<String> {
     t
 }
 
-/// Reads every `*/runs.json` under `dir` (folder name → stored runs).
-pub fn load(dir: &Path) -> Result<Vec<(String, Stored)>> {
-    let mut out = Vec::new();
+/// Every experiment folder under a reproduction folder, with the per-question outcomes of all of
+/// them. Run labels are prefixed with their folder (`main-synthetic/select.strategy=all seed=0`),
+/// so that the outcomes of folders sharing a label stay apart.
+pub struct Loaded {
+    /// Folder name → stored runs.
+    pub folders: Vec<(String, Stored)>,
+    /// `folder/label` → question id → correct, for folders with a `predictions.parquet`.
+    pub outcomes: Outcomes,
+    /// Folders without a `predictions.parquet` (no paired statistics for their runs).
+    pub unpaired: Vec<String>,
+}
+
+/// Reads every `*/runs.json` (and `*/predictions.parquet`) under `dir`.
+pub fn load(dir: &Path) -> Result<Loaded> {
+    let mut out = Loaded {
+        folders: Vec::new(),
+        outcomes: Outcomes::new(),
+        unpaired: Vec::new(),
+    };
     let entries = std::fs::read_dir(dir).map_err(|e| Error::Input {
         path: dir.to_path_buf(),
         message: format!("not a results folder: {e}"),
@@ -93,7 +104,7 @@ pub fn load(dir: &Path) -> Result<Vec<(String, Stored)>> {
             continue;
         }
         let bytes = std::fs::read(&f).at(&f)?;
-        let s: Stored = serde_json::from_slice(&bytes).map_err(|e| Error::Input {
+        let mut s: Stored = serde_json::from_slice(&bytes).map_err(|e| Error::Input {
             path: f.clone(),
             message: e.to_string(),
         })?;
@@ -101,9 +112,18 @@ pub fn load(dir: &Path) -> Result<Vec<(String, Stored)>> {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        out.push((name, s));
+        match predictions::read(&p)? {
+            Some(o) => out
+                .outcomes
+                .extend(o.into_iter().map(|(l, q)| (format!("{name}/{l}"), q))),
+            None => out.unpaired.push(name.clone()),
+        }
+        for r in &mut s.runs {
+            r.label = format!("{name}/{}", r.label);
+        }
+        out.folders.push((name, s));
     }
-    if out.is_empty() {
+    if out.folders.is_empty() {
         return Err(Error::Input {
             path: dir.to_path_buf(),
             message: "no experiment folder with a runs.json here (run `just reproduce` first)"
@@ -113,54 +133,76 @@ pub fn load(dir: &Path) -> Result<Vec<(String, Stored)>> {
     Ok(out)
 }
 
-/// Which verdict a comparison earns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    /// Holds everywhere it was measured, beyond the 95 % CIs somewhere.
-    Reproduced,
-    /// Holds in the means in some places, or only inside the CIs.
-    Partly,
-    /// Does not hold in the means anywhere.
-    Not,
-    /// The runs needed for it are not in this folder.
-    Unmeasured,
-}
+/// The paper's effect for claim 1 (+4.6 points averaged over seven datasets), used as the
+/// smallest effect of interest of every claim (see the verdict rules in `CLAIMS.md`).
+pub const PAPER_EFFECT: f64 = 0.046;
 
-impl Verdict {
-    fn text(self) -> &'static str {
-        match self {
-            Verdict::Reproduced => "**reproduced**",
-            Verdict::Partly => "**partly reproduced**",
-            Verdict::Not => "**not reproduced**",
-            Verdict::Unmeasured => "**not measured**",
+/// (task, strategy, k) → its runs, over every experiment whose folder name starts with `prefix`.
+type Runs<'a> = BTreeMap<(String, String, usize), Vec<&'a RunRow>>;
+
+fn runs_of<'a>(stored: &'a [(String, Stored)], prefix: &str) -> Runs<'a> {
+    let mut by: Runs<'a> = BTreeMap::new();
+    for (_, s) in stored.iter().filter(|(n, _)| n.starts_with(prefix)) {
+        for r in &s.runs {
+            by.entry((r.task.clone(), r.strategy.clone(), r.per_question))
+                .or_default()
+                .push(r);
         }
     }
+    by
 }
 
-/// The verdict of "a beats b" over a list of (a, b) pairs: reproduced when a's mean is higher in
-/// every pair and its CI lies above b's in at least one; partly when higher in some; not otherwise.
-pub fn beats(pairs: &[(Cell, Cell)]) -> Verdict {
-    let wins = pairs.iter().filter(|(a, b)| a.mean > b.mean).count();
-    let clear = pairs
-        .iter()
-        .any(|(a, b)| a.n > 1 && b.n > 1 && a.mean - a.half() > b.mean + b.half());
-    if pairs.is_empty() {
-        Verdict::Unmeasured
-    } else if wins == 0 {
-        Verdict::Not
-    } else if wins == pairs.len() && clear {
-        Verdict::Reproduced
+/// The runs of (task, strategy, k); `all` ignores k, so any of its k.
+fn arm<'a, 'b>(runs: &'b Runs<'a>, t: &str, s: &str, k: usize) -> Option<&'b Vec<&'a RunRow>> {
+    if s == "all" {
+        runs.iter()
+            .find(|((tt, ss, _), _)| tt == t && ss == s)
+            .map(|(_, v)| v)
     } else {
-        Verdict::Partly
+        runs.get(&(t.to_string(), s.to_string(), k))
     }
+}
+
+/// One comparison of a claim: its strata (name, a's runs, b's runs) → paired statistics.
+fn paired_over(strata: &[(String, &[&RunRow], &[&RunRow])], o: &Outcomes) -> Option<Paired> {
+    let st: Vec<_> = strata
+        .iter()
+        .map(|(n, a, b)| stats::stratum(n, a, b, o))
+        .collect();
+    paired::compare_named(&st)
+}
+
+/// `| +2.1 [−0.4, +4.6] | 0.031 | 3.2 | +1.0, … |` cells of a paired comparison.
+fn paired_cells(p: Option<&Paired>) -> String {
+    match p {
+        Some(p) => format!(
+            "{} | {} | {:.1} | {}",
+            paired::points(p),
+            paired::p_text(p),
+            100.0 * p.mde,
+            paired::per_seed_text(p)
+        ),
+        None => "– | – | – | –".into(),
+    }
+}
+
+fn mean_of(runs: &[&RunRow], f: impl Fn(&RunRow) -> f64) -> f64 {
+    runs.iter().map(|r| f(r)).sum::<f64>() / runs.len().max(1) as f64
 }
 
 /// Writes main.md, main.csv, ablation.md, rd-minmax.md and CLAIMS.md into `dir`; returns CLAIMS.md.
 pub fn write(dir: &Path, main_k: usize, setting: Option<&Path>) -> Result<String> {
-    let stored = load(dir)?;
-    let main = cells(&stored, "main");
-    let abl = cells(&stored, "ablation");
-    let mm = cells(&stored, "rd-minmax");
+    let loaded = load(dir)?;
+    let stored = &loaded.folders;
+    let o = &loaded.outcomes;
+    let main = cells(stored, "main");
+    let abl = cells(stored, "ablation");
+    let mm = cells(stored, "rd-minmax");
+    let (main_runs, abl_runs, mm_runs) = (
+        runs_of(stored, "main"),
+        runs_of(stored, "ablation"),
+        runs_of(stored, "rd-minmax"),
+    );
     let strategies = ["all", "random", "correct", "dedup", "rd-max", "morsd"];
     // 1. Main table.
     let tasks = tasks_of(&main);
@@ -234,81 +276,122 @@ pub fn write(dir: &Path, main_k: usize, setting: Option<&Path>) -> Result<String
     amd.push_str("Charts: `accuracy.svg` / `accuracy.png` in each ablation experiment's folder.\n");
     crate::report::atomic_write(&dir.join("ablation.md"), amd.as_bytes())?;
     // 3. min- vs max-RD at equal k.
-    let mut pairs_mm: Vec<(String, usize, Cell, Cell)> = Vec::new();
+    let mut pairs_mm: Vec<(String, usize, String, Cell, Cell)> = Vec::new();
     for ((t, s, k), c) in &mm {
         if s == "rd-max" {
-            let lo = mm
-                .get(&(t.clone(), "rd-min".into(), *k))
-                .or_else(|| mm.get(&(t.clone(), "morsd".into(), *k)));
-            if let Some(lo) = lo {
-                pairs_mm.push((t.clone(), *k, *lo, *c));
+            let lo = ["rd-min", "morsd"]
+                .into_iter()
+                .find_map(|n| mm.get(&(t.clone(), n.into(), *k)).map(|c| (n, c)));
+            if let Some((n, lo)) = lo {
+                pairs_mm.push((t.clone(), *k, n.to_string(), *lo, *c));
             }
         }
     }
+    let mm_strata = |only: Option<(&str, usize)>| -> Vec<(String, &[&RunRow], &[&RunRow])> {
+        pairs_mm
+            .iter()
+            .filter(|(t, k, ..)| only.is_none_or(|(ot, ok)| ot == t && ok == *k))
+            .filter_map(|(t, k, n, ..)| {
+                let a = mm_runs.get(&(t.clone(), n.clone(), *k))?;
+                let b = mm_runs.get(&(t.clone(), "rd-max".into(), *k))?;
+                Some((format!("{t} k={k}"), a.as_slice(), b.as_slice()))
+            })
+            .collect()
+    };
     let mut mmd = String::from(
-        "# Minimum- vs maximum-RD rationales at equal k: test accuracy (%)\n\n| task | k | min RD | max RD | difference (points) |\n|---|---|---|---|---|\n",
+        "# Minimum- vs maximum-RD rationales at equal k: test accuracy (%)\n\nmin − max paired by seed and test question: the mean difference in points [95 % bootstrap CI], the sign-flip p over seeds, the MDE (points) and the per-seed differences.\n\n| task | k | min RD | max RD | min − max [95 % CI] | p | MDE | per seed |\n|---|---|---|---|---|---|---|---|\n",
     );
-    for (t, k, lo, hi) in &pairs_mm {
+    for (t, k, _, lo, hi) in &pairs_mm {
+        let p = paired_over(&mm_strata(Some((t, *k))), o);
         let _ = writeln!(
             mmd,
-            "| {t} | {k} | {} | {} | {:+.1} |",
+            "| {t} | {k} | {} | {} | {} |",
             pct(lo),
             pct(hi),
-            100.0 * (lo.mean - hi.mean)
+            paired_cells(p.as_ref())
         );
     }
     crate::report::atomic_write(&dir.join("rd-minmax.md"), mmd.as_bytes())?;
     // 4. CLAIMS.md.
-    let c1: Vec<(Cell, Cell)> = tasks
-        .iter()
-        .filter_map(|t| Some((at(&main, t, "morsd", main_k)?, at(&main, t, "all", main_k)?)))
-        .collect();
-    let c2: Vec<(Cell, Cell)> = pairs_mm.iter().map(|(_, _, a, b)| (*a, *b)).collect();
+    let e = PAPER_EFFECT;
     let mut claims = String::from(
-        "# The paper's claims, checked\n\nGenerated by `morsd paper` from the stored runs in this folder; the verdict rules are at the end.\n\n",
+        "# The paper's claims, checked\n\nGenerated by `morsd paper` from the stored runs in this folder. Every comparison is paired: the two arms ran at the same seeds and were scored on the same test questions (`predictions.parquet` in each experiment folder), so it reports the mean difference in points with its 95 % bootstrap CI (seeds resampled, then questions within each seed), the exact sign-flip p over seeds, the minimum detectable effect (MDE: 80 % power at α = 0.05) and the per-seed differences. The verdict rules and the method are at the end.\n\n",
     );
-    // Claim 1.
-    let v1 = beats(&c1);
-    let avg = |v: &[(Cell, Cell)]| {
-        if v.is_empty() {
-            "no runs".to_string()
-        } else {
-            let d = v.iter().map(|(a, b)| a.mean - b.mean).sum::<f64>() / v.len() as f64;
-            format!("{:+.1} points", 100.0 * d)
-        }
-    };
+    if !loaded.unpaired.is_empty() {
+        let _ = writeln!(
+            claims,
+            "Folders without `predictions.parquet` (written by an older morsd; their comparisons are \"not measured\" until `morsd run` rewrites them from the cache): {}.\n",
+            loaded.unpaired.join(", ")
+        );
+    }
+    // Claim 1: morsd − all at the main k, per task and pooled over tasks.
+    let c1_strata: Vec<(String, &[&RunRow], &[&RunRow])> = tasks
+        .iter()
+        .filter_map(|t| {
+            Some((
+                t.clone(),
+                arm(&main_runs, t, "morsd", main_k)?.as_slice(),
+                arm(&main_runs, t, "all", main_k)?.as_slice(),
+            ))
+        })
+        .collect();
+    let c1 = paired_over(&c1_strata, o);
+    let v1 = Decision::of(c1.as_ref(), e);
     let _ = write!(
         claims,
-        "## 1. Selecting by accuracy, diversity and low RD beats training on all rationales (paper: +4.6 points on average, with fewer rationales)\n\nVerdict: {}. morsd − all at k = {main_k}, averaged over {} task(s): {}.\n\n| task | morsd | all | morsd − all | rationales morsd / all |\n|---|---|---|---|---|\n",
-        v1.text(),
-        c1.len(),
-        avg(&c1)
+        "## 1. Selecting by accuracy, diversity and low RD beats training on all rationales (paper: +4.6 points on average, with fewer rationales)\n\nVerdict: {}. morsd − all at k = {main_k}, averaged over {} task(s): {}.\n\n| task | morsd | all | morsd − all [95 % CI] | p | MDE | per seed | verdict | rationales morsd / all | training tokens morsd / all |\n|---|---|---|---|---|---|---|---|---|---|\n",
+        v1.text(e),
+        c1_strata.len(),
+        c1.as_ref().map_or("no paired runs".into(), |p| format!(
+            "{} points (p = {}, MDE {:.1} points)",
+            paired::points(p),
+            paired::p_text(p),
+            100.0 * p.mde
+        ))
     );
-    for t in &tasks {
-        if let (Some(a), Some(b)) = (at(&main, t, "morsd", main_k), at(&main, t, "all", main_k)) {
-            let _ = writeln!(
-                claims,
-                "| {t} | {} | {} | {:+.1} | {:.0} / {:.0} |",
-                pct(&a),
-                pct(&b),
-                100.0 * (a.mean - b.mean),
-                a.rationales,
-                b.rationales
-            );
-        }
+    for (t, a, b) in &c1_strata {
+        let p = paired_over(&[(t.clone(), a, b)], o);
+        let _ = writeln!(
+            claims,
+            "| {t} | {} | {} | {} | {} | {:.0} / {:.0} | {:.0} / {:.0} |",
+            pct(&cell(a)),
+            pct(&cell(b)),
+            paired_cells(p.as_ref()),
+            Decision::of(p.as_ref(), e).text(e),
+            mean_of(a, |r| r.rationales as f64),
+            mean_of(b, |r| r.rationales as f64),
+            mean_of(a, |r| r.training_tokens as f64),
+            mean_of(b, |r| r.training_tokens as f64),
+        );
+    }
+    // The efficiency reading: training tokens.
+    if !c1_strata.is_empty() {
+        let ta: f64 = c1_strata
+            .iter()
+            .map(|(_, a, _)| mean_of(a, |r| r.training_tokens as f64))
+            .sum();
+        let tb: f64 = c1_strata
+            .iter()
+            .map(|(_, _, b)| mean_of(b, |r| r.training_tokens as f64))
+            .sum();
+        let _ = writeln!(
+            claims,
+            "\nTraining compute: morsd trained on {:.0} % of the tokens `all` trained on (summed over the tasks' mean per run). With a `train.epochs` budget that is the efficiency the paper claims; with a `train.steps` budget both arms train on the same number of sequences, and only *which* sequences differ. Chart: `tokens.svg` in each main experiment's folder.",
+            100.0 * ta / tb.max(1.0)
+        );
     }
     // The other baselines, for context (no verdict: the paper's claim is against `all`).
     let others = ["random", "correct", "dedup", "rd-max"];
     let other_rows: Vec<String> = tasks
         .iter()
         .filter_map(|t| {
-            let m = at(&main, t, "morsd", main_k)?;
+            let m = arm(&main_runs, t, "morsd", main_k)?;
             let row: Vec<String> = others
                 .iter()
                 .map(|s| {
-                    at(&main, t, s, main_k).map_or("–".into(), |b| {
-                        format!("{:+.1}", 100.0 * (m.mean - b.mean))
-                    })
+                    arm(&main_runs, t, s, main_k)
+                        .and_then(|b| paired_over(&[(t.clone(), m, b)], o))
+                        .map_or("–".into(), |p| paired::points(&p))
                 })
                 .collect();
             Some(format!("| {t} | {} |\n", row.join(" | ")))
@@ -317,75 +400,107 @@ pub fn write(dir: &Path, main_k: usize, setting: Option<&Path>) -> Result<String
     if !other_rows.is_empty() {
         let _ = write!(
             claims,
-            "\nmorsd − each other baseline at k = {main_k} (points; `correct` is the Fine-tune-CoT baseline):\n\n| task | {} |\n|---|{}\n{}",
+            "\nmorsd − each other baseline at k = {main_k}, paired (points [95 % CI]; `correct` is the Fine-tune-CoT baseline):\n\n| task | {} |\n|---|{}\n{}",
             others.join(" | "),
             "---|".repeat(others.len()),
             other_rows.concat()
         );
     }
-    // Claim 2.
-    let v2 = beats(&c2);
+    // Claim 2: min − max RD, pooled over every (task, k) pair.
+    let c2 = paired_over(&mm_strata(None), o);
+    let v2 = Decision::of(c2.as_ref(), e);
     let _ = write!(
         claims,
-        "\n## 2. Minimum-RD rationales beat maximum-RD ones\n\nVerdict: {}. min − max averaged over {} (task, k) pair(s): {} (table: `rd-minmax.md`).\n\n",
-        v2.text(),
-        c2.len(),
-        avg(&c2)
+        "\n## 2. Minimum-RD rationales beat maximum-RD ones\n\nVerdict: {}. min − max averaged over {} (task, k) pair(s): {} (table, per pair: `rd-minmax.md`).\n\n",
+        v2.text(e),
+        pairs_mm.len(),
+        c2.as_ref().map_or("no paired runs".into(), |p| format!(
+            "{} points (p = {}, MDE {:.1} points; per seed {})",
+            paired::points(p),
+            paired::p_text(p),
+            100.0 * p.mde,
+            paired::per_seed_text(p)
+        ))
     );
-    // Claim 3.
+    // Claim 3: morsd at k = 6 against the smallest k (more rationales help up to ~6) and the
+    // largest k against k = 6 (more than ~6 does not pay), per task and pooled.
     let _ = write!(
         claims,
         "## 3. About 6 rationales per question is the best trade-off\n\n"
     );
-    let mut v3s = Vec::new();
-    for t in &abl_tasks {
-        let pts: Vec<(usize, Cell)> = ks
-            .iter()
-            .filter_map(|&k| Some((k, *abl.get(&(t.clone(), "morsd".into(), k))?)))
-            .collect();
-        if let Some((best_k, best)) = pts.iter().max_by(|a, b| a.1.mean.total_cmp(&b.1.mean)) {
-            let six = pts.iter().find(|(k, _)| *k == 6).map(|x| x.1);
-            let within = six.is_some_and(|s| s.mean + s.half() >= best.mean);
-            // "Clearly" better than one rationale: its CI lies wholly above k = 1's.
-            let clear = pts.first().is_some_and(|(_, one)| {
-                best.n > 1 && best.mean - best.half() > one.mean + one.half()
-            });
-            let v = if six.is_none() {
-                Verdict::Unmeasured
-            } else if (4..=8).contains(best_k) && clear {
-                Verdict::Reproduced
-            } else if (4..=8).contains(best_k) || within {
-                Verdict::Partly
-            } else {
-                Verdict::Not
+    let (kmin, kmax) = (ks.first().copied(), ks.last().copied());
+    let mut rise: Vec<(String, &[&RunRow], &[&RunRow])> = Vec::new();
+    let mut beyond: Vec<(String, &[&RunRow], &[&RunRow])> = Vec::new();
+    if let (Some(kmin), Some(kmax)) = (kmin, kmax) {
+        for t in &abl_tasks {
+            let get = |k| {
+                abl_runs
+                    .get(&(t.clone(), "morsd".to_string(), k))
+                    .map(|v| v.as_slice())
             };
-            v3s.push(v);
-            let _ = writeln!(
-                claims,
-                "- {t}: morsd is best at k = {best_k} ({}); at k = 6: {}. Verdict for this task: {}.",
-                pct(best),
-                six.map_or("not run".into(), |s| pct(&s)),
-                v.text()
-            );
+            if let (Some(six), Some(lo)) = (get(6), get(kmin))
+                && kmin < 6
+            {
+                rise.push((t.clone(), six, lo));
+            }
+            if let (Some(six), Some(hi)) = (get(6), get(kmax))
+                && kmax > 6
+            {
+                beyond.push((t.clone(), hi, six));
+            }
         }
     }
-    let v3 = if v3s.is_empty() || v3s.iter().all(|v| *v == Verdict::Unmeasured) {
-        Verdict::Unmeasured
-    } else if v3s.iter().all(|v| *v == Verdict::Reproduced) {
-        Verdict::Reproduced
-    } else if v3s.iter().any(|v| *v != Verdict::Not) {
-        Verdict::Partly
-    } else {
-        Verdict::Not
-    };
+    let (pr, pb) = (paired_over(&rise, o), paired_over(&beyond, o));
+    let v3 = claim3(pr.as_ref(), pb.as_ref(), e);
     let _ = write!(
         claims,
-        "\nVerdict: {} (table: `ablation.md`).\n\n",
-        v3.text()
+        "Verdict: {}. Over {} task(s), morsd at k = 6 − k = {}: {}; k = {} − k = 6: {} (table: `ablation.md`).\n\n| task | comparison | difference [95 % CI] | p | MDE | per seed |\n|---|---|---|---|---|---|\n",
+        v3.text(e),
+        abl_tasks.len(),
+        kmin.map_or("–".into(), |k| k.to_string()),
+        pr.as_ref().map_or("not run".into(), paired::points),
+        kmax.map_or("–".into(), |k| k.to_string()),
+        pb.as_ref().map_or("not run".into(), paired::points),
     );
-    claims.push_str("## Verdict rules\n\n- Claims 1 and 2 (\"a beats b\"): **reproduced** when a's mean is higher in every compared setting and a's 95 % CI lies wholly above b's in at least one; **partly** when a's mean is higher in some settings (or everywhere, but only inside the CIs); **not** when it is higher in none.\n- Claim 3: per task, **reproduced** when morsd's best k is between 4 and 8 and its CI lies wholly above that of the smallest k; **partly** when the best k is between 4 and 8 only in the means, or k = 6 is within its CI of the best; **not** otherwise; **not measured** when k = 6 was not run. Overall: reproduced if every task is, partly if some are.\n\n");
+    for (t, a, b) in &rise {
+        let p = paired_over(&[(t.clone(), a, b)], o);
+        let _ = writeln!(
+            claims,
+            "| {t} | k = 6 − k = {} | {} |",
+            kmin.unwrap_or(0),
+            paired_cells(p.as_ref())
+        );
+    }
+    for (t, a, b) in &beyond {
+        let p = paired_over(&[(t.clone(), a, b)], o);
+        let _ = writeln!(
+            claims,
+            "| {t} | k = {} − k = 6 | {} |",
+            kmax.unwrap_or(0),
+            paired_cells(p.as_ref())
+        );
+    }
+    claims.push('\n');
+    let _ = write!(
+        claims,
+        "## Verdict rules\n\n\
+         Each claim is one paired comparison, a − b with the claimed side a > b (claim 1: morsd − all at k = {main_k}, averaged over the tasks; claim 2: min-RD − max-RD at equal k, averaged over the (task, k) pairs — `rd-min`, or `morsd` where `rd-min` was not run):\n\n\
+         - **reproduced**: the paired 95 % CI lies wholly above 0;\n\
+         - **contradicted**: it lies wholly below 0;\n\
+         - **no effect at the paper's size**: the CI contains 0 and the MDE is at most {effect:.1} points;\n\
+         - **inconclusive (MDE X points)**: the CI contains 0 and the study could only have detected an effect of X points.\n\n\
+         The effect of interest is {effect:.1} points for every claim. For claim 1 it is the paper's average gain of morsd over `all`. Claims 2 and 3 have no single effect size that this repository can cite from the paper, and an RD ordering or a choice of k that moves accuracy by much less than the method's whole claimed gain would not support the paper's recommendation, so the same {effect:.1} points is the smallest effect worth detecting for them.\n\n\
+         Claim 3 is two comparisons of morsd over k: k = 6 − the smallest k run (the claimed side: more rationales help up to about 6) and the largest k run − k = 6 (the claimed side: more than about 6 does not pay). **Reproduced** when the first CI lies above 0 and the second's upper end is below {effect:.1} points (no gain of the paper's size beyond 6); **contradicted** when the first CI lies below 0, or the second lies wholly above 0 with a mean of at least {effect:.1} points (more rationales pay); **no effect at the paper's size** when the first CI contains 0 with an MDE of at most {effect:.1} points (k barely matters here); **inconclusive (MDE X points)** otherwise, X being the first comparison's MDE.\n\n\
+         ## Method\n\n\
+         - **Pairing.** Two runs are paired when they have the same seed; their outcomes are paired by test question id. Tasks (or (task, k) pairs) are strata: a claim's statistic is the mean over strata of each stratum's mean over seeds of the per-seed accuracy difference.\n\
+         - **CI.** {reps} bootstrap replicates (seeded, so a rebuilt report is identical): within each stratum, seeds are drawn with replacement, then each drawn seed's test questions with replacement; the 2.5 and 97.5 percentiles of the replicated statistic.\n\
+         - **p.** Two-sided exact sign-flip test over seeds: under no difference each seed's difference is as likely negated; p is the share of the 2^seeds sign patterns whose statistic is at least as far from 0 as the observed one (Monte Carlo above 20 seeds). Its floor is 2 / 2^seeds: 0.0625 with 5 seeds, 0.031 with 6.\n\
+         - **MDE.** (t(0.975, df) + t(0.80, df)) × SE, the SE from each stratum's between-seed variance of the differences (never below its within-seed question variance), df = Σ (seeds − 1): the true difference this design would detect 80 % of the time at α = 0.05. Quantiles come from `statrs`.\n\n",
+        effect = 100.0 * e,
+        reps = paired::REPLICATES,
+    );
     claims.push_str("## Stage executions\n\n");
-    for (name, s) in &stored {
+    for (name, s) in stored {
         let total = s.runs.len() * 5;
         let executed: usize = s.runs.iter().map(|r| r.executed.len()).sum();
         let _ = writeln!(
@@ -405,28 +520,143 @@ pub fn write(dir: &Path, main_k: usize, setting: Option<&Path>) -> Result<String
     Ok(claims)
 }
 
+/// Claim 3's verdict from its two comparisons (see the rules in `CLAIMS.md`).
+pub fn claim3(rise: Option<&Paired>, beyond: Option<&Paired>, e: f64) -> Decision {
+    let Some(r) = rise else {
+        return Decision::Unmeasured;
+    };
+    let beyond_hi = beyond.map_or(f64::INFINITY, |b| b.ci.1);
+    // More than 6 pays: a gain shown to be positive and on average of at least the effect size.
+    let pays = beyond.is_some_and(|b| b.ci.0 > 0.0 && b.mean >= e);
+    if r.ci.1 < 0.0 || pays {
+        Decision::Contradicted
+    } else if r.ci.0 > 0.0 && beyond_hi < e {
+        Decision::Reproduced
+    } else if r.ci.0 <= 0.0 && r.mde <= e {
+        Decision::NoEffect
+    } else {
+        Decision::Inconclusive(r.mde)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn c(mean: f64, ci: f64) -> Cell {
-        Cell {
-            mean,
-            ci,
-            n: 3,
-            rationales: 1.0,
+    fn p(lo: f64, hi: f64, mde: f64) -> Paired {
+        Paired {
+            mean: (lo + hi) / 2.0,
+            ci: (lo, hi),
+            p: 0.5,
+            p_floor: 0.03,
+            mde,
+            per_seed: vec![],
+            seeds: 6,
+            pairs: 6000,
         }
     }
 
     #[test]
-    fn verdicts_follow_the_rules() {
-        assert_eq!(beats(&[(c(0.6, 0.02), c(0.5, 0.02))]), Verdict::Reproduced);
-        assert_eq!(beats(&[(c(0.52, 0.05), c(0.5, 0.05))]), Verdict::Partly);
+    fn claim3_follows_its_rules() {
+        let e = PAPER_EFFECT;
+        // k = 6 clearly above the smallest k, nothing of the paper's size beyond 6.
+        let good = p(0.02, 0.08, 0.03);
         assert_eq!(
-            beats(&[(c(0.6, 0.01), c(0.5, 0.01)), (c(0.4, 0.01), c(0.5, 0.01))]),
-            Verdict::Partly
+            claim3(Some(&good), Some(&p(-0.02, 0.03, 0.03)), e),
+            Decision::Reproduced
         );
-        assert_eq!(beats(&[(c(0.4, 0.01), c(0.5, 0.01))]), Verdict::Not);
-        assert_eq!(beats(&[]), Verdict::Unmeasured);
+        // More rationales clearly better beyond 6, by the paper's effect size.
+        assert_eq!(
+            claim3(Some(&good), Some(&p(0.02, 0.08, 0.03)), e),
+            Decision::Contradicted
+        );
+        // Reliably but slightly better beyond 6, possibly by up to 6 points: not shown either way.
+        assert_eq!(
+            claim3(Some(&good), Some(&p(0.01, 0.06, 0.03)), e),
+            Decision::Inconclusive(0.03)
+        );
+        // k barely matters, and the study could have seen it.
+        assert_eq!(
+            claim3(Some(&p(-0.01, 0.02, 0.03)), Some(&p(-0.02, 0.03, 0.03)), e),
+            Decision::NoEffect
+        );
+        assert_eq!(
+            claim3(Some(&p(-0.05, 0.10, 0.09)), None, e),
+            Decision::Inconclusive(0.09)
+        );
+        assert_eq!(claim3(None, None, e), Decision::Unmeasured);
+    }
+
+    /// Writes a reproduction folder with main / rd-minmax / ablation experiments whose
+    /// per-question outcomes give known paired differences, and checks the verdicts of
+    /// `CLAIMS.md`.
+    #[test]
+    fn claims_are_decided_from_the_paired_outcomes() {
+        use crate::report::predictions::Prediction;
+        let dir = tempfile::tempdir().unwrap();
+        // (folder, [(strategy, k, questions right of 200)]) at seeds 0..6; the first ones right.
+        type Arms<'a> = &'a [(&'a str, usize, usize)];
+        let folders: [(&str, Arms); 3] = [
+            ("main-synthetic", &[("morsd", 6, 120), ("all", 6, 100)]),
+            ("rd-minmax", &[("rd-min", 4, 100), ("rd-max", 4, 100)]),
+            (
+                "ablation-k",
+                &[("morsd", 1, 60), ("morsd", 6, 120), ("morsd", 10, 121)],
+            ),
+        ];
+        for (name, arms) in folders {
+            let mut runs = Vec::new();
+            let mut preds = Vec::new();
+            for seed in 0..6u64 {
+                for (s, k, right) in arms {
+                    // Odd seeds get one more right in every arm: the arms' outcomes differ
+                    // only by the gains above.
+                    let right = right + (seed as usize % 2);
+                    let mut r = crate::report::test_row(s, *k, seed, right as f64 / 200.0);
+                    r.label = format!("{s} k={k} seed={seed}");
+                    runs.push(r);
+                    preds.push(
+                        (0..200)
+                            .map(|i| Prediction {
+                                id: format!("q{i:03}"),
+                                output: String::new(),
+                                extracted: None,
+                                gold: "1".into(),
+                                correct: i < right,
+                            })
+                            .collect::<Vec<_>>(),
+                    );
+                }
+            }
+            let st = Stored {
+                experiment: name.into(),
+                spec: "s".into(),
+                sweep_keys: vec![],
+                runs,
+                ..Default::default()
+            };
+            crate::report::write(&dir.path().join(name), &st, &preds).unwrap();
+        }
+        let claims = write(dir.path(), 6, None).unwrap();
+        let section = |a: &str, b: &str| {
+            claims[claims.find(a).unwrap()..claims.find(b).unwrap()].to_string()
+        };
+        // Claim 1: +10 points at every seed → reproduced.
+        let c1 = section("## 1.", "## 2.");
+        assert!(c1.contains("Verdict: **reproduced**"), "{c1}");
+        assert!(c1.contains("+10.0 [+"), "{c1}");
+        // Claim 2: identical outcomes → a CI of [0, 0] and an MDE of 0: no effect at the
+        // paper's size.
+        let c2 = section("## 2.", "## 3.");
+        assert!(
+            c2.contains("Verdict: **no effect at the paper's size**"),
+            "{c2}"
+        );
+        // Claim 3: k = 6 − k = 1 is +30 points, k = 10 − k = 6 is +0.5 → reproduced.
+        let c3 = section("## 3.", "## Verdict rules");
+        assert!(c3.contains("Verdict: **reproduced**"), "{c3}");
+        assert!(c3.contains("| k = 6 − k = 1 | +30.0 ["), "{c3}");
+        assert!(c3.contains("| k = 10 − k = 6 | +0.5 ["), "{c3}");
+        assert!(claims.contains("## Method"));
     }
 }

@@ -1,22 +1,18 @@
-//! Mean and 95 % confidence intervals over seeds, and `summary.md`.
+//! Mean and 95 % confidence intervals over seeds (Student t from statrs), `summary.md` with its
+//! paired comparisons ([`super::paired`]), and the plain-words reading of a results folder.
 
+use super::paired::{self, Paired, Stratum};
+use super::predictions::Outcomes;
 use super::{RunRow, Stored};
 use crate::spec::resolve::show;
 use std::collections::BTreeMap;
 
-/// Two-sided 97.5 % quantile of Student's t with `df` degrees of freedom.
+/// Two-sided 97.5 % quantile of Student's t with `df` degrees of freedom (statrs).
 pub fn t975(df: usize) -> f64 {
-    const T: [f64; 30] = [
-        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
-        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
-        2.052, 2.048, 2.045, 2.042,
-    ];
     if df == 0 {
         f64::NAN
-    } else if df <= 30 {
-        T[df - 1]
     } else {
-        1.96
+        super::paired::quantile_t(0.975, df)
     }
 }
 
@@ -56,8 +52,9 @@ fn pct(mean: f64, ci: f64) -> String {
     }
 }
 
-/// The markdown summary.
-pub fn summary_md(stored: &Stored) -> String {
+/// The markdown summary (with the paired section when the folder's per-question outcomes are
+/// known).
+pub fn summary_md(stored: &Stored, outcomes: Option<&Outcomes>) -> String {
     let mut s = format!(
         "# {}\n\nSpec: `{}`. Runs: {}.\n\n",
         stored.experiment,
@@ -134,6 +131,148 @@ pub fn summary_md(stored: &Stored) -> String {
         ]);
         s.push_str(&format!("| {} |\n", row.join(" | ")));
     }
+    s.push_str(&paired_md(stored, outcomes));
+    s
+}
+
+/// Pairs two groups of runs by seed, and each seed's two runs by test question id.
+pub fn stratum(name: &str, a: &[&RunRow], b: &[&RunRow], outcomes: &Outcomes) -> Stratum {
+    let by_seed = |runs: &[&RunRow]| -> BTreeMap<u64, String> {
+        runs.iter().map(|r| (r.seed, r.label.clone())).collect()
+    };
+    let (sa, sb) = (by_seed(a), by_seed(b));
+    let seeds = sa
+        .iter()
+        .filter_map(|(seed, la)| {
+            let (qa, qb) = (outcomes.get(la)?, outcomes.get(sb.get(seed)?)?);
+            Some(paired::SeedDiffs::pair(*seed, qa, qb))
+        })
+        .collect();
+    Stratum {
+        name: name.to_string(),
+        seeds,
+    }
+}
+
+fn paired_reading(a: &str, b: &str, p: &Paired, seeds: usize, tq: &str) -> String {
+    let head = format!(
+        "{seeds} seed(s) per setting and {tq}. The two best settings, {a} and {b}, paired by seed and \
+         test question: difference {} points (95 % bootstrap CI over seeds and questions), sign-flip \
+         p = {}, per seed {}.",
+        paired::points(p),
+        paired::p_text(p),
+        paired::per_seed_text(p)
+    );
+    let mde = 100.0 * p.mde;
+    if p.ci.0 > 0.0 {
+        format!(
+            "{head} The CI lies above 0: on this setting the first is better. One task, student and \
+             budget say nothing about others."
+        )
+    } else {
+        format!(
+            "{head} The CI contains 0, so this study cannot tell them apart. With this many seeds and \
+             questions and this spread, it would detect a difference of {mde:.1} points 80 % of the \
+             time (MDE, α = 0.05); a smaller true difference may be there. More seeds \
+             (experiment.seeds) and test questions (data.test) lower the MDE."
+        )
+    }
+}
+
+/// The reference strategy each strategy of a folder is compared with: `all`, else `random`,
+/// else the first in name order.
+pub fn reference_strategy(stored: &Stored) -> Option<String> {
+    let names: std::collections::BTreeSet<&str> =
+        stored.runs.iter().map(|r| r.strategy.as_str()).collect();
+    ["all", "random"]
+        .into_iter()
+        .find(|s| names.contains(s))
+        .or_else(|| names.first().copied())
+        .map(String::from)
+}
+
+/// `summary.md`'s paired section: within each setting of the other swept keys, every strategy
+/// against the reference strategy.
+fn paired_md(stored: &Stored, outcomes: Option<&Outcomes>) -> String {
+    let strategies: std::collections::BTreeSet<&str> =
+        stored.runs.iter().map(|r| r.strategy.as_str()).collect();
+    if strategies.len() < 2 {
+        return String::new();
+    }
+    let Some(reference) = reference_strategy(stored) else {
+        return String::new();
+    };
+    let Some(o) = outcomes else {
+        return format!(
+            "\n## Paired differences\n\nThis folder has no `{}` (it was written before that file \
+             existed), so there are no paired statistics; `morsd run` of its spec writes it, taking \
+             every stage from the cache.\n",
+            super::predictions::FILE
+        );
+    };
+    // Group by every swept value except the strategy.
+    let others: Vec<&String> = stored
+        .sweep_keys
+        .iter()
+        .filter(|k| k.as_str() != "select.strategy")
+        .collect();
+    let mut by: BTreeMap<Vec<String>, BTreeMap<&str, Vec<&RunRow>>> = BTreeMap::new();
+    for r in &stored.runs {
+        let key = others
+            .iter()
+            .map(|k| r.swept.get(*k).map(show).unwrap_or_default())
+            .collect();
+        by.entry(key)
+            .or_default()
+            .entry(r.strategy.as_str())
+            .or_default()
+            .push(r);
+    }
+    let mut head: Vec<String> = others.iter().map(|k| k.to_string()).collect();
+    head.extend(
+        [
+            "comparison",
+            "difference, points [95 % CI]",
+            "sign-flip p",
+            "MDE (points)",
+            "per seed",
+        ]
+        .map(String::from),
+    );
+    let mut s = format!(
+        "\n## Paired differences\n\nEach strategy against `{reference}` at the same seeds and on the \
+         same test questions (`{}`): the mean difference in points with its 95 % bootstrap CI \
+         ({} replicates, resampling seeds and, within them, questions), the two-sided exact \
+         sign-flip p over seeds (its floor is 2 / 2^seeds), the minimum detectable effect (80 % \
+         power at α = 0.05, from the observed paired variance) and each seed's difference. How to \
+         read them: the README's \"Reading a verdict\".\n\n| {} |\n|{}\n",
+        super::predictions::FILE,
+        paired::REPLICATES,
+        head.join(" | "),
+        "---|".repeat(head.len())
+    );
+    for (key, arms) in &by {
+        let Some(base) = arms.get(reference.as_str()) else {
+            continue;
+        };
+        for (name, runs) in arms {
+            if *name == reference {
+                continue;
+            }
+            let Some(p) = paired::compare(&[stratum("", runs, base, o)]) else {
+                continue;
+            };
+            let mut row = key.clone();
+            row.extend([
+                format!("{name} − {reference}"),
+                paired::points(&p),
+                paired::p_text(&p),
+                format!("{:.1}", 100.0 * p.mde),
+                paired::per_seed_text(&p),
+            ]);
+            s.push_str(&format!("| {} |\n", row.join(" | ")));
+        }
+    }
     s
 }
 
@@ -144,9 +283,10 @@ pub fn wilson_half(p: f64, n: f64) -> f64 {
 }
 
 /// One plain paragraph on what the stored numbers can and cannot show: seeds per setting,
-/// test questions, whether the two best settings' 95 % CIs overlap. Printed by `morsd run`
-/// and repeated in `summary.md` and `report.html`.
-pub fn reading(stored: &Stored) -> String {
+/// test questions, and the paired difference of the two best settings (or, for a folder without
+/// `predictions.parquet`, whether their 95 % CIs overlap). Printed by `morsd run` and repeated in
+/// `summary.md` and `report.html`.
+pub fn reading(stored: &Stored, outcomes: Option<&Outcomes>) -> String {
     let g = groups(stored);
     if g.is_empty() {
         return "No finished runs, so nothing to read.".into();
@@ -177,7 +317,7 @@ pub fn reading(stored: &Stored) -> String {
         ),
         None => String::new(),
     };
-    let mut rows: Vec<(String, f64, f64)> = g
+    let mut rows: Vec<(String, f64, f64, &Vec<String>)> = g
         .iter()
         .map(|(key, runs)| {
             let label = if key.is_empty() {
@@ -193,11 +333,11 @@ pub fn reading(stored: &Stored) -> String {
             };
             let acc: Vec<f64> = runs.iter().map(|r| r.accuracy).collect();
             let (m, c) = mean_ci(&acc);
-            (label, m, c)
+            (label, m, c, key)
         })
         .collect();
     rows.sort_by(|a, b| b.1.total_cmp(&a.1));
-    let show = |r: &(String, f64, f64)| {
+    let show = |r: &(String, f64, f64, &Vec<String>)| {
         if r.2.is_finite() {
             format!("{} ({} %)", r.0, pct(r.1, r.2))
         } else {
@@ -212,6 +352,12 @@ pub fn reading(stored: &Stored) -> String {
     }
     let (a, b) = (&rows[0], &rows[1]);
     let gap = 100.0 * (a.1 - b.1);
+    if let Some(o) = outcomes {
+        let st = stratum("", &g[a.3], &g[b.3], o);
+        if let Some(p) = paired::compare(&[st]) {
+            return paired_reading(&show(a), &show(b), &p, seeds, &tq_text);
+        }
+    }
     if seeds < 2 {
         return format!(
             "{seeds} seed per setting and {tq_text}: there is no CI over seeds, so the gap of {gap:.1} points \
@@ -250,8 +396,11 @@ mod tests {
     fn ci_uses_student_t() {
         let (m, c) = mean_ci(&[0.5, 0.6, 0.7]);
         assert!((m - 0.6).abs() < 1e-12);
-        // sd = 0.1, se = 0.1/sqrt(3), t(2) = 4.303
-        assert!((c - 4.303 * 0.1 / 3f64.sqrt()).abs() < 1e-9);
+        // sd = 0.1, se = 0.1/sqrt(3), qt(.975, 2) = 4.302653 (R)
+        assert!((c - 4.302653 * 0.1 / 3f64.sqrt()).abs() < 1e-6);
+        // qt(.975, 30) = 2.042272, qt(.975, 100) = 1.983972: no table cut-off at 30.
+        assert!((t975(30) - 2.042272).abs() < 1e-6);
+        assert!((t975(100) - 1.983972).abs() < 1e-6);
         assert!(mean_ci(&[0.4]).1.is_nan());
     }
 
@@ -270,27 +419,85 @@ mod tests {
             spec: "s".into(),
             sweep_keys: vec!["select.strategy".into()],
             runs,
+            ..Default::default()
         }
+    }
+
+    /// Runs of two strategies over `seeds` seeds on 100 questions; morsd gets `gain` more
+    /// questions right than random at every seed, with the rest of the outcomes identical.
+    fn paired_folder(seeds: u64, gain: usize) -> (Stored, Outcomes) {
+        let mut runs = Vec::new();
+        let mut outcomes = Outcomes::new();
+        for seed in 0..seeds {
+            for (s, extra) in [("random", 0), ("morsd", gain)] {
+                let label = format!("select.strategy={s} seed={seed}");
+                let right = 40 + extra;
+                let q: BTreeMap<String, bool> =
+                    (0..100).map(|i| (format!("q{i:03}"), i < right)).collect();
+                outcomes.insert(label.clone(), q);
+                runs.push(RunRow {
+                    label,
+                    swept: [("select.strategy".to_string(), serde_json::json!(s))].into(),
+                    test_questions: Some(100),
+                    ..crate::report::test_row(s, 6, seed, right as f64 / 100.0)
+                });
+            }
+        }
+        let stored = Stored {
+            experiment: "e".into(),
+            spec: "s".into(),
+            sweep_keys: vec!["select.strategy".into()],
+            runs,
+            ..Default::default()
+        };
+        (stored, outcomes)
+    }
+
+    #[test]
+    fn paired_reading_and_summary_use_the_per_question_outcomes() {
+        // morsd right on 10 more questions at each of 6 seeds: +10 points, CI above 0,
+        // p = 2/64 (all seeds agree).
+        let (stored, o) = paired_folder(6, 10);
+        let r = reading(&stored, Some(&o));
+        assert!(r.contains("+10.0 ["), "{r}");
+        assert!(r.contains("p = 0.031"), "{r}");
+        assert!(r.contains("lies above 0"), "{r}");
+        let md = summary_md(&stored, Some(&o));
+        assert!(md.contains("| morsd − random | +10.0 ["), "{md}");
+        // No gain: the CI contains 0 and the reading says what the study could detect.
+        let (stored, o) = paired_folder(6, 0);
+        let r = reading(&stored, Some(&o));
+        assert!(r.contains("cannot tell them apart"), "{r}");
+        assert!(r.contains("MDE"), "{r}");
+        // Without predictions.parquet, summary.md says why there is no paired section.
+        let md = summary_md(&stored, None);
+        assert!(md.contains("no `predictions.parquet`"), "{md}");
     }
 
     #[test]
     fn reading_says_when_cis_overlap_and_when_there_is_no_ci() {
-        let one = reading(&stored(&[("random", 0.31), ("morsd", 0.28)]));
+        let one = reading(&stored(&[("random", 0.31), ("morsd", 0.28)]), None);
         assert!(one.contains("no CI over seeds"), "{one}");
         assert!(one.contains("100 test questions"), "{one}");
-        let overlap = reading(&stored(&[
-            ("random", 0.30),
-            ("random", 0.34),
-            ("morsd", 0.33),
-            ("morsd", 0.29),
-        ]));
+        let overlap = reading(
+            &stored(&[
+                ("random", 0.30),
+                ("random", 0.34),
+                ("morsd", 0.33),
+                ("morsd", 0.29),
+            ]),
+            None,
+        );
         assert!(overlap.contains("overlap"), "{overlap}");
-        let apart = reading(&stored(&[
-            ("random", 0.20),
-            ("random", 0.21),
-            ("morsd", 0.50),
-            ("morsd", 0.51),
-        ]));
+        let apart = reading(
+            &stored(&[
+                ("random", 0.20),
+                ("random", 0.21),
+                ("morsd", 0.50),
+                ("morsd", 0.51),
+            ]),
+            None,
+        );
         assert!(apart.contains("lies above"), "{apart}");
         assert!(apart.starts_with("2 seeds"), "{apart}");
     }
