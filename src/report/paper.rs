@@ -55,15 +55,25 @@ fn pct(c: &Cell) -> String {
 
 /// (task, strategy, k) → cell, over every experiment whose folder name starts with `prefix`.
 fn cells(stored: &[(String, Stored)], prefix: &str) -> BTreeMap<(String, String, usize), Cell> {
-    let mut by: BTreeMap<(String, String, usize), Vec<&RunRow>> = BTreeMap::new();
-    for (_, s) in stored.iter().filter(|(n, _)| n.starts_with(prefix)) {
-        for r in &s.runs {
-            by.entry((r.task.clone(), r.strategy.clone(), r.per_question))
-                .or_default()
-                .push(r);
-        }
+    runs_of(stored, prefix)
+        .into_iter()
+        .map(|(k, v)| (k, cell(&v)))
+        .collect()
+}
+
+/// The task as the tables name it: the task, or `task (folder)` when two experiments with the
+/// prefix ran the same task (e.g. arithmetic with the scratch and with the SmolLM2 student),
+/// so that their runs are never pooled.
+fn task_label(stored: &[(String, Stored)], prefix: &str, folder: &str, task: &str) -> String {
+    let folders = stored
+        .iter()
+        .filter(|(n, s)| n.starts_with(prefix) && s.runs.iter().any(|r| r.task == task))
+        .count();
+    if folders > 1 {
+        format!("{task} ({folder})")
+    } else {
+        task.to_string()
     }
-    by.into_iter().map(|(k, v)| (k, cell(&v))).collect()
 }
 
 /// The tasks of a cell map, in order, once each (keys sort by task first).
@@ -142,9 +152,10 @@ type Runs<'a> = BTreeMap<(String, String, usize), Vec<&'a RunRow>>;
 
 fn runs_of<'a>(stored: &'a [(String, Stored)], prefix: &str) -> Runs<'a> {
     let mut by: Runs<'a> = BTreeMap::new();
-    for (_, s) in stored.iter().filter(|(n, _)| n.starts_with(prefix)) {
+    for (name, s) in stored.iter().filter(|(n, _)| n.starts_with(prefix)) {
         for r in &s.runs {
-            by.entry((r.task.clone(), r.strategy.clone(), r.per_question))
+            let task = task_label(stored, prefix, name, &r.task);
+            by.entry((task, r.strategy.clone(), r.per_question))
                 .or_default()
                 .push(r);
         }
@@ -596,8 +607,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         // (folder, [(strategy, k, questions right of 200)]) at seeds 0..6; the first ones right.
         type Arms<'a> = &'a [(&'a str, usize, usize)];
-        let folders: [(&str, Arms); 3] = [
+        let folders: [(&str, Arms); 4] = [
             ("main-synthetic", &[("morsd", 6, 120), ("all", 6, 100)]),
+            // The same task with another student: a stratum of its own, never pooled with the
+            // first (morsd − all = −2 points here).
+            ("main-smollm2", &[("morsd", 6, 96), ("all", 6, 100)]),
             ("rd-minmax", &[("rd-min", 4, 100), ("rd-max", 4, 100)]),
             (
                 "ablation-k",
@@ -641,10 +655,13 @@ mod tests {
         let section = |a: &str, b: &str| {
             claims[claims.find(a).unwrap()..claims.find(b).unwrap()].to_string()
         };
-        // Claim 1: +10 points at every seed → reproduced.
+        // Claim 1: +10 and −2 points at every seed → +4 on average, reproduced.
         let c1 = section("## 1.", "## 2.");
         assert!(c1.contains("Verdict: **reproduced**"), "{c1}");
-        assert!(c1.contains("+10.0 [+"), "{c1}");
+        assert!(c1.contains("averaged over 2 task(s): +4.0 [+"), "{c1}");
+        assert!(c1.contains("| arithmetic (main-synthetic) | 60.2 "), "{c1}");
+        assert!(c1.contains("| arithmetic (main-smollm2) | 48.2 "), "{c1}");
+        assert!(c1.contains("| −2.0 [") || c1.contains("| -2.0 ["), "{c1}");
         // Claim 2: identical outcomes → a CI of [0, 0] and an MDE of 0: no effect at the
         // paper's size.
         let c2 = section("## 2.", "## 3.");
