@@ -86,6 +86,9 @@ pub struct Paired {
     pub seeds: usize,
     /// Paired (seed, question) outcomes in all strata.
     pub pairs: usize,
+    /// The fewest seeds of any stratum: with one, the CI and the MDE cover the test questions'
+    /// noise only, not the training noise between seeds.
+    pub min_seeds: usize,
 }
 
 /// Compares two arms over `strata`. `None` when no stratum has a seed with shared questions.
@@ -234,6 +237,7 @@ pub fn compare(strata: &[Stratum]) -> Option<Paired> {
         per_seed,
         seeds: n_seeds,
         pairs: strata.iter().flatten().map(|d| d.diffs.len()).sum(),
+        min_seeds: strata.iter().map(|s| s.len()).min().unwrap_or(0),
     })
 }
 
@@ -296,6 +300,8 @@ pub enum Decision {
     /// The CI contains 0 and the study could not have detected the effect of interest
     /// (the MDE, as a fraction).
     Inconclusive(f64),
+    /// Some stratum has a single seed: training noise is not measured, so no verdict.
+    OneSeed,
     /// The runs needed are not there.
     Unmeasured,
 }
@@ -305,6 +311,7 @@ impl Decision {
     pub fn of(p: Option<&Paired>, effect: f64) -> Decision {
         match p {
             None => Decision::Unmeasured,
+            Some(p) if p.min_seeds < 2 => Decision::OneSeed,
             Some(p) if p.ci.0 > 0.0 => Decision::Reproduced,
             Some(p) if p.ci.1 < 0.0 => Decision::Contradicted,
             Some(p) if p.mde <= effect => Decision::NoEffect,
@@ -323,6 +330,10 @@ impl Decision {
             ),
             Decision::Inconclusive(m) => format!("**inconclusive (MDE {:.1} points)**", 100.0 * m),
             Decision::Unmeasured => "**not measured**".into(),
+            Decision::OneSeed => {
+                "**inconclusive (one seed: the noise between training runs is not measured)**"
+                    .into()
+            }
         }
     }
 }
@@ -499,6 +510,7 @@ mod tests {
             per_seed: vec![],
             seeds: 6,
             pairs: 6000,
+            min_seeds: 6,
         };
         let e = 0.046;
         assert_eq!(Decision::of(Some(&mk(0.01, 0.05, 0.03)), e), Decision::Reproduced);
@@ -509,6 +521,11 @@ mod tests {
             Decision::Inconclusive(0.09)
         );
         assert_eq!(Decision::of(None, e), Decision::Unmeasured);
+        let one = Paired {
+            min_seeds: 1,
+            ..mk(0.01, 0.05, 0.03)
+        };
+        assert_eq!(Decision::of(Some(&one), e), Decision::OneSeed);
         assert!(Decision::Inconclusive(0.09).text(e).contains("MDE 9.0 points"));
     }
 }

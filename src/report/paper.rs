@@ -499,7 +499,8 @@ pub fn write(dir: &Path, main_k: usize, setting: Option<&Path>) -> Result<String
          - **reproduced**: the paired 95 % CI lies wholly above 0;\n\
          - **contradicted**: it lies wholly below 0;\n\
          - **no effect at the paper's size**: the CI contains 0 and the MDE is at most {effect:.1} points;\n\
-         - **inconclusive (MDE X points)**: the CI contains 0 and the study could only have detected an effect of X points.\n\n\
+         - **inconclusive (MDE X points)**: the CI contains 0 and the study could only have detected an effect of X points;\n\
+         - **inconclusive (one seed)**: some task has a single seed, so the noise between training runs is not measured and no verdict is given.\n\n\
          The effect of interest is {effect:.1} points for every claim. For claim 1 it is the paper's average gain of morsd over `all`. Claims 2 and 3 have no single effect size that this repository can cite from the paper, and an RD ordering or a choice of k that moves accuracy by much less than the method's whole claimed gain would not support the paper's recommendation, so the same {effect:.1} points is the smallest effect worth detecting for them.\n\n\
          Claim 3 is two comparisons of morsd over k: k = 6 − the smallest k run (the claimed side: more rationales help up to about 6) and the largest k run − k = 6 (the claimed side: more than about 6 does not pay). **Reproduced** when the first CI lies above 0 and the second's upper end is below {effect:.1} points (no gain of the paper's size beyond 6); **contradicted** when the first CI lies below 0, or the second lies wholly above 0 with a mean of at least {effect:.1} points (more rationales pay); **no effect at the paper's size** when the first CI contains 0 with an MDE of at most {effect:.1} points (k barely matters here); **inconclusive (MDE X points)** otherwise, X being the first comparison's MDE.\n\n\
          ## Method\n\n\
@@ -536,6 +537,9 @@ pub fn claim3(rise: Option<&Paired>, beyond: Option<&Paired>, e: f64) -> Decisio
     let Some(r) = rise else {
         return Decision::Unmeasured;
     };
+    if r.min_seeds < 2 || beyond.is_some_and(|b| b.min_seeds < 2) {
+        return Decision::OneSeed;
+    }
     let beyond_hi = beyond.map_or(f64::INFINITY, |b| b.ci.1);
     // More than 6 pays: a gain shown to be positive and on average of at least the effect size.
     let pays = beyond.is_some_and(|b| b.ci.0 > 0.0 && b.mean >= e);
@@ -564,6 +568,7 @@ mod tests {
             per_seed: vec![],
             seeds: 6,
             pairs: 6000,
+            min_seeds: 6,
         }
     }
 

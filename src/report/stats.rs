@@ -164,7 +164,13 @@ fn paired_reading(a: &str, b: &str, p: &Paired, seeds: usize, tq: &str) -> Strin
         paired::per_seed_text(p)
     );
     let mde = 100.0 * p.mde;
-    if p.ci.0 > 0.0 {
+    if p.min_seeds < 2 {
+        format!(
+            "{head} With one seed this CI covers only the test questions' noise, not the noise \
+             between training runs, which is usually larger: run more seeds (experiment.seeds) \
+             before reading anything into it."
+        )
+    } else if p.ci.0 > 0.0 {
         format!(
             "{head} The CI lies above 0: on this setting the first is better. One task, student and \
              budget say nothing about others."
