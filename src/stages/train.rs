@@ -13,7 +13,7 @@ use crate::spec::RunSpec;
 use crate::student::decode::{DecodeOptions, greedy_with};
 use crate::student::format;
 use crate::student::tokenizer::Tok;
-use crate::student::train::{TrainExample, TrainOptions, train};
+use crate::student::train::{Budget, TrainExample, TrainOptions, train};
 use crate::student::{LlamaConfig, Lm, init_student, load_pretrained, lora, model_config};
 use crate::task::TaskData;
 use crate::teacher::Rationale;
@@ -150,7 +150,7 @@ impl Stage for Train {
             ok as f64 / data.validation.len().max(1) as f64
         };
         let opts = TrainOptions {
-            steps: spec.train.steps,
+            budget: Budget::Steps(spec.train.steps),
             batch_size: spec.train.batch_size,
             grad_accum: spec.train.grad_accum.unwrap_or(1),
             lr: spec.train.lr,
@@ -187,7 +187,7 @@ impl Stage for Train {
         Ok(j!({
             "rationales": examples.len(),
             "training_tokens": outcome.tokens,
-            "steps": spec.train.steps,
+            "steps": outcome.steps,
             "best_step": outcome.best_step,
             "val_accuracy": outcome.best_val_accuracy,
             "final_loss": outcome.loss_curve.last().map(|x| x.1),
