@@ -9,7 +9,7 @@
 use burn::prelude::*;
 use morsd::student::decode::{DecodeOptions, greedy_ids};
 use morsd::student::tokenizer::Tok;
-use morsd::student::train::{TrainExample, TrainOptions, lm_batch, position_nll, train};
+use morsd::student::train::{Budget, TrainExample, TrainOptions, lm_batch, position_nll, train};
 use morsd::student::{Lm, init_student, lora, model_config};
 use serde_json::json;
 use std::time::Instant;
@@ -74,7 +74,7 @@ fn examples(tok: &Tok, w: &Work) -> Vec<TrainExample> {
 
 fn opts(w: &Work, steps: usize) -> TrainOptions {
     TrainOptions {
-        steps,
+        budget: Budget::Steps(steps),
         batch_size: w.batch,
         grad_accum: 1,
         lr: 1e-5,

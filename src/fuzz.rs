@@ -141,6 +141,13 @@ pub fn check_spec(path: &Path, sets: &[String], env: &[(String, String)]) -> Opt
                 "{} runs",
                 s.runs.len()
             );
+            for r in &s.runs {
+                assert!(
+                    r.spec.train.steps.is_some() != r.spec.train.epochs.is_some(),
+                    "{}: the training budget is not exactly one of train.steps and train.epochs",
+                    r.label
+                );
+            }
             Some(s)
         }
         Err(Error::BadOverride { arg, message }) => {

@@ -7,7 +7,7 @@ use morsd::spec::TaskKind;
 use morsd::spec::raw::{DataSpec, StudentSpec, TeacherSpec};
 use morsd::student::decode::greedy;
 use morsd::student::tokenizer::Tok;
-use morsd::student::train::{TrainExample, TrainOptions, train};
+use morsd::student::train::{Budget, TrainExample, TrainOptions, train};
 use morsd::student::{Lm, format, init_student, model_config};
 use morsd::task::synthetic;
 use morsd::teacher::programmatic;
@@ -82,7 +82,7 @@ fn student_learns_coin_flip_from_correct_rationales() {
     let ad = device.clone().autodiff();
     let model = init_student(&config, 0, &ad);
     let opts = TrainOptions {
-        steps: 300,
+        budget: Budget::Steps(300),
         batch_size: 16,
         grad_accum: 1,
         lr: 3e-3,

@@ -12,7 +12,7 @@ use candle_core::quantized::GgmlDType;
 use morsd::student::checkpoint::Checkpoint;
 use morsd::student::decode::{DecodeOptions, greedy_ids};
 use morsd::student::score::answer_nll;
-use morsd::student::train::{TrainExample, TrainOptions, lm_batch, masked_nll, train};
+use morsd::student::train::{Budget, TrainExample, TrainOptions, lm_batch, masked_nll, train};
 use morsd::student::{Batch, Lm, lora};
 
 fn load(path: &std::path::Path, device: &Device) -> (Lm, morsd::student::tokenizer::Tok) {
@@ -214,7 +214,7 @@ fn examples(tok: &morsd::student::tokenizer::Tok) -> Vec<TrainExample> {
 
 fn opts(batch: usize, accum: usize) -> TrainOptions {
     TrainOptions {
-        steps: 1,
+        budget: Budget::Steps(1),
         batch_size: batch,
         grad_accum: accum,
         lr: 1e-3,
@@ -283,7 +283,7 @@ fn lora_trains_only_adapters_and_merges_to_the_same_model() {
     );
     let data = examples(&tok);
     let mut o = opts(4, 1);
-    o.steps = 5;
+    o.budget = Budget::Steps(5);
     o.lr = 1e-2;
     let bar = indicatif::ProgressBar::hidden();
     let trained = train(adapted, &data, tok.pad, &o, &ad, None, &bar)

@@ -396,9 +396,26 @@ pub struct SelectSpec {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainSpec {
-    /// Optimiser steps (same compute for every selection). Default: 300.
-    #[serde(default = "d_steps_train")]
-    pub steps: usize,
+    /// The training budget in optimiser steps: the same compute whatever the selection keeps.
+    /// The alternative to `epochs`; setting both is an error. Default: 300 when `epochs` is
+    /// unset (filled in by resolution, so every stage sees it), else unset.
+    ///
+    /// Unset is serialized as `null`, not skipped, so `train.steps` stays a sweepable key of a
+    /// spec that does not write it; the train stage's key holds the budget in use, never the
+    /// `null` ([`crate::stages::train_key`]).
+    #[serde(default)]
+    pub steps: Option<usize>,
+    /// The training budget in epochs, a positive integer: every selected training sequence (one
+    /// per selected rationale) is seen exactly this many times, so a selection that keeps fewer
+    /// rationales trains for fewer optimiser steps: `ceil(epochs × sequences / (min(batch_size,
+    /// sequences) × grad_accum))`, the last step's micro-batches cut short to what is left. The
+    /// warm-up, the cosine decay and `eval_every` count those steps. The alternative to `steps`;
+    /// setting both is an error. Default: unset (a `steps` budget).
+    ///
+    /// Unset is serialized as `null` like `steps`, and left out of the train stage's key, so a
+    /// steps-budgeted spec keeps the keys it had before this field existed.
+    #[serde(default)]
+    pub epochs: Option<usize>,
     /// Sequences per micro-batch. Default: 16.
     #[serde(default = "d_batch")]
     pub batch_size: usize,
@@ -547,9 +564,8 @@ fn d_k() -> usize {
 fn d_dedup_thr() -> f64 {
     0.7
 }
-fn d_steps_train() -> usize {
-    300
-}
+/// `train.steps` when neither `train.steps` nor `train.epochs` is set.
+pub const DEFAULT_TRAIN_STEPS: usize = 300;
 fn d_batch() -> usize {
     16
 }

@@ -448,6 +448,10 @@ fn load_with(path: &Path, sets: &[String], env: impl figment::Provider) -> Resul
             };
             spec.score.rd_model = Some(d.into());
         }
+        // The training budget: `train.steps` unless `train.epochs` is set (validated: not both).
+        if spec.train.steps.is_none() && spec.train.epochs.is_none() {
+            spec.train.steps = Some(super::raw::DEFAULT_TRAIN_STEPS);
+        }
         for &seed in &base.experiment.seeds {
             let mut label: Vec<String> = point
                 .iter()
@@ -765,7 +769,6 @@ fn validate(path: &Path, text: &str, s: &RawSpec) -> Result<(TaskRef, Strategy)>
         ("select.dedup_ngram", s.select.dedup_ngram),
         ("score.ngram", s.score.ngram),
         ("score.batch_size", s.score.batch_size),
-        ("train.steps", s.train.steps),
         ("train.batch_size", s.train.batch_size),
         ("train.eval_every", s.train.eval_every),
         ("eval.max_new_tokens", s.eval.max_new_tokens),
@@ -774,6 +777,22 @@ fn validate(path: &Path, text: &str, s: &RawSpec) -> Result<(TaskRef, Strategy)>
         if v == 0 {
             return Err(err(k, "must be at least 1".into()));
         }
+    }
+    match (s.train.steps, s.train.epochs) {
+        (Some(_), Some(_)) => {
+            return Err(err(
+                "train.epochs",
+                "`train.steps` and `train.epochs` are alternative training budgets (optimiser steps, or passes over the selected rationales): set one of them, not both".into(),
+            ));
+        }
+        (Some(0), _) => return Err(err("train.steps", "must be at least 1".into())),
+        (_, Some(0)) => {
+            return Err(err(
+                "train.epochs",
+                "must be at least 1 (whole passes over the selected rationales)".into(),
+            ));
+        }
+        _ => {}
     }
     if !matches!(s.executor.kind.as_str(), "local" | "slurm") {
         return Err(err(
@@ -1035,7 +1054,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.runs[0].spec.select.per_question, 2);
-        assert_eq!(s.runs[0].spec.train.steps, 7);
+        assert_eq!(s.runs[0].spec.train.steps, Some(7));
         let s = load_with_env(
             &p,
             &["select.per_question=5".into()],
@@ -1101,6 +1120,82 @@ mod tests {
         let e = load(&p, &[]).unwrap_err().to_string();
         assert!(e.len() < 4096 && e.contains("line 1"), "{}", e.len());
         assert_eq!(clip_lines("abcdef\nab", 3), "abc…\nab");
+    }
+
+    #[test]
+    fn train_budget_is_steps_or_epochs() {
+        // Neither: 300 steps, as before `train.epochs` existed.
+        let (_d, p) = write("");
+        let t = &load(&p, &[]).unwrap().runs[0].spec.train;
+        assert_eq!((t.steps, t.epochs), (Some(300), None));
+        // Steps, from the file or --set.
+        let (_d, p) = write("[train]\nsteps = 40\n");
+        let t = &load(&p, &[]).unwrap().runs[0].spec.train;
+        assert_eq!((t.steps, t.epochs), (Some(40), None));
+        // Epochs: no steps value is made up.
+        let (_d, p) = write("[train]\nepochs = 3\n");
+        let t = &load(&p, &[]).unwrap().runs[0].spec.train;
+        assert_eq!((t.steps, t.epochs), (None, Some(3)));
+        let (_d, p) = write("");
+        let t = &load(&p, &["train.epochs=2".into()]).unwrap().runs[0]
+            .spec
+            .train;
+        assert_eq!((t.steps, t.epochs), (None, Some(2)));
+        // Both: an error naming both fields and the file, from the file or through --set.
+        let (_d, p) = write("[train]\nsteps = 40\nepochs = 3\n");
+        let e = load(&p, &[]).unwrap_err();
+        let msg = e.to_string();
+        assert!(matches!(e, Error::SpecField { .. }) && e.is_user_error());
+        assert!(
+            msg.contains("train.steps")
+                && msg.contains("train.epochs")
+                && msg.contains(&p.display().to_string())
+                && msg.contains("line 3"),
+            "{msg}"
+        );
+        let (_d, p) = write("[train]\nsteps = 40\n");
+        let msg = load(&p, &["train.epochs=1".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("train.steps") && msg.contains("train.epochs"),
+            "{msg}"
+        );
+        // Zero epochs or steps.
+        let (_d, p) = write("[train]\nepochs = 0\n");
+        let msg = load(&p, &[]).unwrap_err().to_string();
+        assert!(
+            msg.contains("train.epochs") && msg.contains("at least 1"),
+            "{msg}"
+        );
+        let (_d, p) = write("[train]\nsteps = 0\n");
+        let msg = load(&p, &[]).unwrap_err().to_string();
+        assert!(
+            msg.contains("train.steps") && msg.contains("at least 1"),
+            "{msg}"
+        );
+        let (_d, p) = write("[train]\nepochs = -1\n");
+        assert!(load(&p, &[]).unwrap_err().to_string().contains("epochs"));
+        // Either is sweepable in a spec that writes neither; a sweep of epochs over a file's
+        // steps sets both.
+        let (_d, p) = write("[sweep]\n\"train.epochs\" = [1, 2]\n");
+        let s = load(&p, &[]).unwrap();
+        let b: Vec<_> = s
+            .runs
+            .iter()
+            .map(|r| (r.spec.train.steps, r.spec.train.epochs))
+            .collect();
+        assert_eq!(b, vec![(None, Some(1)), (None, Some(2))]);
+        let (_d, p) = write("[sweep]\n\"train.steps\" = [10, 20]\n");
+        let s = load(&p, &[]).unwrap();
+        let b: Vec<_> = s.runs.iter().map(|r| r.spec.train.steps).collect();
+        assert_eq!(b, vec![Some(10), Some(20)]);
+        let (_d, p) = write("[train]\nsteps = 5\n[sweep]\n\"train.epochs\" = [1]\n");
+        let msg = load(&p, &[]).unwrap_err().to_string();
+        assert!(
+            msg.contains("train.steps") && msg.contains("train.epochs"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -150,6 +150,27 @@ pub fn student_key(spec: &crate::spec::raw::StudentSpec) -> Value {
     v
 }
 
+/// The `[train]` section as it enters the train stage's key: the budget in use and nothing
+/// else of it — `steps` (300 when neither is set) or `epochs`, never a `null` — so a spec that
+/// sets `train.steps` or neither has the key it had before `train.epochs` existed.
+pub fn train_key(spec: &crate::spec::raw::TrainSpec) -> Value {
+    let mut v = json(spec);
+    if let Some(o) = v.as_object_mut() {
+        match spec.epochs {
+            Some(e) => {
+                o.remove("steps");
+                o.insert("epochs".into(), e.into());
+            }
+            None => {
+                o.remove("epochs");
+                let steps = spec.steps.unwrap_or(crate::spec::raw::DEFAULT_TRAIN_STEPS);
+                o.insert("steps".into(), steps.into());
+            }
+        }
+    }
+    v
+}
+
 /// The checkpoint files of a `llama` student (none for `scratch`).
 pub fn student_inputs(run: &RunSpec) -> Result<Vec<(String, PathBuf)>> {
     match &run.spec.student.weights {

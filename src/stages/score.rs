@@ -25,7 +25,7 @@ use crate::spec::RunSpec;
 use crate::student::format;
 use crate::student::score::answer_nll;
 use crate::student::tokenizer::Tok;
-use crate::student::train::{TrainExample, TrainOptions, train};
+use crate::student::train::{Budget, TrainExample, TrainOptions, train};
 use crate::student::{init_student, load_llama, load_pretrained, model_config};
 use crate::task::TaskData;
 use crate::teacher::majority::{Tally, Vote, vote};
@@ -162,7 +162,7 @@ impl Stage for Score {
                 }
                 ctx.progress.set_message("warm-up");
                 let opts = TrainOptions {
-                    steps: spec.score.warmup_steps,
+                    budget: Budget::Steps(spec.score.warmup_steps),
                     batch_size: spec.train.batch_size,
                     grad_accum: 1,
                     lr: spec.train.lr,

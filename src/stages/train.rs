@@ -5,7 +5,8 @@
 //! `student.json` (its family), `tokenizer.json`, `curves.json`.
 
 use super::{
-    Stage, StageCtx, StageKind, json, read_json, sections, student_inputs, student_key, write_json,
+    Stage, StageCtx, StageKind, json, read_json, sections, student_inputs, student_key, train_key,
+    write_json,
 };
 use crate::answer::{extract_with_options, matches};
 use crate::error::{Error, IoContext, Result};
@@ -13,7 +14,7 @@ use crate::spec::RunSpec;
 use crate::student::decode::{DecodeOptions, greedy_with};
 use crate::student::format;
 use crate::student::tokenizer::Tok;
-use crate::student::train::{TrainExample, TrainOptions, train};
+use crate::student::train::{Budget, TrainExample, TrainOptions, train};
 use crate::student::{LlamaConfig, Lm, init_student, load_pretrained, lora, model_config};
 use crate::task::TaskData;
 use crate::teacher::Rationale;
@@ -45,7 +46,7 @@ impl Stage for Train {
         let template = format::template(&run.spec.student).unwrap_or_default();
         sections(&[
             ("student", student_key(&run.spec.student)),
-            ("train", json(&run.spec.train)),
+            ("train", train_key(&run.spec.train)),
             ("eval", json(&run.spec.eval)),
             ("format_template", json(&template)),
         ])
@@ -149,8 +150,17 @@ impl Stage for Train {
                 .count();
             ok as f64 / data.validation.len().max(1) as f64
         };
+        // The budget: `train.epochs` passes over the training sequences, else `train.steps`.
+        let budget = match spec.train.epochs {
+            Some(e) => Budget::Epochs(e),
+            None => Budget::Steps(
+                spec.train
+                    .steps
+                    .unwrap_or(crate::spec::raw::DEFAULT_TRAIN_STEPS),
+            ),
+        };
         let opts = TrainOptions {
-            steps: spec.train.steps,
+            budget,
             batch_size: spec.train.batch_size,
             grad_accum: spec.train.grad_accum.unwrap_or(1),
             lr: spec.train.lr,
@@ -187,7 +197,8 @@ impl Stage for Train {
         Ok(j!({
             "rationales": examples.len(),
             "training_tokens": outcome.tokens,
-            "steps": spec.train.steps,
+            "steps": outcome.steps,
+            "epochs": spec.train.epochs,
             "best_step": outcome.best_step,
             "val_accuracy": outcome.best_val_accuracy,
             "final_loss": outcome.loss_curve.last().map(|x| x.1),
@@ -219,4 +230,64 @@ pub fn load_student(dir: &Path, device: &burn::prelude::Device) -> Result<(Lm, T
         .try_load_record(record)
         .map_err(|e| Error::run(format!("{}: {e}", dir.join("model.bpk").display())))?;
     Ok((model, Tok::load(&dir.join("tokenizer.json"))?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::raw::TrainSpec;
+
+    fn run_of(spec: &str) -> RunSpec {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("spec.toml");
+        std::fs::write(&p, spec).unwrap();
+        crate::spec::load(&p, &[]).unwrap().runs.remove(0)
+    }
+
+    fn train_section(spec: &str) -> Value {
+        Train.config(&run_of(spec))["train"].clone()
+    }
+
+    #[test]
+    fn a_steps_budget_keeps_its_key_and_epochs_change_it() {
+        // The `[train]` section of the key as it was before `train.epochs` existed (the
+        // serialized TrainSpec: `steps` a number, the optional fields skipped when unset).
+        let before = j!({
+            "steps": 300, "batch_size": 16, "lr": 0.003, "warmup_steps": 20,
+            "weight_decay": 0.01, "eval_every": 100,
+        });
+        assert_eq!(train_section(""), before);
+        // Byte for byte as the key hashes it (serde_json sorts object keys).
+        assert_eq!(
+            serde_json::to_string(&train_section("")).unwrap(),
+            r#"{"batch_size":16,"eval_every":100,"lr":0.003,"steps":300,"warmup_steps":20,"weight_decay":0.01}"#
+        );
+        assert_eq!(train_section("[train]\nsteps = 300\n"), before);
+        assert_eq!(
+            train_key(&TrainSpec::default()),
+            before,
+            "unresolved default"
+        );
+        assert!(train_section("").get("epochs").is_none());
+        let mut set = before.clone();
+        set["steps"] = 40.into();
+        set["grad_accum"] = 2.into();
+        assert_eq!(train_section("[train]\nsteps = 40\ngrad_accum = 2\n"), set);
+        // Epochs: in the key, and no steps value beside them.
+        let e2 = train_section("[train]\nepochs = 2\n");
+        let mut want = before.clone();
+        want.as_object_mut().unwrap().remove("steps");
+        want["epochs"] = 2.into();
+        assert_eq!(e2, want);
+        assert_ne!(e2, train_section("[train]\nepochs = 1\n"));
+        // The whole config (hence the key) differs from the steps spec's.
+        assert_ne!(
+            Train.config(&run_of("[train]\nepochs = 2\n")),
+            Train.config(&run_of(""))
+        );
+        assert_eq!(
+            Train.config(&run_of("[train]\nsteps = 300\n")),
+            Train.config(&run_of(""))
+        );
+    }
 }

@@ -1,5 +1,6 @@
 //! Student training: AdamW with a linear warm-up and cosine decay, loss on target tokens only
-//! (rationale + answer, never the prompt), and checkpoint choice on the validation split.
+//! (rationale + answer, never the prompt), and checkpoint choice on the validation split. The
+//! budget is a number of optimiser steps or of epochs ([`Budget`]).
 
 use super::Lm;
 use super::model::Batch;
@@ -21,11 +22,54 @@ pub struct TrainExample {
     pub target: Vec<u32>,
 }
 
+/// How long training runs (`train.steps` or `train.epochs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Budget {
+    /// This many optimiser steps, whatever the number of training sequences: the epoch orders
+    /// follow one another, so a micro-batch that runs past the end of one epoch takes the rest
+    /// of its sequences from the next (freshly shuffled) one.
+    Steps(usize),
+    /// Every training sequence seen exactly this many times: [`epoch_steps`] optimiser steps
+    /// drawing `epochs × sequences` sequences in all. Micro-batches cross epoch boundaries as
+    /// with [`Budget::Steps`]; only the last step is cut short: its micro-batches take what is
+    /// left (the last one possibly short, fewer than `grad_accum` of them possibly).
+    Epochs(usize),
+}
+
+impl Budget {
+    /// Optimiser steps this budget takes over `sequences` training sequences.
+    pub fn steps(self, sequences: usize, batch_size: usize, grad_accum: usize) -> usize {
+        match self {
+            Budget::Steps(n) => n,
+            Budget::Epochs(e) => epoch_steps(e, sequences, batch_size, grad_accum),
+        }
+    }
+
+    /// The most sequences training draws from `sequences` (none: no cap).
+    fn draws(self, sequences: usize) -> Option<usize> {
+        match self {
+            Budget::Steps(_) => None,
+            Budget::Epochs(e) => Some(e.saturating_mul(sequences)),
+        }
+    }
+}
+
+/// Optimiser steps of an `epochs` budget: `ceil(epochs × sequences / (micro-batch × grad_accum))`,
+/// where a micro-batch holds `min(batch_size, sequences)` sequences (as [`train`] draws them).
+/// 0 without sequences.
+pub fn epoch_steps(epochs: usize, sequences: usize, batch_size: usize, grad_accum: usize) -> usize {
+    let per_step = batch_size
+        .min(sequences)
+        .max(1)
+        .saturating_mul(grad_accum.max(1));
+    epochs.saturating_mul(sequences).div_ceil(per_step)
+}
+
 /// Optimisation settings (from `[train]`, or the warm-up settings of `[score]`).
 #[derive(Debug, Clone)]
 pub struct TrainOptions {
-    /// Optimiser steps.
-    pub steps: usize,
+    /// How long to train.
+    pub budget: Budget,
     /// Sequences per micro-batch.
     pub batch_size: usize,
     /// Micro-batches whose gradients are summed before each optimiser step (1 = none).
@@ -81,6 +125,9 @@ pub struct TrainOutcome {
     pub model: Lm,
     /// Step of the chosen checkpoint.
     pub best_step: usize,
+    /// Optimiser steps run (the budget's; a step whose micro-batches all lack a loss position
+    /// counts, though it leaves the weights as they were).
+    pub steps: usize,
     /// Its validation accuracy, if validated.
     pub best_val_accuracy: Option<f64>,
     /// (step, mean loss since the previous point).
@@ -91,13 +138,14 @@ pub struct TrainOutcome {
     pub tokens: u64,
 }
 
-/// Learning rate at `step` (0-based): linear warm-up to `peak`, cosine decay to 10 % of it.
-pub fn lr_at(step: usize, opts: &TrainOptions) -> f64 {
+/// Learning rate at `step` (0-based) of `steps`: linear warm-up to `peak`, cosine decay to 10 %
+/// of it. A warm-up as long as the run or longer only ramps up (the rate never decays).
+pub fn lr_at(step: usize, steps: usize, opts: &TrainOptions) -> f64 {
     let peak = opts.lr;
     if step < opts.warmup_steps {
         return peak * (step + 1) as f64 / opts.warmup_steps as f64;
     }
-    let span = (opts.steps.saturating_sub(opts.warmup_steps)).max(1) as f64;
+    let span = (steps.saturating_sub(opts.warmup_steps)).max(1) as f64;
     let p = ((step - opts.warmup_steps) as f64 / span).min(1.0);
     0.1 * peak + 0.9 * peak * 0.5 * (1.0 + (std::f64::consts::PI * p).cos())
 }
@@ -192,6 +240,74 @@ pub fn lm_batch(
     })
 }
 
+/// The sequences [`train`] draws, step by step: epoch orders ([`epoch_order`]) one after the
+/// other, `grad_accum` micro-batches of `min(batch_size, sequences)` per step; under an epoch
+/// budget no more than `epochs × sequences` in all, the last step taking what is left.
+struct Draws<'a> {
+    data: &'a [TrainExample],
+    batch_size: usize,
+    group_by_length: bool,
+    rng: StdRng,
+    /// The current epoch order, taken from the end.
+    order: Vec<usize>,
+    /// Sequences per micro-batch.
+    micro_size: usize,
+    /// Micro-batches per step.
+    accum: usize,
+    /// Sequences left to draw (epoch budget; none: no cap).
+    left: Option<usize>,
+}
+
+impl<'a> Draws<'a> {
+    fn new(data: &'a [TrainExample], opts: &TrainOptions) -> Self {
+        Draws {
+            data,
+            batch_size: opts.batch_size,
+            group_by_length: opts.group_by_length,
+            rng: StdRng::seed_from_u64(opts.seed),
+            order: Vec::new(),
+            micro_size: opts.batch_size.min(data.len()),
+            accum: opts.grad_accum.max(1),
+            left: opts.budget.draws(data.len()),
+        }
+    }
+
+    /// The micro-batches of the next optimiser step (example indices): `accum` of
+    /// `micro_size`, or under an epoch budget as many as the sequences left fill (the last one
+    /// possibly short; none once they are all drawn).
+    fn next_step(&mut self) -> Vec<Vec<usize>> {
+        let micro = self.left.map_or(self.accum, |l| {
+            l.div_ceil(self.micro_size.max(1)).min(self.accum)
+        });
+        (0..micro)
+            .map(|_| {
+                let size = self
+                    .left
+                    .map_or(self.micro_size, |l| l.min(self.micro_size));
+                if let Some(l) = &mut self.left {
+                    *l -= size;
+                }
+                let mut idx = Vec::with_capacity(size);
+                while idx.len() < size {
+                    if self.order.is_empty() {
+                        self.order = epoch_order(
+                            self.data,
+                            self.batch_size,
+                            self.group_by_length,
+                            &mut self.rng,
+                        );
+                    }
+                    match self.order.pop() {
+                        Some(i) => idx.push(i),
+                        None => break, // no data: nothing to draw
+                    }
+                }
+                idx
+            })
+            .collect()
+    }
+}
+
 /// Why training could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -232,32 +348,29 @@ pub fn train(
         .with_weight_decay(opts.weight_decay as f32)
         .with_grad_clipping(Some(GradientClippingConfig::Norm(1.0)))
         .init();
-    let mut rng = StdRng::seed_from_u64(opts.seed);
-    let mut order: Vec<usize> = Vec::new();
     let (mut loss_sum, mut loss_n, mut tokens) = (0.0, 0usize, 0u64);
+    let steps = opts
+        .budget
+        .steps(data.len(), opts.batch_size, opts.grad_accum);
+    let mut draws = Draws::new(data, opts);
     let mut out = TrainOutcome {
         model: model.valid(),
         best_step: 0,
+        steps,
         best_val_accuracy: None,
         loss_curve: vec![],
         val_curve: vec![],
         tokens: 0,
     };
-    progress.set_length(opts.steps as u64);
-    for step in 0..opts.steps {
+    progress.set_length(steps as u64);
+    for step in 0..steps {
         // 1. Next micro-batches from a reshuffled epoch order.
-        let accum = opts.grad_accum.max(1);
+        let micro_batches = draws.next_step();
+        let micro = micro_batches.len();
         let mut acc = GradientsAccumulator::new();
         let mut loss_value = 0f32;
         let mut accumulated = false;
-        for _ in 0..accum {
-            let mut idx = Vec::with_capacity(opts.batch_size);
-            while idx.len() < opts.batch_size.min(data.len()) {
-                if order.is_empty() {
-                    order = epoch_order(data, opts.batch_size, opts.group_by_length, &mut rng);
-                }
-                idx.push(order.pop().expect("non-empty"));
-            }
+        for idx in micro_batches {
             let examples: Vec<&TrainExample> = idx.iter().map(|&i| &data[i]).collect();
             let Some(lb) = lm_batch(&examples, pad, max_len, device) else {
                 continue;
@@ -266,14 +379,14 @@ pub fn train(
             tokens += lb.tokens;
             // 2. Forward and backward; the loss is divided by the number of micro-batches so the
             //    summed gradient is that of their mean.
-            let loss = masked_nll(&model, &lb).div_scalar(accum as f64);
+            let loss = masked_nll(&model, &lb).div_scalar(micro as f64);
             loss_value += loss.clone().into_scalar::<f32>();
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             acc.accumulate(&model, grads);
         }
         // 3. AdamW step at the scheduled rate (none when every row lacked a loss position).
         if accumulated {
-            model = optim.step(lr_at(step, opts), model, acc.grads());
+            model = optim.step(lr_at(step, steps, opts), model, acc.grads());
         }
         loss_sum += loss_value as f64;
         loss_n += 1;
@@ -281,7 +394,7 @@ pub fn train(
         progress.set_message(format!("loss {loss_value:.3}"));
         // 4. Checkpoint: keep the best on validation.
         let done = step + 1;
-        if done % opts.eval_every == 0 || done == opts.steps {
+        if done % opts.eval_every == 0 || done == steps {
             out.loss_curve.push((done, loss_sum / loss_n as f64));
             (loss_sum, loss_n) = (0.0, 0);
             let candidate = model.valid();
@@ -374,7 +487,7 @@ mod tests {
     #[test]
     fn schedule_warms_up_then_decays() {
         let o = TrainOptions {
-            steps: 100,
+            budget: Budget::Steps(100),
             batch_size: 1,
             grad_accum: 1,
             lr: 1.0,
@@ -384,9 +497,117 @@ mod tests {
             seed: 0,
             group_by_length: false,
         };
-        assert!((lr_at(0, &o) - 0.1).abs() < 1e-9);
-        assert!((lr_at(9, &o) - 1.0).abs() < 1e-9);
-        assert!(lr_at(50, &o) < 1.0 && lr_at(50, &o) > lr_at(90, &o));
-        assert!((lr_at(100, &o) - 0.1).abs() < 1e-9);
+        assert!((lr_at(0, 100, &o) - 0.1).abs() < 1e-9);
+        assert!((lr_at(9, 100, &o) - 1.0).abs() < 1e-9);
+        assert!(lr_at(50, 100, &o) < 1.0 && lr_at(50, 100, &o) > lr_at(90, 100, &o));
+        assert!((lr_at(100, 100, &o) - 0.1).abs() < 1e-9);
+        // A run shorter than the warm-up (an epoch budget over few sequences) only ramps up.
+        let lr: Vec<f64> = (0..4).map(|s| lr_at(s, 4, &o)).collect();
+        assert!(lr.windows(2).all(|w| w[0] < w[1]) && lr[3] < 1.0, "{lr:?}");
+    }
+
+    fn options(budget: Budget, batch_size: usize, grad_accum: usize) -> TrainOptions {
+        TrainOptions {
+            budget,
+            batch_size,
+            grad_accum,
+            lr: 1.0,
+            warmup_steps: 2,
+            weight_decay: 0.0,
+            eval_every: 10,
+            seed: 7,
+            group_by_length: false,
+        }
+    }
+
+    #[test]
+    fn epoch_steps_are_the_ceiling_of_the_passes() {
+        // ceil(epochs × sequences / (min(batch, sequences) × grad_accum)).
+        assert_eq!(epoch_steps(1, 48, 8, 1), 6);
+        assert_eq!(epoch_steps(1, 49, 8, 1), 7);
+        assert_eq!(epoch_steps(3, 10, 4, 1), 8);
+        assert_eq!(epoch_steps(3, 10, 4, 2), 4);
+        assert_eq!(
+            epoch_steps(2, 5, 16, 1),
+            2,
+            "a batch larger than the data holds it all"
+        );
+        assert_eq!(epoch_steps(2, 5, 16, 3), 1);
+        assert_eq!(epoch_steps(1, 0, 8, 1), 0);
+        assert_eq!(epoch_steps(1, 7, 0, 0), 7, "no division by zero");
+        assert_eq!(epoch_steps(usize::MAX, 3, 1, 1), usize::MAX, "saturates");
+        assert_eq!(Budget::Epochs(3).steps(10, 4, 2), 4);
+        assert_eq!(Budget::Steps(300).steps(10, 4, 2), 300);
+    }
+
+    #[test]
+    fn an_epoch_budget_draws_every_sequence_exactly_epochs_times() {
+        let data: Vec<TrainExample> = (1..=10).map(|t| ex(0, t)).collect();
+        // (sequences, batch, accum, epochs, group_by_length)
+        for (n, batch, accum, epochs, group) in [
+            (10, 4, 1, 3, false),
+            (10, 4, 2, 3, false),
+            (10, 4, 3, 1, true),
+            (10, 5, 1, 2, false),
+            (7, 16, 1, 2, false),
+            (7, 16, 2, 3, true),
+            (1, 4, 1, 5, false),
+        ] {
+            let data = &data[..n];
+            let mut o = options(Budget::Epochs(epochs), batch, accum);
+            o.group_by_length = group;
+            let steps = o.budget.steps(n, batch, accum);
+            let mut draws = Draws::new(data, &o);
+            let mut seen = vec![0usize; n];
+            let micro = batch.min(n);
+            for step in 0..steps {
+                let mbs = draws.next_step();
+                assert!(!mbs.is_empty() && mbs.len() <= accum);
+                let last = step + 1 == steps;
+                for (j, mb) in mbs.iter().enumerate() {
+                    // Full micro-batches; only the last one of the last step may be short.
+                    if !(last && j + 1 == mbs.len()) {
+                        assert_eq!(mb.len(), micro, "{n} {batch} {accum} {epochs}: step {step}");
+                    }
+                    assert!(!mb.is_empty());
+                    for &i in mb {
+                        seen[i] += 1;
+                    }
+                }
+                if !last {
+                    assert_eq!(mbs.len(), accum);
+                }
+            }
+            assert_eq!(seen, vec![epochs; n], "{n} {batch} {accum} {epochs}");
+            assert!(draws.next_step().is_empty(), "nothing left past the budget");
+        }
+    }
+
+    #[test]
+    fn a_steps_budget_draws_as_before_epochs_existed() {
+        // The draw loop as it was: `accum` micro-batches of min(batch, n) per step, popped from
+        // epoch orders one after the other.
+        let data: Vec<TrainExample> = (1..=10).map(|t| ex(0, t)).collect();
+        for (batch, accum, group) in [(4, 1, false), (4, 3, true), (16, 2, false)] {
+            let mut o = options(Budget::Steps(9), batch, accum);
+            o.group_by_length = group;
+            let mut rng = StdRng::seed_from_u64(o.seed);
+            let mut order: Vec<usize> = Vec::new();
+            let mut draws = Draws::new(&data, &o);
+            for _ in 0..9 {
+                let mut before = Vec::new();
+                for _ in 0..accum {
+                    let mut idx = Vec::new();
+                    while idx.len() < batch.min(data.len()) {
+                        if order.is_empty() {
+                            order = epoch_order(&data, batch, group, &mut rng);
+                        }
+                        idx.push(order.pop().unwrap());
+                    }
+                    before.push(idx);
+                }
+                assert_eq!(draws.next_step(), before);
+            }
+        }
     }
 }
