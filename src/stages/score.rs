@@ -34,6 +34,16 @@ use serde_json::{Value, json as j};
 use std::collections::HashMap;
 use std::path::Path;
 
+/// Whether the score stage warms up a scratch student to compute RD with: a scratch student,
+/// `score.rd_model = "warmup"` (the default) with warm-up steps, and no `score.rd_weights`
+/// (whose checkpoint computes RD instead, so a warm-up would be thrown away).
+fn warms_up(s: &crate::spec::raw::RawSpec) -> bool {
+    s.student.kind != "llama"
+        && s.score.rd_weights.is_none()
+        && s.score.rd_model.as_deref().unwrap_or("warmup") == "warmup"
+        && s.score.warmup_steps > 0
+}
+
 /// The score stage.
 pub struct Score;
 
@@ -53,7 +63,7 @@ impl Stage for Score {
     }
     fn config(&self, run: &RunSpec) -> Value {
         let template = format::template(&run.spec.student).unwrap_or_default();
-        sections(&[
+        let mut v = sections(&[
             ("score", {
                 // `rd_weights` is a name or path: its files' content is an input instead.
                 let mut v = json(&run.spec.score);
@@ -64,7 +74,24 @@ impl Stage for Score {
             }),
             ("student", student_key(&run.spec.student)),
             ("format_template", json(&template)),
-        ])
+        ]);
+        // The warm-up student trains with these `train.*` settings: they are in the key when it
+        // runs (a scratch student, `rd_model = "warmup"`, warm-up steps > 0), else absent.
+        let s = &run.spec;
+        let warms_up = warms_up(s);
+        if warms_up && let Some(o) = v.as_object_mut() {
+            o.insert(
+                "warmup_train".into(),
+                serde_json::json!({
+                    "batch_size": s.train.batch_size,
+                    "lr": s.train.lr,
+                    "warmup_steps": s.train.warmup_steps.min(s.score.warmup_steps / 2),
+                    "weight_decay": s.train.weight_decay,
+                    "group_by_length": s.train.group_by_length == Some(true),
+                }),
+            );
+        }
+        v
     }
     fn inputs(&self, run: &RunSpec) -> Result<Vec<(String, std::path::PathBuf)>> {
         let mut files = student_inputs(run)?;
@@ -112,7 +139,6 @@ impl Stage for Score {
 
         // 1.-2. The RD model and its tokenizer: a pretrained checkpoint as loaded, or a
         //       scratch student (tokenizer trained here, optionally warmed up).
-        let rd_model = spec.score.rd_model.as_deref().unwrap_or("warmup");
         let mut warmup_loss = None;
         let (model, tok) = if spec.student.kind == "llama" {
             ctx.progress.set_message("loading checkpoint");
@@ -136,7 +162,7 @@ impl Stage for Score {
             let config = model_config(&spec.student, tok.vocab_size());
             let ad = ctx.device.clone().autodiff();
             let mut model = init_student(&config, spec.score.seed, &ad);
-            if rd_model == "warmup" && spec.score.warmup_steps > 0 {
+            if warms_up(spec) {
                 let n_q =
                     ((data.train.len() as f64 * spec.score.warmup_share).ceil() as usize).max(1);
                 let first: HashMap<&str, &crate::task::Example> = data
@@ -293,7 +319,11 @@ impl Stage for Score {
             "teacher_accuracy": acc,
             "mean_rd_correct": mean_rd(true),
             "mean_rd_wrong": mean_rd(false),
-            "rd_model": rd_model,
+            "rd_model": if spec.score.rd_weights.is_some() || spec.student.kind == "llama" {
+                "pretrained"
+            } else {
+                spec.score.rd_model.as_deref().unwrap_or("warmup")
+            },
             "warmup_final_loss": warmup_loss,
             "vocab_size": tok.vocab_size(),
             "label": label_mode,
@@ -478,5 +508,26 @@ mod tests {
         let (got, votes, _) = labels(&d, &rs, "gold", 2);
         assert_eq!(got["train-1"], "6");
         assert!(votes.is_empty());
+    }
+
+    fn key_of(spec: &str) -> Value {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("spec.toml");
+        std::fs::write(&p, spec).unwrap();
+        Score.config(&crate::spec::load(&p, &[]).unwrap().runs.remove(0))
+    }
+
+    #[test]
+    fn the_warm_up_students_train_settings_are_in_the_key_only_when_it_warms_up() {
+        // The default scratch student warms up: train.lr is read, so it keys the entry.
+        let a = key_of("[train]\nlr = 0.003\n");
+        let b = key_of("[train]\nlr = 0.001\n");
+        assert_eq!(a["warmup_train"]["lr"], serde_json::json!(0.003));
+        assert_ne!(a, b);
+        // No warm-up: the train settings stay out, so changing them reuses the entry.
+        let u = key_of("[score]\nrd_model = \"untrained\"\n[train]\nlr = 0.003\n");
+        let v = key_of("[score]\nrd_model = \"untrained\"\n[train]\nlr = 0.001\n");
+        assert!(u.get("warmup_train").is_none());
+        assert_eq!(u, v);
     }
 }
