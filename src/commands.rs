@@ -93,6 +93,11 @@ pub fn run(args: &RunArgs, cache: &Cache, device: Device) -> Result<String> {
             spec: args.spec.display().to_string(),
             sweep_keys: spec.sweep_keys.clone(),
             runs: rows,
+            invocations: report::provenance::invocations(
+                done.iter().flat_map(|o| o.manifests.values()),
+                crate::invocation::current(),
+            ),
+            written_by: Some(crate::invocation::current().id.clone()),
         };
         // The selection first: report.html (written by report::write) reads selection.json.
         std::fs::create_dir_all(&spec.output).at(&spec.output)?;
@@ -175,6 +180,7 @@ fn row_of(o: &pipeline::RunOutcome) -> Result<RunRow> {
             .flatten()
             .filter_map(|n| n.as_str().map(String::from))
             .collect(),
+        built_by: report::provenance::built_by(o.manifests.iter().map(|(k, m)| (k.name(), m))),
     })
 }
 

@@ -204,6 +204,8 @@ fn device() -> anyhow::Result<burn::prelude::Device> {
 
 fn main() -> ExitCode {
     morsd::malloc::tune();
+    // Pin this process's invocation (recorded in every cache entry it builds) to its start.
+    morsd::invocation::current();
     let cli = Cli::parse();
     match real_main(cli) {
         Ok(text) => {

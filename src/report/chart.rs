@@ -325,6 +325,7 @@ mod tests {
             spec: "s".into(),
             sweep_keys: vec![],
             runs,
+            ..Default::default()
         }
     }
 

@@ -386,15 +386,12 @@ pub fn write(dir: &Path, main_k: usize, setting: Option<&Path>) -> Result<String
     claims.push_str("## Verdict rules\n\n- Claims 1 and 2 (\"a beats b\"): **reproduced** when a's mean is higher in every compared setting and a's 95 % CI lies wholly above b's in at least one; **partly** when a's mean is higher in some settings (or everywhere, but only inside the CIs); **not** when it is higher in none.\n- Claim 3: per task, **reproduced** when morsd's best k is between 4 and 8 and its CI lies wholly above that of the smallest k; **partly** when the best k is between 4 and 8 only in the means, or k = 6 is within its CI of the best; **not** otherwise; **not measured** when k = 6 was not run. Overall: reproduced if every task is, partly if some are.\n\n");
     claims.push_str("## Stage executions\n\n");
     for (name, s) in &stored {
-        let total = s.runs.len() * 5;
-        let executed: usize = s.runs.iter().map(|r| r.executed.len()).sum();
         let _ = writeln!(
             claims,
-            "- {name}: {} runs, {executed} of {total} stage instances executed by its last `morsd run` (the rest came from the cache or were shared).",
-            s.runs.len()
+            "### {name}\n\n{}",
+            super::provenance::executions_md(s)
         );
     }
-    claims.push('\n');
     if let Some(p) = setting {
         claims.push_str(&std::fs::read_to_string(p).map_err(|e| Error::Input {
             path: p.to_path_buf(),
