@@ -99,9 +99,11 @@ pub fn run(args: &RunArgs, cache: &Cache, device: Device) -> Result<String> {
             ),
             written_by: Some(crate::invocation::current().id.clone()),
         };
-        // The selection first: report.html (written by report::write) reads selection.json.
+        // The selection and stage keys first: report.html (written by report::write) reads
+        // selection.json, and runs.json, written last, marks the folder complete.
         std::fs::create_dir_all(&spec.output).at(&spec.output)?;
         write_selection(&spec.output, &done, &stored)?;
+        report::check::write_stages(&spec.output, &done)?;
         report::write(&spec.output, &stored)?;
         text.push_str(&results_table(&stored));
         text.push_str(&format!(

@@ -1,9 +1,11 @@
 //! Results: one row per run (`runs.json`, the stored metrics and which invocation built each
-//! stage entry ([`provenance`]), and its `runs.parquet` / `runs.csv` tables), the per-rationale
+//! stage entry ([`provenance`]), and its `runs.parquet` / `runs.csv` tables), `stages.json`
+//! (each run's key documents, for `morsd report --check`: [`check`]), the per-rationale
 //! `selection.parquet`, `summary.md` (mean ± 95 % CI over seeds), the accuracy chart
 //! ([`chart`]) and the self-contained `report.html` ([`html`]).
 
 pub mod chart;
+pub mod check;
 pub mod html;
 pub mod paper;
 pub mod provenance;
