@@ -28,12 +28,15 @@
 //! | mtimes                                  | touching a file does not change its content                 |
 //! | thread counts, `--jobs`, the progress display | they change speed, not results                       |
 //! | experiment name and output folder       | two specs asking for the same computation share it          |
+//! | the invocation that builds an entry (its id, command line, start time, host, morsd version) | it is recorded in the manifest, not hashed: who built an entry does not change what it holds |
 //!
 //! # Entries
 //!
 //! An entry is a folder `entries/<stage>/<key>/` holding the stage's files and a
 //! `manifest.json` written last: the key document, each file's size and BLAKE3 hash, the
-//! stage's metrics and its wall time. Entries are built in `tmp/` and renamed into place, so a
+//! stage's metrics, its wall time and the invocation that built it
+//! ([`crate::invocation::Invocation`]: id, command line, start time, host, morsd version;
+//! absent in entries built before it was recorded). Entries are built in `tmp/` and renamed into place, so a
 //! reader never sees a half-written entry. An entry whose manifest is missing or whose files do
 //! not match it is *corrupt*: it is reported with a warning and treated as missing.
 //!
@@ -45,6 +48,7 @@
 //! `morsd plan` diffs against it to say *why* a stage is stale (`select.per_question changed`).
 
 use crate::error::{Error, IoContext, Result};
+use crate::invocation::Invocation;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -155,6 +159,9 @@ pub struct Manifest {
     pub wall_s: f64,
     /// Unix time it was written.
     pub created: u64,
+    /// The process that built it (absent in entries built before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invocation: Option<Invocation>,
 }
 
 /// What a lookup found.
@@ -297,6 +304,7 @@ impl Cache {
             metrics,
             wall_s,
             created,
+            invocation: Some(crate::invocation::current().clone()),
         };
         let mpath = tmp.join("manifest.json");
         write_synced(
@@ -492,6 +500,27 @@ mod tests {
         assert!(matches!(cache.lookup(&d), Lookup::Corrupt(_)));
         fs::remove_file(cache.entry_dir(&d).join("manifest.json")).unwrap();
         assert!(matches!(cache.lookup(&d), Lookup::Corrupt(_)));
+    }
+
+    #[test]
+    fn manifest_records_the_invocation_outside_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        let d = doc("select", 2);
+        let key = d.key();
+        let m = cache.build(&d, |_| Ok(serde_json::json!({}))).unwrap();
+        assert_eq!(m.invocation.as_ref(), Some(crate::invocation::current()));
+        assert_eq!((m.key.as_str(), d.key()), (key.as_str(), key.clone()));
+        let Lookup::Fresh(back) = cache.lookup(&d) else {
+            panic!("the entry just built is fresh")
+        };
+        assert_eq!(back.invocation, m.invocation);
+        // A manifest written before invocations were recorded still reads, as unrecorded.
+        let mpath = cache.entry_dir(&d).join("manifest.json");
+        let mut v: Value = serde_json::from_slice(&fs::read(&mpath).unwrap()).unwrap();
+        v.as_object_mut().unwrap().remove("invocation");
+        fs::write(&mpath, serde_json::to_vec(&v).unwrap()).unwrap();
+        assert!(matches!(cache.lookup(&d), Lookup::Fresh(m) if m.invocation.is_none()));
     }
 
     #[test]

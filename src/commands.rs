@@ -93,10 +93,17 @@ pub fn run(args: &RunArgs, cache: &Cache, device: Device) -> Result<String> {
             spec: args.spec.display().to_string(),
             sweep_keys: spec.sweep_keys.clone(),
             runs: rows,
+            invocations: report::provenance::invocations(
+                done.iter().flat_map(|o| o.manifests.values()),
+                crate::invocation::current(),
+            ),
+            written_by: Some(crate::invocation::current().id.clone()),
         };
-        // The selection first: report.html (written by report::write) reads selection.json.
+        // The selection and stage keys first: report.html (written by report::write) reads
+        // selection.json, and runs.json, written last, marks the folder complete.
         std::fs::create_dir_all(&spec.output).at(&spec.output)?;
         write_selection(&spec.output, &done, &stored)?;
+        report::check::write_stages(&spec.output, &done)?;
         let preds = done
             .iter()
             .map(|o| read_json(&o.dirs[&StageKind::Eval].join("predictions.json")))
@@ -176,6 +183,7 @@ fn row_of(o: &pipeline::RunOutcome) -> Result<RunRow> {
             .flatten()
             .filter_map(|n| n.as_str().map(String::from))
             .collect(),
+        built_by: report::provenance::built_by(o.manifests.iter().map(|(k, m)| (k.name(), m))),
     })
 }
 

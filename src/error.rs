@@ -1,7 +1,8 @@
 //! Typed errors of the library, with the path context a user needs to fix the input.
 //!
 //! `main` maps them to exit codes: [`Error::is_user_error`] → 2 (bad spec or bad input),
-//! everything else → 1 (a failure while running).
+//! [`Error::NotCurrent`] → 3 (`morsd report --check`: the folder is out of date), everything
+//! else → 1 (a failure while running).
 
 use std::path::PathBuf;
 
@@ -41,6 +42,14 @@ pub enum Error {
     /// Anything else that went wrong while running (model, tables, charts).
     #[error("{0}")]
     Run(String),
+    /// `morsd report --check`: the results folder is not what the spec computes today
+    /// (`report` says, run by run, which stage keys moved and why). Exit code 3.
+    #[error("{dir} is not what {spec} computes today:\n{report}")]
+    NotCurrent {
+        dir: PathBuf,
+        spec: PathBuf,
+        report: String,
+    },
 }
 
 impl Error {

@@ -11,6 +11,7 @@ pub mod data;
 pub mod error;
 pub mod fuzz;
 pub mod inspect;
+pub mod invocation;
 pub mod kernels;
 pub mod malloc;
 pub mod models;

@@ -1,5 +1,6 @@
 //! The `morsd` binary: argument parsing, the backend device (chosen here, through cargo
-//! features and `MORSD_DEVICE`), and exit codes (0 ok, 2 bad spec or input, 1 failure).
+//! features and `MORSD_DEVICE`), and exit codes (0 ok, 2 bad spec or input, 3 `report --check`
+//! found the folder out of date, 1 failure).
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -81,10 +82,21 @@ enum Command {
         #[arg(long = "set", value_name = "KEY=VALUE")]
         sets: Vec<String>,
     },
-    /// Rebuild the tables and charts of a results folder from its stored metrics.
+    /// Rebuild the tables and charts of a results folder from its stored metrics; with
+    /// `--check DIR SPEC`, say instead whether the folder is what SPEC computes today (exit 3
+    /// when not).
     Report {
+        /// Compare DIR's stage keys with SPEC's (plans only: nothing runs, the cache is untouched).
+        #[arg(long, requires = "spec")]
+        check: bool,
         /// A results folder (with runs.json).
         dir: PathBuf,
+        /// With --check: the spec file (TOML).
+        #[arg(requires = "check")]
+        spec: Option<PathBuf>,
+        /// With --check: override a spec key, as for `run`.
+        #[arg(long = "set", value_name = "KEY=VALUE", requires = "check")]
+        sets: Vec<String>,
     },
     /// Inspect or clean the stage cache (MORSD_CACHE, default .morsd/cache).
     Cache {
@@ -204,6 +216,8 @@ fn device() -> anyhow::Result<burn::prelude::Device> {
 
 fn main() -> ExitCode {
     morsd::malloc::tune();
+    // Pin this process's invocation (recorded in every cache entry it builds) to its start.
+    morsd::invocation::current();
     let cli = Cli::parse();
     match real_main(cli) {
         Ok(text) => {
@@ -211,11 +225,13 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            let user = e
-                .downcast_ref::<morsd::Error>()
-                .is_some_and(|m| m.is_user_error());
+            let code = match e.downcast_ref::<morsd::Error>() {
+                Some(morsd::Error::NotCurrent { .. }) => 3,
+                Some(m) if m.is_user_error() => 2,
+                _ => 1,
+            };
             eprintln!("error: {e:#}");
-            ExitCode::from(if user { 2 } else { 1 })
+            ExitCode::from(code)
         }
     }
 }
@@ -274,7 +290,13 @@ fn real_main(cli: Cli) -> anyhow::Result<String> {
         Command::Status { spec, sets } => morsd::slurm::status(&spec, &sets, &cache()?)?,
         Command::Cancel { spec, sets } => morsd::slurm::cancel(&spec, &sets, &cache()?)?,
         Command::Plan { spec, sets } => commands::plan(&spec, &sets, &cache()?)?,
-        Command::Report { dir } => commands::report(&dir)?,
+        Command::Report {
+            check: true,
+            dir,
+            spec: Some(spec),
+            sets,
+        } => morsd::report::check::check(&dir, &spec, &sets)?,
+        Command::Report { dir, .. } => commands::report(&dir)?,
         Command::Cache {
             command: CacheCommand::Ls,
         } => commands::cache_ls(&cache()?)?,

@@ -293,6 +293,7 @@ mod tests {
             spec: "<spec>".into(),
             sweep_keys: vec![],
             runs: vec![],
+            ..Default::default()
         };
         let html = render(dir.path(), &stored, "a reading").unwrap();
         assert!(html.contains("&lt;spec&gt;"));

@@ -1,16 +1,21 @@
-//! Results: one row per run (`runs.json`, the stored metrics, and its `runs.parquet` /
-//! `runs.csv` tables), the per-rationale `selection.parquet`, `summary.md` (mean ± 95 % CI
-//! over seeds), the accuracy chart ([`chart`]) and the self-contained `report.html` ([`html`]).
+//! Results: one row per run (`runs.json`, the stored metrics and which invocation built each
+//! stage entry ([`provenance`]), and its `runs.parquet` / `runs.csv` tables), `stages.json`
+//! (each run's key documents, for `morsd report --check`: [`check`]), the per-rationale
+//! `selection.parquet`, `summary.md` (mean ± 95 % CI over seeds), the accuracy chart
+//! ([`chart`]) and the self-contained `report.html` ([`html`]).
 
 pub mod chart;
+pub mod check;
 pub mod html;
 pub mod paired;
 pub mod paper;
 pub mod predictions;
+pub mod provenance;
 pub mod stats;
 pub mod tables;
 
 use crate::error::{Error, IoContext, Result};
+use crate::invocation::Invocation;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -57,6 +62,11 @@ pub struct RunRow {
     /// unparsed, with the first reasons (empty for built-in teachers).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sources: Vec<String>,
+    /// Stage name → id of the invocation that built the entry this run used (one of
+    /// [`Stored::invocations`]); a stage is absent when its entry has no record (built before
+    /// invocations were recorded).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub built_by: BTreeMap<String, String>,
 }
 
 /// What `runs.json` holds.
@@ -70,6 +80,13 @@ pub struct Stored {
     pub sweep_keys: Vec<String>,
     /// Every run.
     pub runs: Vec<RunRow>,
+    /// Every invocation that built an entry the runs use, and the one that wrote this folder,
+    /// oldest first (absent in older folders).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub invocations: Vec<Invocation>,
+    /// Id of the invocation that wrote this folder (absent in older folders).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written_by: Option<String>,
 }
 
 /// Writes `runs.json`, `predictions.parquet` (`preds[i]`: the test predictions of
@@ -85,15 +102,7 @@ pub fn write(dir: &Path, stored: &Stored, preds: &[Vec<predictions::Prediction>]
 /// Rebuilds the tables, summary and charts of a results folder from its `runs.json` and, when
 /// there is one, its `predictions.parquet`. Returns the folder's reading.
 pub fn rebuild(dir: &Path) -> Result<String> {
-    let path = dir.join("runs.json");
-    let bytes = std::fs::read(&path).map_err(|e| Error::Input {
-        path: path.clone(),
-        message: format!("no stored metrics: {e}"),
-    })?;
-    let stored: Stored = serde_json::from_slice(&bytes).map_err(|e| Error::Input {
-        path: path.clone(),
-        message: e.to_string(),
-    })?;
+    let stored = read_stored(dir)?;
     let outcomes = predictions::read(dir)?;
     tables::write_runs(dir, &stored)?;
     let reading = stats::reading(&stored, outcomes.as_ref());
@@ -106,6 +115,19 @@ pub fn rebuild(dir: &Path) -> Result<String> {
     chart::tokens(dir, &stored)?;
     html::write(dir, &stored, &reading)?;
     Ok(reading)
+}
+
+/// Reads `DIR/runs.json` (a missing or unreadable one is an input error naming the file).
+pub fn read_stored(dir: &Path) -> Result<Stored> {
+    let path = dir.join("runs.json");
+    let bytes = std::fs::read(&path).map_err(|e| Error::Input {
+        path: path.clone(),
+        message: format!("no stored metrics: {e}"),
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| Error::Input {
+        path: path.clone(),
+        message: e.to_string(),
+    })
 }
 
 /// Writes a file through a temp file and a rename.
@@ -153,5 +175,6 @@ pub(crate) fn test_row(strategy: &str, per_question: usize, seed: u64, accuracy:
         teacher_tokens: None,
         test_questions: None,
         sources: vec![],
+        built_by: Default::default(),
     }
 }

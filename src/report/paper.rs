@@ -513,15 +513,12 @@ pub fn write(dir: &Path, main_k: usize, setting: Option<&Path>) -> Result<String
     );
     claims.push_str("## Stage executions\n\n");
     for (name, s) in stored {
-        let total = s.runs.len() * 5;
-        let executed: usize = s.runs.iter().map(|r| r.executed.len()).sum();
         let _ = writeln!(
             claims,
-            "- {name}: {} runs, {executed} of {total} stage instances executed by its last `morsd run` (the rest came from the cache or were shared).",
-            s.runs.len()
+            "### {name}\n\n{}",
+            super::provenance::executions_md(s)
         );
     }
-    claims.push('\n');
     if let Some(p) = setting {
         claims.push_str(&std::fs::read_to_string(p).map_err(|e| Error::Input {
             path: p.to_path_buf(),

@@ -61,13 +61,8 @@ pub fn summary_md(stored: &Stored, outcomes: Option<&Outcomes>) -> String {
         stored.spec,
         stored.runs.len()
     );
-    let total: usize = stored.runs.len() * 5;
-    let executed: usize = stored.runs.iter().map(|r| r.executed.len()).sum();
-    s.push_str(&format!(
-        "Stage executions by the last `morsd run`: {executed} of {total} stage instances; the rest ({}) came from the cache \
-         or were shared with another run (generate and score are shared across selection settings and seeds).\n\n",
-        total - executed
-    ));
+    s.push_str(&super::provenance::executions_md(stored));
+    s.push('\n');
     // API teachers: usage of each distinct generate stage, counted once.
     let mut usage: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
     for r in &stored.runs {
