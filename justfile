@@ -92,22 +92,23 @@ reproduce: models
         *) just reproduce-cpu ;;
     esac
 
-# The CPU-scaled study (sized for 2 cores; see experiments/paper/SETTING.md for the cuts).
+# The CPU study (sized for 2 cores within 2.5 h; see experiments/paper/SETTING.md), from an empty
+# cache in one go; results/paper/README.md records its wall time, commit and versions.
 reproduce-cpu: models
     cargo build --quiet --bin morsd
-    for s in main-synthetic ablation-k rd-minmax main-svamp; do \
-        "$CARGO_TARGET_DIR/debug/morsd" run experiments/paper/$s.toml --jobs 2; done
-    "$CARGO_TARGET_DIR/debug/morsd" paper results/paper --setting experiments/paper/SETTING.md
+    bash scripts/reproduce-cpu.sh
 
 # The full study on a GPU: the same specs without the CPU cuts (all 700 SVAMP questions, longer training).
 reproduce-gpu: models
     cargo build --quiet --bin morsd --features "${MORSD_DEVICE}"
     for s in main-synthetic ablation-k rd-minmax; do \
         "$CARGO_TARGET_DIR/debug/morsd" run experiments/paper/$s.toml --set experiment.output=results/paper-gpu/$s \
-            --set train.steps=1500 --set data.train=1000 --set 'experiment.seeds=[0, 1, 2]'; done
+            --set train.epochs=4 --set data.train=1000; done
+    "$CARGO_TARGET_DIR/debug/morsd" run experiments/paper/main-smollm2.toml --set experiment.output=results/paper-gpu/main-smollm2 \
+        --set data.train=300 --set data.test=1000 --set train.epochs=2
     "$CARGO_TARGET_DIR/debug/morsd" run experiments/paper/main-svamp.toml --set experiment.output=results/paper-gpu/main-svamp \
         --set data.max_train=700 --set data.max_test=150 --set data.max_validation=150 \
-        --set train.steps=600 --set train.batch_size=8 --set train.eval_every=150
+        --set train.epochs=2 --set train.batch_size=8 --set train.eval_every=150
     "$CARGO_TARGET_DIR/debug/morsd" paper results/paper-gpu --setting experiments/paper/SETTING.md
 
 # The CI-sized study (a few minutes): the same pipeline and report on tiny synthetic settings.

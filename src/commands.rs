@@ -150,6 +150,8 @@ fn row_of(o: &pipeline::RunOutcome) -> Result<RunRow> {
         training_tokens: metric(StageKind::Train, "training_tokens")
             .as_u64()
             .unwrap_or(0),
+        train_steps: metric(StageKind::Train, "steps").as_u64(),
+        epochs: metric(StageKind::Train, "epochs").as_u64(),
         accuracy: metric(StageKind::Eval, "accuracy")
             .as_f64()
             .unwrap_or(f64::NAN),

@@ -102,9 +102,29 @@ fn the_tiny_study_runs_into_the_paper_report() {
             .count(),
         2
     );
-    // CLAIMS.md: three claims, each with a verdict; the setting appended; stage savings.
+    // CLAIMS.md: three claims, each with a verdict from the paired rules; the setting
+    // appended; stage savings; every experiment folder has its per-question outcomes.
     let claims = read("CLAIMS.md");
     assert_eq!(claims.matches("Verdict:").count(), 3, "{claims}");
+    let verdicts = [
+        "Verdict: **reproduced**",
+        "Verdict: **contradicted**",
+        "Verdict: **no effect at the paper's size**",
+        "Verdict: **inconclusive (MDE ",
+    ];
+    assert_eq!(
+        claims
+            .lines()
+            .filter(|l| verdicts.iter().any(|v| l.starts_with(v)))
+            .count(),
+        3,
+        "{claims}"
+    );
+    assert!(claims.contains("## Method"), "{claims}");
+    for e in ["main-synthetic", "ablation-k", "rd-minmax"] {
+        assert!(dir.join(e).join("predictions.parquet").exists(), "{e}");
+        assert!(dir.join(e).join("tokens.svg").exists(), "{e}");
+    }
     assert!(
         claims.contains("What differs from the paper's setting"),
         "{claims}"
@@ -130,9 +150,13 @@ fn the_tiny_study_runs_into_the_paper_report() {
             .unwrap();
         let cols: Vec<&str> = row.split('|').map(str::trim).collect();
         for (i, s) in ["random", "correct", "dedup", "rd-max"].iter().enumerate() {
-            // main.csv keeps 4 decimals of each mean, the table one decimal of the difference.
+            // main.csv keeps 4 decimals of each mean, the table one decimal of the paired
+            // difference (same seeds, same test questions: the difference of the means), then
+            // its CI.
             let want = 100.0 * (mean(task, "morsd") - mean(task, s));
-            let got: f64 = cols[2 + i].parse().unwrap();
+            let cell = cols[2 + i];
+            let got: f64 = cell.split(" [").next().unwrap().parse().unwrap();
+            assert!(cell.contains(" [") && cell.ends_with(']'), "{cell}");
             assert!(
                 (got - want).abs() <= 0.06,
                 "{task} vs {s}: {row} (want {want:+.2})"

@@ -40,6 +40,12 @@ pub struct RunRow {
     pub rationales: u64,
     /// Training tokens processed.
     pub training_tokens: u64,
+    /// Optimiser steps the train stage ran (absent in older folders).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_steps: Option<u64>,
+    /// `train.epochs` when training was budgeted in epochs (absent under `train.steps`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epochs: Option<u64>,
     /// Test accuracy.
     pub accuracy: f64,
     /// Validation accuracy of the chosen checkpoint.
@@ -166,6 +172,8 @@ pub(crate) fn test_row(strategy: &str, per_question: usize, seed: u64, accuracy:
         per_question,
         rationales: 1,
         training_tokens: 1,
+        train_steps: None,
+        epochs: None,
         accuracy,
         val_accuracy: None,
         best_step: 0,

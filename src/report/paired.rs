@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 /// Bootstrap replicates of every comparison.
 pub const REPLICATES: usize = 10_000;
 /// The bootstrap's random seed: a report is the same every time it is rebuilt.
-pub const BOOTSTRAP_SEED: u64 = 0x6d6f_7273_64;
+pub const BOOTSTRAP_SEED: u64 = 0x006d_6f72_7364; // "morsd"
 /// Exact sign-flip enumeration up to this many seeds (2^20 sign patterns); Monte Carlo above.
 const EXACT_FLIPS: usize = 20;
 

@@ -75,6 +75,18 @@ pub fn runs_frame(stored: &Stored) -> Result<DataFrame> {
             .collect::<Vec<_>>(),
     ));
     cols.push(Column::new(
+        "train_steps".into(),
+        r.iter()
+            .map(|x| x.train_steps.map(|v| v as i64))
+            .collect::<Vec<_>>(),
+    ));
+    cols.push(Column::new(
+        "epochs".into(),
+        r.iter()
+            .map(|x| x.epochs.map(|v| v as i64))
+            .collect::<Vec<_>>(),
+    ));
+    cols.push(Column::new(
         "accuracy".into(),
         r.iter().map(|x| x.accuracy).collect::<Vec<_>>(),
     ));
