@@ -39,7 +39,7 @@ Next:
   xdg-open results/quickstart/report.html       # or open file://$PWD/results/quickstart/report.html: charts, runs, rationale browser
   morsd plan experiments/quickstart.toml        # every stage is fresh now; \`morsd run\` again takes about a second
   morsd run experiments/quickstart.toml --jobs 2 --set 'experiment.seeds=[0,1,2,3,4,5]'   # more seeds, narrower CIs (≈ 1½ min more)
-  morsd run experiments/ablation-k.toml --jobs 2   # the study over k: 5 budgets × 4 strategies × 3 seeds (≈ 50 min)
+  morsd run experiments/paper/ablation-k.toml --jobs 2   # morsd over k: 5 budgets × 6 seeds, 1000 test questions (≈ 25 min)
   morsd data list                               # real tasks and recorded rationales under MORSD_DATA
   bash scripts/dev.sh test                      # the test suite
 Your runs go to results/ (untracked); the committed reference results are in reference/.

@@ -465,13 +465,17 @@ pub fn write(dir: &Path, main_k: usize, setting: Option<&Path>) -> Result<String
     let v3 = claim3(pr.as_ref(), pb.as_ref(), e);
     let _ = write!(
         claims,
-        "Verdict: {}. Over {} task(s), morsd at k = 6 − k = {}: {}; k = {} − k = 6: {} (table: `ablation.md`).\n\n| task | comparison | difference [95 % CI] | p | MDE | per seed |\n|---|---|---|---|---|---|\n",
+        "Verdict: {}. Over {} task(s), {}; {} (table: `ablation.md`).\n\n| task | comparison | difference [95 % CI] | p | MDE | per seed |\n|---|---|---|---|---|---|\n",
         v3.text(e),
         abl_tasks.len(),
-        kmin.map_or("–".into(), |k| k.to_string()),
-        pr.as_ref().map_or("not run".into(), paired::points),
-        kmax.map_or("–".into(), |k| k.to_string()),
-        pb.as_ref().map_or("not run".into(), paired::points),
+        match (kmin, &pr) {
+            (Some(k), Some(p)) => format!("morsd at k = 6 − k = {k}: {}", paired::points(p)),
+            _ => "no morsd runs at k = 6 and a smaller k".into(),
+        },
+        match (kmax, &pb) {
+            (Some(k), Some(p)) => format!("k = {k} − k = 6: {}", paired::points(p)),
+            _ => "no k above 6 was run".into(),
+        },
     );
     for (t, a, b) in &rise {
         let p = paired_over(&[(t.clone(), a, b)], o);
