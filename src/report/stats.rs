@@ -151,9 +151,14 @@ pub fn stratum(name: &str, a: &[&RunRow], b: &[&RunRow], outcomes: &Outcomes) ->
 
 fn paired_reading(a: &str, b: &str, p: &Paired, seeds: usize, tq: &str) -> String {
     let head = format!(
-        "{seeds} seed(s) per setting and {tq}. The two best settings, {a} and {b}, paired by seed and \
+        "{} per setting and {tq}. The two best settings, {a} and {b}, paired by seed and \
          test question: difference {} points (95 % bootstrap CI over seeds and questions), sign-flip \
          p = {}, per seed {}.",
+        if seeds == 1 {
+            "1 seed".to_string()
+        } else {
+            format!("{seeds} seeds")
+        },
         paired::points(p),
         paired::p_text(p),
         paired::per_seed_text(p)
