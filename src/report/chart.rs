@@ -386,16 +386,20 @@ where
     let e = |x: &dyn std::fmt::Display| x.to_string();
     root.fill(&WHITE).map_err(|x| e(&x))?;
     let strategies: Vec<String> = {
-        let mut s: Vec<String> = data.values().flatten().map(|p| p.strategy.clone()).collect();
+        let mut s: Vec<String> = data
+            .values()
+            .flatten()
+            .map(|p| p.strategy.clone())
+            .collect();
         s.sort();
         s.dedup();
         s
     };
     let panels = root.split_evenly((1, data.len().max(1)));
     for (panel, (task, pts)) in panels.iter().zip(data) {
-        let (xmin, xmax) = pts
-            .iter()
-            .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.tokens), b.max(p.tokens)));
+        let (xmin, xmax) = pts.iter().fold((f64::MAX, f64::MIN), |(a, b), p| {
+            (a.min(p.tokens), b.max(p.tokens))
+        });
         let pad = ((xmax - xmin) * 0.08).max(xmax.abs() * 0.05).max(1.0);
         let ymax = pts
             .iter()
@@ -459,7 +463,11 @@ where
             chart
                 .draw_series(mine.iter().map(|p| {
                     EmptyElement::at((p.tokens, 100.0 * p.mean))
-                        + Text::new(format!("k={}", p.k), (7, -14), ("sans-serif", 11).into_font())
+                        + Text::new(
+                            format!("k={}", p.k),
+                            (7, -14),
+                            ("sans-serif", 11).into_font(),
+                        )
                 }))
                 .map_err(|x| e(&x))?;
         }
@@ -505,13 +513,19 @@ mod tests {
         };
         let pts = &token_points(&st)["arithmetic"];
         assert_eq!(pts.len(), 3);
-        let morsd6 = pts.iter().find(|p| p.strategy == "morsd" && p.k == 6).unwrap();
+        let morsd6 = pts
+            .iter()
+            .find(|p| p.strategy == "morsd" && p.k == 6)
+            .unwrap();
         assert_eq!(morsd6.tokens, 4001.0);
         assert!((morsd6.mean - 0.42).abs() < 1e-12);
         assert!(morsd6.ci > 0.0);
         tokens(dir.path(), &st).unwrap();
         let svg = std::fs::read_to_string(dir.path().join("tokens.svg")).unwrap();
-        assert!(svg.contains("arithmetic, accuracy vs training tokens"), "caption");
+        assert!(
+            svg.contains("arithmetic, accuracy vs training tokens"),
+            "caption"
+        );
         assert!(svg.contains("k=2") && svg.contains("k=6"), "point labels");
         assert!(dir.path().join("tokens.png").exists());
     }

@@ -65,23 +65,7 @@ pub fn write_stages(dir: &Path, done: &[RunOutcome]) -> Result<()> {
 /// Reads `DIR/stages.json`: `None` when the folder has none, an input error naming the file
 /// when it cannot be read.
 pub fn read_stages(dir: &Path) -> Result<Option<Stages>> {
-    let path = dir.join(STAGES_FILE);
-    let bytes = match std::fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(Error::Input {
-                path,
-                message: e.to_string(),
-            });
-        }
-    };
-    serde_json::from_slice(&bytes)
-        .map(Some)
-        .map_err(|e| Error::Input {
-            path,
-            message: e.to_string(),
-        })
+    super::read_optional_json(&dir.join(STAGES_FILE))
 }
 
 /// One run, compared.

@@ -89,20 +89,9 @@ pub fn write_selection_json(dir: &Path, data: &SelectionData) -> Result<()> {
 
 fn read_selection(dir: &Path) -> Result<Option<SelectionData>> {
     let path = dir.join("selection.json");
-    let bytes = match std::fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(Error::Input {
-                path,
-                message: e.to_string(),
-            });
-        }
+    let Some(data): Option<SelectionData> = super::read_optional_json(&path)? else {
+        return Ok(None);
     };
-    let data: SelectionData = serde_json::from_slice(&bytes).map_err(|e| Error::Input {
-        path: path.clone(),
-        message: e.to_string(),
-    })?;
     let bad = data
         .rationales
         .iter()

@@ -97,7 +97,11 @@ pub struct Stored {
 
 /// Writes `runs.json`, `predictions.parquet` (`preds[i]`: the test predictions of
 /// `stored.runs[i]`) and everything derived from them. Returns the folder's reading.
-pub fn write(dir: &Path, stored: &Stored, preds: &[Vec<predictions::Prediction>]) -> Result<String> {
+pub fn write(
+    dir: &Path,
+    stored: &Stored,
+    preds: &[Vec<predictions::Prediction>],
+) -> Result<String> {
     std::fs::create_dir_all(dir).at(dir)?;
     predictions::write(dir, stored, preds)?;
     let json = serde_json::to_vec_pretty(stored).map_err(Error::run)?;
@@ -134,6 +138,27 @@ pub fn read_stored(dir: &Path) -> Result<Stored> {
         path: path.clone(),
         message: e.to_string(),
     })
+}
+
+/// Reads a JSON file of a results folder: `None` when it is absent, an input error naming the
+/// file when it cannot be read or parsed.
+pub fn read_optional_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(Error::Input {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            });
+        }
+    };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| Error::Input {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
 }
 
 /// Writes a file through a temp file and a rename.

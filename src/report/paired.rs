@@ -139,7 +139,11 @@ pub fn compare(strata: &[Stratum]) -> Option<Paired> {
                     let (p, m, n) = s[rng.random_range(0..s.len())];
                     let plus = binomial(&mut rng, n, p as f64 / n as f64);
                     let rest = n - plus;
-                    let q = if n > p { m as f64 / (n - p) as f64 } else { 0.0 };
+                    let q = if n > p {
+                        m as f64 / (n - p) as f64
+                    } else {
+                        0.0
+                    };
                     let minus = binomial(&mut rng, rest, q.min(1.0));
                     acc += (plus as f64 - minus as f64) / n as f64;
                 }
@@ -239,6 +243,24 @@ pub fn compare(strata: &[Stratum]) -> Option<Paired> {
         pairs: strata.iter().flatten().map(|d| d.diffs.len()).sum(),
         min_seeds: strata.iter().map(|s| s.len()).min().unwrap_or(0),
     })
+}
+
+impl Paired {
+    /// A comparison of six seeds with the given CI and MDE, for tests of the verdict rules.
+    #[cfg(test)]
+    pub(crate) fn with_ci(lo: f64, hi: f64, mde: f64) -> Paired {
+        Paired {
+            mean: (lo + hi) / 2.0,
+            ci: (lo, hi),
+            p: 0.5,
+            p_floor: 0.03,
+            mde,
+            per_seed: vec![],
+            seeds: 6,
+            pairs: 6000,
+            min_seeds: 6,
+        }
+    }
 }
 
 /// [`compare`], with each per-seed difference labelled by its stratum's name.
@@ -362,6 +384,16 @@ pub fn p_text(p: &Paired) -> String {
     }
 }
 
+/// `p = 0.031` or `p < 0.001`, for a sentence.
+pub fn p_sentence(p: &Paired) -> String {
+    let t = p_text(p);
+    if t.starts_with('<') {
+        format!("p {t}")
+    } else {
+        format!("p = {t}")
+    }
+}
+
 /// The per-seed differences in points, `+3.0, −1.0, …`.
 pub fn per_seed_text(p: &Paired) -> String {
     p.per_seed
@@ -391,13 +423,26 @@ mod tests {
 
     #[test]
     fn pairs_on_shared_question_ids() {
-        let a: BTreeMap<String, bool> =
-            [("q1", true), ("q2", false), ("q3", true)].map(|(q, c)| (q.to_string(), c)).into();
-        let b: BTreeMap<String, bool> =
-            [("q1", false), ("q2", false), ("q4", true)].map(|(q, c)| (q.to_string(), c)).into();
+        let a: BTreeMap<String, bool> = [("q1", true), ("q2", false), ("q3", true)]
+            .map(|(q, c)| (q.to_string(), c))
+            .into();
+        let b: BTreeMap<String, bool> = [("q1", false), ("q2", false), ("q4", true)]
+            .map(|(q, c)| (q.to_string(), c))
+            .into();
         let d = SeedDiffs::pair(7, &a, &b);
         assert_eq!(d.diffs, vec![1, 0]);
         assert_eq!(d.mean(), 0.5);
+    }
+
+    /// Per-seed differences 0.10, 0.20, 0.05, 0.15, −0.02, on 100 questions each.
+    fn five_seeds() -> Vec<SeedDiffs> {
+        vec![
+            seed(0, 10, 0, 90),
+            seed(1, 20, 0, 80),
+            seed(2, 5, 0, 95),
+            seed(3, 15, 0, 85),
+            seed(4, 0, 2, 98),
+        ]
     }
 
     // The values below were computed independently of this code (Python 3, the standard
@@ -408,14 +453,7 @@ mod tests {
     fn sign_flip_p_is_exact() {
         // Per-seed differences 0.10, 0.20, 0.05, 0.15, −0.02 (100 questions each). Of the 32
         // sign patterns, those with |mean| ≥ 0.096 number 4 → p = 4/32 = 0.125.
-        let seeds = vec![
-            seed(0, 10, 0, 90),
-            seed(1, 20, 0, 80),
-            seed(2, 5, 0, 95),
-            seed(3, 15, 0, 85),
-            seed(4, 0, 2, 98),
-        ];
-        let p = compare(&one(seeds)).unwrap();
+        let p = compare(&one(five_seeds())).unwrap();
         assert!((p.mean - 0.096).abs() < 1e-12, "{}", p.mean);
         assert!((p.p - 0.125).abs() < 1e-12, "{}", p.p);
         assert!((p.p_floor - 0.0625).abs() < 1e-12);
@@ -438,14 +476,7 @@ mod tests {
         // 0.0382884; qt(.975, 4) = 2.776445, qt(.80, 4) = 0.940965 → MDE = 0.142334.
         // (The within-seed variance of the mean, 0.000898 on average, is below the
         // between-seed 0.00733, so the between-seed variance is used.)
-        let seeds = vec![
-            seed(0, 10, 0, 90),
-            seed(1, 20, 0, 80),
-            seed(2, 5, 0, 95),
-            seed(3, 15, 0, 85),
-            seed(4, 0, 2, 98),
-        ];
-        let p = compare(&one(seeds)).unwrap();
+        let p = compare(&one(five_seeds())).unwrap();
         assert!((p.mde - 0.142334).abs() < 2e-6, "{}", p.mde);
         assert!((quantile_t(0.975, 4) - 2.776445).abs() < 1e-6);
         assert!((quantile_t(0.80, 4) - 0.940965).abs() < 1e-6);
@@ -501,21 +532,20 @@ mod tests {
 
     #[test]
     fn verdicts_follow_the_rules() {
-        let mk = |lo: f64, hi: f64, mde: f64| Paired {
-            mean: (lo + hi) / 2.0,
-            ci: (lo, hi),
-            p: 0.5,
-            p_floor: 0.03,
-            mde,
-            per_seed: vec![],
-            seeds: 6,
-            pairs: 6000,
-            min_seeds: 6,
-        };
+        let mk = Paired::with_ci;
         let e = 0.046;
-        assert_eq!(Decision::of(Some(&mk(0.01, 0.05, 0.03)), e), Decision::Reproduced);
-        assert_eq!(Decision::of(Some(&mk(-0.05, -0.01, 0.03)), e), Decision::Contradicted);
-        assert_eq!(Decision::of(Some(&mk(-0.02, 0.02, 0.03)), e), Decision::NoEffect);
+        assert_eq!(
+            Decision::of(Some(&mk(0.01, 0.05, 0.03)), e),
+            Decision::Reproduced
+        );
+        assert_eq!(
+            Decision::of(Some(&mk(-0.05, -0.01, 0.03)), e),
+            Decision::Contradicted
+        );
+        assert_eq!(
+            Decision::of(Some(&mk(-0.02, 0.02, 0.03)), e),
+            Decision::NoEffect
+        );
         assert_eq!(
             Decision::of(Some(&mk(-0.02, 0.08, 0.09)), e),
             Decision::Inconclusive(0.09)
@@ -526,6 +556,10 @@ mod tests {
             ..mk(0.01, 0.05, 0.03)
         };
         assert_eq!(Decision::of(Some(&one), e), Decision::OneSeed);
-        assert!(Decision::Inconclusive(0.09).text(e).contains("MDE 9.0 points"));
+        assert!(
+            Decision::Inconclusive(0.09)
+                .text(e)
+                .contains("MDE 9.0 points")
+        );
     }
 }

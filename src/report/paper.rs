@@ -163,15 +163,17 @@ fn runs_of<'a>(stored: &'a [(String, Stored)], prefix: &str) -> Runs<'a> {
     by
 }
 
-/// The runs of (task, strategy, k); `all` ignores k, so any of its k.
+/// The runs of (task, strategy, k); `all` ignores k, so any of its k. An experiment that ran a
+/// strategy at a single other k (e.g. the SmolLM2 arm at k = 2) gives that k's runs.
 fn arm<'a, 'b>(runs: &'b Runs<'a>, t: &str, s: &str, k: usize) -> Option<&'b Vec<&'a RunRow>> {
+    let mut of_task = runs.iter().filter(|((tt, ss, _), _)| tt == t && ss == s);
     if s == "all" {
-        runs.iter()
-            .find(|((tt, ss, _), _)| tt == t && ss == s)
-            .map(|(_, v)| v)
-    } else {
-        runs.get(&(t.to_string(), s.to_string(), k))
+        return of_task.next().map(|(_, v)| v);
     }
+    runs.get(&(t.to_string(), s.to_string(), k)).or_else(|| {
+        let only = of_task.next()?;
+        of_task.next().is_none().then_some(only.1)
+    })
 }
 
 /// One comparison of a claim: its strata (name, a's runs, b's runs) → paired statistics.
@@ -217,18 +219,13 @@ pub fn write(dir: &Path, main_k: usize, setting: Option<&Path>) -> Result<String
     let strategies = ["all", "random", "correct", "dedup", "rd-max", "morsd"];
     // 1. Main table.
     let tasks = tasks_of(&main);
-    let at = |c: &BTreeMap<(String, String, usize), Cell>, t: &str, s: &str, k: usize| {
-        // `all` keeps every rationale: its k is whatever the spec had; take any.
-        if s == "all" {
-            c.iter()
-                .find(|((tt, ss, _), _)| tt == t && ss == s)
-                .map(|(_, v)| *v)
-        } else {
-            c.get(&(t.to_string(), s.to_string(), k)).copied()
-        }
+    // The main table's cells: the same runs as claim 1 takes (`arm`: `all` at any k, another
+    // strategy at the main k or at the single k its experiment ran).
+    let at = |_: &BTreeMap<(String, String, usize), Cell>, t: &str, s: &str, k: usize| {
+        arm(&main_runs, t, s, k).map(|v| cell(v))
     };
     let mut md = format!(
-        "# Main table: test accuracy (%) at k = {main_k}, mean ± 95 % CI over seeds\n\nEach cell: accuracy, then (training rationales, seeds).\n\n| task | {} |\n|---|{}\n",
+        "# Main table: test accuracy (%) at k = {main_k}, mean ± 95 % CI over seeds\n\nEach cell: accuracy, then (training rationales, seeds). An experiment that ran a strategy at one other k only (e.g. the SmolLM2 arm at k = 2) shows that k's runs.\n\n| task | {} |\n|---|{}\n",
         strategies.join(" | "),
         "---|".repeat(strategies.len())
     );
@@ -354,14 +351,20 @@ pub fn write(dir: &Path, main_k: usize, setting: Option<&Path>) -> Result<String
         v1.text(e),
         c1_strata.len(),
         c1.as_ref().map_or("no paired runs".into(), |p| format!(
-            "{} points (p = {}, MDE {:.1} points)",
+            "{} points ({}, MDE {:.1} points)",
             paired::points(p),
-            paired::p_text(p),
+            paired::p_sentence(p),
             100.0 * p.mde
         ))
     );
     for (t, a, b) in &c1_strata {
         let p = paired_over(&[(t.clone(), a, b)], o);
+        let k = a.first().map_or(main_k, |r| r.per_question);
+        let t = if k == main_k {
+            t.clone()
+        } else {
+            format!("{t}, k = {k}")
+        };
         let _ = writeln!(
             claims,
             "| {t} | {} | {} | {} | {} | {:.0} / {:.0} | {:.0} / {:.0} |",
@@ -426,9 +429,9 @@ pub fn write(dir: &Path, main_k: usize, setting: Option<&Path>) -> Result<String
         v2.text(e),
         pairs_mm.len(),
         c2.as_ref().map_or("no paired runs".into(), |p| format!(
-            "{} points (p = {}, MDE {:.1} points; per seed {})",
+            "{} points ({}, MDE {:.1} points; per seed {})",
             paired::points(p),
-            paired::p_text(p),
+            paired::p_sentence(p),
             100.0 * p.mde,
             paired::per_seed_text(p)
         ))
@@ -560,17 +563,7 @@ mod tests {
     use super::*;
 
     fn p(lo: f64, hi: f64, mde: f64) -> Paired {
-        Paired {
-            mean: (lo + hi) / 2.0,
-            ci: (lo, hi),
-            p: 0.5,
-            p_floor: 0.03,
-            mde,
-            per_seed: vec![],
-            seeds: 6,
-            pairs: 6000,
-            min_seeds: 6,
-        }
+        Paired::with_ci(lo, hi, mde)
     }
 
     #[test]
@@ -617,7 +610,7 @@ mod tests {
             ("main-synthetic", &[("morsd", 6, 120), ("all", 6, 100)]),
             // The same task with another student: a stratum of its own, never pooled with the
             // first (morsd − all = −2 points here).
-            ("main-smollm2", &[("morsd", 6, 96), ("all", 6, 100)]),
+            ("main-smollm2", &[("morsd", 2, 96), ("all", 2, 100)]),
             ("rd-minmax", &[("rd-min", 4, 100), ("rd-max", 4, 100)]),
             (
                 "ablation-k",
@@ -658,15 +651,18 @@ mod tests {
             crate::report::write(&dir.path().join(name), &st, &preds).unwrap();
         }
         let claims = write(dir.path(), 6, None).unwrap();
-        let section = |a: &str, b: &str| {
-            claims[claims.find(a).unwrap()..claims.find(b).unwrap()].to_string()
-        };
+        let section =
+            |a: &str, b: &str| claims[claims.find(a).unwrap()..claims.find(b).unwrap()].to_string();
         // Claim 1: +10 and −2 points at every seed → +4 on average, reproduced.
         let c1 = section("## 1.", "## 2.");
         assert!(c1.contains("Verdict: **reproduced**"), "{c1}");
         assert!(c1.contains("averaged over 2 task(s): +4.0 [+"), "{c1}");
         assert!(c1.contains("| arithmetic (main-synthetic) | 60.2 "), "{c1}");
-        assert!(c1.contains("| arithmetic (main-smollm2) | 48.2 "), "{c1}");
+        // Its morsd ran at k = 2 only: claim 1 takes that k and says so.
+        assert!(
+            c1.contains("| arithmetic (main-smollm2), k = 2 | 48.2 "),
+            "{c1}"
+        );
         assert!(c1.contains("| −2.0 [") || c1.contains("| -2.0 ["), "{c1}");
         // Claim 2: identical outcomes → a CI of [0, 0] and an MDE of 0: no effect at the
         // paper's size.

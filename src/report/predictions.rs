@@ -72,7 +72,9 @@ pub fn write(dir: &Path, stored: &Stored, preds: &[Vec<Prediction>]) -> Result<(
         ),
         Column::new(
             "per_question".into(),
-            rows().map(|(r, _)| r.per_question as i64).collect::<Vec<_>>(),
+            rows()
+                .map(|(r, _)| r.per_question as i64)
+                .collect::<Vec<_>>(),
         ),
         Column::new(
             "question_id".into(),
@@ -119,7 +121,10 @@ pub fn read(dir: &Path) -> Result<Option<Outcomes>> {
         message: e.to_string(),
     })?;
     let df = ParquetReader::new(f).finish().map_err(bad)?;
-    let run = df.column("run").and_then(|c| c.str().cloned()).map_err(bad)?;
+    let run = df
+        .column("run")
+        .and_then(|c| c.str().cloned())
+        .map_err(bad)?;
     let q = df
         .column("question_id")
         .and_then(|c| c.str().cloned())
@@ -132,7 +137,9 @@ pub fn read(dir: &Path) -> Result<Option<Outcomes>> {
     for ((r, q), c) in run.iter().zip(q.iter()).zip(ok.iter()) {
         match (r, q, c) {
             (Some(r), Some(q), Some(c)) => {
-                out.entry(r.to_string()).or_default().insert(q.to_string(), c);
+                out.entry(r.to_string())
+                    .or_default()
+                    .insert(q.to_string(), c);
             }
             _ => {
                 return Err(Error::Input {
@@ -173,7 +180,10 @@ mod tests {
         write(
             dir.path(),
             &stored,
-            &[vec![p("q1", true), p("q2", false)], vec![p("q1", true), p("q2", true)]],
+            &[
+                vec![p("q1", true), p("q2", false)],
+                vec![p("q1", true), p("q2", true)],
+            ],
         )
         .unwrap();
         let o = read(dir.path()).unwrap().unwrap();

@@ -153,14 +153,14 @@ fn paired_reading(a: &str, b: &str, p: &Paired, seeds: usize, tq: &str) -> Strin
     let head = format!(
         "{} per setting and {tq}. The two best settings, {a} and {b}, paired by seed and \
          test question: difference {} points (95 % bootstrap CI over seeds and questions), sign-flip \
-         p = {}, per seed {}.",
+         {}, per seed {}.",
         if seeds == 1 {
             "1 seed".to_string()
         } else {
             format!("{seeds} seeds")
         },
         paired::points(p),
-        paired::p_text(p),
+        paired::p_sentence(p),
         paired::per_seed_text(p)
     );
     let mde = 100.0 * p.mde;
