@@ -33,14 +33,17 @@ fn report_check_says_whether_a_folder_is_current() {
     assert!(out.contains("  seed=0: current"), "{out}");
 
     // 2. Another train.steps: the train stage and the field are named; generate is not.
-    let o = p.morsd(&[
-        "report",
-        "--check",
-        "results/tiny",
-        spec,
-        "--set",
-        "train.steps=4",
-    ]);
+    let steps4 = || {
+        p.morsd(&[
+            "report",
+            "--check",
+            "results/tiny",
+            spec,
+            "--set",
+            "train.steps=4",
+        ])
+    };
+    let o = steps4();
     let out = text(&o);
     assert_eq!(o.status.code(), Some(3), "{out}");
     assert!(out.contains("is not what"), "{out}");
@@ -86,14 +89,7 @@ fn report_check_says_whether_a_folder_is_current() {
     std::fs::remove_file(p.path().join("results/tiny/stages.json")).unwrap();
     let out = ok(&p.morsd(&["report", "--check", "results/tiny", spec]));
     assert!(out.contains("no stages.json"), "{out}");
-    let o = p.morsd(&[
-        "report",
-        "--check",
-        "results/tiny",
-        spec,
-        "--set",
-        "train.steps=4",
-    ]);
+    let o = steps4();
     let out = text(&o);
     assert_eq!(o.status.code(), Some(3), "{out}");
     assert!(out.contains("    train: key "), "{out}");
