@@ -53,23 +53,34 @@ pub fn series(stored: &Stored) -> BTreeMap<String, Vec<(f64, f64, f64)>> {
 
 /// Writes `accuracy.svg` and `accuracy.png` into `dir`.
 pub fn accuracy(dir: &Path, stored: &Stored) -> Result<()> {
-    register_font();
     let data = series(stored);
-    let svg = dir.join("accuracy.svg");
-    let png = dir.join("accuracy.png");
+    write_svg_png(
+        dir,
+        "accuracy",
+        (800, 520),
+        |a| draw(a, stored, &data),
+        |a| draw(a, stored, &data),
+    )
+}
+
+type Area<DB> = DrawingArea<DB, plotters::coord::Shift>;
+
+/// Draws one chart as `dir/name.svg` and `dir/name.png`, each through a temp file and a rename.
+fn write_svg_png(
+    dir: &Path,
+    name: &str,
+    size: (u32, u32),
+    svg_draw: impl FnOnce(Area<SVGBackend>) -> Result<(), String>,
+    png_draw: impl FnOnce(Area<BitMapBackend>) -> Result<(), String>,
+) -> Result<()> {
+    register_font();
+    let svg = dir.join(format!("{name}.svg"));
+    let png = dir.join(format!("{name}.png"));
     let (svg_tmp, png_tmp) = (super::tmp_path(&svg), super::tmp_path(&png));
-    draw(
-        SVGBackend::new(&svg_tmp, (800, 520)).into_drawing_area(),
-        stored,
-        &data,
-    )
-    .map_err(|e| Error::run(format!("{}: {e}", svg.display())))?;
-    draw(
-        BitMapBackend::new(&png_tmp, (800, 520)).into_drawing_area(),
-        stored,
-        &data,
-    )
-    .map_err(|e| Error::run(format!("{}: {e}", png.display())))?;
+    svg_draw(SVGBackend::new(&svg_tmp, size).into_drawing_area())
+        .map_err(|e| Error::run(format!("{}: {e}", svg.display())))?;
+    png_draw(BitMapBackend::new(&png_tmp, size).into_drawing_area())
+        .map_err(|e| Error::run(format!("{}: {e}", png.display())))?;
     std::fs::rename(&svg_tmp, &svg).at(&svg)?;
     std::fs::rename(&png_tmp, &png).at(&png)
 }
@@ -353,26 +364,15 @@ pub fn token_points(stored: &Stored) -> BTreeMap<String, Vec<TokenPoint>> {
 
 /// Writes `tokens.svg` and `tokens.png` into `dir`.
 pub fn tokens(dir: &Path, stored: &Stored) -> Result<()> {
-    register_font();
     let data = token_points(stored);
-    let svg = dir.join("tokens.svg");
-    let png = dir.join("tokens.png");
-    let (svg_tmp, png_tmp) = (super::tmp_path(&svg), super::tmp_path(&png));
     let w = 520 * data.len().clamp(1, 4) as u32;
-    draw_tokens(
-        SVGBackend::new(&svg_tmp, (w, 480)).into_drawing_area(),
-        stored,
-        &data,
+    write_svg_png(
+        dir,
+        "tokens",
+        (w, 480),
+        |a| draw_tokens(a, stored, &data),
+        |a| draw_tokens(a, stored, &data),
     )
-    .map_err(|e| Error::run(format!("{}: {e}", svg.display())))?;
-    draw_tokens(
-        BitMapBackend::new(&png_tmp, (w, 480)).into_drawing_area(),
-        stored,
-        &data,
-    )
-    .map_err(|e| Error::run(format!("{}: {e}", png.display())))?;
-    std::fs::rename(&svg_tmp, &svg).at(&svg)?;
-    std::fs::rename(&png_tmp, &png).at(&png)
 }
 
 fn draw_tokens<DB: DrawingBackend>(
