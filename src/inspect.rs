@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 /// Loads the student that `what` names: a spec (`.toml`: its `[student]` section, pretrained
-/// checkpoint), a train entry folder (`model.bpk`: a trained student), or `student.weights`
+/// checkpoint), a train entry folder (a trained student), or `student.weights`
 /// syntax (a model name, a `.gguf` file, a Hugging Face folder).
 pub fn load_any(what: &str, max_seq_len: usize, device: &Device) -> Result<(Lm, Tok)> {
     let p = Path::new(what);
@@ -30,8 +30,8 @@ pub fn load_any(what: &str, max_seq_len: usize, device: &Device) -> Result<(Lm, 
         let (m, _, tok) = crate::student::load_pretrained(&run.spec.student, device)?;
         return Ok((m, tok));
     }
-    if p.join("model.bpk").exists() {
-        return crate::stages::train::load_student(p, device);
+    if crate::student::load::is_entry(p) {
+        return crate::student::load::load_student(p, device);
     }
     let (m, _, tok) = crate::student::load_llama(what, max_seq_len, device)?;
     Ok((m, tok))

@@ -289,7 +289,43 @@ fn lora_trains_only_adapters_and_merges_to_the_same_model() {
     let trained = train(adapted, &data, tok.pad, &o, &ad, None, &bar)
         .unwrap()
         .model;
-    let merged = lora::merge(trained.clone());
+    // What a LoRA train entry stores: the adapters alone (PEFT layout), folded into the base
+    // again on loading. They give the weights of burn's own merge, bit for bit.
+    let burn_merged = trained.clone().materialize();
+    let store = tempfile::tempdir().unwrap();
+    let n = lora::save_adapters(&trained, 4, 8.0, &targets, "tiny", store.path()).unwrap();
+    assert_eq!(n, tiny::LAYERS * 2);
+    let cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(store.path().join("adapter_config.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        (cfg["r"].as_u64(), cfg["lora_alpha"].as_f64()),
+        (Some(4), Some(8.0))
+    );
+    let adapters = lora::read_adapters(store.path()).unwrap();
+    assert!(
+        adapters
+            .factors
+            .contains_key("base_model.model.model.layers.1.self_attn.v_proj"),
+        "PEFT key names"
+    );
+    let (base, _) = load(&t.hf, &device);
+    let merged = lora::apply_adapters(base, &adapters, store.path()).unwrap();
+    let weights = |m: &Lm| -> Vec<f32> {
+        let mut all = Vec::new();
+        struct V<'a>(&'a mut Vec<f32>);
+        impl burn::module::ModuleVisitor for V<'_> {
+            fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<burn::Tensor<D>>) {
+                self.0.extend(p.val().into_data().iter::<f32>());
+            }
+        }
+        m.visit(&mut V(&mut all));
+        all
+    };
+    assert!(
+        weights(&merged) == weights(&burn_merged),
+        "adapters folded into the base differ from burn's merge"
+    );
     let (before, _) = load(&t.hf, &device);
     let (a, b, c) = (
         logits(&trained, &data[0].prompt, &device),
@@ -365,6 +401,24 @@ fn a_whole_run_with_a_llama_student_and_lora() {
     };
     assert_eq!(metrics("score")["rd_model"], "pretrained");
     assert!(metrics("score")["mean_rd_correct"].is_number());
+    // The LoRA entry holds the adapters, not the model.
+    let train_dir = std::fs::read_dir(p.path().join("cache/entries/train"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|d| {
+            d.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with(run["keys"]["train"].as_str().unwrap())
+        })
+        .unwrap();
+    assert!(train_dir.join("adapter_model.safetensors").exists());
+    assert!(!train_dir.join("model.bpk").exists());
+    let student: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(train_dir.join("student.json")).unwrap()).unwrap();
+    assert_eq!(student["lora"]["rank"], 4, "{student}");
+    assert!(student["base"]["files"]["weights"].is_string(), "{student}");
     assert_eq!(
         metrics("train")["trainable_params"],
         serde_json::json!(tiny::LAYERS * 4 * ((64 + 64) + (64 + 32) + (96 + 64)))

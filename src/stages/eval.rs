@@ -2,13 +2,13 @@
 //! a `llama` student; a row stops at end of sequence or once its answer sentence is complete),
 //! answer extraction, accuracy. Output: `predictions.json`.
 
-use super::train::load_student;
 use super::{Stage, StageCtx, StageKind, json, read_json, sections, write_json};
 use crate::answer::{extract_with_options, matches};
 use crate::error::Result;
 use crate::spec::RunSpec;
 use crate::student::decode::{DecodeOptions, greedy_with};
 use crate::student::format;
+use crate::student::load::load_student;
 use crate::task::TaskData;
 use serde_json::{Value, json as j};
 use std::path::Path;

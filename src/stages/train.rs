@@ -1,8 +1,11 @@
 //! Stage `train`: fine-tunes the student on the selected rationales — a fresh scratch student
-//! for this seed, or the pretrained `llama` checkpoint (every weight, or LoRA adapters that are
-//! merged back before saving) — choosing the checkpoint on the validation split. Output:
-//! `model.bpk` (burnpack weights), `config.json` (the resolved burn model config),
-//! `student.json` (its family), `tokenizer.json`, `curves.json`.
+//! for this seed, or the pretrained `llama` checkpoint (every weight, or LoRA adapters) —
+//! choosing the checkpoint on the validation split. Output: `config.json` (the resolved burn
+//! model config), `student.json` (its family and, for a pretrained student, the base
+//! checkpoint's identity), `tokenizer.json`, `curves.json`, and the weights: `model.bpk`
+//! (burnpack, every weight) or, for LoRA, the adapters only in PEFT's layout
+//! (`adapter_model.safetensors`, `adapter_config.json`; see [`crate::student::lora`]).
+//! [`crate::student::load::load_student`] reads either back.
 
 use super::{
     Stage, StageCtx, StageKind, json, read_json, sections, student_inputs, student_key, train_key,
@@ -13,9 +16,10 @@ use crate::error::{Error, IoContext, Result};
 use crate::spec::RunSpec;
 use crate::student::decode::{DecodeOptions, greedy_with};
 use crate::student::format;
+use crate::student::load::{Base, EntryStudent, LoraInfo};
 use crate::student::tokenizer::Tok;
 use crate::student::train::{Budget, TrainExample, TrainOptions, train};
-use crate::student::{LlamaConfig, Lm, init_student, load_pretrained, lora, model_config};
+use crate::student::{Lm, init_student, load_pretrained, lora, model_config};
 use crate::task::TaskData;
 use crate::teacher::Rationale;
 use burn::config::Config;
@@ -44,12 +48,18 @@ impl Stage for Train {
     }
     fn config(&self, run: &RunSpec) -> Value {
         let template = format::template(&run.spec.student).unwrap_or_default();
-        sections(&[
+        let mut sections_ = vec![
             ("student", student_key(&run.spec.student)),
             ("train", train_key(&run.spec.train)),
             ("eval", json(&run.spec.eval)),
             ("format_template", json(&template)),
-        ])
+        ];
+        // A LoRA entry holds its adapters only (since this marker exists; before, the merged
+        // model): its output changed, so its key does, and no other entry's key moves.
+        if is_lora(run) {
+            sections_.push(("lora_entry", j!("adapters")));
+        }
+        sections(&sections_)
     }
     fn inputs(&self, run: &RunSpec) -> Result<Vec<(String, std::path::PathBuf)>> {
         student_inputs(run)
@@ -92,36 +102,50 @@ impl Stage for Train {
             ad
         };
         let lora_rank = spec.student.lora_rank.unwrap_or(0);
+        let targets = spec
+            .student
+            .lora_targets
+            .clone()
+            .unwrap_or_else(|| vec!["q_proj".into(), "v_proj".into()]);
+        let lora_alpha = spec.student.lora_alpha.unwrap_or(16.0);
         let (model, family) = if spec.student.kind == "llama" {
+            let weights = spec.student.weights.as_deref().unwrap_or_default();
+            let base = Base::of(weights)?;
             let (model, config, _) = load_pretrained(&spec.student, &ad)?;
             config
                 .save(out.join("config.json"))
                 .at(out.join("config.json"))?;
-            let model = if lora_rank > 0 {
-                let targets = spec
-                    .student
-                    .lora_targets
-                    .clone()
-                    .unwrap_or_else(|| vec!["q_proj".into(), "v_proj".into()]);
-                lora::attach(
-                    model,
-                    lora_rank,
-                    spec.student.lora_alpha.unwrap_or(16.0),
-                    &targets,
-                )?
+            let (model, lora) = if lora_rank > 0 {
+                let model = lora::attach(model, lora_rank, lora_alpha, &targets)?;
+                let info = LoraInfo {
+                    rank: lora_rank,
+                    alpha: lora_alpha,
+                    targets: targets.clone(),
+                };
+                (model, Some(info))
             } else {
-                model
+                (model, None)
             };
-            (model, "llama")
+            let family = EntryStudent {
+                kind: "llama".into(),
+                base: Some(base),
+                lora,
+            };
+            (model, family)
         } else {
             let config = model_config(&spec.student, tok.vocab_size());
             config
                 .save(out.join("config.json"))
                 .at(out.join("config.json"))?;
-            (init_student(&config, ctx.run.seed, &ad), "scratch")
+            let family = EntryStudent {
+                kind: "scratch".into(),
+                base: None,
+                lora: None,
+            };
+            (init_student(&config, ctx.run.seed, &ad), family)
         };
         let trainable = lora::trainable_params(&model);
-        write_json(&out.join("student.json"), &j!({"kind": family}))?;
+        write_json(&out.join("student.json"), &family)?;
         let answer_stop = format::AnswerStop::new(&fmt);
         let stop = |t: &str| answer_stop.done(t);
         let val_prompts: Vec<String> = data
@@ -181,15 +205,25 @@ impl Stage for Train {
         )
         .map_err(|e| Error::run(format!("{e} ({} selected rationales)", examples.len())))?;
 
-        // 3. Save the chosen checkpoint (adapters merged) beside its config and tokenizer.
-        let model = if lora_rank > 0 {
-            lora::merge(outcome.model.clone())
-        } else {
-            outcome.model.clone()
-        };
-        model
-            .save_file(out.join("model.bpk"))
-            .map_err(|e| Error::run(format!("saving model: {e}")))?;
+        // 3. Save the chosen checkpoint beside its config and tokenizer: LoRA's adapters alone
+        //    (the base is recorded in student.json), else every weight.
+        match &family.base {
+            Some(base) if family.lora.is_some() => {
+                lora::save_adapters(
+                    &outcome.model,
+                    lora_rank,
+                    lora_alpha,
+                    &targets,
+                    &base.weights,
+                    out,
+                )?;
+            }
+            _ => outcome
+                .model
+                .clone()
+                .save_file(out.join("model.bpk"))
+                .map_err(|e| Error::run(format!("saving model: {e}")))?,
+        }
         write_json(
             &out.join("curves.json"),
             &j!({"loss": outcome.loss_curve, "validation_accuracy": outcome.val_curve}),
@@ -207,29 +241,9 @@ impl Stage for Train {
     }
 }
 
-/// Loads a trained student from a train entry folder.
-pub fn load_student(dir: &Path, device: &burn::prelude::Device) -> Result<(Lm, Tok)> {
-    let cfg = dir.join("config.json");
-    let cfg_err = |e: &dyn std::fmt::Display| Error::run(format!("{}: {e}", cfg.display()));
-    let family: Value = read_json(&dir.join("student.json")).unwrap_or(j!({"kind": "scratch"}));
-    let model = match family["kind"].as_str() {
-        Some("llama") => Lm::Llama(
-            LlamaConfig::load(&cfg)
-                .map_err(|e| cfg_err(&e))?
-                .init(device),
-        ),
-        _ => Lm::Scratch(
-            crate::student::StudentConfig::load(&cfg)
-                .map_err(|e| cfg_err(&e))?
-                .init(device),
-        ),
-    };
-    let record = burn::store::ModuleRecord::load(dir.join("model.bpk"))
-        .map_err(|e| Error::run(format!("{}: {e}", dir.join("model.bpk").display())))?;
-    let model = model
-        .try_load_record(record)
-        .map_err(|e| Error::run(format!("{}: {e}", dir.join("model.bpk").display())))?;
-    Ok((model, Tok::load(&dir.join("tokenizer.json"))?))
+/// Whether the run fine-tunes a pretrained student with LoRA adapters.
+fn is_lora(run: &RunSpec) -> bool {
+    run.spec.student.kind == "llama" && run.spec.student.lora_rank.unwrap_or(0) > 0
 }
 
 #[cfg(test)]

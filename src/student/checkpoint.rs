@@ -53,7 +53,7 @@ fn bad(path: &Path, message: impl std::fmt::Display) -> Error {
 }
 
 /// The canonical name of a layer tensor for its GGUF and HF suffixes.
-const LAYER_NAMES: [(&str, &str, &str); 9] = [
+pub(crate) const LAYER_NAMES: [(&str, &str, &str); 9] = [
     ("attn_norm", "attn_norm", "input_layernorm"),
     ("q_proj", "attn_q", "self_attn.q_proj"),
     ("k_proj", "attn_k", "self_attn.k_proj"),

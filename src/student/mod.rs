@@ -2,12 +2,13 @@
 //! from scratch ([`model`]) or a pretrained Llama-family checkpoint ([`llama`], loaded by
 //! [`checkpoint`]) — its byte-level BPE tokenizer ([`tokenizer`]), the text format it learns
 //! ([`format`]), training ([`train`], with LoRA via [`lora`]), greedy decoding ([`decode`]) and
-//! answer scoring for RD ([`score`]).
+//! answer scoring for RD ([`score`]). [`load`] turns a train entry back into an [`Lm`].
 
 pub mod checkpoint;
 pub mod decode;
 pub mod format;
 pub mod llama;
+pub mod load;
 pub mod lora;
 pub mod model;
 pub mod score;

@@ -1,0 +1,200 @@
+//! The one loader that turns a train entry folder into an [`Lm`] (eval, `morsd generate`,
+//! `morsd export` all come here), and the record of a pretrained student's base checkpoint.
+//!
+//! A train entry holds `student.json` (its family), `config.json` (the resolved burn model
+//! config) and `tokenizer.json`, plus either
+//! - `model.bpk`: every weight (scratch students, full fine-tuning), or
+//! - the LoRA adapters in PEFT's layout ([`super::lora::ADAPTER_FILE`]) and the base
+//!   checkpoint's identity ([`Base`]): the base is loaded again, checked against its recorded
+//!   content hashes, and the adapters are folded into it.
+
+use super::lora;
+use super::tokenizer::Tok;
+use super::{LlamaConfig, Lm, StudentConfig};
+use crate::error::{Error, Result};
+use crate::stages::read_json;
+use burn::config::Config;
+use burn::module::Module;
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// What `student.json` of a train entry says.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EntryStudent {
+    /// `scratch` or `llama`.
+    pub kind: String,
+    /// The pretrained base (pretrained students).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<Base>,
+    /// LoRA settings when the entry holds adapters only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lora: Option<LoraInfo>,
+}
+
+/// A pretrained base checkpoint's identity: how the spec named it, where it was, and the
+/// BLAKE3 of each of its files (the same sums the train stage's key holds).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Base {
+    /// `student.weights` as the spec wrote it (a model name, a `.gguf` file, a folder).
+    pub weights: String,
+    /// The file or folder it resolved to when the entry was trained.
+    pub path: PathBuf,
+    /// BLAKE3 per file (`weights` for a single file, `weights/<name>` for a folder's files).
+    pub files: BTreeMap<String, String>,
+}
+
+/// The adapters an entry holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoraInfo {
+    /// Rank.
+    pub rank: usize,
+    /// Scaling numerator (`alpha / rank` multiplies `a·b`).
+    pub alpha: f64,
+    /// Target modules (Hugging Face names).
+    pub targets: Vec<String>,
+}
+
+impl Base {
+    /// The identity of the checkpoint `weights` names now.
+    pub fn of(weights: &str) -> Result<Self> {
+        let path = crate::models::resolve_weights(weights)?;
+        let path = std::fs::canonicalize(&path).unwrap_or(path);
+        let mut files = BTreeMap::new();
+        for (name, p) in crate::models::weight_files(&path)? {
+            let sum = crate::cache::file_sum(&p).map_err(|e| Error::Input {
+                path: p.clone(),
+                message: format!("base checkpoint: {e}"),
+            })?;
+            files.insert(name, sum.blake3);
+        }
+        Ok(Base {
+            weights: weights.to_string(),
+            path,
+            files,
+        })
+    }
+
+    /// A short content hash of the whole checkpoint (BLAKE3 over the per-file sums).
+    pub fn content_hash(&self) -> String {
+        let mut h = blake3::Hasher::new();
+        for (name, sum) in &self.files {
+            h.update(name.as_bytes());
+            h.update(b"\0");
+            h.update(sum.as_bytes());
+            h.update(b"\n");
+        }
+        h.finalize().to_hex().to_string()
+    }
+
+    /// Finds the recorded base again: its recorded path, else `weights` resolved today; the
+    /// file hashes must match the recorded ones.
+    pub fn locate(&self) -> Result<PathBuf> {
+        let mut tried = Vec::new();
+        for candidate in [
+            Some(self.path.clone()),
+            crate::models::resolve_weights(&self.weights).ok(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if !candidate.exists() {
+                continue;
+            }
+            let now = Base::of(&candidate.to_string_lossy())?;
+            if now.files == self.files {
+                return Ok(candidate);
+            }
+            tried.push(candidate.display().to_string());
+        }
+        Err(Error::Input {
+            path: self.path.clone(),
+            message: format!(
+                "the base checkpoint `{}` this LoRA entry was trained on is gone or changed (looked at: {}); its content hash was {}",
+                self.weights,
+                if tried.is_empty() {
+                    "nothing found".to_string()
+                } else {
+                    format!("{} (different contents)", tried.join(", "))
+                },
+                &self.content_hash()[..16]
+            ),
+        })
+    }
+}
+
+/// Reads `student.json` of a train entry (entries from before it existed are scratch).
+pub fn entry_student(dir: &Path) -> Result<EntryStudent> {
+    let p = dir.join("student.json");
+    if !p.exists() {
+        return Ok(EntryStudent {
+            kind: "scratch".into(),
+            base: None,
+            lora: None,
+        });
+    }
+    read_json(&p)
+}
+
+/// Whether `dir` looks like a train entry folder.
+pub fn is_entry(dir: &Path) -> bool {
+    dir.join("config.json").exists()
+        && dir.join("tokenizer.json").exists()
+        && (dir.join("model.bpk").exists() || dir.join(lora::ADAPTER_FILE).exists())
+}
+
+/// Loads a trained student from a train entry folder.
+pub fn load_student(dir: &Path, device: &Device) -> Result<(Lm, Tok)> {
+    let cfg = dir.join("config.json");
+    let cfg_err = |e: &dyn std::fmt::Display| Error::Input {
+        path: cfg.clone(),
+        message: e.to_string(),
+    };
+    let family = entry_student(dir)?;
+    let tok = Tok::load(&dir.join("tokenizer.json"))?;
+    // 1. An adapters-only LoRA entry: the base again (hash checked), adapters folded in.
+    if let Some(info) = &family.lora {
+        let base = family.base.as_ref().ok_or_else(|| Error::Input {
+            path: dir.join("student.json"),
+            message: "a LoRA entry without its `base`".into(),
+        })?;
+        let config = LlamaConfig::load(&cfg).map_err(|e| cfg_err(&e))?;
+        let path = base.locate()?;
+        let (m, _, _) =
+            super::checkpoint::Checkpoint::load(&path)?.into_llama(config.max_seq_len, device)?;
+        let adapters = lora::read_adapters(dir)?;
+        let want = (info.alpha / info.rank as f64 - adapters.scale).abs();
+        if want > 1e-12 {
+            return Err(Error::Input {
+                path: dir.join(lora::ADAPTER_CONFIG),
+                message: "its r / lora_alpha disagree with student.json".into(),
+            });
+        }
+        let model = lora::apply_adapters(Lm::Llama(m), &adapters, dir)?;
+        return Ok((model, tok));
+    }
+    // 2. Every weight in `model.bpk`.
+    let model = match family.kind.as_str() {
+        "llama" => Lm::Llama(
+            LlamaConfig::load(&cfg)
+                .map_err(|e| cfg_err(&e))?
+                .init(device),
+        ),
+        _ => Lm::Scratch(
+            StudentConfig::load(&cfg)
+                .map_err(|e| cfg_err(&e))?
+                .init(device),
+        ),
+    };
+    let bpk = dir.join("model.bpk");
+    let record = burn::store::ModuleRecord::load(&bpk).map_err(|e| Error::Input {
+        path: bpk.clone(),
+        message: e.to_string(),
+    })?;
+    let model = model.try_load_record(record).map_err(|e| Error::Input {
+        path: bpk.clone(),
+        message: e.to_string(),
+    })?;
+    Ok((model, tok))
+}
