@@ -393,6 +393,40 @@ pub fn report(dir: &Path) -> Result<String> {
     ))
 }
 
+/// `morsd export SPEC --run SELECTOR --format F --out DIR`.
+#[allow(clippy::too_many_arguments)]
+pub fn export(
+    spec_path: &Path,
+    sets: &[String],
+    selector: Option<&str>,
+    format: &str,
+    dtype: Option<&str>,
+    out: &Path,
+    force: bool,
+    with_base: bool,
+    cache: &Cache,
+) -> Result<String> {
+    use crate::export::{self as ex, runs};
+    let format = ex::Format::parse(format)?;
+    let dtype = ex::Dtype::for_format(dtype, format)?;
+    let spec = spec::load(spec_path, sets)?;
+    let cands = runs::candidates(&spec, cache)?;
+    let chosen = runs::choose(&cands, selector)?;
+    let entry = chosen
+        .train_dir
+        .as_deref()
+        .ok_or_else(|| Error::run("the chosen run has no train entry"))?;
+    let info = runs::info(&spec, sets, chosen);
+    let opts = ex::Options {
+        format,
+        dtype,
+        out,
+        force,
+        with_base,
+    };
+    ex::export(entry, &info, &opts)
+}
+
 /// `morsd cache ls`.
 pub fn cache_ls(cache: &Cache) -> Result<String> {
     let mut out = format!(

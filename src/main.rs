@@ -142,6 +142,35 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         dump: Option<PathBuf>,
     },
+    /// Export a trained student: a Hugging Face folder (transformers, vLLM), a GGUF file
+    /// (llama.cpp, Ollama) or PEFT adapters, each with a model card (README.md).
+    Export {
+        /// The spec file (TOML) whose run to export.
+        spec: PathBuf,
+        /// Override a spec key, as for `run`.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        /// The run: sweep values and seed (`select.strategy=morsd,seed=0`) or a train key
+        /// prefix. Without it, the runs are listed.
+        #[arg(long = "run", value_name = "SELECTOR")]
+        run: Option<String>,
+        /// hf, gguf or peft.
+        #[arg(long)]
+        format: String,
+        /// Weight type: hf f32 (default), f16, bf16; gguf f16 (default), f32, q8_0.
+        #[arg(long)]
+        dtype: Option<String>,
+        /// The folder to write (created; a non-empty one only with --force).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Replace a non-empty --out folder.
+        #[arg(long)]
+        force: bool,
+        /// peft: also write the base checkpoint as a Hugging Face folder under DIR/base (for a
+        /// base transformers cannot read, such as a GGUF).
+        #[arg(long)]
+        with_base: bool,
+    },
     /// Add "extracted" (and with --gold, "correct") to each JSON line of stdin.
     Extract {
         /// Task whose answer type to use (e.g. svamp, aqua, strategy_qa, last_letters, arithmetic).
@@ -340,6 +369,26 @@ fn real_main(cli: Cli) -> anyhow::Result<String> {
             max_new_tokens,
             dump.as_deref(),
             &device()?,
+        )?,
+        Command::Export {
+            spec,
+            sets,
+            run,
+            format,
+            dtype,
+            out,
+            force,
+            with_base,
+        } => commands::export(
+            &spec,
+            &sets,
+            run.as_deref(),
+            &format,
+            dtype.as_deref(),
+            &out,
+            force,
+            with_base,
+            &cache()?,
         )?,
         Command::Extract { task, field, gold } => {
             let stdin = std::io::stdin();

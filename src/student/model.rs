@@ -165,3 +165,86 @@ impl Student {
         self.max_seq_len
     }
 }
+
+/// A scratch student's tensors in burn's layout (`Linear` weights `[in, out]`), for export:
+/// `(weight, bias)` pairs, a missing bias (or LayerNorm shift) as zeros.
+pub struct Parts {
+    /// Token embedding `[vocab, d]`.
+    pub tok: Tensor<2>,
+    /// Position embedding `[max_seq_len, d]`.
+    pub pos: Tensor<2>,
+    /// Per block.
+    pub blocks: Vec<BlockParts>,
+    /// Final LayerNorm (gamma, beta).
+    pub norm: (Tensor<1>, Tensor<1>),
+    /// Output head `[d, vocab]` (no bias).
+    pub head: Tensor<2>,
+    /// LayerNorm epsilon.
+    pub eps: f64,
+}
+
+/// One block's tensors.
+pub struct BlockParts {
+    /// LayerNorm before attention.
+    pub ln1: (Tensor<1>, Tensor<1>),
+    /// Fused q/k/v projection `[d, 3d]`.
+    pub qkv: (Tensor<2>, Tensor<1>),
+    /// Attention output projection `[d, d]`.
+    pub proj: (Tensor<2>, Tensor<1>),
+    /// LayerNorm before the MLP.
+    pub ln2: (Tensor<1>, Tensor<1>),
+    /// MLP up `[d, d_ff]`.
+    pub up: (Tensor<2>, Tensor<1>),
+    /// MLP down `[d_ff, d]`.
+    pub down: (Tensor<2>, Tensor<1>),
+}
+
+fn ln_parts(n: &LayerNorm) -> (Tensor<1>, Tensor<1>) {
+    let g = n.gamma.val();
+    let b = n
+        .beta
+        .as_ref()
+        .map(|b| b.val())
+        .unwrap_or_else(|| g.zeros_like());
+    (g, b)
+}
+
+fn linear_parts(l: &Linear) -> (Tensor<2>, Tensor<1>) {
+    let w = l.weight.val();
+    let out = w.dims()[1];
+    let b = l
+        .bias
+        .as_ref()
+        .map(|b| b.val())
+        .unwrap_or_else(|| Tensor::zeros([out], &w.device()));
+    (w, b)
+}
+
+impl Student {
+    /// The tensors, for export.
+    pub fn parts(&self) -> Parts {
+        Parts {
+            tok: self.tok.weight.val(),
+            pos: self.pos.weight.val(),
+            blocks: self
+                .blocks
+                .iter()
+                .map(|b| BlockParts {
+                    ln1: ln_parts(&b.ln1),
+                    qkv: linear_parts(&b.qkv),
+                    proj: linear_parts(&b.proj),
+                    ln2: ln_parts(&b.ln2),
+                    up: linear_parts(&b.up),
+                    down: linear_parts(&b.down),
+                })
+                .collect(),
+            norm: ln_parts(&self.norm),
+            head: self.head.weight.val(),
+            // As written (1e-5), not the f32 constant widened.
+            eps: crate::kernels::layer_norm::EPS
+                .to_string()
+                .parse()
+                .unwrap_or(1e-5),
+        }
+    }
+}

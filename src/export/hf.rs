@@ -1,0 +1,237 @@
+//! `--format hf`: a Hugging Face folder transformers loads with `AutoModelForCausalLM` and
+//! `AutoTokenizer`: `config.json`, `model.safetensors` (f32, f16 or bf16), `tokenizer.json`,
+//! `tokenizer_config.json` (with the base's chat template), `generation_config.json` (greedy,
+//! as morsd decodes).
+//!
+//! - A Llama-family student becomes `LlamaForCausalLM` (LoRA adapters folded in).
+//! - A scratch student becomes `GPT2LMHeadModel`, which it maps onto exactly: learned
+//!   positions, pre-norm LayerNorm blocks with biases, a fused q/k/v projection (GPT-2's
+//!   `Conv1D` stores `[in, out]`, burn's `Linear` layout, so nothing is transposed there), the
+//!   exact erf GELU (`activation_function = "gelu"`), a final LayerNorm and an untied head
+//!   without bias (`tie_word_embeddings = false`).
+
+use super::{Dtype, Loaded, RunInfo, llama_config, llama_weights};
+use crate::error::{Error, IoContext, Result};
+use crate::student::Lm;
+use crate::student::lora::write_safetensors_typed;
+use crate::student::model::Student;
+use burn::prelude::*;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// One tensor to write: name, shape, f32 values (row-major).
+type Named = (String, Vec<usize>, Vec<f32>);
+
+/// Writes the folder's files into `dir`.
+pub fn write(
+    entry: &Path,
+    loaded: &Loaded,
+    info: &RunInfo,
+    dtype: Dtype,
+    dir: &Path,
+) -> Result<()> {
+    let tok = &loaded.tok;
+    let token = |id: u32| tok.inner.id_to_token(id);
+    // 1. Architecture and weights under transformers' names.
+    let (config, tensors, context_len) = match &loaded.model {
+        Lm::Llama(m) => {
+            let c = llama_config(entry, loaded.base.as_ref())?;
+            let mut tensors: Vec<Named> = Vec::new();
+            let mut w = llama_weights(m);
+            let mut take = |canon: &str, name: String| {
+                if let Some(x) = w.remove(canon) {
+                    tensors.push((name, x.shape, x.data));
+                }
+            };
+            take("embed", "model.embed_tokens.weight".into());
+            take("norm", "model.norm.weight".into());
+            take("lm_head", "lm_head.weight".into());
+            for l in 0..c.layers {
+                for (canon, _, hf) in crate::student::checkpoint::LAYER_NAMES {
+                    take(
+                        &format!("L{l}.{canon}"),
+                        format!("model.layers.{l}.{hf}.weight"),
+                    );
+                }
+            }
+            let config = json!({
+                "architectures": ["LlamaForCausalLM"],
+                "model_type": "llama",
+                "vocab_size": c.vocab_size,
+                "hidden_size": c.d_model,
+                "intermediate_size": c.d_ff,
+                "num_hidden_layers": c.layers,
+                "num_attention_heads": c.heads,
+                "num_key_value_heads": c.kv_heads,
+                "head_dim": c.head_dim(),
+                "hidden_act": "silu",
+                "max_position_embeddings": c.max_seq_len,
+                "rms_norm_eps": c.norm_eps,
+                "rope_theta": c.rope_theta,
+                "rope_scaling": null,
+                "attention_bias": false,
+                "attention_dropout": 0.0,
+                "mlp_bias": false,
+                "tie_word_embeddings": c.tie_embeddings,
+                "eos_token_id": tok.eos,
+                "pad_token_id": tok.pad,
+                "torch_dtype": torch_dtype(dtype),
+            });
+            (config, tensors, c.max_seq_len)
+        }
+        Lm::Scratch(s) => {
+            let (config, tensors) = gpt2(entry, s, tok)?;
+            let n = config["n_positions"].as_u64().unwrap_or(0) as usize;
+            let mut config = config;
+            config["torch_dtype"] = json!(torch_dtype(dtype));
+            (config, tensors, n)
+        }
+    };
+    crate::stages::write_json(&dir.join("config.json"), &config)?;
+    // 2. The weights, in the asked dtype.
+    let bytes: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> = tensors
+        .into_iter()
+        .map(|(n, shape, v)| {
+            let (dt, b) = encode(&v, dtype);
+            (n, dt, shape, b)
+        })
+        .collect();
+    let mut meta = HashMap::new();
+    meta.insert("format".to_string(), "pt".to_string());
+    write_safetensors_typed(
+        &dir.join("model.safetensors"),
+        bytes
+            .iter()
+            .map(|(n, dt, s, b)| (n.clone(), *dt, s.clone(), b.as_slice())),
+        Some(meta),
+    )?;
+    // 3. Tokenizer: the student's own tokenizer.json, and the config AutoTokenizer reads.
+    let tj = dir.join("tokenizer.json");
+    tok.inner
+        .save(&tj, false)
+        .map_err(|e| Error::run(format!("{}: {e}", tj.display())))?;
+    let mut tc = json!({
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "eos_token": token(tok.eos),
+        "pad_token": token(tok.pad),
+        "bos_token": null,
+        "unk_token": null,
+        "add_bos_token": false,
+        "add_eos_token": false,
+        "clean_up_tokenization_spaces": false,
+        "model_max_length": context_len,
+    });
+    if let Some(t) = loaded.base.as_ref().and_then(|b| b.chat_template.as_ref()) {
+        tc["chat_template"] = json!(t);
+    }
+    crate::stages::write_json(&dir.join("tokenizer_config.json"), &tc)?;
+    let special = json!({"eos_token": token(tok.eos), "pad_token": token(tok.pad)});
+    crate::stages::write_json(&dir.join("special_tokens_map.json"), &special)?;
+    // 4. Greedy decoding, as morsd evaluates.
+    let generation = json!({
+        "do_sample": false,
+        "eos_token_id": tok.eos,
+        "pad_token_id": tok.pad,
+        "max_new_tokens": info.max_new_tokens,
+    });
+    crate::stages::write_json(&dir.join("generation_config.json"), &generation)?;
+    std::fs::metadata(dir.join("model.safetensors")).at(dir)?;
+    Ok(())
+}
+
+fn torch_dtype(d: Dtype) -> &'static str {
+    match d {
+        Dtype::F16 => "float16",
+        Dtype::Bf16 => "bfloat16",
+        _ => "float32",
+    }
+}
+
+/// f32 values as little-endian bytes of `dtype`.
+fn encode(v: &[f32], dtype: Dtype) -> (safetensors::Dtype, Vec<u8>) {
+    match dtype {
+        Dtype::F16 => (
+            safetensors::Dtype::F16,
+            v.iter()
+                .flat_map(|x| half::f16::from_f32(*x).to_le_bytes())
+                .collect(),
+        ),
+        Dtype::Bf16 => (
+            safetensors::Dtype::BF16,
+            v.iter()
+                .flat_map(|x| half::bf16::from_f32(*x).to_le_bytes())
+                .collect(),
+        ),
+        _ => (
+            safetensors::Dtype::F32,
+            v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        ),
+    }
+}
+
+fn values<const D: usize>(t: Tensor<D>) -> (Vec<usize>, Vec<f32>) {
+    (t.dims().to_vec(), t.into_data().iter::<f32>().collect())
+}
+
+/// The scratch student as GPT-2: its config and tensors.
+fn gpt2(
+    entry: &Path,
+    s: &Student,
+    tok: &crate::student::tokenizer::Tok,
+) -> Result<(Value, Vec<Named>)> {
+    use burn::config::Config;
+    let p = entry.join("config.json");
+    let c = crate::student::StudentConfig::load(&p).map_err(|e| Error::Input {
+        path: p.clone(),
+        message: e.to_string(),
+    })?;
+    let mut out: Vec<Named> = Vec::new();
+    let mut push = |name: String, (shape, v): (Vec<usize>, Vec<f32>)| out.push((name, shape, v));
+    let parts = s.parts();
+    push("transformer.wte.weight".into(), values(parts.tok));
+    push("transformer.wpe.weight".into(), values(parts.pos));
+    for (i, b) in parts.blocks.into_iter().enumerate() {
+        let h = |n: &str| format!("transformer.h.{i}.{n}");
+        push(h("ln_1.weight"), values(b.ln1.0));
+        push(h("ln_1.bias"), values(b.ln1.1));
+        push(h("attn.c_attn.weight"), values(b.qkv.0));
+        push(h("attn.c_attn.bias"), values(b.qkv.1));
+        push(h("attn.c_proj.weight"), values(b.proj.0));
+        push(h("attn.c_proj.bias"), values(b.proj.1));
+        push(h("ln_2.weight"), values(b.ln2.0));
+        push(h("ln_2.bias"), values(b.ln2.1));
+        push(h("mlp.c_fc.weight"), values(b.up.0));
+        push(h("mlp.c_fc.bias"), values(b.up.1));
+        push(h("mlp.c_proj.weight"), values(b.down.0));
+        push(h("mlp.c_proj.bias"), values(b.down.1));
+    }
+    push("transformer.ln_f.weight".into(), values(parts.norm.0));
+    push("transformer.ln_f.bias".into(), values(parts.norm.1));
+    // nn.Linear stores [out, in]; burn's head is [in, out].
+    push("lm_head.weight".into(), values(parts.head.transpose()));
+    let config = json!({
+        "architectures": ["GPT2LMHeadModel"],
+        "model_type": "gpt2",
+        "vocab_size": c.vocab_size,
+        "n_positions": c.max_seq_len,
+        "n_ctx": c.max_seq_len,
+        "n_embd": c.d_model,
+        "n_layer": c.layers,
+        "n_head": c.heads,
+        "n_inner": c.d_ff,
+        "activation_function": "gelu",
+        "layer_norm_epsilon": parts.eps,
+        "resid_pdrop": 0.0,
+        "embd_pdrop": 0.0,
+        "attn_pdrop": 0.0,
+        "scale_attn_weights": true,
+        "scale_attn_by_inverse_layer_idx": false,
+        "reorder_and_upcast_attn": false,
+        "tie_word_embeddings": false,
+        "bos_token_id": tok.eos,
+        "eos_token_id": tok.eos,
+        "pad_token_id": tok.pad,
+    });
+    Ok((config, out))
+}
