@@ -47,6 +47,22 @@
 //!
 //! `slots/` remembers, per (experiment, run, stage), the key document last built or used there;
 //! `morsd plan` diffs against it to say *why* a stage is stale (`select.per_question changed`).
+//!
+//! `requests/<model>.jsonl` holds the API teachers' durable request logs
+//! ([`crate::teacher::request_log`]): not entries, but listed beside them by `morsd cache ls`.
+//!
+//! # Collection
+//!
+//! `morsd cache gc` plans every spec under `experiments/` (or `--specs DIR`) and removes
+//!
+//! | what                      | when                                                        |
+//! |---------------------------|-------------------------------------------------------------|
+//! | an entry                  | no run of any spec (after sweeps) has its key               |
+//! | a request log             | no run of any spec has an `openai` teacher writing to it, and no other process holds its lock (then a note says it was kept) |
+//!
+//! A spec that cannot be planned (named in a warning) might reach anything: every entry some
+//! spec last built or used (its slot) and every request log are then kept. `--all` removes
+//! every entry and keeps every request log (re-sending requests costs money and time).
 
 use crate::error::{Error, IoContext, Result};
 use crate::invocation::Invocation;
@@ -191,6 +207,19 @@ pub struct EntryInfo {
     pub path: PathBuf,
 }
 
+/// One API teacher's request log (`requests/<model>.jsonl`) as `morsd cache ls` lists it.
+#[derive(Debug, Clone)]
+pub struct LogInfo {
+    /// The file's name without `.jsonl` (the model name, as the file spells it).
+    pub name: String,
+    /// Bytes.
+    pub size: u64,
+    /// Seconds since it was last written.
+    pub age_s: u64,
+    /// The file.
+    pub path: PathBuf,
+}
+
 /// A cache rooted at a folder.
 #[derive(Debug, Clone)]
 pub struct Cache {
@@ -222,6 +251,12 @@ impl Cache {
     /// The cache root.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The folder of the API teachers' durable request logs
+    /// ([`crate::teacher::request_log`]).
+    pub fn requests_dir(&self) -> PathBuf {
+        self.root.join("requests")
     }
 
     /// Where the entry of `doc` lives.
@@ -398,6 +433,44 @@ impl Cache {
             }
         }
         out.sort_by(|a, b| (&a.stage, &a.key).cmp(&(&b.stage, &b.key)));
+        Ok(out)
+    }
+
+    /// Every request log on disk (`requests/*.jsonl`), by name; none when the folder is absent.
+    pub fn request_logs(&self) -> Result<Vec<LogInfo>> {
+        let dir = self.requests_dir();
+        let rd = match fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e).at(&dir),
+        };
+        let now = SystemTime::now();
+        let mut out = Vec::new();
+        for e in rd {
+            let e = e.at(&dir)?;
+            let path = e.path();
+            let Ok(meta) = e.metadata() else { continue };
+            if !meta.is_file() || path.extension().is_none_or(|x| x != "jsonl") {
+                continue;
+            }
+            let name = path
+                .file_stem()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let age_s = meta
+                .modified()
+                .ok()
+                .and_then(|t| now.duration_since(t).ok())
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            out.push(LogInfo {
+                name,
+                size: meta.len(),
+                age_s,
+                path,
+            });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
     }
 

@@ -6,9 +6,10 @@ use crate::error::{Error, IoContext, Result};
 use crate::pipeline::{self, ExecOptions, Status};
 use crate::report::{self, RunRow, Stored};
 use crate::select::Scored;
-use crate::spec::{self, LoadedSpec};
+use crate::spec;
 use crate::stages::{StageKind, read_json};
 use crate::task::TaskData;
+use crate::teacher::request_log;
 use burn::prelude::Device;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -427,36 +428,55 @@ pub fn export(
     ex::export(entry, &info, &opts)
 }
 
-/// `morsd cache ls`.
+/// `morsd cache ls`: one row per entry (stage, key, size, age), then one per API teacher's
+/// request log (stage `requests`, the log's name as key), then the totals.
 pub fn cache_ls(cache: &Cache) -> Result<String> {
+    let row = |stage: &str, key: &str, size: u64, age_s: u64| {
+        format!(
+            "{stage:<8}  {key:<12}  {:>10}  {:>8}\n",
+            human_bytes(size),
+            human_age(age_s)
+        )
+    };
     let mut out = format!(
         "{:<8}  {:<12}  {:>10}  {:>8}\n",
         "stage", "key", "size", "age"
     );
     let entries = cache.list()?;
     for e in &entries {
-        out.push_str(&format!(
-            "{:<8}  {:<12}  {:>10}  {:>8}\n",
-            e.stage,
+        out.push_str(&row(
+            &e.stage,
             &e.key[..12.min(e.key.len())],
-            human_bytes(e.size),
-            human_age(e.age_s)
+            e.size,
+            e.age_s,
         ));
     }
+    let logs = cache.request_logs()?;
+    for l in &logs {
+        out.push_str(&row("requests", &l.name, l.size, l.age_s));
+    }
+    let size =
+        entries.iter().map(|e| e.size).sum::<u64>() + logs.iter().map(|l| l.size).sum::<u64>();
     out.push_str(&format!(
-        "{} entries, {} in {}\n",
+        "{} entries, {}, {} in {}\n",
         entries.len(),
-        human_bytes(entries.iter().map(|e| e.size).sum()),
+        request_logs(logs.len()),
+        human_bytes(size),
         cache.root().display()
     ));
     Ok(out)
 }
 
-/// `morsd cache gc [--all]`: removes entries no spec under `experiments_dir` reaches (or all).
+/// `morsd cache gc [--all]`: removes entries no spec under `experiments_dir` reaches (or all),
+/// and the request logs no spec's `openai` teacher reaches (`--all` keeps every log). A spec
+/// that cannot be planned keeps every entry a spec last built or used, and every log; a log
+/// another process holds locked (a teacher appending) is kept with a note.
 pub fn cache_gc(cache: &Cache, experiments_dir: &Path, all: bool) -> Result<String> {
     let mut reachable: HashSet<String> = HashSet::new();
+    let mut reached_logs: HashSet<PathBuf> = HashSet::new();
     let mut notes = String::new();
     let mut unplannable: Vec<String> = Vec::new();
+    let requests_dir = cache.requests_dir();
     if !all {
         for entry in walkdir::WalkDir::new(experiments_dir)
             .sort_by_file_name()
@@ -464,17 +484,25 @@ pub fn cache_gc(cache: &Cache, experiments_dir: &Path, all: bool) -> Result<Stri
             .filter_map(|e| e.ok())
         {
             if entry.path().extension().is_some_and(|x| x == "toml") {
-                match spec::load(entry.path(), &[]).and_then(|s| keys_of(&s)) {
-                    Ok(keys) => reachable.extend(keys),
+                match spec::load(entry.path(), &[]).and_then(|s| pipeline::plan(&s)) {
+                    Ok(plans) => {
+                        for p in plans {
+                            reached_logs.extend(crate::stages::generate::request_log_path(
+                                &p.run,
+                                &requests_dir,
+                            ));
+                            reachable.extend(p.stages.into_iter().map(|i| i.key));
+                        }
+                    }
                     Err(e) => {
                         // What it would reach is unknown: keep every entry any spec last built
-                        // or used (the slots), so this one's are kept too.
+                        // or used (the slots), so this one's are kept too; and every log.
                         if unplannable.is_empty() {
                             reachable.extend(cache.slot_keys());
                         }
                         unplannable.push(entry.path().display().to_string());
                         notes.push_str(&format!(
-                            "warning: {} cannot be planned ({e}); keeping every entry a spec last built or used\n",
+                            "warning: {} cannot be planned ({e}); keeping every entry a spec last built or used, and every request log\n",
                             entry.path().display()
                         ));
                     }
@@ -491,18 +519,43 @@ pub fn cache_gc(cache: &Cache, experiments_dir: &Path, all: bool) -> Result<Stri
             freed += e.size;
         }
     }
+    if all {
+        // `--all` is about entries: the request logs stay, as they always have.
+        notes.push_str(&format!(
+            "removed {removed} entries ({})\n",
+            human_bytes(freed)
+        ));
+        return Ok(notes);
+    }
+    let (mut logs_removed, mut logs_freed) = (0, 0);
+    if unplannable.is_empty() {
+        for l in cache.request_logs()? {
+            if reached_logs.contains(&l.path) {
+                continue;
+            }
+            if request_log::remove_unless_locked(&l.path)? {
+                logs_removed += 1;
+                logs_freed += l.size;
+            } else {
+                notes.push_str(&format!(
+                    "note: {} is locked by another process (a teacher writing to it); kept\n",
+                    l.path.display()
+                ));
+            }
+        }
+    }
     notes.push_str(&format!(
-        "removed {removed} entries ({})\n",
-        human_bytes(freed)
+        "removed {removed} entries ({}) and {} ({})\n",
+        human_bytes(freed),
+        request_logs(logs_removed),
+        human_bytes(logs_freed)
     ));
     Ok(notes)
 }
 
-fn keys_of(spec: &LoadedSpec) -> Result<Vec<String>> {
-    Ok(pipeline::plan(spec)?
-        .into_iter()
-        .flat_map(|p| p.stages.into_iter().map(|i| i.key))
-        .collect())
+/// "1 request log", "2 request logs".
+fn request_logs(n: usize) -> String {
+    format!("{n} request log{}", if n == 1 { "" } else { "s" })
 }
 
 fn human_bytes(b: u64) -> String {

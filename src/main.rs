@@ -225,15 +225,23 @@ enum DataCommand {
 
 #[derive(Subcommand)]
 enum CacheCommand {
-    /// List entries: stage, key, size, age.
+    /// List entries (stage, key, size, age) and the API teachers' request logs (stage
+    /// `requests`, the model's file name as key).
     Ls,
-    /// Remove entries that no spec under experiments/ reaches (or all of them).
+    /// Remove the entries and the request logs that no spec under experiments/ reaches (or
+    /// every entry).
     Gc {
-        /// Remove every entry.
+        /// Remove every entry. Request logs (`requests/<model>.jsonl`) are kept: without
+        /// `--all`, those no spec's `openai` teacher reaches are removed.
         #[arg(long)]
         all: bool,
-        /// Folder of specs whose entries are kept.
-        #[arg(long, default_value = "experiments")]
+        /// Folder of specs whose entries and request logs are kept.
+        #[arg(
+            long,
+            visible_alias = "specs",
+            value_name = "DIR",
+            default_value = "experiments"
+        )]
         experiments: PathBuf,
     },
 }

@@ -295,7 +295,7 @@ fn run_one(
                             inst.kind.name(),
                             &inst.key[..8]
                         ));
-                        let requests_dir = cache.root().join("requests");
+                        let requests_dir = cache.requests_dir();
                         let ctx = StageCtx {
                             run: &plan.run,
                             inputs: &out.dirs,

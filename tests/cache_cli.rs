@@ -1,6 +1,7 @@
 //! The cache as a user sees it through the binary: second runs execute nothing, a changed
 //! select key re-runs exactly select/train/eval, a changed teacher re-runs everything, and
-//! `morsd plan` says why.
+//! `morsd plan` says why; `cache ls` lists entries and request logs, and `cache gc` removes
+//! the entries and the request logs no spec reaches (keeping those a teacher holds locked).
 
 mod common;
 use common::*;
@@ -219,4 +220,151 @@ fn gc_keeps_an_unplannable_specs_entries_and_collects_the_rest() {
     std::fs::write(&other_path, &other).unwrap();
     let o = p.morsd(&["plan", other_path.to_str().unwrap()]);
     assert!(text(&o).contains("5 fresh"), "{}", text(&o));
+}
+
+/// A spec folder holding one `openai`-teacher spec sweeping two models (`org/teacher-7b`,
+/// whose log is `requests/org_teacher-7b.jsonl`, and `swept`), and a cache with both models'
+/// logs and another model's, one line each. Nothing runs: gc only plans the spec.
+struct Logs {
+    p: Project,
+    /// The first run's log.
+    kept: std::path::PathBuf,
+    /// The second run's log (reached through the sweep).
+    swept: std::path::PathBuf,
+    /// A model no spec names.
+    other: std::path::PathBuf,
+}
+
+fn project_with_request_logs() -> Logs {
+    let p = Project::new(TINY);
+    let openai = TINY.replace("name = \"tiny\"", "name = \"api\"").replace(
+        "samples = 4",
+        "kind = \"openai\"\nmodel = \"org/teacher-7b\"\nsamples = 2\n\
+             base_url = \"http://127.0.0.1:9/v1\"",
+    );
+    let openai =
+        format!("{openai}\n[sweep]\n\"teacher.model\" = [\"org/teacher-7b\", \"swept\"]\n");
+    std::fs::create_dir_all(p.path().join("specs")).unwrap();
+    std::fs::write(p.path().join("specs/api.toml"), openai).unwrap();
+    let o = p.morsd(&["plan", "specs/api.toml"]);
+    assert!(o.status.success(), "the openai spec plans: {}", text(&o));
+    let dir = p.path().join("cache/requests");
+    std::fs::create_dir_all(&dir).unwrap();
+    let logs = Logs {
+        kept: dir.join("org_teacher-7b.jsonl"),
+        swept: dir.join("swept.jsonl"),
+        other: dir.join("other-model.jsonl"),
+        p,
+    };
+    std::fs::write(&logs.kept, "{\"key\":\"a\",\"question_id\":\"q1\"}\n").unwrap();
+    std::fs::write(&logs.swept, "{\"key\":\"c\"}\n").unwrap();
+    std::fs::write(
+        &logs.other,
+        "{\"key\":\"b\",\"question_id\":\"q22\",\"x\":1}\n",
+    )
+    .unwrap();
+    logs
+}
+
+/// The `cache ls` row of a request log, if listed.
+fn log_row(ls: &str, name: &str) -> Option<String> {
+    ls.lines()
+        .find(|l| l.split_whitespace().take(2).eq(["requests", name]))
+        .map(str::to_string)
+}
+
+/// `cache ls` lists the request logs with their sizes; `cache gc` removes the one no spec's
+/// `openai` teacher reaches and keeps that spec's; `--all` keeps request logs.
+#[test]
+fn gc_collects_request_logs_no_spec_reaches() {
+    let Logs {
+        p,
+        kept,
+        swept,
+        other,
+    } = project_with_request_logs();
+    let size = |f: &std::path::Path| format!("{} B", std::fs::metadata(f).unwrap().len());
+    let (kept_size, other_size) = (size(&kept), size(&other));
+    assert_ne!(kept_size, other_size);
+
+    // 1. ls: every log, with its size, counted in the total.
+    let o = p.morsd(&["cache", "ls"]);
+    let ls = text(&o);
+    assert!(o.status.success(), "{ls}");
+    let row = log_row(&ls, "org_teacher-7b").unwrap_or_else(|| panic!("no row: {ls}"));
+    assert!(row.contains(&kept_size), "{row}");
+    let row = log_row(&ls, "other-model").unwrap_or_else(|| panic!("no row: {ls}"));
+    assert!(row.contains(&other_size), "{row}");
+    assert!(log_row(&ls, "swept").is_some(), "{ls}");
+    assert!(ls.contains("0 entries, 3 request logs, "), "{ls}");
+
+    // 2. gc over the spec folder: the other model's log goes, the spec's runs' stay.
+    let o = p.morsd(&["cache", "gc", "--specs", "specs"]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(
+        t.contains(&format!(
+            "removed 0 entries (0 B) and 1 request log ({other_size})"
+        )),
+        "{t}"
+    );
+    assert!(kept.exists() && swept.exists() && !other.exists(), "{t}");
+    let o = p.morsd(&["cache", "ls"]);
+    let ls = text(&o);
+    let row = log_row(&ls, "org_teacher-7b").unwrap_or_else(|| panic!("no row: {ls}"));
+    assert!(row.contains(&kept_size), "{row}");
+    assert!(log_row(&ls, "other-model").is_none(), "{ls}");
+    assert!(ls.contains("0 entries, 2 request logs, "), "{ls}");
+
+    // 3. experiments/ (a programmatic teacher) reaches no log, but `--all` is about entries:
+    //    the logs stay. A plain gc over experiments/ then removes them.
+    let o = p.morsd(&["cache", "gc", "--all"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        kept.exists() && swept.exists(),
+        "--all keeps request logs: {}",
+        text(&o)
+    );
+    let o = p.morsd(&["cache", "gc"]);
+    assert!(
+        text(&o).contains("and 2 request logs") && !kept.exists() && !swept.exists(),
+        "{}",
+        text(&o)
+    );
+}
+
+/// A spec that cannot be planned keeps every request log; a log a teacher holds locked is
+/// kept with a note, and collected once the lock is released.
+#[test]
+fn gc_keeps_request_logs_when_unsure_or_locked() {
+    use fs4::fs_std::FileExt;
+    let Logs { p, kept, other, .. } = project_with_request_logs();
+    std::fs::write(p.path().join("specs/broken.toml"), "[bogus]\n").unwrap();
+    let o = p.morsd(&["cache", "gc", "--specs", "specs"]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("warning:") && t.contains("broken.toml"), "{t}");
+    assert!(t.contains("and 0 request logs"), "{t}");
+    assert!(kept.exists() && other.exists(), "{t}");
+    std::fs::remove_file(p.path().join("specs/broken.toml")).unwrap();
+
+    // Another process appending to the unreached log holds its lock.
+    let f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&other)
+        .unwrap();
+    f.lock_exclusive().unwrap();
+    let o = p.morsd(&["cache", "gc", "--specs", "specs"]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("other-model.jsonl is locked"), "{t}");
+    assert!(t.contains("and 0 request logs"), "{t}");
+    assert!(other.exists(), "{t}");
+    drop(f);
+    let o = p.morsd(&["cache", "gc", "--specs", "specs"]);
+    let t = text(&o);
+    assert!(
+        t.contains("and 1 request log") && !other.exists() && kept.exists(),
+        "{t}"
+    );
 }

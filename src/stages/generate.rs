@@ -283,6 +283,14 @@ fn task_data(run: &RunSpec) -> Result<(crate::task::TaskData, Vec<crate::task::E
     Ok((data, cut))
 }
 
+/// The request log a run's generate stage appends to under `requests_dir`: the `openai`
+/// teacher's (one per model), none for the other teachers. `morsd cache gc` keeps the logs some
+/// spec's run names here.
+pub fn request_log_path(run: &RunSpec, requests_dir: &Path) -> Option<PathBuf> {
+    (run.spec.teacher.kind == "openai")
+        .then(|| crate::teacher::request_log::log_path(requests_dir, &run.spec.teacher.model))
+}
+
 /// The `openai` teacher: sample rationales for the training questions from the server(s).
 fn openai_generate(ctx: &StageCtx<'_>, out: &Path) -> Result<Value> {
     use crate::teacher::openai;

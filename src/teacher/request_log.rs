@@ -5,6 +5,11 @@
 //! one ending inside a multi-byte character) is ignored on reading; every other line is kept.
 //! A rationale (stage 1) and the answer-extracting request about it (stage 2) are separate
 //! lines with separate keys.
+//!
+//! `morsd cache gc` removes the logs no spec's `openai` teacher reaches ([`log_path`] names a
+//! model's file, for the teacher and for gc alike), under the same lock and never one that
+//! another process holds ([`remove_unless_locked`]); an append that waited on such a removal
+//! writes to the log afresh, not to the removed file.
 
 use crate::error::{Error, IoContext, Result};
 use serde::{Deserialize, Serialize};
@@ -58,17 +63,7 @@ impl RequestLog {
     /// Opens (creating) the log of a model under `dir`.
     pub fn open(dir: &Path, model: &str) -> Result<Self> {
         std::fs::create_dir_all(dir).at(dir)?;
-        let slug: String = model
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        let path = dir.join(format!("{slug}.jsonl"));
+        let path = log_path(dir, model);
         let mut done = HashMap::new();
         // Line by line as bytes: a torn last line may end inside a multi-byte character, and
         // that must cost that line only, not the whole log. A log that cannot be read is an
@@ -109,6 +104,20 @@ impl RequestLog {
             .open(&self.path)
             .at(&self.path)?;
         f.lock_exclusive().at(&self.path)?;
+        // `morsd cache gc` removes a log under this lock: if it did so while we waited for
+        // it, our handle is to the removed file, so open the log afresh (at most a few times).
+        for _ in 0..8 {
+            if is_current(&f, &self.path) {
+                break;
+            }
+            drop(f);
+            f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)
+                .at(&self.path)?;
+            f.lock_exclusive().at(&self.path)?;
+        }
         // A torn line left by a killed writer would glue onto ours: start on a fresh line.
         let len = f.metadata().at(&self.path)?.len();
         if len > 0 {
@@ -133,6 +142,63 @@ impl RequestLog {
     /// The log file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// The log file of a model's requests under `dir`: `<model>.jsonl`, every character but ASCII
+/// letters, digits, `-` and `.` replaced by `_`. The one place the name is made: the teacher
+/// opens this file and `morsd cache gc` asks it which logs a spec reaches.
+pub fn log_path(dir: &Path, model: &str) -> PathBuf {
+    let slug: String = model
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    dir.join(format!("{slug}.jsonl"))
+}
+
+/// Whether an open handle still is the file at `path` (not one removed or replaced since).
+fn is_current(f: &std::fs::File, path: &Path) -> bool {
+    let (Ok(open), Ok(now)) = (f.metadata(), std::fs::metadata(path)) else {
+        return false;
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        (open.dev(), open.ino()) == (now.dev(), now.ino())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (open, now);
+        true
+    }
+}
+
+/// Removes a log unless another process holds its lock (a teacher appending to it): takes the
+/// lock without waiting, removes the file under it and says whether it did. A log that is
+/// already gone counts as removed.
+pub fn remove_unless_locked(path: &Path) -> Result<bool> {
+    use fs4::fs_std::FileExt;
+    let f = match std::fs::OpenOptions::new().append(true).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
+        Err(e) => return Err(e).at(path),
+    };
+    match f.try_lock_exclusive() {
+        Ok(true) => {}
+        Ok(false) => return Ok(false),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(false),
+        Err(e) => return Err(e).at(path),
+    }
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
+        Err(e) => Err(e).at(path),
     }
 }
 
@@ -202,6 +268,42 @@ mod tests {
         log.append(&c("c")).unwrap();
         let log = RequestLog::open(dir.path(), "m").unwrap();
         assert!(log.get("a").is_some() && log.get("c").is_some());
+    }
+
+    #[test]
+    fn a_locked_log_is_not_removed() {
+        use fs4::fs_std::FileExt;
+        let dir = tempfile::tempdir().unwrap();
+        let log = RequestLog::open(dir.path(), "m").unwrap();
+        log.append(&c("a")).unwrap();
+        // Another handle (as another process's) holds the lock: the log stays.
+        let held = std::fs::File::open(log.path()).unwrap();
+        held.lock_exclusive().unwrap();
+        assert!(!remove_unless_locked(log.path()).unwrap());
+        assert!(log.path().exists());
+        drop(held);
+        assert!(remove_unless_locked(log.path()).unwrap());
+        assert!(!log.path().exists());
+        // Already gone counts as removed; the next append starts the log afresh.
+        assert!(remove_unless_locked(log.path()).unwrap());
+        log.append(&c("b")).unwrap();
+        let log = RequestLog::open(dir.path(), "m").unwrap();
+        assert!(log.get("a").is_none() && log.get("b").is_some());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_handle_to_a_removed_or_replaced_log_is_not_current() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = log_path(dir.path(), "m/x");
+        assert_eq!(path, dir.path().join("m_x.jsonl"));
+        std::fs::write(&path, b"").unwrap();
+        let f = std::fs::File::open(&path).unwrap();
+        assert!(is_current(&f, &path));
+        std::fs::remove_file(&path).unwrap();
+        assert!(!is_current(&f, &path));
+        std::fs::write(&path, b"").unwrap();
+        assert!(!is_current(&f, &path));
     }
 
     #[test]
