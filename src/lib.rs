@@ -9,6 +9,7 @@ pub mod cache;
 pub mod commands;
 pub mod data;
 pub mod error;
+pub mod export;
 pub mod fuzz;
 pub mod inspect;
 pub mod invocation;
