@@ -6,19 +6,24 @@ parsed; a BOS prepended when the file's tokenizer says add_bos_token); (2) the g
 continuation (temperature 0, top-k 1) of exactly the given token ids (nothing prepended), up
 to --new-tokens tokens, stopping before the end-of-sequence token. Also the file's tensors and
 scalar metadata as the `gguf` package (llama.cpp's Python reader) reads them: name, ggml type,
-shape in GGUF order (innermost first), as llama.cpp's converter writes them.
+shape in GGUF order (innermost first), as llama.cpp's converter writes them. With --base, per
+tensor of the same name, max |file - base| / max |base| over the dequantised values: the data
+is laid out as the base's (q/k rows permuted as the converter permutes them).
 
-usage: gguf_greedy.py --gguf FILE --request REQUEST.json [--new-tokens N]
+usage: gguf_greedy.py --gguf FILE --request REQUEST.json [--new-tokens N] [--base FILE]
 REQUEST.json: [{"text": "...", "ids": [1, 2, ...]}, ...]. Prints one JSON object:
 {"prompts": [{"ids": [...], "continuation_ids": [...]}], "eos": ID,
- "tensors": [[name, type, [dims]]], "metadata": {key: scalar or array length}}
+ "tensors": [[name, type, [dims]]], "metadata": {key: scalar or array length},
+ "base_diff": {name: relative max difference}}
 Run by tests/export_gguf.rs with the llama.cpp venv's python (scripts/setup-llama.sh).
 """
 import argparse
 import json
 import sys
 
+import numpy as np
 from gguf import GGUFReader, GGUFValueType
+from gguf.quants import dequantize
 from llama_cpp import Llama
 
 
@@ -40,6 +45,7 @@ def main() -> int:
     ap.add_argument("--gguf", required=True)
     ap.add_argument("--request", required=True)
     ap.add_argument("--new-tokens", type=int, default=24)
+    ap.add_argument("--base")
     a = ap.parse_args()
     with open(a.request) as f:
         request = json.load(f)
@@ -47,6 +53,15 @@ def main() -> int:
     # 1. The file as llama.cpp's reader sees it.
     reader = GGUFReader(a.gguf)
     tensors = [[t.name, t.tensor_type.name, [int(x) for x in t.shape]] for t in reader.tensors]
+    base_diff = {}
+    if a.base:
+        base = {t.name: t for t in GGUFReader(a.base).tensors}
+        for t in reader.tensors:
+            if t.name in base:
+                x = dequantize(t.data, t.tensor_type).astype(np.float64)
+                b = base[t.name]
+                y = dequantize(b.data, b.tensor_type).astype(np.float64)
+                base_diff[t.name] = float(np.abs(x - y).max() / max(np.abs(y).max(), 1e-30)) if x.shape == y.shape else None
 
     # 2. llama.cpp: tokenisation and greedy continuations.
     llm = Llama(model_path=a.gguf, n_ctx=512, n_threads=1, logits_all=False, verbose=False, seed=0)
@@ -61,7 +76,7 @@ def main() -> int:
                 break
             cont.append(int(t))
         prompts.append({"ids": ids, "continuation_ids": cont})
-    json.dump({"prompts": prompts, "eos": eos, "tensors": tensors, "metadata": metadata(reader)}, sys.stdout)
+    json.dump({"prompts": prompts, "eos": eos, "tensors": tensors, "metadata": metadata(reader), "base_diff": base_diff}, sys.stdout)
     return 0
 
 

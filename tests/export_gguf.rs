@@ -1,7 +1,8 @@
 //! The GGUF export against its real consumer, llama.cpp: SmolLM2-135M-Instruct loaded by morsd,
 //! written back with `export::gguf::write_llama` and run by llama.cpp (scripts/gguf_greedy.py).
 //! F16 with the original's tokenizer: the tensor table the `gguf` package reads is the
-//! original's (names, GGUF-order shapes) with llama.cpp's F16 convention for types, llama.cpp
+//! original's (names, GGUF-order shapes, data within f16 rounding, so q/k rows permuted as the
+//! converter permutes them) with llama.cpp's F16 convention for types, llama.cpp
 //! tokenises as morsd does, and its greedy continuations equal morsd's own on the same exported
 //! file. Q8_0 with a tokenizer derived from morsd's: the same vocabulary, merges and token
 //! types as the original, and llama.cpp loads and tokenises it as morsd does.
@@ -43,8 +44,9 @@ fn morsd_greedy(path: &Path) -> (Vec<Vec<u32>>, Vec<Vec<u32>>) {
 }
 
 /// llama.cpp on `path` (scripts/gguf_greedy.py): its tokenisation of each prompt, its greedy
-/// continuation of morsd's ids, the tensor table and scalar metadata.
-fn llama_cpp(py: &Path, path: &Path, ids: &[Vec<u32>]) -> serde_json::Value {
+/// continuation of morsd's ids, the tensor table and scalar metadata, and with `base` each
+/// tensor's relative distance to the base's, both dequantised by the `gguf` package.
+fn llama_cpp(py: &Path, path: &Path, ids: &[Vec<u32>], base: Option<&Path>) -> serde_json::Value {
     let request: Vec<serde_json::Value> = PROMPTS
         .iter()
         .zip(ids)
@@ -52,11 +54,15 @@ fn llama_cpp(py: &Path, path: &Path, ids: &[Vec<u32>]) -> serde_json::Value {
         .collect();
     let req = path.with_extension("request.json");
     std::fs::write(&req, serde_json::to_string(&request).unwrap()).unwrap();
-    let out = std::process::Command::new(py)
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/scripts/gguf_greedy.py"
-        ))
+    let mut cmd = std::process::Command::new(py);
+    cmd.arg(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scripts/gguf_greedy.py"
+    ));
+    if let Some(b) = base {
+        cmd.arg("--base").arg(b);
+    }
+    let out = cmd
         .arg("--gguf")
         .arg(path)
         .arg("--request")
@@ -88,6 +94,22 @@ fn without_bos(got: &serde_json::Value) -> Vec<Vec<u32>> {
             }
         })
         .collect()
+}
+
+/// Every tensor's data is the original's within `tol` (relative to the tensor's largest value):
+/// the rows are where llama.cpp's converter put them (a q/k permutation missing or applied
+/// twice is off by O(1)). morsd's own reader cannot see that: it would undo its own mistake.
+fn assert_close(got: &serde_json::Value, tol: f64) {
+    let diff = got["base_diff"].as_object().unwrap();
+    assert_eq!(diff.len(), 2 + 30 * 9);
+    for (name, d) in diff {
+        let d = d.as_f64().unwrap_or(f64::INFINITY);
+        assert!(d <= tol, "{name}: {d} from the original");
+    }
+    println!(
+        "largest relative distance to the original: {:.2e}",
+        diff.values().filter_map(|d| d.as_f64()).fold(0.0, f64::max)
+    );
 }
 
 /// `[name, type, dims]` per tensor, sorted by name.
@@ -122,8 +144,8 @@ fn smollm2_f16_export_runs_in_llama_cpp_with_morsd_s_greedy_continuations() {
     let (ids, conts) = morsd_greedy(&out);
     let orig_ids: Vec<Vec<u32>> = PROMPTS.iter().map(|p| ck.tok.encode(p)).collect();
     assert_eq!(ids, orig_ids);
-    let got = llama_cpp(&py, &out, &ids);
-    let orig = llama_cpp(&py, &gguf, &ids);
+    let got = llama_cpp(&py, &out, &ids, Some(&gguf));
+    let orig = llama_cpp(&py, &gguf, &ids, None);
     let (t, o) = (table(&got), table(&orig));
     assert_eq!(t.len(), 2 + 30 * 9);
     for ((n, ty, dims), (on, _, odims)) in t.iter().zip(&o) {
@@ -132,6 +154,8 @@ fn smollm2_f16_export_runs_in_llama_cpp_with_morsd_s_greedy_continuations() {
         assert_eq!(ty, want, "{n}");
     }
     assert!(t.contains(&("token_embd.weight".into(), "F16".into(), vec![576, 49152])));
+    // f16 rounding: at most 2^-11 of a value.
+    assert_close(&got, 1.0 / 2048.0);
     let md = &got["metadata"];
     assert_eq!(md["general.file_type"], 1);
     assert_eq!(md["general.alignment"], 32);
@@ -217,8 +241,10 @@ fn smollm2_q8_0_export_with_a_derived_tokenizer_loads_in_llama_cpp() {
     }
     // 2. llama.cpp loads it and tokenises as morsd does; Q8_0 tensors, norms F32.
     let (ids, conts) = morsd_greedy(&out);
-    let got = llama_cpp(&py, &out, &ids);
+    let got = llama_cpp(&py, &out, &ids, Some(&gguf));
     assert_eq!(without_bos(&got), ids);
+    // Q8_0: half a step of a 32-value block's scale (amax / 254), plus the f16 scale's rounding.
+    assert_close(&got, 0.005);
     assert_eq!(got["metadata"]["general.file_type"], 7);
     for (n, ty, dims) in table(&got) {
         let want = if dims.len() == 1 { "F32" } else { "Q8_0" };
