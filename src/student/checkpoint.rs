@@ -6,7 +6,8 @@
 //! candle's (`candle_core::quantized::gguf_file`, `candle_core::safetensors`). What is ours:
 //! 1. the name map (GGUF `blk.N.attn_q.weight` ↔ HF `model.layers.N.self_attn.q_proj.weight`);
 //! 2. undoing llama.cpp's q/k row permutation: `convert_hf_to_gguf.py` reorders each head's
-//!    rows from "rotate half" (HF) to interleaved pairs; [`unpermute`] puts them back;
+//!    rows from "rotate half" (HF) to interleaved pairs; [`unpermute`] puts them back (and
+//!    [`permute`], for the GGUF writer `export::gguf`, applies it);
 //! 3. the byte-level BPE tokenizer rebuilt from the GGUF vocabulary with the `tokenizers` crate
 //!    (pre-tokenizer per `tokenizer.ggml.pre`; special tokens are the control tokens).
 
@@ -75,6 +76,24 @@ pub fn unpermute(data: &[f32], rows: usize, cols: usize, n_head: usize) -> Vec<f
             for j in 0..2 {
                 let src = (h * hd + 2 * i + j) * cols;
                 let dst = (h * hd + j * (hd / 2) + i) * cols;
+                out[dst..dst + cols].copy_from_slice(&data[src..src + cols]);
+            }
+        }
+    }
+    out
+}
+
+/// llama.cpp's `permute(w, n_head)` (`convert_hf_to_gguf.py`), the inverse of [`unpermute`]:
+/// within each head, row `j·hd/2 + i` of the Hugging Face tensor becomes row `2i + j` of the
+/// GGUF one (`j ∈ {0, 1}`, `i < hd/2`).
+pub fn permute(data: &[f32], rows: usize, cols: usize, n_head: usize) -> Vec<f32> {
+    let hd = rows / n_head;
+    let mut out = vec![0f32; data.len()];
+    for h in 0..n_head {
+        for i in 0..hd / 2 {
+            for j in 0..2 {
+                let src = (h * hd + j * (hd / 2) + i) * cols;
+                let dst = (h * hd + 2 * i + j) * cols;
                 out[dst..dst + cols].copy_from_slice(&data[src..src + cols]);
             }
         }
@@ -500,4 +519,36 @@ fn gguf_tokenizer(
         .and_then(|v| v.to_string().ok())
         .cloned();
     Ok((Tok::new(tk, pad, eos), chat))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permute_inverts_unpermute() {
+        // 3 heads of width 8, 5 columns: every value distinct, so a misplaced row shows.
+        let (n_head, hd, cols) = (3, 8, 5);
+        let rows = n_head * hd;
+        let data: Vec<f32> = (0..rows * cols).map(|x| x as f32).collect();
+        let p = permute(&data, rows, cols, n_head);
+        assert_ne!(p, data);
+        assert_eq!(unpermute(&p, rows, cols, n_head), data);
+        assert_eq!(
+            permute(&unpermute(&data, rows, cols, n_head), rows, cols, n_head),
+            data
+        );
+        // llama.cpp's layout: GGUF row 2i + j of a head is HF row j·hd/2 + i.
+        let row = |v: &[f32], r: usize| v[r * cols..(r + 1) * cols].to_vec();
+        for h in 0..n_head {
+            for i in 0..hd / 2 {
+                for j in 0..2 {
+                    assert_eq!(
+                        row(&p, h * hd + 2 * i + j),
+                        row(&data, h * hd + j * (hd / 2) + i)
+                    );
+                }
+            }
+        }
+    }
 }
