@@ -59,12 +59,24 @@ check-model: setup-llama
     "$MORSD_LLAMA_PYTHON" scripts/check_model.py --morsd "$CARGO_TARGET_DIR/debug/morsd" \
         --gguf "$MORSD_SMOLLM2_GGUF" --out results/bench/check-model.md
 
-# The whole test suite (sets up the llama.cpp server and Chromium, finds the shared data root first).
+# Export checks, live: morsd's exports (hf, peft, gguf) of a tiny Llama LoRA run, a scratch run
+# and a SmolLM2 LoRA run, loaded by transformers, PEFT and llama.cpp; prints each figure.
+check-export: setup-llama
+    #!/usr/bin/env bash
+    set -euo pipefail
+    eval "$(bash scripts/setup-llama.sh | sed 's/^/export /')"
+    eval "$(bash scripts/setup-torch.sh | sed 's/^/export /')"
+    export MORSD_DATA="${MORSD_DATA:-$(cd .. && pwd)/shared/data}"
+    cargo test --test export --test export_gguf -- --nocapture --test-threads 1
+
+# The whole test suite (sets up the llama.cpp server, Chromium and torch + transformers + PEFT for
+# the export checks, finds the shared data root first).
 test: setup-llama setup-browser
     #!/usr/bin/env bash
     set -euo pipefail
     eval "$(bash scripts/setup-llama.sh | sed 's/^/export /')"
     eval "$(bash scripts/setup-browser.sh | sed 's/^/export /')"
+    eval "$(bash scripts/setup-torch.sh | sed 's/^/export /')"
     export MORSD_DATA="${MORSD_DATA:-$(cd .. && pwd)/shared/data}"
     cargo test --no-fail-fast
 

@@ -477,6 +477,13 @@ pub fn cache_gc(cache: &Cache, experiments_dir: &Path, all: bool) -> Result<Stri
     let mut notes = String::new();
     let mut unplannable: Vec<String> = Vec::new();
     let requests_dir = cache.requests_dir();
+    // A specs folder that is not there would make every entry and request log unreached.
+    if !all && !experiments_dir.is_dir() {
+        return Err(Error::Input {
+            path: experiments_dir.to_path_buf(),
+            message: "no such folder of specs: nothing was removed (gc keeps what the specs under it reach; --specs DIR names another folder)".into(),
+        });
+    }
     if !all {
         for entry in walkdir::WalkDir::new(experiments_dir)
             .sort_by_file_name()

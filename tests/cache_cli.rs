@@ -297,6 +297,11 @@ fn gc_collects_request_logs_no_spec_reaches() {
     assert!(row.contains(&other_size), "{row}");
     assert!(log_row(&ls, "swept").is_some(), "{ls}");
     assert!(ls.contains("0 entries, 3 request logs, "), "{ls}");
+    // A specs folder that is not there (a typo) removes nothing: it is an error.
+    let o = p.morsd(&["cache", "gc", "--specs", "no-such-folder"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("no-such-folder"), "{}", text(&o));
+    assert!(other.exists() && kept.exists());
 
     // 2. gc over the spec folder: the other model's log goes, the spec's runs' stay.
     let o = p.morsd(&["cache", "gc", "--specs", "specs"]);

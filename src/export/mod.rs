@@ -366,12 +366,14 @@ pub fn export(entry: &Path, info: &RunInfo, opts: &Options<'_>) -> Result<String
 /// What a format cannot take.
 fn refuse(loaded: &Loaded, opts: &Options<'_>) -> Result<()> {
     match (opts.format, &loaded.model) {
-        (Format::Peft, _) if loaded.family.lora.is_none() => Err(Error::run(
-            "this run trained no LoRA adapters (a scratch student or full fine-tuning): export it with --format hf or --format gguf",
-        )),
-        (Format::Gguf, Lm::Scratch(_)) => Err(Error::run(
-            "a scratch student does not map exactly onto a llama.cpp architecture (its MLP uses the exact erf GELU; llama.cpp's gpt2 uses the tanh approximation): export it with --format hf (a GPT-2 folder) instead",
-        )),
+        (Format::Peft, _) if loaded.family.lora.is_none() => Err(Error::BadOverride {
+            arg: "--format peft".into(),
+            message: "this run trained no LoRA adapters (a scratch student or full fine-tuning): export it with --format hf or --format gguf".into(),
+        }),
+        (Format::Gguf, Lm::Scratch(_)) => Err(Error::BadOverride {
+            arg: "--format gguf".into(),
+            message: "a scratch student does not map exactly onto a llama.cpp architecture (its MLP uses the exact erf GELU; llama.cpp's gpt2 uses the tanh approximation): export it with --format hf (a GPT-2 folder) instead".into(),
+        }),
         (_, Lm::Scratch(_) | Lm::Llama(_)) => Ok(()),
     }
 }

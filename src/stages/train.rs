@@ -2,9 +2,10 @@
 //! for this seed, or the pretrained `llama` checkpoint (every weight, or LoRA adapters) —
 //! choosing the checkpoint on the validation split. Output: `config.json` (the resolved burn
 //! model config), `student.json` (its family and, for a pretrained student, the base
-//! checkpoint's identity), `tokenizer.json`, `curves.json`, and the weights: `model.bpk`
-//! (burnpack, every weight) or, for LoRA, the adapters only in PEFT's layout
-//! (`adapter_model.safetensors`, `adapter_config.json`; see [`crate::student::lora`]).
+//! checkpoint's identity), `curves.json`, and the weights: `model.bpk` (burnpack, every
+//! weight) with `tokenizer.json`, or, for LoRA, the adapters only in PEFT's layout
+//! (`adapter_model.safetensors`, `adapter_config.json`; see [`crate::student::lora`]), the
+//! tokenizer being the base's.
 //! [`crate::student::load::load_student`] reads either back.
 
 use super::{
@@ -75,7 +76,11 @@ impl Stage for Train {
                 .collect();
         let tok_path = ctx.input(StageKind::Score)?.join("tokenizer.json");
         let tok = Tok::load(&tok_path)?;
-        tok.save(&out.join("tokenizer.json"))?;
+        // A LoRA entry's tokenizer is its base checkpoint's (recorded and hash-checked in
+        // student.json), so only full-weight entries keep a copy.
+        if !is_lora(ctx.run) {
+            tok.save(&out.join("tokenizer.json"))?;
+        }
 
         // 1. Training sequences: prompt(q) → " rationale <eos>", selected rationales only.
         let fmt = format::load(&spec.student)?;

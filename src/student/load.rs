@@ -1,12 +1,12 @@
 //! The one loader that turns a train entry folder into an [`Lm`] (eval, `morsd generate`,
 //! `morsd export` all come here), and the record of a pretrained student's base checkpoint.
 //!
-//! A train entry holds `student.json` (its family), `config.json` (the resolved burn model
-//! config) and `tokenizer.json`, plus either
-//! - `model.bpk`: every weight (scratch students, full fine-tuning), or
+//! A train entry holds `student.json` (its family) and `config.json` (the resolved burn model
+//! config), plus either
+//! - `model.bpk` and `tokenizer.json`: every weight (scratch students, full fine-tuning), or
 //! - the LoRA adapters in PEFT's layout ([`super::lora::ADAPTER_FILE`]) and the base
-//!   checkpoint's identity ([`Base`]): the base is loaded again, checked against its recorded
-//!   content hashes, and the adapters are folded into it.
+//!   checkpoint's identity ([`Base`]): the base is loaded again (weights and tokenizer),
+//!   checked against its recorded content hashes, and the adapters are folded into it.
 
 use super::lora;
 use super::tokenizer::Tok;
@@ -140,8 +140,8 @@ pub fn entry_student(dir: &Path) -> Result<EntryStudent> {
 /// Whether `dir` looks like a train entry folder.
 pub fn is_entry(dir: &Path) -> bool {
     dir.join("config.json").exists()
-        && dir.join("tokenizer.json").exists()
-        && (dir.join("model.bpk").exists() || dir.join(lora::ADAPTER_FILE).exists())
+        && ((dir.join("model.bpk").exists() && dir.join("tokenizer.json").exists())
+            || dir.join(lora::ADAPTER_FILE).exists())
 }
 
 /// Loads a trained student from a train entry folder.
@@ -152,7 +152,6 @@ pub fn load_student(dir: &Path, device: &Device) -> Result<(Lm, Tok)> {
         message: e.to_string(),
     };
     let family = entry_student(dir)?;
-    let tok = Tok::load(&dir.join("tokenizer.json"))?;
     // 1. An adapters-only LoRA entry: the base again (hash checked), adapters folded in.
     if let Some(info) = &family.lora {
         let base = family.base.as_ref().ok_or_else(|| Error::Input {
@@ -161,7 +160,7 @@ pub fn load_student(dir: &Path, device: &Device) -> Result<(Lm, Tok)> {
         })?;
         let config = LlamaConfig::load(&cfg).map_err(|e| cfg_err(&e))?;
         let path = base.locate()?;
-        let (m, _, _) =
+        let (m, _, tok) =
             super::checkpoint::Checkpoint::load(&path)?.into_llama(config.max_seq_len, device)?;
         let adapters = lora::read_adapters(dir)?;
         let want = (info.alpha / info.rank as f64 - adapters.scale).abs();
@@ -174,7 +173,8 @@ pub fn load_student(dir: &Path, device: &Device) -> Result<(Lm, Tok)> {
         let model = lora::apply_adapters(Lm::Llama(m), &adapters, dir)?;
         return Ok((model, tok));
     }
-    // 2. Every weight in `model.bpk`.
+    // 2. Every weight in `model.bpk`, the tokenizer beside it.
+    let tok = Tok::load(&dir.join("tokenizer.json"))?;
     let model = match family.kind.as_str() {
         "llama" => Lm::Llama(
             LlamaConfig::load(&cfg)

@@ -199,7 +199,7 @@ pub fn write(dir: &Path, seed: u64, dtype: GgmlDType) -> Tiny {
     std::fs::write(
         hf.join("config.json"),
         serde_json::json!({
-            "architectures": ["LlamaForCausalLM"], "hidden_size": D, "intermediate_size": FF,
+            "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": D, "intermediate_size": FF,
             "num_attention_heads": HEADS, "num_key_value_heads": KV, "num_hidden_layers": LAYERS,
             "rms_norm_eps": EPS, "rope_theta": THETA, "vocab_size": vocab,
             "tie_word_embeddings": true, "eos_token_id": 1, "pad_token_id": 0,

@@ -1,0 +1,601 @@
+//! `morsd export` against the real consumers of each format, driving the binary in a fresh
+//! folder: transformers loads the Hugging Face folder (logits within 1e-4 of morsd's on the
+//! same ids, alone and in a left-padded batch; the same greedy continuation; the same
+//! tokenisation), PEFT loads the adapters onto the base (the same logits as morsd's LoRA
+//! student), llama.cpp loads the GGUF (the same greedy continuation), and a GGUF export used
+//! as `student.weights` gives the RD numbers of the entry it came from.
+//!
+//! A tiny random Llama with LoRA and a scratch student (GPT-2 folder) run in seconds; the
+//! SmolLM2-135M LoRA student (a short run) takes a few minutes. Needs scripts/setup-torch.sh
+//! (torch, transformers, peft: MORSD_TORCH_PYTHON) and scripts/setup-llama.sh (llama.cpp:
+//! MORSD_LLAMA_PYTHON, MORSD_SMOLLM2_GGUF); `just test` runs both.
+
+mod common;
+#[path = "common/tiny_llama.rs"]
+mod tiny;
+
+use candle_core::quantized::GgmlDType;
+use common::{Project, text};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+fn torch_python() -> PathBuf {
+    let py = std::env::var_os("MORSD_TORCH_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default())
+                .join(".cache/morsd-torch/bin/python")
+        });
+    assert!(
+        py.exists(),
+        "run scripts/setup-torch.sh first (missing {})",
+        py.display()
+    );
+    py
+}
+
+fn python_json(py: &Path, script: &str, args: &[&str]) -> Value {
+    let out = std::process::Command::new(py)
+        .arg(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("scripts")
+                .join(script),
+        )
+        .args(args)
+        .env("OMP_WAIT_POLICY", "PASSIVE")
+        .env("TOKENIZERS_PARALLELISM", "false")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{script}: {}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().rev().find(|l| l.starts_with('{')).unwrap();
+    serde_json::from_str(line).unwrap()
+}
+
+/// The one train entry of the project's cache.
+fn train_entry(p: &Project) -> PathBuf {
+    p.entry("train")
+}
+
+/// morsd's view of a student (a train entry, a .gguf, a folder): `generate --dump`.
+fn morsd_dump(p: &Project, student: &Path, prompts: &[&str], new: usize, dump: &Path) -> Value {
+    let mut args = vec![
+        "generate".to_string(),
+        "--student".into(),
+        student.display().to_string(),
+        "--max-new-tokens".into(),
+        new.to_string(),
+        "--dump".into(),
+        dump.display().to_string(),
+    ];
+    for q in prompts {
+        args.push("--prompt".into());
+        args.push(q.to_string());
+    }
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = p.morsd(&a);
+    assert!(out.status.success(), "{}", text(&out));
+    serde_json::from_slice(&std::fs::read(dump.join("tokens.json")).unwrap()).unwrap()
+}
+
+fn export(p: &Project, args: &[&str]) -> std::process::Output {
+    let spec = p.spec();
+    let mut a = vec!["export", spec.to_str().unwrap()];
+    a.extend_from_slice(args);
+    p.morsd(&a)
+}
+
+/// transformers (or PEFT) on the export agrees with morsd's dump.
+fn assert_transformers_agree(got: &Value, ours: &Value, tol: f64, check_tokenizer: bool) {
+    for (i, (g, o)) in got["prompts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(ours.as_array().unwrap())
+        .enumerate()
+    {
+        let d = g["max_abs_diff"].as_f64().unwrap();
+        eprintln!(
+            "prompt {i}: max |Δlogit| {d:.2e} (logits up to {:.1}), padded batch {:.2e}, greedy {} tokens {}",
+            g["max_abs_logit"].as_f64().unwrap_or(0.0),
+            g["batch_max_abs_diff"].as_f64().unwrap_or(0.0),
+            o["continuation_ids"].as_array().map_or(0, Vec::len),
+            if g["continuation_ids"] == o["continuation_ids"] {
+                "equal"
+            } else {
+                "DIFFER"
+            }
+        );
+        assert!(
+            d < tol,
+            "prompt {i}: max |Δlogit| {d} (logits up to {})",
+            g["max_abs_logit"]
+        );
+        assert!(
+            g["batch_max_abs_diff"].as_f64().unwrap() < tol,
+            "prompt {i}: padded batch {}",
+            g["batch_max_abs_diff"]
+        );
+        assert_eq!(
+            g["continuation_ids"], o["continuation_ids"],
+            "prompt {i}: greedy continuation"
+        );
+        if check_tokenizer {
+            assert_eq!(g["tokenizer_ids"], o["ids"], "prompt {i}: tokenizer");
+        }
+    }
+}
+
+/// llama.cpp's greedy continuation of morsd's prompt ids (scripts/gguf_greedy.py).
+fn llama_cpp_greedy(gguf: &Path, ours: &Value, new: usize) -> Vec<Value> {
+    let (py, _) = common::llama::llama_paths();
+    let req: Vec<Value> = ours
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| serde_json::json!({"text": o["prompt"], "ids": o["ids"]}))
+        .collect();
+    let rp = gguf.with_extension("request.json");
+    std::fs::write(&rp, serde_json::to_string(&req).unwrap()).unwrap();
+    let got = python_json(
+        &py,
+        "gguf_greedy.py",
+        &[
+            "--gguf",
+            gguf.to_str().unwrap(),
+            "--request",
+            rp.to_str().unwrap(),
+            "--new-tokens",
+            &new.to_string(),
+        ],
+    );
+    got["prompts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["continuation_ids"].clone())
+        .collect()
+}
+
+fn continuations(ours: &Value) -> Vec<Value> {
+    ours.as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["continuation_ids"].clone())
+        .collect()
+}
+
+fn only_file(dir: &Path, ext: &str) -> PathBuf {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == ext))
+        .unwrap()
+}
+
+const TINY_PROMPTS: [&str; 3] = [
+    "Q: Ann has 3 apples and buys 4 more. How many?\nA:",
+    "Q: A coin is heads up. Bob flips it.\nA:",
+    "Q: 7 + 5?\nA: 7 + 5 = 12. The answer is",
+];
+
+fn tiny_lora_spec(weights: &Path) -> String {
+    common::TINY.replace(
+        "[student]\nd_model = 32\nlayers = 1\nheads = 2\nmax_seq_len = 96\nvocab_size = 320",
+        &format!(
+            "[student]\nkind = \"llama\"\nweights = {:?}\nmax_seq_len = 96\nlora_rank = 4\nlora_targets = [\"q_proj\", \"v_proj\", \"down_proj\"]",
+            weights.display().to_string()
+        ),
+    )
+}
+
+#[test]
+fn a_tiny_llama_lora_run_exports_to_hf_peft_and_gguf_and_each_consumer_agrees() {
+    let models = tempfile::tempdir().unwrap();
+    let t = tiny::write(models.path(), 11, GgmlDType::F32);
+    let p = Project::new(&tiny_lora_spec(&t.hf));
+    let out = p.morsd(&["run", p.spec().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let entry = train_entry(&p);
+    let x = p.path().join("exports");
+
+    // 1. Without --run: the runs are listed and nothing is written.
+    let o = export(
+        &p,
+        &["--format", "hf", "--out", x.join("hf").to_str().unwrap()],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("seed=0") && text(&o).contains("%"),
+        "{}",
+        text(&o)
+    );
+    assert!(!x.join("hf").exists());
+    // A selector that fits nothing, and one naming an unswept key.
+    let o = export(&p, &["--run", "seed=5", "--format", "hf", "--out", "o"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("fits no run"), "{}", text(&o));
+    let o = export(&p, &["--run", "select.k=3", "--format", "hf", "--out", "o"]);
+    assert!(text(&o).contains("not swept"), "{}", text(&o));
+
+    // 2. hf: transformers loads it and agrees with morsd's LoRA student.
+    let hf = x.join("hf");
+    let o = export(
+        &p,
+        &[
+            "--run",
+            "seed=0",
+            "--format",
+            "hf",
+            "--out",
+            hf.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let ours = morsd_dump(&p, &entry, &TINY_PROMPTS, 12, &p.path().join("dump"));
+    let py = torch_python();
+    let got = python_json(
+        &py,
+        "check_export.py",
+        &[
+            "--kind",
+            "hf",
+            "--dir",
+            hf.to_str().unwrap(),
+            "--dump",
+            p.path().join("dump").to_str().unwrap(),
+            "--new-tokens",
+            "12",
+        ],
+    );
+    assert_transformers_agree(&got, &ours, 1e-4, true);
+    let card = std::fs::read_to_string(hf.join("README.md")).unwrap();
+    for want in [
+        "test accuracy",
+        "LoRA r = 4",
+        "content hash",
+        "strategy = \"morsd\"",
+        "library_name: transformers",
+    ] {
+        assert!(card.contains(want), "model card lacks {want:?}:\n{card}");
+    }
+    // The same key prefix selects the same run; a non-empty --out needs --force.
+    let key = entry.file_name().unwrap().to_str().unwrap()[..10].to_string();
+    let o = export(
+        &p,
+        &[
+            "--run",
+            &key,
+            "--format",
+            "hf",
+            "--out",
+            hf.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("--force"), "{}", text(&o));
+    let o = export(
+        &p,
+        &[
+            "--run",
+            &key,
+            "--format",
+            "hf",
+            "--dtype",
+            "bf16",
+            "--force",
+            "--out",
+            hf.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let cfg: Value =
+        serde_json::from_slice(&std::fs::read(hf.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["torch_dtype"], "bfloat16");
+
+    // 3. peft: PEFT puts the adapters on the base folder and gives morsd's logits.
+    let pf = x.join("peft");
+    let o = export(
+        &p,
+        &[
+            "--run",
+            "seed=0",
+            "--format",
+            "peft",
+            "--out",
+            pf.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let got = python_json(
+        &py,
+        "check_export.py",
+        &[
+            "--kind",
+            "peft",
+            "--dir",
+            pf.to_str().unwrap(),
+            "--base",
+            t.hf.to_str().unwrap(),
+            "--dump",
+            p.path().join("dump").to_str().unwrap(),
+            "--new-tokens",
+            "12",
+        ],
+    );
+    assert_transformers_agree(&got, &ours, 1e-4, false);
+    let base: Value =
+        serde_json::from_slice(&std::fs::read(pf.join("base.json")).unwrap()).unwrap();
+    assert_eq!(base["content_hash"].as_str().unwrap().len(), 64);
+
+    // 4. gguf (f32): llama.cpp continues as morsd does, and as student.weights it gives the
+    //    entry's answer NLLs (the RD numerator and denominator).
+    let gg = x.join("gguf");
+    let o = export(
+        &p,
+        &[
+            "--run",
+            "seed=0",
+            "--format",
+            "gguf",
+            "--dtype",
+            "f32",
+            "--out",
+            gg.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let file = only_file(&gg, "gguf");
+    assert_eq!(llama_cpp_greedy(&file, &ours, 12), continuations(&ours));
+    let device = burn::prelude::Device::flex();
+    let (trained, tok) = morsd::student::load::load_student(&entry, &device).unwrap();
+    let (exported, _, tok2) =
+        morsd::student::load_llama(file.to_str().unwrap(), 96, &device).unwrap();
+    let pairs: Vec<(String, String)> = TINY_PROMPTS
+        .iter()
+        .map(|q| (q.to_string(), " 7.".to_string()))
+        .collect();
+    assert_eq!(tok.encode(TINY_PROMPTS[0]), tok2.encode(TINY_PROMPTS[0]));
+    let a = morsd::student::score::answer_nll(&trained, &tok, &pairs, 4, &device);
+    let b = morsd::student::score::answer_nll(&exported, &tok2, &pairs, 4, &device);
+    for (x, y) in a.iter().zip(&b) {
+        assert!(
+            (x - y).abs() < 1e-5,
+            "answer NLL {x} (entry) vs {y} (exported gguf)"
+        );
+    }
+    // An export that cannot go through leaves nothing behind.
+    let o = export(
+        &p,
+        &[
+            "--run",
+            "seed=0",
+            "--format",
+            "gguf",
+            "--dtype",
+            "bf16",
+            "--out",
+            x.join("bad").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(!x.join("bad").exists());
+    let leftovers: Vec<_> = std::fs::read_dir(&x)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn a_scratch_student_exports_to_a_gpt2_folder_that_transformers_runs() {
+    let p = Project::new(common::TINY);
+    let out = p.morsd(&["run", p.spec().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let entry = train_entry(&p);
+    let hf = p.path().join("gpt2");
+    let o = export(
+        &p,
+        &[
+            "--run",
+            "seed=0",
+            "--format",
+            "hf",
+            "--out",
+            hf.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let cfg: Value =
+        serde_json::from_slice(&std::fs::read(hf.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["model_type"], "gpt2");
+    let prompts = ["Q: 3 + 4?\nA:", "Q: 12 + 30?\nA: 12 + 30 = 42."];
+    let ours = morsd_dump(&p, &entry, &prompts, 10, &p.path().join("dump"));
+    let got = python_json(
+        &torch_python(),
+        "check_export.py",
+        &[
+            "--kind",
+            "hf",
+            "--dir",
+            hf.to_str().unwrap(),
+            "--dump",
+            p.path().join("dump").to_str().unwrap(),
+            "--new-tokens",
+            "10",
+        ],
+    );
+    assert_transformers_agree(&got, &ours, 1e-4, true);
+    // The formats a scratch student has no exact counterpart in are refused, with the reason.
+    let o = export(&p, &["--run", "seed=0", "--format", "gguf", "--out", "g"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("GELU"), "{}", text(&o));
+    let o = export(&p, &["--run", "seed=0", "--format", "peft", "--out", "g"]);
+    assert!(text(&o).contains("no LoRA"), "{}", text(&o));
+    assert!(!p.path().join("g").exists());
+}
+
+/// The pretrained student of the README: SmolLM2-135M-Instruct with LoRA, trained briefly on
+/// arithmetic, exported to all three formats.
+#[test]
+fn a_smollm2_lora_student_exports_to_all_three_formats() {
+    let (_, gguf) = common::llama::llama_paths();
+    let spec = format!(
+        r#"
+[experiment]
+name = "tiny"
+seeds = [0]
+
+[data]
+task = "arithmetic"
+train = 8
+validation = 4
+test = 4
+steps = [1, 1]
+
+[teacher]
+samples = 2
+
+[student]
+kind = "llama"
+weights = {:?}
+format = "qa"
+max_seq_len = 96
+lora_rank = 8
+lora_alpha = 16
+lora_targets = ["q_proj", "v_proj"]
+
+[score]
+batch_size = 8
+
+[select]
+per_question = 1
+
+[train]
+steps = 2
+batch_size = 4
+warmup_steps = 1
+eval_every = 2
+
+[eval]
+max_new_tokens = 16
+batch_size = 4
+"#,
+        gguf.display().to_string()
+    );
+    let p = Project::new(&spec);
+    let out = p.morsd(&["run", p.spec().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let entry = train_entry(&p);
+    let prompts = [
+        "Q: Ann has 12 apples and buys 35 more. How many apples does she have?\nA:",
+        "Q: 17 + 26?\nA:",
+        "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n",
+    ];
+    let ours = morsd_dump(&p, &entry, &prompts, 16, &p.path().join("dump"));
+    let x = p.path().join("exports");
+    let py = torch_python();
+    // hf (f32): transformers.
+    let hf = x.join("hf");
+    let o = export(
+        &p,
+        &[
+            "--run",
+            "seed=0",
+            "--format",
+            "hf",
+            "--out",
+            hf.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let got = python_json(
+        &py,
+        "check_export.py",
+        &[
+            "--kind",
+            "hf",
+            "--dir",
+            hf.to_str().unwrap(),
+            "--dump",
+            p.path().join("dump").to_str().unwrap(),
+            "--new-tokens",
+            "16",
+        ],
+    );
+    assert_transformers_agree(&got, &ours, 1e-3, true);
+    // The entry holds the adapters only: at least 50× less than the merged f32 model it used
+    // to hold (which is what the hf export's model.safetensors is).
+    let entry_bytes: u64 = std::fs::read_dir(&entry)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    let merged = std::fs::metadata(hf.join("model.safetensors"))
+        .unwrap()
+        .len();
+    assert!(
+        entry_bytes * 50 <= merged,
+        "LoRA entry {entry_bytes} B vs merged model {merged} B"
+    );
+    assert!(!entry.join("model.bpk").exists() && !entry.join("tokenizer.json").exists());
+    // peft with the base as a Hugging Face folder.
+    let pf = x.join("peft");
+    let o = export(
+        &p,
+        &[
+            "--run",
+            "seed=0",
+            "--format",
+            "peft",
+            "--with-base",
+            "--out",
+            pf.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let got = python_json(
+        &py,
+        "check_export.py",
+        &[
+            "--kind",
+            "peft",
+            "--dir",
+            pf.to_str().unwrap(),
+            "--base",
+            pf.join("base").to_str().unwrap(),
+            "--dump",
+            p.path().join("dump").to_str().unwrap(),
+            "--new-tokens",
+            "16",
+        ],
+    );
+    assert_transformers_agree(&got, &ours, 1e-3, false);
+    // gguf (f16): llama.cpp continues as morsd does on the same file, and as the f32 entry.
+    let gg = x.join("gguf");
+    let o = export(
+        &p,
+        &[
+            "--run",
+            "seed=0",
+            "--format",
+            "gguf",
+            "--out",
+            gg.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let file = only_file(&gg, "gguf");
+    let on_file = morsd_dump(&p, &file, &prompts, 16, &p.path().join("dump-gguf"));
+    let cpp = llama_cpp_greedy(&file, &on_file, 16);
+    assert_eq!(
+        cpp,
+        continuations(&on_file),
+        "llama.cpp vs morsd on the exported f16 file"
+    );
+    assert_eq!(
+        cpp,
+        continuations(&ours),
+        "llama.cpp on the f16 export vs morsd's f32 entry"
+    );
+}
