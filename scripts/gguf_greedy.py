@@ -19,6 +19,7 @@ Run by tests/export_gguf.rs with the llama.cpp venv's python (scripts/setup-llam
 """
 import argparse
 import json
+import os
 import sys
 
 import numpy as np
@@ -64,7 +65,7 @@ def main() -> int:
                 base_diff[t.name] = float(np.abs(x - y).max() / max(np.abs(y).max(), 1e-30)) if x.shape == y.shape else None
 
     # 2. llama.cpp: tokenisation and greedy continuations.
-    llm = Llama(model_path=a.gguf, n_ctx=512, n_threads=1, logits_all=False, verbose=False, seed=0)
+    llm = Llama(model_path=a.gguf, n_ctx=512, n_threads=1, logits_all=False, verbose=bool(os.environ.get("MORSD_LLAMA_VERBOSE")), seed=0)
     eos = llm.token_eos()
     prompts = []
     for p in request:

@@ -524,7 +524,7 @@ batch_size = 4
             "16",
         ],
     );
-    assert_transformers_agree(&got, &ours, 1e-3, true);
+    assert_transformers_agree(&got, &ours, 3e-4, true);
     // The entry holds the adapters only: at least 50× less than the merged f32 model it used
     // to hold (which is what the hf export's model.safetensors is).
     let entry_bytes: u64 = std::fs::read_dir(&entry)
@@ -570,7 +570,7 @@ batch_size = 4
             "16",
         ],
     );
-    assert_transformers_agree(&got, &ours, 1e-3, false);
+    assert_transformers_agree(&got, &ours, 3e-4, false);
     // gguf (f16): llama.cpp continues as morsd does on the same file, and as the f32 entry.
     let gg = x.join("gguf");
     let o = export(

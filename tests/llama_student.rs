@@ -273,7 +273,19 @@ fn lora_trains_only_adapters_and_merges_to_the_same_model() {
     let (model, tok) = load(&t.hf, &ad);
     let full = lora::trainable_params(&model);
     let targets = vec!["q_proj".to_string(), "v_proj".to_string()];
-    let adapted = lora::attach(model, 4, 8.0, &targets).unwrap();
+    let adapted = lora::attach(model.clone(), 4, 8.0, &targets, 3, &ad).unwrap();
+    // The adapters are drawn from the seed: the same seed, the same factors.
+    let again = lora::attach(model, 4, 8.0, &targets, 3, &ad).unwrap();
+    let factors = |m: &Lm| {
+        let d = tempfile::tempdir().unwrap();
+        lora::save_adapters(m, 4, 8.0, &targets, "tiny", d.path()).unwrap();
+        std::fs::read(d.path().join("adapter_model.safetensors")).unwrap()
+    };
+    assert_eq!(
+        factors(&adapted),
+        factors(&again),
+        "same seed, different adapters"
+    );
     // rank × (d_in + d_out) per adapted matrix: q is 64→64, v is 64→32.
     let want = tiny::LAYERS * 4 * ((64 + 64) + (64 + 32));
     assert_eq!(

@@ -263,11 +263,12 @@ fn base_tokenizer(path: &Path, vocab_size: usize) -> Result<Vec<(String, Value)>
 
 /// llama.cpp's pre-tokenizer name for a `tokenizers` pre-tokenizer (JSON): `smollm` for
 /// Digits(individual) then ByteLevel (what [`crate::student::checkpoint`] reads `smollm` as),
-/// `gpt2` for any other one with a ByteLevel step; none without a ByteLevel step.
+/// `gpt-2` (llama.cpp's name for the GPT-2 regex) for any other one with a ByteLevel step;
+/// none without a ByteLevel step.
 fn pre_name(pre: &serde_json::Value) -> Option<&'static str> {
     let kind = |v: &serde_json::Value| v.get("type").and_then(|t| t.as_str()).map(String::from);
     match kind(pre).as_deref() {
-        Some("ByteLevel") => Some("gpt2"),
+        Some("ByteLevel") => Some("gpt-2"),
         Some("Sequence") => {
             let steps = pre.get("pretokenizers")?.as_array()?;
             let digits = |v: &serde_json::Value| {
@@ -277,7 +278,7 @@ fn pre_name(pre: &serde_json::Value) -> Option<&'static str> {
             let byte_level = |v: &serde_json::Value| kind(v).as_deref() == Some("ByteLevel");
             match steps.as_slice() {
                 [a, b] if digits(a) && byte_level(b) => Some("smollm"),
-                _ if steps.iter().any(byte_level) => Some("gpt2"),
+                _ if steps.iter().any(byte_level) => Some("gpt-2"),
                 _ => None,
             }
         }
@@ -667,7 +668,7 @@ mod tests {
         let md = &ct.metadata;
         let s = |k: &str| md[k].to_string().unwrap().clone();
         assert_eq!(s("tokenizer.ggml.model"), "gpt2");
-        assert_eq!(s("tokenizer.ggml.pre"), "gpt2");
+        assert_eq!(s("tokenizer.ggml.pre"), "gpt-2");
         assert!(!md["tokenizer.ggml.add_bos_token"].to_bool().unwrap());
         let n = back.config.vocab_size;
         let tokens = md["tokenizer.ggml.tokens"].to_vec().unwrap();

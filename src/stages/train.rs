@@ -55,8 +55,9 @@ impl Stage for Train {
             ("eval", json(&run.spec.eval)),
             ("format_template", json(&template)),
         ];
-        // A LoRA entry holds its adapters only (since this marker exists; before, the merged
-        // model): its output changed, so its key does, and no other entry's key moves.
+        // A LoRA entry holds its adapters only, drawn from the run seed (since this marker
+        // exists; before, the merged model, from unseeded adapters): its output changed, so
+        // its key does, and no other entry's key moves.
         if is_lora(run) {
             sections_.push(("lora_entry", j!("adapters")));
         }
@@ -121,7 +122,8 @@ impl Stage for Train {
                 .save(out.join("config.json"))
                 .at(out.join("config.json"))?;
             let (model, lora) = if lora_rank > 0 {
-                let model = lora::attach(model, lora_rank, lora_alpha, &targets)?;
+                let model =
+                    lora::attach(model, lora_rank, lora_alpha, &targets, ctx.run.seed, &ad)?;
                 let info = LoraInfo {
                     rank: lora_rank,
                     alpha: lora_alpha,

@@ -45,11 +45,20 @@ pub fn target_group(targets: &[String]) -> Result<ParamGroup> {
 }
 
 /// Attaches rank-`rank` adapters to the target modules and freezes everything else.
-/// The adapters are drawn at once under [`super::INIT_LOCK`], not lazily in the first training
-/// step, so a concurrent run's initialisation cannot interleave with theirs.
-pub fn attach(model: Lm, rank: usize, alpha: f64, targets: &[String]) -> Result<Lm> {
+/// The adapters are drawn at once under [`super::INIT_LOCK`] from the device's RNG seeded with
+/// `seed` (the run seed), not lazily in the first training step, so a concurrent run's
+/// initialisation cannot interleave with theirs and a run's adapters are reproducible.
+pub fn attach(
+    model: Lm,
+    rank: usize,
+    alpha: f64,
+    targets: &[String],
+    seed: u64,
+    device: &Device,
+) -> Result<Lm> {
     let group = target_group(targets)?;
     let _guard = super::INIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    device.seed(seed);
     let model = model.apply_lora(Lora::new(rank, alpha).set_param_group(group));
     super::materialise(&model);
     Ok(model)
