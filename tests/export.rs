@@ -78,6 +78,42 @@ fn morsd_dump(p: &Project, student: &Path, prompts: &[&str], new: usize, dump: &
     serde_json::from_slice(&std::fs::read(dump.join("tokens.json")).unwrap()).unwrap()
 }
 
+/// `morsd export SPEC` with whitespace-separated `args` and `--out out`.
+fn export_to(p: &Project, args: &str, out: &Path) -> std::process::Output {
+    let mut a: Vec<&str> = args.split_whitespace().collect();
+    a.extend(["--out", out.to_str().unwrap()]);
+    export(p, &a)
+}
+
+/// As [`export_to`], and it must succeed.
+fn export_ok(p: &Project, args: &str, out: &Path) {
+    let o = export_to(p, args, out);
+    assert!(o.status.success(), "export {args}: {}", text(&o));
+}
+
+/// scripts/check_export.py on an export (`kind` hf or peft) against morsd's dump.
+fn check_export(kind: &str, dir: &Path, base: Option<&Path>, dump: &Path, new: usize) -> Value {
+    let (dir, dump, new) = (
+        dir.to_str().unwrap(),
+        dump.to_str().unwrap(),
+        new.to_string(),
+    );
+    let mut args = vec![
+        "--kind",
+        kind,
+        "--dir",
+        dir,
+        "--dump",
+        dump,
+        "--new-tokens",
+        &new,
+    ];
+    if let Some(b) = base {
+        args.extend(["--base", b.to_str().unwrap()]);
+    }
+    python_json(&torch_python(), "check_export.py", &args)
+}
+
 fn export(p: &Project, args: &[&str]) -> std::process::Output {
     let spec = p.spec();
     let mut a = vec!["export", spec.to_str().unwrap()];
@@ -189,6 +225,10 @@ fn tiny_lora_spec(weights: &Path) -> String {
     )
 }
 
+fn read_json(p: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+}
+
 #[test]
 fn a_tiny_llama_lora_run_exports_to_hf_peft_and_gguf_and_each_consumer_agrees() {
     let models = tempfile::tempdir().unwrap();
@@ -198,12 +238,10 @@ fn a_tiny_llama_lora_run_exports_to_hf_peft_and_gguf_and_each_consumer_agrees() 
     assert!(out.status.success(), "{}", text(&out));
     let entry = train_entry(&p);
     let x = p.path().join("exports");
+    let dump = p.path().join("dump");
 
     // 1. Without --run: the runs are listed and nothing is written.
-    let o = export(
-        &p,
-        &["--format", "hf", "--out", x.join("hf").to_str().unwrap()],
-    );
+    let o = export_to(&p, "--format hf", &x.join("hf"));
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(
         text(&o).contains("seed=0") && text(&o).contains("%"),
@@ -212,42 +250,17 @@ fn a_tiny_llama_lora_run_exports_to_hf_peft_and_gguf_and_each_consumer_agrees() 
     );
     assert!(!x.join("hf").exists());
     // A selector that fits nothing, and one naming an unswept key.
-    let o = export(&p, &["--run", "seed=5", "--format", "hf", "--out", "o"]);
+    let o = export_to(&p, "--run seed=5 --format hf", &x.join("o"));
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("fits no run"), "{}", text(&o));
-    let o = export(&p, &["--run", "select.k=3", "--format", "hf", "--out", "o"]);
+    let o = export_to(&p, "--run select.k=3 --format hf", &x.join("o"));
     assert!(text(&o).contains("not swept"), "{}", text(&o));
 
     // 2. hf: transformers loads it and agrees with morsd's LoRA student.
     let hf = x.join("hf");
-    let o = export(
-        &p,
-        &[
-            "--run",
-            "seed=0",
-            "--format",
-            "hf",
-            "--out",
-            hf.to_str().unwrap(),
-        ],
-    );
-    assert!(o.status.success(), "{}", text(&o));
-    let ours = morsd_dump(&p, &entry, &TINY_PROMPTS, 12, &p.path().join("dump"));
-    let py = torch_python();
-    let got = python_json(
-        &py,
-        "check_export.py",
-        &[
-            "--kind",
-            "hf",
-            "--dir",
-            hf.to_str().unwrap(),
-            "--dump",
-            p.path().join("dump").to_str().unwrap(),
-            "--new-tokens",
-            "12",
-        ],
-    );
+    export_ok(&p, "--run seed=0 --format hf", &hf);
+    let ours = morsd_dump(&p, &entry, &TINY_PROMPTS, 12, &dump);
+    let got = check_export("hf", &hf, None, &dump, 12);
     assert_transformers_agree(&got, &ours, 1e-4, true);
     let card = std::fs::read_to_string(hf.join("README.md")).unwrap();
     for want in [
@@ -261,90 +274,31 @@ fn a_tiny_llama_lora_run_exports_to_hf_peft_and_gguf_and_each_consumer_agrees() 
     }
     // The same key prefix selects the same run; a non-empty --out needs --force.
     let key = entry.file_name().unwrap().to_str().unwrap()[..10].to_string();
-    let o = export(
-        &p,
-        &[
-            "--run",
-            &key,
-            "--format",
-            "hf",
-            "--out",
-            hf.to_str().unwrap(),
-        ],
-    );
+    let o = export_to(&p, &format!("--run {key} --format hf"), &hf);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("--force"), "{}", text(&o));
-    let o = export(
+    export_ok(
         &p,
-        &[
-            "--run",
-            &key,
-            "--format",
-            "hf",
-            "--dtype",
-            "bf16",
-            "--force",
-            "--out",
-            hf.to_str().unwrap(),
-        ],
+        &format!("--run {key} --format hf --dtype bf16 --force"),
+        &hf,
     );
-    assert!(o.status.success(), "{}", text(&o));
-    let cfg: Value =
-        serde_json::from_slice(&std::fs::read(hf.join("config.json")).unwrap()).unwrap();
-    assert_eq!(cfg["torch_dtype"], "bfloat16");
+    assert_eq!(
+        read_json(&hf.join("config.json"))["torch_dtype"],
+        "bfloat16"
+    );
 
     // 3. peft: PEFT puts the adapters on the base folder and gives morsd's logits.
     let pf = x.join("peft");
-    let o = export(
-        &p,
-        &[
-            "--run",
-            "seed=0",
-            "--format",
-            "peft",
-            "--out",
-            pf.to_str().unwrap(),
-        ],
-    );
-    assert!(o.status.success(), "{}", text(&o));
-    let got = python_json(
-        &py,
-        "check_export.py",
-        &[
-            "--kind",
-            "peft",
-            "--dir",
-            pf.to_str().unwrap(),
-            "--base",
-            t.hf.to_str().unwrap(),
-            "--dump",
-            p.path().join("dump").to_str().unwrap(),
-            "--new-tokens",
-            "12",
-        ],
-    );
+    export_ok(&p, "--run seed=0 --format peft", &pf);
+    let got = check_export("peft", &pf, Some(&t.hf), &dump, 12);
     assert_transformers_agree(&got, &ours, 1e-4, false);
-    let base: Value =
-        serde_json::from_slice(&std::fs::read(pf.join("base.json")).unwrap()).unwrap();
+    let base = read_json(&pf.join("base.json"));
     assert_eq!(base["content_hash"].as_str().unwrap().len(), 64);
 
     // 4. gguf (f32): llama.cpp continues as morsd does, and as student.weights it gives the
     //    entry's answer NLLs (the RD numerator and denominator).
     let gg = x.join("gguf");
-    let o = export(
-        &p,
-        &[
-            "--run",
-            "seed=0",
-            "--format",
-            "gguf",
-            "--dtype",
-            "f32",
-            "--out",
-            gg.to_str().unwrap(),
-        ],
-    );
-    assert!(o.status.success(), "{}", text(&o));
+    export_ok(&p, "--run seed=0 --format gguf --dtype f32", &gg);
     let file = only_file(&gg, "gguf");
     assert_eq!(llama_cpp_greedy(&file, &ours, 12), continuations(&ours));
     let device = burn::prelude::Device::flex();
@@ -365,18 +319,10 @@ fn a_tiny_llama_lora_run_exports_to_hf_peft_and_gguf_and_each_consumer_agrees() 
         );
     }
     // An export that cannot go through leaves nothing behind.
-    let o = export(
+    let o = export_to(
         &p,
-        &[
-            "--run",
-            "seed=0",
-            "--format",
-            "gguf",
-            "--dtype",
-            "bf16",
-            "--out",
-            x.join("bad").to_str().unwrap(),
-        ],
+        "--run seed=0 --format gguf --dtype bf16",
+        &x.join("bad"),
     );
     assert_eq!(o.status.code(), Some(2));
     assert!(!x.join("bad").exists());
@@ -395,45 +341,21 @@ fn a_scratch_student_exports_to_a_gpt2_folder_that_transformers_runs() {
     assert!(out.status.success(), "{}", text(&out));
     let entry = train_entry(&p);
     let hf = p.path().join("gpt2");
-    let o = export(
-        &p,
-        &[
-            "--run",
-            "seed=0",
-            "--format",
-            "hf",
-            "--out",
-            hf.to_str().unwrap(),
-        ],
-    );
-    assert!(o.status.success(), "{}", text(&o));
-    let cfg: Value =
-        serde_json::from_slice(&std::fs::read(hf.join("config.json")).unwrap()).unwrap();
-    assert_eq!(cfg["model_type"], "gpt2");
+    let dump = p.path().join("dump");
+    export_ok(&p, "--run seed=0 --format hf", &hf);
+    assert_eq!(read_json(&hf.join("config.json"))["model_type"], "gpt2");
     let prompts = ["Q: 3 + 4?\nA:", "Q: 12 + 30?\nA: 12 + 30 = 42."];
-    let ours = morsd_dump(&p, &entry, &prompts, 10, &p.path().join("dump"));
-    let got = python_json(
-        &torch_python(),
-        "check_export.py",
-        &[
-            "--kind",
-            "hf",
-            "--dir",
-            hf.to_str().unwrap(),
-            "--dump",
-            p.path().join("dump").to_str().unwrap(),
-            "--new-tokens",
-            "10",
-        ],
-    );
+    let ours = morsd_dump(&p, &entry, &prompts, 10, &dump);
+    let got = check_export("hf", &hf, None, &dump, 10);
     assert_transformers_agree(&got, &ours, 1e-4, true);
     // The formats a scratch student has no exact counterpart in are refused, with the reason.
-    let o = export(&p, &["--run", "seed=0", "--format", "gguf", "--out", "g"]);
+    let g = p.path().join("g");
+    let o = export_to(&p, "--run seed=0 --format gguf", &g);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("GELU"), "{}", text(&o));
-    let o = export(&p, &["--run", "seed=0", "--format", "peft", "--out", "g"]);
+    let o = export_to(&p, "--run seed=0 --format peft", &g);
     assert!(text(&o).contains("no LoRA"), "{}", text(&o));
-    assert!(!p.path().join("g").exists());
+    assert!(!g.exists());
 }
 
 /// The pretrained student of the README: SmolLM2-135M-Instruct with LoRA, trained briefly on
@@ -493,37 +415,13 @@ batch_size = 4
         "Q: 17 + 26?\nA:",
         "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n",
     ];
-    let ours = morsd_dump(&p, &entry, &prompts, 16, &p.path().join("dump"));
+    let dump = p.path().join("dump");
+    let ours = morsd_dump(&p, &entry, &prompts, 16, &dump);
     let x = p.path().join("exports");
-    let py = torch_python();
     // hf (f32): transformers.
     let hf = x.join("hf");
-    let o = export(
-        &p,
-        &[
-            "--run",
-            "seed=0",
-            "--format",
-            "hf",
-            "--out",
-            hf.to_str().unwrap(),
-        ],
-    );
-    assert!(o.status.success(), "{}", text(&o));
-    let got = python_json(
-        &py,
-        "check_export.py",
-        &[
-            "--kind",
-            "hf",
-            "--dir",
-            hf.to_str().unwrap(),
-            "--dump",
-            p.path().join("dump").to_str().unwrap(),
-            "--new-tokens",
-            "16",
-        ],
-    );
+    export_ok(&p, "--run seed=0 --format hf", &hf);
+    let got = check_export("hf", &hf, None, &dump, 16);
     assert_transformers_agree(&got, &ours, 3e-4, true);
     // The entry holds the adapters only: at least 50× less than the merged f32 model it used
     // to hold (which is what the hf export's model.safetensors is).
@@ -541,50 +439,12 @@ batch_size = 4
     assert!(!entry.join("model.bpk").exists() && !entry.join("tokenizer.json").exists());
     // peft with the base as a Hugging Face folder.
     let pf = x.join("peft");
-    let o = export(
-        &p,
-        &[
-            "--run",
-            "seed=0",
-            "--format",
-            "peft",
-            "--with-base",
-            "--out",
-            pf.to_str().unwrap(),
-        ],
-    );
-    assert!(o.status.success(), "{}", text(&o));
-    let got = python_json(
-        &py,
-        "check_export.py",
-        &[
-            "--kind",
-            "peft",
-            "--dir",
-            pf.to_str().unwrap(),
-            "--base",
-            pf.join("base").to_str().unwrap(),
-            "--dump",
-            p.path().join("dump").to_str().unwrap(),
-            "--new-tokens",
-            "16",
-        ],
-    );
+    export_ok(&p, "--run seed=0 --format peft --with-base", &pf);
+    let got = check_export("peft", &pf, Some(&pf.join("base")), &dump, 16);
     assert_transformers_agree(&got, &ours, 3e-4, false);
     // gguf (f16): llama.cpp continues as morsd does on the same file, and as the f32 entry.
     let gg = x.join("gguf");
-    let o = export(
-        &p,
-        &[
-            "--run",
-            "seed=0",
-            "--format",
-            "gguf",
-            "--out",
-            gg.to_str().unwrap(),
-        ],
-    );
-    assert!(o.status.success(), "{}", text(&o));
+    export_ok(&p, "--run seed=0 --format gguf", &gg);
     let file = only_file(&gg, "gguf");
     let on_file = morsd_dump(&p, &file, &prompts, 16, &p.path().join("dump-gguf"));
     let cpp = llama_cpp_greedy(&file, &on_file, 16);
