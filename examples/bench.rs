@@ -238,7 +238,7 @@ fn peak(mode: &str) {
     let (model, tok, _) = smollm2(256, &ad);
     let model = if mode.starts_with("lora") {
         let t: Vec<String> = ["q_proj", "v_proj"].iter().map(|s| s.to_string()).collect();
-        lora::attach(model, 8, 16.0, &t).expect("lora")
+        lora::attach(model, 8, 16.0, &t, 0, &ad).expect("lora")
     } else {
         model
     };

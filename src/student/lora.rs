@@ -255,7 +255,15 @@ pub fn write_safetensors_typed<'a>(
         })
         .collect::<Result<Vec<_>>>()?;
     safetensors::serialize_to_file(views, metadata, path)
-        .map_err(|e| Error::run(format!("{}: {e}", path.display())))
+        .map_err(|e| Error::run(format!("{}: {e}", path.display())))?;
+    // The crate writes through a private temp file (mode 0600); an exported or cached weights
+    // file is as readable as any other file morsd writes.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).at(path)?;
+    }
+    Ok(())
 }
 
 /// The adapters of a LoRA entry or PEFT folder: `alpha / r` and, per PEFT prefix, burn's
