@@ -89,7 +89,15 @@ pub fn generate(
 
 /// `morsd models list`.
 pub fn models_list() -> String {
-    let mut s = format!("models folder: {}\n", crate::models::models_dir().display());
+    let families: Vec<String> = crate::student::checkpoint::FAMILIES
+        .iter()
+        .map(|(t, a)| format!("{t} ({a})"))
+        .collect();
+    let mut s = format!(
+        "families morsd loads from a Hugging Face folder or GGUF file: {}\nmodels folder: {}\n",
+        families.join(", "),
+        crate::models::models_dir().display()
+    );
     for m in crate::models::KNOWN {
         let p = crate::models::model_path(m);
         let state = if p.exists() { "fetched" } else { "not fetched" };

@@ -442,3 +442,49 @@ fn a_whole_run_with_a_llama_student_and_lora() {
     let text = common::text(&plan);
     assert!(text.contains("input weights changed"), "{text}");
 }
+
+#[test]
+fn a_folder_of_another_family_is_an_error_naming_it_not_a_silent_llama() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = tiny::write(dir.path(), 9, GgmlDType::F32);
+    let cfg_path = t.hf.join("config.json");
+    let cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&cfg_path).unwrap()).unwrap();
+    let with = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut c = cfg.clone();
+        edit(&mut c);
+        std::fs::write(&cfg_path, c.to_string()).unwrap();
+        match Checkpoint::load(&t.hf) {
+            Ok(_) => String::from("loaded"),
+            Err(e) => e.to_string(),
+        }
+    };
+    // A Qwen2 folder has Llama's tensor names (plus q/k/v biases): it must not load as Llama.
+    let e = with(&|c| {
+        c["model_type"] = "qwen2".into();
+        c["architectures"] = serde_json::json!(["Qwen2ForCausalLM"]);
+    });
+    assert!(
+        e.contains("`qwen2`") && e.contains("llama (LlamaForCausalLM)"),
+        "{e}"
+    );
+    assert!(e.contains("config.json"), "{e}");
+    let e = with(&|c| {
+        c.as_object_mut().unwrap().remove("model_type");
+        c["architectures"] = serde_json::json!(["Gemma3ForCausalLM"]);
+    });
+    assert!(e.contains("Gemma3ForCausalLM"), "{e}");
+    let e = with(&|c| {
+        c.as_object_mut().unwrap().remove("model_type");
+        c.as_object_mut().unwrap().remove("architectures");
+    });
+    assert!(e.contains("names no model family"), "{e}");
+    // The Llama folder itself, by either field.
+    assert_eq!(
+        with(&|c| {
+            c.as_object_mut().unwrap().remove("model_type");
+        }),
+        "loaded"
+    );
+    assert_eq!(with(&|_| {}), "loaded");
+}

@@ -101,6 +101,57 @@ pub fn permute(data: &[f32], rows: usize, cols: usize, n_head: usize) -> Vec<f32
     out
 }
 
+/// The architectures morsd builds, as Hugging Face's `model_type` and `architectures` name
+/// them (GGUF's `general.architecture` is the `model_type`).
+pub const FAMILIES: [(&str, &str); 1] = [("llama", "LlamaForCausalLM")];
+
+/// A Hugging Face config must name a family morsd builds: its `model_type`, else its
+/// `architectures`. Anything else would load as the wrong model (a Qwen2 folder's q/k/v biases
+/// silently dropped), so it is an error naming the family and the supported ones.
+fn check_family(cfg_path: &Path, cfg: &serde_json::Value) -> Result<()> {
+    let supported = || {
+        FAMILIES
+            .iter()
+            .map(|(t, a)| format!("{t} ({a})"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let model_type = cfg.get("model_type").and_then(|v| v.as_str());
+    let archs: Vec<&str> = cfg
+        .get("architectures")
+        .and_then(|v| v.as_array())
+        .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
+        .unwrap_or_default();
+    let known_type = model_type.map(|t| FAMILIES.iter().any(|(f, _)| *f == t));
+    let known_arch = archs.iter().any(|a| FAMILIES.iter().any(|(_, f)| f == a));
+    match (model_type, known_type) {
+        (Some(_), Some(true)) => Ok(()),
+        (Some(t), _) => Err(bad(
+            cfg_path,
+            format!(
+                "model family `{t}` (`model_type`) is not supported; morsd loads: {}",
+                supported()
+            ),
+        )),
+        (None, _) if known_arch => Ok(()),
+        (None, _) if !archs.is_empty() => Err(bad(
+            cfg_path,
+            format!(
+                "architecture `{}` (`architectures`) is not supported; morsd loads: {}",
+                archs.join(", "),
+                supported()
+            ),
+        )),
+        (None, _) => Err(bad(
+            cfg_path,
+            format!(
+                "names no model family (neither `model_type` nor `architectures`); morsd loads: {}",
+                supported()
+            ),
+        )),
+    }
+}
+
 impl Checkpoint {
     /// Loads a `.gguf` file or a Hugging Face folder.
     pub fn load(path: &Path) -> Result<Self> {
@@ -150,7 +201,9 @@ impl Checkpoint {
         if arch != "llama" {
             return Err(bad(
                 path,
-                format!("architecture `{arch}` is not supported (only `llama`)"),
+                format!(
+                    "model family `{arch}` (`general.architecture`) is not supported; morsd loads: llama (LlamaForCausalLM)"
+                ),
             ));
         }
         // 1. Tokenizer first: the vocabulary gives the vocab size when the metadata has none.
@@ -231,6 +284,7 @@ impl Checkpoint {
                 .map(|x| x as usize)
                 .ok_or_else(|| bad(&cfg_path, format!("`{k}` missing or not a number")))
         };
+        check_family(&cfg_path, &cfg)?;
         let heads = num("num_attention_heads")?;
         let tie = cfg
             .get("tie_word_embeddings")
