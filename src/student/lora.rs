@@ -136,7 +136,6 @@ pub fn save_adapters(
     //    (`….q_proj.weight`) followed by the adapter's factors (`….q_proj.weight.lora.a`,
     //    `….lora.b`); they give `lora_A = aᵀ` and `lora_B = bᵀ` (burn's a: [d_in, r],
     //    b: [r, d_out]).
-    type Factor = (Vec<usize>, Vec<f32>);
     struct Collect {
         path: Vec<String>,
         found: std::collections::BTreeMap<String, [Option<Factor>; 2]>,
@@ -266,13 +265,16 @@ pub fn write_safetensors_typed<'a>(
     Ok(())
 }
 
+/// One LoRA factor: shape and row-major f32 values.
+pub type Factor = (Vec<usize>, Vec<f32>);
+
 /// The adapters of a LoRA entry or PEFT folder: `alpha / r` and, per PEFT prefix, burn's
 /// `a` `[d_in, r]` and `b` `[r, d_out]`.
 pub struct Adapters {
     /// `lora_alpha / r`.
     pub scale: f64,
     /// Burn-oriented factors by PEFT prefix.
-    pub factors: HashMap<String, ((Vec<usize>, Vec<f32>), (Vec<usize>, Vec<f32>))>,
+    pub factors: HashMap<String, (Factor, Factor)>,
 }
 
 /// Reads [`ADAPTER_CONFIG`] and [`ADAPTER_FILE`] from `dir`.
@@ -299,7 +301,7 @@ pub fn read_adapters(dir: &Path) -> Result<Adapters> {
         path: file.clone(),
         message: format!("not a safetensors file: {e}"),
     })?;
-    let mut halves: HashMap<String, [Option<(Vec<usize>, Vec<f32>)>; 2]> = HashMap::new();
+    let mut halves: HashMap<String, [Option<Factor>; 2]> = HashMap::new();
     for (name, view) in st.tensors() {
         let bad_t = |m: &str| Error::Input {
             path: file.clone(),
