@@ -14,8 +14,8 @@ pub mod peft;
 pub mod runs;
 
 use crate::error::{Error, IoContext, Result};
-use crate::student::checkpoint::{Checkpoint, LAYER_NAMES, Weight};
-use crate::student::load::{EntryStudent, entry_student, load_student};
+use crate::student::checkpoint::{LAYER_NAMES, Weight};
+use crate::student::load::{BaseMeta, EntryStudent, entry_student, load_student_with_base};
 use crate::student::tokenizer::Tok;
 use crate::student::{Llama, LlamaConfig, Lm};
 use burn::prelude::*;
@@ -171,18 +171,21 @@ pub struct Loaded {
 pub fn load(entry: &Path) -> Result<Loaded> {
     let device = Device::flex();
     let family = entry_student(entry)?;
-    let (model, tok) = load_student(entry, &device)?;
+    let (model, tok, meta) = load_student_with_base(entry, &device)?;
     let base = match &family.base {
         Some(b) => {
-            let path = b.locate()?;
-            let ck = Checkpoint::load(&path)?;
+            // A LoRA entry's base was read by the loader; a full fine-tune's is read here.
+            let meta = match meta {
+                Some(m) => m,
+                None => BaseMeta::of(b)?,
+            };
             Some(BaseInfo {
                 weights: b.weights.clone(),
                 content_hash: b.content_hash(),
-                context_len: ck.config.max_seq_len,
-                chat_template: ck.chat_template.clone(),
+                context_len: meta.context_len,
+                chat_template: meta.chat_template,
                 hub_id: hub_id(&b.weights),
-                path,
+                path: meta.path,
             })
         }
         None => None,
@@ -201,7 +204,7 @@ fn hub_id(weights: &str) -> Option<String> {
 }
 
 /// A Llama model's weights under the checkpoint's canonical names, in Hugging Face layout
-/// (`[out, in]`), the inverse of [`Checkpoint::into_llama`].
+/// (`[out, in]`), the inverse of [`crate::student::checkpoint::Checkpoint::into_llama`].
 pub fn llama_weights(m: &Llama) -> HashMap<String, Weight> {
     let mut out = HashMap::new();
     let plain = |t: Tensor<1>| Weight {

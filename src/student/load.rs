@@ -144,8 +144,42 @@ pub fn is_entry(dir: &Path) -> bool {
             || dir.join(lora::ADAPTER_FILE).exists())
 }
 
+/// What a loaded base checkpoint says beyond its weights (export's model card and configs).
+#[derive(Debug, Clone)]
+pub struct BaseMeta {
+    /// Where the base was found (hashes checked).
+    pub path: PathBuf,
+    /// Its own context length (not the run's `student.max_seq_len`).
+    pub context_len: usize,
+    /// Its chat template.
+    pub chat_template: Option<String>,
+}
+
+impl BaseMeta {
+    /// Finds `base` again (hashes checked) and reads its metadata.
+    pub fn of(base: &Base) -> Result<Self> {
+        let path = base.locate()?;
+        let ck = super::checkpoint::Checkpoint::load(&path)?;
+        Ok(Self::from_checkpoint(path, &ck))
+    }
+
+    fn from_checkpoint(path: PathBuf, ck: &super::checkpoint::Checkpoint) -> Self {
+        BaseMeta {
+            path,
+            context_len: ck.config.max_seq_len,
+            chat_template: ck.chat_template.clone(),
+        }
+    }
+}
+
 /// Loads a trained student from a train entry folder.
 pub fn load_student(dir: &Path, device: &Device) -> Result<(Lm, Tok)> {
+    load_student_with_base(dir, device).map(|(m, t, _)| (m, t))
+}
+
+/// As [`load_student`], with the base's metadata when loading it was part of the work (a LoRA
+/// entry), so a caller that needs it does not find, hash and read the base a second time.
+pub fn load_student_with_base(dir: &Path, device: &Device) -> Result<(Lm, Tok, Option<BaseMeta>)> {
     let cfg = dir.join("config.json");
     let cfg_err = |e: &dyn std::fmt::Display| Error::Input {
         path: cfg.clone(),
@@ -160,8 +194,9 @@ pub fn load_student(dir: &Path, device: &Device) -> Result<(Lm, Tok)> {
         })?;
         let config = LlamaConfig::load(&cfg).map_err(|e| cfg_err(&e))?;
         let path = base.locate()?;
-        let (m, _, tok) =
-            super::checkpoint::Checkpoint::load(&path)?.into_llama(config.max_seq_len, device)?;
+        let ck = super::checkpoint::Checkpoint::load(&path)?;
+        let meta = BaseMeta::from_checkpoint(path, &ck);
+        let (m, _, tok) = ck.into_llama(config.max_seq_len, device)?;
         let adapters = lora::read_adapters(dir)?;
         let want = (info.alpha / info.rank as f64 - adapters.scale).abs();
         if want > 1e-12 {
@@ -171,7 +206,7 @@ pub fn load_student(dir: &Path, device: &Device) -> Result<(Lm, Tok)> {
             });
         }
         let model = lora::apply_adapters(Lm::Llama(m), &adapters, dir)?;
-        return Ok((model, tok));
+        return Ok((model, tok, Some(meta)));
     }
     // 2. Every weight in `model.bpk`, the tokenizer beside it.
     let tok = Tok::load(&dir.join("tokenizer.json"))?;
@@ -196,5 +231,5 @@ pub fn load_student(dir: &Path, device: &Device) -> Result<(Lm, Tok)> {
         path: bpk.clone(),
         message: e.to_string(),
     })?;
-    Ok((model, tok))
+    Ok((model, tok, None))
 }
