@@ -66,6 +66,18 @@ pub(crate) const LAYER_NAMES: [(&str, &str, &str); 9] = [
     ("down_proj", "ffn_down", "mlp.down_proj"),
 ];
 
+/// A row-major `[rows, cols]` matrix transposed to row-major `[cols, rows]` (Hugging Face's
+/// `[out, in]` ↔ burn's `[in, out]`, PEFT's factors ↔ burn's).
+pub fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0f32; data.len()];
+    for i in 0..rows {
+        for j in 0..cols {
+            out[j * rows + i] = data[i * cols + j];
+        }
+    }
+    out
+}
+
 /// Inverse of llama.cpp's `permute(w, n_head)`: within each head, row `2i + j` of the GGUF
 /// tensor is row `j·hd/2 + i` of the Hugging Face one (`j ∈ {0, 1}`, `i < hd/2`).
 pub fn unpermute(data: &[f32], rows: usize, cols: usize, n_head: usize) -> Vec<f32> {
@@ -434,12 +446,7 @@ impl Checkpoint {
         // HF [out, in] → burn Linear [in, out].
         let linear = |w: Weight| -> Linear {
             let (o, i) = (w.shape[0], w.shape[1]);
-            let mut t = vec![0f32; o * i];
-            for r in 0..o {
-                for k in 0..i {
-                    t[k * o + r] = w.data[r * i + k];
-                }
-            }
+            let t = transpose(&w.data, o, i);
             Linear {
                 weight: Param::from_tensor(Tensor::from_data(TensorData::new(t, [i, o]), device)),
                 bias: None,

@@ -112,13 +112,7 @@ fn block_target(path: &[String]) -> Option<(usize, &'static str)> {
 fn transposed(t: Tensor<2>) -> (Vec<usize>, Vec<f32>) {
     let [r, c] = t.dims();
     let v: Vec<f32> = t.into_data().iter::<f32>().collect();
-    let mut out = vec![0f32; v.len()];
-    for i in 0..r {
-        for j in 0..c {
-            out[j * r + i] = v[i * c + j];
-        }
-    }
-    (vec![c, r], out)
+    (vec![c, r], super::checkpoint::transpose(&v, r, c))
 }
 
 /// Writes a LoRA student's adapters (the model still carries them, unmerged) in PEFT's layout
@@ -326,12 +320,7 @@ pub fn read_adapters(dir: &Path) -> Result<Adapters> {
             .collect();
         let [rows, cols] = [view.shape()[0], view.shape()[1]];
         // PEFT [r, d_in] / [d_out, r] → burn [d_in, r] / [r, d_out].
-        let mut t = vec![0f32; v.len()];
-        for i in 0..rows {
-            for j in 0..cols {
-                t[j * rows + i] = v[i * cols + j];
-            }
-        }
+        let t = super::checkpoint::transpose(&v, rows, cols);
         halves.entry(prefix.to_string()).or_default()[part] = Some((vec![cols, rows], t));
     }
     let mut factors = HashMap::new();
