@@ -31,8 +31,12 @@ struct Work {
 /// model fetched by `just models`.
 fn smollm2(max_seq: usize, device: &Device) -> (Lm, Tok, serde_json::Value) {
     let weights = std::env::var("MORSD_SMOLLM2_GGUF").unwrap_or_else(|_| "smollm2-135m".into());
-    let (m, c, tok) =
-        morsd::student::load_llama(&weights, max_seq, device).expect("SmolLM2 (run `just models`)");
+    let p =
+        morsd::student::load_named(&weights, max_seq, device).expect("SmolLM2 (run `just models`)");
+    let morsd::student::LmConfig::Llama(c) = p.config else {
+        panic!("SmolLM2 is a Llama model")
+    };
+    let (m, tok) = (p.model, p.tok);
     let cfg = json!({"vocab_size": c.vocab_size, "d_model": c.d_model, "layers": c.layers,
         "heads": c.heads, "kv_heads": c.kv_heads, "d_ff": c.d_ff, "rope_theta": c.rope_theta,
         "norm_eps": c.norm_eps});

@@ -21,20 +21,20 @@ pub fn load_any(what: &str, max_seq_len: usize, device: &Device) -> Result<(Lm, 
             .runs
             .first()
             .ok_or_else(|| Error::run("the spec has no runs"))?;
-        if run.spec.student.kind != "llama" {
+        if !run.spec.student.is_pretrained() {
             return Err(Error::Input {
                 path: p.to_path_buf(),
                 message: "its student is `scratch` (untrained until a run trains it): name a train entry folder (`morsd cache ls`) instead".into(),
             });
         }
-        let (m, _, tok) = crate::student::load_pretrained(&run.spec.student, device)?;
-        return Ok((m, tok));
+        let p = crate::student::load_pretrained(&run.spec.student, device)?;
+        return Ok((p.model, p.tok));
     }
     if crate::student::load::is_entry(p) {
         return crate::student::load::load_student(p, device);
     }
-    let (m, _, tok) = crate::student::load_llama(what, max_seq_len, device)?;
-    Ok((m, tok))
+    let p = crate::student::load_named(what, max_seq_len, device)?;
+    Ok((p.model, p.tok))
 }
 
 /// `morsd generate`: the greedy continuation of each prompt. With `dump`, also writes
@@ -89,13 +89,9 @@ pub fn generate(
 
 /// `morsd models list`.
 pub fn models_list() -> String {
-    let families: Vec<String> = crate::student::checkpoint::FAMILIES
-        .iter()
-        .map(|(t, a)| format!("{t} ({a})"))
-        .collect();
     let mut s = format!(
-        "families morsd loads from a Hugging Face folder or GGUF file: {}\nmodels folder: {}\n",
-        families.join(", "),
+        "families morsd loads from a Hugging Face folder (GGUF files: llama): {}\nmodels folder: {}\n",
+        crate::student::Family::supported(),
         crate::models::models_dir().display()
     );
     for m in crate::models::KNOWN {

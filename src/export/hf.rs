@@ -80,6 +80,11 @@ pub fn write(
             });
             (config, tensors, c.max_seq_len)
         }
+        Lm::Gpt2(_) => {
+            return Err(Error::run(
+                "hf: exporting a gpt2 student is not supported yet",
+            ));
+        }
         Lm::Scratch(s) => {
             let (config, tensors) = gpt2(entry, s, tok)?;
             let n = config["n_positions"].as_u64().unwrap_or(0) as usize;

@@ -34,6 +34,15 @@ pub enum Format {
 }
 
 impl Format {
+    /// The name `--format` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Hf => "hf",
+            Format::Gguf => "gguf",
+            Format::Peft => "peft",
+        }
+    }
+
     /// Parses `hf`, `gguf` or `peft`.
     pub fn parse(s: &str) -> Result<Self> {
         match s {
@@ -376,6 +385,19 @@ fn refuse(loaded: &Loaded, opts: &Options<'_>) -> Result<()> {
         (Format::Gguf, Lm::Scratch(_)) => Err(Error::BadOverride {
             arg: "--format gguf".into(),
             message: "a scratch student does not map exactly onto a llama.cpp architecture (its MLP uses the exact erf GELU; llama.cpp's gpt2 uses the tanh approximation): export it with --format hf (a GPT-2 folder) instead".into(),
+        }),
+        (_, Lm::Llama(m)) if m.family() != crate::student::Family::Llama => {
+            Err(Error::BadOverride {
+                arg: format!("--format {}", opts.format.name()),
+                message: format!(
+                    "exporting a `{}` student is not supported yet (Llama and scratch students are)",
+                    m.family()
+                ),
+            })
+        }
+        (_, Lm::Gpt2(_)) => Err(Error::BadOverride {
+            arg: format!("--format {}", opts.format.name()),
+            message: "exporting a `gpt2` student is not supported yet (Llama and scratch students are)".into(),
         }),
         (_, Lm::Scratch(_) | Lm::Llama(_)) => Ok(()),
     }

@@ -283,8 +283,10 @@ impl BaseUrls {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StudentSpec {
-    /// Student kind: `scratch` (a small decoder-only transformer trained from scratch) or
-    /// `llama` (a pretrained Llama-family checkpoint named by `weights`). Default: `scratch`.
+    /// Student kind: `scratch` (a small decoder-only transformer trained from scratch),
+    /// `pretrained` (the checkpoint named by `weights`, whose family morsd reads from it), or a
+    /// family name (`llama`, `qwen2`, `qwen3`, `gpt2`): a pretrained checkpoint that must be of
+    /// that family. Default: `scratch`.
     #[serde(default = "d_student_kind")]
     pub kind: String,
     /// `llama` only: a model name from `morsd models list` (e.g. `smollm2-135m`, fetched with
@@ -326,6 +328,13 @@ pub struct StudentSpec {
     /// Vocabulary size of the byte-level BPE tokenizer trained on the experiment's text. Default: 768.
     #[serde(default = "d_vocab")]
     pub vocab_size: usize,
+}
+
+impl StudentSpec {
+    /// Whether the student is a pretrained checkpoint (any `kind` but `scratch`).
+    pub fn is_pretrained(&self) -> bool {
+        self.kind != "scratch"
+    }
 }
 
 /// `[score]`

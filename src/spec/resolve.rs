@@ -441,7 +441,7 @@ fn load_with(path: &Path, sets: &[String], env: impl figment::Provider) -> Resul
         let (task, strategy) = validate(path, &text, &spec)?;
         // Kind-dependent defaults, filled once here so every stage sees the same value.
         if spec.score.rd_model.is_none() {
-            let d = if spec.student.kind == "llama" {
+            let d = if spec.student.is_pretrained() {
                 "pretrained"
             } else {
                 "warmup"
@@ -696,11 +696,11 @@ fn validate(path: &Path, text: &str, s: &RawSpec) -> Result<(TaskRef, Strategy)>
                 ));
             }
         }
-        "llama" => {
+        k if k == "pretrained" || crate::student::Family::from_model_type(k).is_some() => {
             let Some(w) = &s.student.weights else {
                 return Err(err(
                     "student.weights",
-                    "a llama student needs `weights`: a model name (`morsd models list`), a .gguf file or a Hugging Face folder".into(),
+                    "a pretrained student needs `weights`: a model name (`morsd models list`), a .gguf file or a Hugging Face folder".into(),
                 ));
             };
             if let Err(e) = crate::models::resolve_weights(w) {
@@ -710,15 +710,21 @@ fn validate(path: &Path, text: &str, s: &RawSpec) -> Result<(TaskRef, Strategy)>
                 return Err(err(
                     "score.rd_model",
                     format!(
-                        "`{}` is not an RD model of a llama student (it scores with its checkpoint: `pretrained`)",
+                        "`{}` is not an RD model of a pretrained student (it scores with its checkpoint: `pretrained`)",
                         rd.unwrap_or_default()
                     ),
                 ));
             }
             if let Some(t) = &s.student.lora_targets
-                && let Err(e) = crate::student::lora::target_group(t)
+                && let Some(bad) = t.iter().find(|t| !crate::student::lora::known_target(t))
             {
-                return Err(err("student.lora_targets", e.to_string()));
+                return Err(err(
+                    "student.lora_targets",
+                    format!(
+                        "unknown LoRA target `{bad}` (known: {})",
+                        crate::student::lora::all_targets().join(", ")
+                    ),
+                ));
             }
             if s.student
                 .lora_alpha
@@ -733,7 +739,12 @@ fn validate(path: &Path, text: &str, s: &RawSpec) -> Result<(TaskRef, Strategy)>
         k => {
             return Err(err(
                 "student.kind",
-                format!("unknown student kind `{k}` (known: scratch, llama)"),
+                format!(
+                    "unknown student kind `{k}` (known: scratch, pretrained, {})",
+                    crate::student::Family::ALL
+                        .map(|f| f.model_type())
+                        .join(", ")
+                ),
             ));
         }
     }

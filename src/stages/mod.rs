@@ -174,7 +174,7 @@ pub fn train_key(spec: &crate::spec::raw::TrainSpec) -> Value {
 /// The checkpoint files of a `llama` student (none for `scratch`).
 pub fn student_inputs(run: &RunSpec) -> Result<Vec<(String, PathBuf)>> {
     match &run.spec.student.weights {
-        Some(w) if run.spec.student.kind == "llama" => {
+        Some(w) if run.spec.student.is_pretrained() => {
             crate::models::weight_files(&crate::models::resolve_weights(w)?)
         }
         _ => Ok(vec![]),

@@ -26,7 +26,7 @@ use crate::student::format;
 use crate::student::score::answer_nll;
 use crate::student::tokenizer::Tok;
 use crate::student::train::{Budget, TrainExample, TrainOptions, train};
-use crate::student::{init_student, load_llama, load_pretrained, model_config};
+use crate::student::{init_student, load_named, load_pretrained, model_config};
 use crate::task::TaskData;
 use crate::teacher::majority::{Tally, Vote, vote};
 use crate::teacher::{Rationale, answer_of};
@@ -38,7 +38,7 @@ use std::path::Path;
 /// `score.rd_model = "warmup"` (the default) with warm-up steps, and no `score.rd_weights`
 /// (whose checkpoint computes RD instead, so a warm-up would be thrown away).
 fn warms_up(s: &crate::spec::raw::RawSpec) -> bool {
-    s.student.kind != "llama"
+    !s.student.is_pretrained()
         && s.score.rd_weights.is_none()
         && s.score.rd_model.as_deref().unwrap_or("warmup") == "warmup"
         && s.score.warmup_steps > 0
@@ -140,10 +140,10 @@ impl Stage for Score {
         // 1.-2. The RD model and its tokenizer: a pretrained checkpoint as loaded, or a
         //       scratch student (tokenizer trained here, optionally warmed up).
         let mut warmup_loss = None;
-        let (model, tok) = if spec.student.kind == "llama" {
+        let (model, tok) = if spec.student.is_pretrained() {
             ctx.progress.set_message("loading checkpoint");
-            let (model, _, tok) = load_pretrained(&spec.student, ctx.device)?;
-            (model, tok)
+            let p = load_pretrained(&spec.student, ctx.device)?;
+            (p.model, p.tok)
         } else {
             // 1. The student's tokenizer, trained on the training questions and rationales.
             let texts: Vec<String> = data
@@ -212,8 +212,8 @@ impl Stage for Score {
         let (model, tok) = match &spec.score.rd_weights {
             Some(w) => {
                 ctx.progress.set_message("loading the RD checkpoint");
-                let (m, _, t) = load_llama(w, spec.student.max_seq_len, ctx.device)?;
-                (m, t)
+                let p = load_named(w, spec.student.max_seq_len, ctx.device)?;
+                (p.model, p.tok)
             }
             None => (model, tok),
         };
@@ -319,7 +319,7 @@ impl Stage for Score {
             "teacher_accuracy": acc,
             "mean_rd_correct": mean_rd(true),
             "mean_rd_wrong": mean_rd(false),
-            "rd_model": if spec.score.rd_weights.is_some() || spec.student.kind == "llama" {
+            "rd_model": if spec.score.rd_weights.is_some() || spec.student.is_pretrained() {
                 "pretrained"
             } else {
                 spec.score.rd_model.as_deref().unwrap_or("warmup")

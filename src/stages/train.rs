@@ -108,18 +108,22 @@ impl Stage for Train {
             ad
         };
         let lora_rank = spec.student.lora_rank.unwrap_or(0);
-        let targets = spec
-            .student
-            .lora_targets
-            .clone()
-            .unwrap_or_else(|| vec!["q_proj".into(), "v_proj".into()]);
         let lora_alpha = spec.student.lora_alpha.unwrap_or(16.0);
-        let (model, family) = if spec.student.kind == "llama" {
+        let (model, family) = if spec.student.is_pretrained() {
             let weights = spec.student.weights.as_deref().unwrap_or_default();
             let base = Base::of(weights)?;
-            let (model, config, _) = load_pretrained(&spec.student, &ad)?;
+            let p = load_pretrained(&spec.student, &ad)?;
+            let (model, config) = (p.model, p.config);
+            // PEFT's default target modules for the family when the spec names none.
+            let targets = spec.student.lora_targets.clone().unwrap_or_else(|| {
+                p.family
+                    .default_lora_targets()
+                    .iter()
+                    .map(|t| t.to_string())
+                    .collect()
+            });
             config
-                .save(out.join("config.json"))
+                .save(&out.join("config.json"))
                 .at(out.join("config.json"))?;
             let (model, lora) = if lora_rank > 0 {
                 let model =
@@ -134,7 +138,7 @@ impl Stage for Train {
                 (model, None)
             };
             let family = EntryStudent {
-                kind: "llama".into(),
+                kind: config.kind().into(),
                 base: Some(base),
                 lora,
             };
@@ -214,13 +218,13 @@ impl Stage for Train {
 
         // 3. Save the chosen checkpoint beside its config and tokenizer: LoRA's adapters alone
         //    (the base is recorded in student.json), else every weight.
-        match &family.base {
-            Some(base) if family.lora.is_some() => {
+        match (&family.base, &family.lora) {
+            (Some(base), Some(info)) => {
                 lora::save_adapters(
                     &outcome.model,
                     lora_rank,
                     lora_alpha,
-                    &targets,
+                    &info.targets,
                     &base.weights,
                     out,
                 )?;
@@ -250,7 +254,7 @@ impl Stage for Train {
 
 /// Whether the run fine-tunes a pretrained student with LoRA adapters.
 fn is_lora(run: &RunSpec) -> bool {
-    run.spec.student.kind == "llama" && run.spec.student.lora_rank.unwrap_or(0) > 0
+    run.spec.student.is_pretrained() && run.spec.student.lora_rank.unwrap_or(0) > 0
 }
 
 #[cfg(test)]

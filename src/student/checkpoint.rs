@@ -11,6 +11,7 @@
 //! 3. the byte-level BPE tokenizer rebuilt from the GGUF vocabulary with the `tokenizers` crate
 //!    (pre-tokenizer per `tokenizer.ggml.pre`; special tokens are the control tokens).
 
+use super::family::Family;
 use super::llama::{Llama, LlamaConfig};
 use super::tokenizer::Tok;
 use crate::error::{Error, Result};
@@ -66,6 +67,26 @@ pub(crate) const LAYER_NAMES: [(&str, &str, &str); 9] = [
     ("down_proj", "ffn_down", "mlp.down_proj"),
 ];
 
+/// The canonical, GGUF and HF names of the tensors a family adds to Llama's layer: Qwen2's
+/// q/k/v biases (`L{i}.q_bias` ↔ `self_attn.q_proj.bias`), Qwen3's per-head norms.
+pub(crate) fn extra_names(c: &LlamaConfig) -> Vec<(&'static str, &'static str, &'static str)> {
+    let mut v = Vec::new();
+    if c.qkv_bias {
+        v.extend([
+            ("q_bias", "attn_q.bias", "self_attn.q_proj.bias"),
+            ("k_bias", "attn_k.bias", "self_attn.k_proj.bias"),
+            ("v_bias", "attn_v.bias", "self_attn.v_proj.bias"),
+        ]);
+    }
+    if c.qk_norm {
+        v.extend([
+            ("q_norm", "attn_q_norm", "self_attn.q_norm"),
+            ("k_norm", "attn_k_norm", "self_attn.k_norm"),
+        ]);
+    }
+    v
+}
+
 /// A row-major `[rows, cols]` matrix transposed to row-major `[cols, rows]` (Hugging Face's
 /// `[out, in]` ↔ burn's `[in, out]`, PEFT's factors ↔ burn's).
 pub fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
@@ -113,55 +134,132 @@ pub fn permute(data: &[f32], rows: usize, cols: usize, n_head: usize) -> Vec<f32
     out
 }
 
-/// The architectures morsd builds, as Hugging Face's `model_type` and `architectures` name
-/// them (GGUF's `general.architecture` is the `model_type`).
-pub const FAMILIES: [(&str, &str); 1] = [("llama", "LlamaForCausalLM")];
-
-/// A Hugging Face config must name a family morsd builds: its `model_type`, else its
-/// `architectures`. Anything else would load as the wrong model (a Qwen2 folder's q/k/v biases
+/// The family a Hugging Face config names: its `model_type`, else its `architectures`. A
+/// family morsd does not build would load as the wrong model (a Qwen2 folder's q/k/v biases
 /// silently dropped), so it is an error naming the family and the supported ones.
-fn check_family(cfg_path: &Path, cfg: &serde_json::Value) -> Result<()> {
-    let supported = || {
-        FAMILIES
-            .iter()
-            .map(|(t, a)| format!("{t} ({a})"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+pub fn hf_family(cfg_path: &Path, cfg: &serde_json::Value) -> Result<Family> {
     let model_type = cfg.get("model_type").and_then(|v| v.as_str());
     let archs: Vec<&str> = cfg
         .get("architectures")
         .and_then(|v| v.as_array())
         .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
         .unwrap_or_default();
-    let known_type = model_type.map(|t| FAMILIES.iter().any(|(f, _)| *f == t));
-    let known_arch = archs.iter().any(|a| FAMILIES.iter().any(|(_, f)| f == a));
-    match (model_type, known_type) {
-        (Some(_), Some(true)) => Ok(()),
-        (Some(t), _) => Err(bad(
-            cfg_path,
+    if let Some(t) = model_type {
+        return Family::from_model_type(t).ok_or_else(|| {
+            bad(
+                cfg_path,
+                format!(
+                    "model family `{t}` (`model_type`) is not supported; morsd loads: {}",
+                    Family::supported()
+                ),
+            )
+        });
+    }
+    if let Some(f) = archs.iter().find_map(|a| Family::from_architecture(a)) {
+        return Ok(f);
+    }
+    Err(bad(
+        cfg_path,
+        if archs.is_empty() {
             format!(
-                "model family `{t}` (`model_type`) is not supported; morsd loads: {}",
-                supported()
-            ),
-        )),
-        (None, _) if known_arch => Ok(()),
-        (None, _) if !archs.is_empty() => Err(bad(
-            cfg_path,
+                "names no model family (neither `model_type` nor `architectures`); morsd loads: {}",
+                Family::supported()
+            )
+        } else {
             format!(
                 "architecture `{}` (`architectures`) is not supported; morsd loads: {}",
                 archs.join(", "),
-                supported()
-            ),
-        )),
-        (None, _) => Err(bad(
-            cfg_path,
-            format!(
-                "names no model family (neither `model_type` nor `architectures`); morsd loads: {}",
-                supported()
-            ),
-        )),
+                Family::supported()
+            )
+        },
+    ))
+}
+
+/// A Hugging Face folder's `config.json`: its path and contents.
+pub fn read_hf_config(dir: &Path) -> Result<(PathBuf, serde_json::Value)> {
+    let cfg_path = dir.join("config.json");
+    let text = std::fs::read_to_string(&cfg_path).map_err(|e| bad(&cfg_path, e))?;
+    let cfg = serde_json::from_str(&text).map_err(|e| bad(&cfg_path, format!("not JSON: {e}")))?;
+    Ok((cfg_path, cfg))
+}
+
+/// A number `config.json` must have.
+pub fn hf_num(cfg_path: &Path, cfg: &serde_json::Value, k: &str) -> Result<usize> {
+    cfg.get(k)
+        .and_then(serde_json::Value::as_u64)
+        .map(|x| x as usize)
+        .ok_or_else(|| bad(cfg_path, format!("`{k}` missing or not a number")))
+}
+
+/// Every tensor of a Hugging Face folder's `*.safetensors` shards, by name, with its storage
+/// type.
+pub fn read_safetensors(dir: &Path) -> Result<HashMap<String, (String, candle_core::Tensor)>> {
+    let mut by_name = HashMap::new();
+    let mut shards: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| bad(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
+        .collect();
+    shards.sort();
+    if shards.is_empty() {
+        return Err(bad(dir, "no *.safetensors file in this folder"));
     }
+    for shard in &shards {
+        let tensors = candle_core::safetensors::load(shard, &candle_core::Device::Cpu)
+            .map_err(|e| bad(shard, format!("not a safetensors file: {e}")))?;
+        for (k, t) in tensors {
+            by_name.insert(k, (format!("{:?}", t.dtype()), t));
+        }
+    }
+    Ok(by_name)
+}
+
+/// Takes tensor `name` out of `by_name` as f32 ([`Weight`]) with its storage type.
+pub fn take_hf(
+    dir: &Path,
+    by_name: &mut HashMap<String, (String, candle_core::Tensor)>,
+    name: &str,
+) -> Result<(Weight, String)> {
+    let (dtype, t) = by_name
+        .remove(name)
+        .ok_or_else(|| bad(dir, format!("no tensor `{name}` in the safetensors files")))?;
+    let shape = t.dims().to_vec();
+    let data = t
+        .to_dtype(candle_core::DType::F32)
+        .and_then(|t| t.flatten_all())
+        .and_then(|t| t.to_vec1::<f32>())
+        .map_err(|e| bad(dir, format!("tensor `{name}`: {e}")))?;
+    Ok((Weight { shape, data }, dtype))
+}
+
+/// A Hugging Face folder's tokenizer (`tokenizer.json`) with its special ids (`config.json`'s,
+/// else the usual names) and the chat template of `tokenizer_config.json`, if any.
+pub fn hf_tokenizer(
+    dir: &Path,
+    cfg_path: &Path,
+    cfg: &serde_json::Value,
+) -> Result<(Tok, Option<String>)> {
+    let tok_path = dir.join("tokenizer.json");
+    let inner = tokenizers::Tokenizer::from_file(&tok_path)
+        .map_err(|e| bad(&tok_path, format!("not a tokenizer.json: {e}")))?;
+    let id_of = |key: &str, names: &[&str]| -> Option<u32> {
+        cfg.get(key)
+            .and_then(|v| v.as_u64().or_else(|| v.get(0).and_then(|x| x.as_u64())))
+            .map(|x| x as u32)
+            .or_else(|| names.iter().find_map(|n| inner.token_to_id(n)))
+    };
+    let eos = id_of("eos_token_id", &["<|im_end|>", "</s>", "<|endoftext|>"]).ok_or_else(|| {
+        bad(
+            cfg_path,
+            "no `eos_token_id` and no known end-of-sequence token",
+        )
+    })?;
+    let pad = id_of("pad_token_id", &[]).unwrap_or(eos);
+    let chat_template = std::fs::read_to_string(dir.join("tokenizer_config.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v.get("chat_template")?.as_str().map(String::from));
+    Ok((Tok::new(inner, pad, eos), chat_template))
 }
 
 impl Checkpoint {
@@ -210,13 +308,25 @@ impl Checkpoint {
             .to_string()
             .map_err(|e| bad(path, e))?
             .clone();
-        if arch != "llama" {
-            return Err(bad(
-                path,
-                format!(
-                    "model family `{arch}` (`general.architecture`) is not supported; morsd loads: llama (LlamaForCausalLM)"
-                ),
-            ));
+        match Family::from_model_type(&arch) {
+            Some(Family::Llama) => {}
+            Some(f) => {
+                return Err(bad(
+                    path,
+                    format!(
+                        "a `{f}` GGUF file is not supported (GGUF students are Llama only); use its Hugging Face folder"
+                    ),
+                ));
+            }
+            None => {
+                return Err(bad(
+                    path,
+                    format!(
+                        "model family `{arch}` (`general.architecture`) is not supported; morsd loads: {}",
+                        Family::supported()
+                    ),
+                ));
+            }
         }
         // 1. Tokenizer first: the vocabulary gives the vocab size when the metadata has none.
         let (tok, chat_template) = gguf_tokenizer(path, md)?;
@@ -284,25 +394,33 @@ impl Checkpoint {
         })
     }
 
-    /// Reads a Hugging Face folder: `config.json`, every `*.safetensors`, `tokenizer.json`.
+    /// Reads a Hugging Face folder of a Llama-decoder family (Llama, Qwen2, Qwen3):
+    /// `config.json`, every `*.safetensors`, `tokenizer.json`.
     pub fn load_hf(dir: &Path) -> Result<Self> {
-        let cfg_path = dir.join("config.json");
-        let text = std::fs::read_to_string(&cfg_path).map_err(|e| bad(&cfg_path, e))?;
-        let cfg: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| bad(&cfg_path, format!("not JSON: {e}")))?;
-        let num = |k: &str| -> Result<usize> {
-            cfg.get(k)
-                .and_then(serde_json::Value::as_u64)
-                .map(|x| x as usize)
-                .ok_or_else(|| bad(&cfg_path, format!("`{k}` missing or not a number")))
-        };
-        check_family(&cfg_path, &cfg)?;
+        let (cfg_path, cfg) = read_hf_config(dir)?;
+        let num = |k: &str| hf_num(&cfg_path, &cfg, k);
+        let family = hf_family(&cfg_path, &cfg)?;
+        if !matches!(family, Family::Llama | Family::Qwen2 | Family::Qwen3) {
+            return Err(bad(
+                &cfg_path,
+                format!("model family `{family}` is not a Llama-style decoder"),
+            ));
+        }
+        // Biases the Llama decoder does not build are an error, not silently dropped.
+        for flag in ["attention_bias", "mlp_bias"] {
+            if cfg.get(flag).and_then(|v| v.as_bool()) == Some(true) {
+                return Err(bad(
+                    &cfg_path,
+                    format!("`{flag} = true` is not supported for `{family}`"),
+                ));
+            }
+        }
         let heads = num("num_attention_heads")?;
         let tie = cfg
             .get("tie_word_embeddings")
             .and_then(serde_json::Value::as_bool)
             .unwrap_or(false);
-        let config = LlamaConfig::new(
+        let base = LlamaConfig::new(
             num("vocab_size")?,
             num("hidden_size")?,
             num("num_hidden_layers")?,
@@ -322,24 +440,16 @@ impl Checkpoint {
                 .unwrap_or(1e-5),
         )
         .with_tie_embeddings(tie);
+        if cfg.get("rope_scaling").is_some_and(|v| !v.is_null()) {
+            return Err(bad(&cfg_path, "`rope_scaling` is not supported"));
+        }
+        let config = match family {
+            Family::Qwen2 => super::qwen2::config(base, &cfg, &cfg_path)?,
+            Family::Qwen3 => super::qwen3::config(base, &cfg, &cfg_path)?,
+            _ => base,
+        };
         // 1. Every safetensors shard, by HF name.
-        let mut by_name: HashMap<String, (String, candle_core::Tensor)> = HashMap::new();
-        let mut shards: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(|e| bad(dir, e))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
-            .collect();
-        shards.sort();
-        if shards.is_empty() {
-            return Err(bad(dir, "no *.safetensors file in this folder"));
-        }
-        for shard in &shards {
-            let tensors = candle_core::safetensors::load(shard, &candle_core::Device::Cpu)
-                .map_err(|e| bad(shard, format!("not a safetensors file: {e}")))?;
-            for (k, t) in tensors {
-                by_name.insert(k, (format!("{:?}", t.dtype()), t));
-            }
-        }
+        let mut by_name = read_safetensors(dir)?;
         // 2. Canonical names, f32.
         let mut names: Vec<(String, String)> = vec![
             ("embed".into(), "model.embed_tokens.weight".into()),
@@ -349,55 +459,33 @@ impl Checkpoint {
             names.push(("lm_head".into(), "lm_head.weight".into()));
         }
         for l in 0..config.layers {
-            for (canon, _, h) in LAYER_NAMES {
+            for (canon, _, h) in LAYER_NAMES.iter().chain(&extra_names(&config)) {
+                let suffix = if canon.ends_with("_bias") {
+                    "bias"
+                } else {
+                    "weight"
+                };
+                let h = h.trim_end_matches(".bias");
                 names.push((
                     format!("L{l}.{canon}"),
-                    format!("model.layers.{l}.{h}.weight"),
+                    format!("model.layers.{l}.{h}.{suffix}"),
                 ));
             }
         }
         let mut weights = HashMap::new();
         let mut dtypes = HashMap::new();
         for (canon, name) in names {
-            let (dtype, t) = by_name
-                .remove(&name)
-                .ok_or_else(|| bad(dir, format!("no tensor `{name}` in the safetensors files")))?;
-            let shape = t.dims().to_vec();
-            let data = t
-                .to_dtype(candle_core::DType::F32)
-                .and_then(|t| t.flatten_all())
-                .and_then(|t| t.to_vec1::<f32>())
-                .map_err(|e| bad(dir, format!("tensor `{name}`: {e}")))?;
+            let (w, dtype) = take_hf(dir, &mut by_name, &name)?;
             dtypes.insert(canon.clone(), dtype);
-            weights.insert(canon, Weight { shape, data });
+            weights.insert(canon, w);
         }
-        // 3. Tokenizer and its special ids (config.json's, else the usual names).
-        let tok_path = dir.join("tokenizer.json");
-        let inner = tokenizers::Tokenizer::from_file(&tok_path)
-            .map_err(|e| bad(&tok_path, format!("not a tokenizer.json: {e}")))?;
-        let id_of = |key: &str, names: &[&str]| -> Option<u32> {
-            cfg.get(key)
-                .and_then(|v| v.as_u64().or_else(|| v.get(0).and_then(|x| x.as_u64())))
-                .map(|x| x as u32)
-                .or_else(|| names.iter().find_map(|n| inner.token_to_id(n)))
-        };
-        let eos =
-            id_of("eos_token_id", &["<|im_end|>", "</s>", "<|endoftext|>"]).ok_or_else(|| {
-                bad(
-                    &cfg_path,
-                    "no `eos_token_id` and no known end-of-sequence token",
-                )
-            })?;
-        let pad = id_of("pad_token_id", &[]).unwrap_or(eos);
-        let chat_template = std::fs::read_to_string(dir.join("tokenizer_config.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .and_then(|v| v.get("chat_template")?.as_str().map(String::from));
+        // 3. Tokenizer and its special ids.
+        let (tok, chat_template) = hf_tokenizer(dir, &cfg_path, &cfg)?;
         Ok(Checkpoint {
             path: dir.to_path_buf(),
             config,
             weights,
-            tok: Tok::new(inner, pad, eos),
+            tok,
             chat_template,
             dtypes,
         })
@@ -430,7 +518,7 @@ impl Checkpoint {
         let c = self.config.clone();
         let hd = c.head_dim();
         if c.heads == 0
-            || !c.d_model.is_multiple_of(c.heads)
+            || (c.head_dim_override.is_none() && !c.d_model.is_multiple_of(c.heads))
             || c.kv_heads == 0
             || !c.heads.is_multiple_of(c.kv_heads)
         {
@@ -470,6 +558,10 @@ impl Checkpoint {
         if !c.tie_embeddings {
             model.lm_head = Some(linear(self.take("lm_head", &[c.vocab_size, c.d_model])?));
         }
+        let vector = |w: Weight| -> Param<Tensor<1>> {
+            let n = w.data.len();
+            Param::from_tensor(Tensor::from_data(TensorData::new(w.data, [n]), device))
+        };
         for (l, b) in model.blocks.iter_mut().enumerate() {
             let n = |s: &str| format!("L{l}.{s}");
             b.attn_norm = norm(self.take(&n("attn_norm"), &[c.d_model])?, c.norm_eps);
@@ -481,6 +573,19 @@ impl Checkpoint {
             b.gate_proj = linear(self.take(&n("gate_proj"), &[c.d_ff, c.d_model])?);
             b.up_proj = linear(self.take(&n("up_proj"), &[c.d_ff, c.d_model])?);
             b.down_proj = linear(self.take(&n("down_proj"), &[c.d_model, c.d_ff])?);
+            if c.qkv_bias {
+                b.q_proj.bias = Some(vector(self.take(&n("q_bias"), &[c.heads * hd])?));
+                b.k_proj.bias = Some(vector(self.take(&n("k_bias"), &[c.kv_heads * hd])?));
+                b.v_proj.bias = Some(vector(self.take(&n("v_bias"), &[c.kv_heads * hd])?));
+            }
+            if c.qk_norm {
+                let head_norm = |w: Weight| RmsNorm {
+                    gamma: vector(w),
+                    epsilon: c.norm_eps,
+                };
+                b.q_norm = Some(head_norm(self.take(&n("q_norm"), &[hd])?));
+                b.k_norm = Some(head_norm(self.take(&n("k_norm"), &[hd])?));
+            }
         }
         Ok((model, c, self.tok))
     }

@@ -1,7 +1,7 @@
 //! Greedy decoding, batched with left padding; stops at end of sequence, at the token budget,
 //! or when a stop test (e.g. "the answer sentence is complete") holds for the text so far.
-//! A Llama student decodes with its KV cache (one new position per step); the scratch student
-//! re-reads the whole sequence each step (it is small and has a short context).
+//! A pretrained student decodes with its KV cache (one new position per step); the scratch
+//! student re-reads the whole sequence each step (it is small and has a short context).
 
 use super::Lm;
 use super::llama::KvCache;
@@ -58,16 +58,25 @@ pub fn greedy_ids(
     opts: &DecodeOptions<'_>,
     device: &Device,
 ) -> Vec<Vec<u32>> {
-    // 1. Encode the prompts, keeping room for at least one new token, and decode them in
-    //    length order, so a batch's prompts are of similar lengths and little of its prefill is
-    //    padding; the outputs come back in the caller's order.
+    let encoded: Vec<Vec<u32>> = prompts.iter().map(|p| tok.encode(p)).collect();
+    greedy_encoded(model, tok, &encoded, opts, device)
+}
+
+/// Greedy continuations of prompts given as token ids.
+pub fn greedy_encoded(
+    model: &Lm,
+    tok: &Tok,
+    prompts: &[Vec<u32>],
+    opts: &DecodeOptions<'_>,
+    device: &Device,
+) -> Vec<Vec<u32>> {
+    // 1. Keep room for at least one new token, and decode in length order, so a batch's
+    //    prompts are of similar lengths and little of its prefill is padding; the outputs come
+    //    back in the caller's order.
     let limit = model.max_seq_len();
     let encoded: Vec<Vec<u32>> = prompts
         .iter()
-        .map(|p| {
-            let ids = tok.encode(p);
-            ids[ids.len().saturating_sub(limit - 1)..].to_vec()
-        })
+        .map(|ids| ids[ids.len().saturating_sub(limit - 1)..].to_vec())
         .collect();
     let mut order: Vec<usize> = (0..prompts.len()).collect();
     order.sort_by_key(|&i| encoded[i].len());
@@ -75,7 +84,7 @@ pub fn greedy_ids(
     for idx in order.chunks(opts.batch_size.max(1)) {
         let seqs: Vec<Vec<u32>> = idx.iter().map(|&i| encoded[i].clone()).collect();
         let generated = match model {
-            Lm::Llama(m) => {
+            Lm::Llama(_) | Lm::Gpt2(_) => {
                 let mut cache = KvCache::default();
                 let mut state = Rows::new(seqs, tok, opts);
                 // 2. Prefill: the whole left-padded prompt batch, cache filled.
@@ -86,7 +95,7 @@ pub fn greedy_ids(
                     .iter()
                     .map(|s| (0..t).map(|j| j >= t - s.len()).collect())
                     .collect();
-                let h = m.forward_cached(batch.ids, &batch.pos, batch.bias, &mut cache);
+                let h = model.forward_cached(batch.ids, &batch.pos, batch.bias, &mut cache);
                 let mut next = argmax_last(model, h);
                 // 3. One cached step per new token.
                 while state.push(&next, limit, true) {
@@ -105,7 +114,7 @@ pub fn greedy_ids(
                         .iter()
                         .flat_map(|v| v.iter().map(|&ok| if ok { 0.0 } else { -1e9 }))
                         .collect();
-                    let h = m.forward_cached(
+                    let h = model.forward_cached(
                         Tensor::from_data(TensorData::new(ids, [b, 1]), device),
                         &Tensor::from_data(TensorData::new(pos, [b, 1]), device),
                         Tensor::from_data(TensorData::new(bias, [b, 1, 1, total]), device),

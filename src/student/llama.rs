@@ -4,12 +4,17 @@
 //! embeddings → residual → RMSNorm → SwiGLU MLP → residual] → RMSNorm → head (tied to the
 //! embedding unless the checkpoint has its own `lm_head`).
 //!
+//! Qwen2/Qwen2.5 and Qwen3 are this decoder with one change each, switched by the config:
+//! biases on the q/k/v projections ([`super::qwen2`]), or an RMSNorm over each query and key
+//! head before the rotation and a head width of its own ([`super::qwen3`]).
+//!
 //! Conventions: weights are in Hugging Face layout (q/k rows in "rotate half" order; the GGUF
 //! loader undoes llama.cpp's permutation, see [`super::checkpoint`]); burn's `Linear` stores
 //! `[d_in, d_out]`. Position ids come with the batch, so left-padded decoding batches and
 //! right-padded training batches share this code; an additive bias carries the causal and
 //! key-padding masks. [`Llama::forward_cached`] appends to a [`KvCache`] for decoding.
 
+use super::family::Family;
 use super::model::Batch;
 use crate::kernels::small_matmul::{linear, tied_head};
 use crate::kernels::{masked_softmax, rms_norm, swiglu};
@@ -42,12 +47,26 @@ pub struct LlamaConfig {
     /// Whether the output head reuses the token embedding.
     #[config(default = true)]
     pub tie_embeddings: bool,
+    /// The checkpoint's family (what an export names it).
+    #[config(default = "Family::Llama")]
+    pub family: Family,
+    /// Biases on the q/k/v projections (Qwen2).
+    #[config(default = false)]
+    pub qkv_bias: bool,
+    /// RMSNorm over each query and key head before the rotation (Qwen3).
+    #[config(default = false)]
+    pub qk_norm: bool,
+    /// Width of one attention head, where the checkpoint sets it (Qwen3); else
+    /// `d_model / heads`.
+    #[config(default = "None")]
+    pub head_dim_override: Option<usize>,
 }
 
 impl LlamaConfig {
     /// Width of one attention head.
     pub fn head_dim(&self) -> usize {
-        self.d_model / self.heads
+        self.head_dim_override
+            .unwrap_or(self.d_model / self.heads.max(1))
     }
 
     /// Builds the model with freshly initialised weights on `device` (tests and shape checks;
@@ -55,17 +74,25 @@ impl LlamaConfig {
     pub fn init(&self, device: &Device) -> Llama {
         let hd = self.head_dim();
         let lin = |i, o| LinearConfig::new(i, o).with_bias(false).init(device);
-        let norm = || {
-            RmsNormConfig::new(self.d_model)
+        let qkv = |i, o| {
+            LinearConfig::new(i, o)
+                .with_bias(self.qkv_bias)
+                .init(device)
+        };
+        let norm_of = |n| {
+            RmsNormConfig::new(n)
                 .with_epsilon(self.norm_eps)
                 .init(device)
         };
+        let norm = || norm_of(self.d_model);
         let blocks = (0..self.layers)
             .map(|_| LlamaBlock {
                 attn_norm: norm(),
-                q_proj: lin(self.d_model, self.heads * hd),
-                k_proj: lin(self.d_model, self.kv_heads * hd),
-                v_proj: lin(self.d_model, self.kv_heads * hd),
+                q_proj: qkv(self.d_model, self.heads * hd),
+                k_proj: qkv(self.d_model, self.kv_heads * hd),
+                v_proj: qkv(self.d_model, self.kv_heads * hd),
+                q_norm: self.qk_norm.then(|| norm_of(hd)),
+                k_norm: self.qk_norm.then(|| norm_of(hd)),
                 o_proj: lin(self.heads * hd, self.d_model),
                 mlp_norm: norm(),
                 gate_proj: lin(self.d_model, self.d_ff),
@@ -73,6 +100,7 @@ impl LlamaConfig {
                 down_proj: lin(self.d_ff, self.d_model),
                 heads: self.heads,
                 kv_heads: self.kv_heads,
+                head_dim: hd,
             })
             .collect();
         Llama {
@@ -82,6 +110,8 @@ impl LlamaConfig {
             lm_head: (!self.tie_embeddings).then(|| lin(self.d_model, self.vocab_size)),
             rope_theta: self.rope_theta,
             max_seq_len: self.max_seq_len,
+            head_dim: hd,
+            family: self.family,
         }
     }
 }
@@ -98,6 +128,10 @@ pub struct LlamaBlock {
     pub k_proj: Linear,
     /// Value projection `[d, kv_heads·hd]`.
     pub v_proj: Linear,
+    /// Qwen3: RMSNorm over each query head (`[hd]`).
+    pub q_norm: Option<RmsNorm>,
+    /// Qwen3: RMSNorm over each key head (`[hd]`).
+    pub k_norm: Option<RmsNorm>,
     /// Output projection `[heads·hd, d]`.
     pub o_proj: Linear,
     /// RMSNorm before the MLP.
@@ -110,12 +144,13 @@ pub struct LlamaBlock {
     pub down_proj: Linear,
     heads: usize,
     kv_heads: usize,
+    head_dim: usize,
 }
 
 /// Keys and values of the positions seen so far, per layer: `[b, kv_heads, T, hd]`.
 #[derive(Default)]
 pub struct KvCache {
-    layers: Vec<Option<(Tensor<4>, Tensor<4>)>>,
+    pub(crate) layers: Vec<Option<(Tensor<4>, Tensor<4>)>>,
 }
 
 /// Rotary embedding tables for the positions of a batch: `cos`, `sin` of `[b, 1, t, hd]`.
@@ -151,22 +186,30 @@ impl LlamaBlock {
         bias: Tensor<4>,
         cache: Option<&mut Option<(Tensor<4>, Tensor<4>)>>,
     ) -> Tensor<3> {
-        let [b, t, d] = x.dims();
-        let hd = d / self.heads;
-        // 1. Queries, keys, values per head, rotated by position.
+        let [b, t, _] = x.dims();
+        let hd = self.head_dim;
+        // 1. Queries, keys, values per head (Qwen3: each query and key head RMS-normalised),
+        //    queries and keys rotated by position.
         let h = rms_norm(&self.attn_norm, x.clone());
-        let split = |y: Tensor<3>, n: usize| y.reshape([b, t, n, hd]).swap_dims(1, 2);
+        let split = |y: Tensor<3>, n: usize, norm: &Option<RmsNorm>| {
+            let y = y.reshape([b, t, n, hd]);
+            let y = match norm {
+                Some(norm) => super::qwen3::head_norm(norm, y),
+                None => y,
+            };
+            y.swap_dims(1, 2)
+        };
         let q = apply_rope(
-            split(linear(&self.q_proj, h.clone()), self.heads),
+            split(linear(&self.q_proj, h.clone()), self.heads, &self.q_norm),
             &rope.0,
             &rope.1,
         );
         let mut k = apply_rope(
-            split(linear(&self.k_proj, h.clone()), self.kv_heads),
+            split(linear(&self.k_proj, h.clone()), self.kv_heads, &self.k_norm),
             &rope.0,
             &rope.1,
         );
-        let mut v = split(linear(&self.v_proj, h), self.kv_heads);
+        let mut v = split(linear(&self.v_proj, h), self.kv_heads, &None);
         // 2. Decoding: prepend the cached keys/values and remember the extended ones.
         if let Some(slot) = cache {
             if let Some((pk, pv)) = slot.take() {
@@ -212,6 +255,9 @@ pub struct Llama {
     pub lm_head: Option<Linear>,
     rope_theta: f64,
     max_seq_len: usize,
+    head_dim: usize,
+    #[module(skip)]
+    family: Family,
 }
 
 impl Llama {
@@ -242,8 +288,7 @@ impl Llama {
         bias: Tensor<4>,
         mut cache: Option<&mut KvCache>,
     ) -> Tensor<3> {
-        let hd = self.embed.weight.dims()[1] / self.blocks.first().map_or(1, |b| b.heads);
-        let rope = rope_tables(pos, hd, self.rope_theta);
+        let rope = rope_tables(pos, self.head_dim, self.rope_theta);
         let mut x = self.embed.forward(ids);
         for (i, block) in self.blocks.iter().enumerate() {
             let slot = cache.as_deref_mut().map(|c| &mut c.layers[i]);
@@ -263,5 +308,10 @@ impl Llama {
     /// Longest sequence the model is run at.
     pub fn max_seq_len(&self) -> usize {
         self.max_seq_len
+    }
+
+    /// The checkpoint's family (Llama, Qwen2 or Qwen3).
+    pub fn family(&self) -> Family {
+        self.family
     }
 }

@@ -10,7 +10,7 @@
 
 use super::lora;
 use super::tokenizer::Tok;
-use super::{LlamaConfig, Lm, StudentConfig};
+use super::{Gpt2Config, LlamaConfig, Lm, LmConfig, StudentConfig};
 use crate::error::{Error, Result};
 use crate::stages::read_json;
 use burn::config::Config;
@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 /// What `student.json` of a train entry says.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EntryStudent {
-    /// `scratch` or `llama`.
+    /// `scratch`, `llama` (a Llama-style decoder: Llama, Qwen2, Qwen3) or `gpt2`.
     pub kind: String,
     /// The pretrained base (pretrained students).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -159,16 +159,36 @@ impl BaseMeta {
     /// Finds `base` again (hashes checked) and reads its metadata.
     pub fn of(base: &Base) -> Result<Self> {
         let path = base.locate()?;
-        let ck = super::checkpoint::Checkpoint::load(&path)?;
-        Ok(Self::from_checkpoint(path, &ck))
+        let p = super::load_checkpoint(&path, 1, &Device::flex())?;
+        Ok(Self::from_pretrained(path, &p))
     }
 
-    fn from_checkpoint(path: PathBuf, ck: &super::checkpoint::Checkpoint) -> Self {
+    fn from_pretrained(path: PathBuf, p: &super::Pretrained) -> Self {
         BaseMeta {
             path,
-            context_len: ck.config.max_seq_len,
-            chat_template: ck.chat_template.clone(),
+            context_len: p.context_len,
+            chat_template: p.chat_template.clone(),
         }
+    }
+}
+
+/// The pretrained architecture a train entry's `config.json` stores for its `kind`.
+fn entry_config(kind: &str, cfg: &Path) -> Result<LmConfig> {
+    let cfg_err = |e: &dyn std::fmt::Display| Error::Input {
+        path: cfg.to_path_buf(),
+        message: e.to_string(),
+    };
+    match kind {
+        "llama" => Ok(LmConfig::Llama(
+            LlamaConfig::load(cfg).map_err(|e| cfg_err(&e))?,
+        )),
+        "gpt2" => Ok(LmConfig::Gpt2(
+            Gpt2Config::load(cfg).map_err(|e| cfg_err(&e))?,
+        )),
+        k => Err(Error::Input {
+            path: cfg.with_file_name("student.json"),
+            message: format!("unknown student kind `{k}` (known: scratch, llama, gpt2)"),
+        }),
     }
 }
 
@@ -192,11 +212,11 @@ pub fn load_student_with_base(dir: &Path, device: &Device) -> Result<(Lm, Tok, O
             path: dir.join("student.json"),
             message: "a LoRA entry without its `base`".into(),
         })?;
-        let config = LlamaConfig::load(&cfg).map_err(|e| cfg_err(&e))?;
+        let config = entry_config(&family.kind, &cfg)?;
         let path = base.locate()?;
-        let ck = super::checkpoint::Checkpoint::load(&path)?;
-        let meta = BaseMeta::from_checkpoint(path, &ck);
-        let (m, _, tok) = ck.into_llama(config.max_seq_len, device)?;
+        let p = super::load_checkpoint(&path, config.max_seq_len(), device)?;
+        let meta = BaseMeta::from_pretrained(path, &p);
+        let (m, tok) = (p.model, p.tok);
         let adapters = lora::read_adapters(dir)?;
         let want = (info.alpha / info.rank as f64 - adapters.scale).abs();
         if want > 1e-12 {
@@ -205,22 +225,18 @@ pub fn load_student_with_base(dir: &Path, device: &Device) -> Result<(Lm, Tok, O
                 message: "its r / lora_alpha disagree with student.json".into(),
             });
         }
-        let model = lora::apply_adapters(Lm::Llama(m), &adapters, dir)?;
+        let model = lora::apply_adapters(m, &adapters, dir)?;
         return Ok((model, tok, Some(meta)));
     }
     // 2. Every weight in `model.bpk`, the tokenizer beside it.
     let tok = Tok::load(&dir.join("tokenizer.json"))?;
     let model = match family.kind.as_str() {
-        "llama" => Lm::Llama(
-            LlamaConfig::load(&cfg)
-                .map_err(|e| cfg_err(&e))?
-                .init(device),
-        ),
-        _ => Lm::Scratch(
+        "scratch" => Lm::Scratch(
             StudentConfig::load(&cfg)
                 .map_err(|e| cfg_err(&e))?
                 .init(device),
         ),
+        kind => entry_config(kind, &cfg)?.init(device),
     };
     let bpk = dir.join("model.bpk");
     let record = burn::store::ModuleRecord::load(&bpk).map_err(|e| Error::Input {

@@ -9,7 +9,7 @@
 //! freshly loaded base exactly as burn's merge does (`w + (a·b)·scale`, burn's `[d_in, d_out]`
 //! orientation), so a stored entry gives the same weights as the merged model it was trained as.
 
-use super::Lm;
+use super::{Family, Lm};
 use crate::error::{Error, IoContext, Result};
 use burn::module::{Lora, Module, ModuleMapper, ModuleVisitor, Param, ParamGroup};
 use burn::prelude::*;
@@ -21,26 +21,52 @@ pub const ADAPTER_FILE: &str = "adapter_model.safetensors";
 /// PEFT's adapter config file.
 pub const ADAPTER_CONFIG: &str = "adapter_config.json";
 
-/// The module names a spec may target (Hugging Face's names, as in PEFT's `target_modules`).
-pub const TARGETS: [&str; 7] = [
-    "q_proj",
-    "k_proj",
-    "v_proj",
-    "o_proj",
-    "gate_proj",
-    "up_proj",
-    "down_proj",
-];
+/// Whether some family has a LoRA module PEFT calls `name` (a spec is checked against its
+/// checkpoint's family when it is loaded).
+pub fn known_target(name: &str) -> bool {
+    Family::ALL.iter().any(|f| f.lora_module(name).is_some())
+}
 
-/// The parameter group of the target modules' weights.
-pub fn target_group(targets: &[String]) -> Result<ParamGroup> {
-    if let Some(t) = targets.iter().find(|t| !TARGETS.contains(&t.as_str())) {
-        return Err(Error::run(format!(
-            "unknown LoRA target `{t}` (known: {})",
-            TARGETS.join(", ")
-        )));
+/// Every family's LoRA module names, for messages.
+pub fn all_targets() -> Vec<String> {
+    let mut v: Vec<String> = Family::ALL
+        .iter()
+        .flat_map(|f| f.lora_modules().iter().map(|m| m.peft.to_string()))
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// The family of a model LoRA can adapt (a pretrained one).
+fn family_of(model: &Lm) -> Result<Family> {
+    model
+        .family()
+        .ok_or_else(|| Error::run("LoRA adapts a pretrained student, not the scratch one"))
+}
+
+/// The parameter group of the target modules' weights in `family` (PEFT's module names; GPT-2's
+/// `c_proj` is both the attention and the MLP output, as in PEFT).
+pub fn target_group(family: Family, targets: &[String]) -> Result<ParamGroup> {
+    let mut fields = Vec::new();
+    for t in targets {
+        let found: Vec<&str> = family
+            .lora_modules()
+            .iter()
+            .filter(|m| m.peft == t.as_str())
+            .map(|m| m.field)
+            .collect();
+        if found.is_empty() {
+            let mut known: Vec<&str> = family.lora_modules().iter().map(|m| m.peft).collect();
+            known.dedup();
+            return Err(Error::run(format!(
+                "unknown LoRA target `{t}` for a `{family}` student (known: {})",
+                known.join(", ")
+            )));
+        }
+        fields.extend(found);
     }
-    let pattern = format!(r"(^|\.)({})\.weight$", targets.join("|"));
+    let pattern = format!(r"(^|\.)({})\.weight$", fields.join("|"));
     ParamGroup::from_regex(&pattern).map_err(|e| Error::run(format!("LoRA targets: {e:?}")))
 }
 
@@ -56,7 +82,7 @@ pub fn attach(
     seed: u64,
     device: &Device,
 ) -> Result<Lm> {
-    let group = target_group(targets)?;
+    let group = target_group(family_of(&model)?, targets)?;
     let _guard = super::INIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     device.seed(seed);
     let model = model.apply_lora(Lora::new(rank, alpha).set_param_group(group));
@@ -79,33 +105,29 @@ pub fn trainable_params(model: &Lm) -> usize {
     c.0
 }
 
-/// Hugging Face's module path of a Llama block's target module (`self_attn.q_proj`,
-/// `mlp.up_proj` …), from the checkpoint name table.
-fn hf_module(target: &str) -> Option<&'static str> {
-    super::checkpoint::LAYER_NAMES
-        .iter()
-        .find(|(canon, _, _)| *canon == target)
-        .map(|(_, _, hf)| *hf)
+/// PEFT's key prefix of the adapter on block `layer`'s field `field` (before `.lora_A.weight`):
+/// `base_model.model.model.layers.3.self_attn.q_proj`, `base_model.model.transformer.h.3.attn.c_attn`.
+pub fn peft_prefix(family: Family, layer: usize, field: &str) -> Option<String> {
+    family
+        .lora_field(field)
+        .map(|m| format!("base_model.model.{}.{layer}.{}", family.hf_layers(), m.hf))
 }
 
-/// PEFT's key prefix of the adapter on block `layer`'s `target` (before `.lora_A.weight`).
-pub fn peft_prefix(layer: usize, target: &str) -> Option<String> {
-    hf_module(target).map(|m| format!("base_model.model.model.layers.{layer}.{m}"))
-}
-
-/// The (block, target module) a module path names, for paths such as
-/// `Llama.blocks.3.q_proj.weight` (the visitor's stack).
-fn block_target(path: &[String]) -> Option<(usize, &'static str)> {
+/// The (block, field) a module path names, for paths such as `Llama.blocks.3.q_proj.weight`
+/// (the visitor's stack).
+fn block_target<'a>(path: &'a [String]) -> Option<(usize, &'a str)> {
     let b = path.iter().position(|p| p == "blocks")?;
     let layer: usize = path.get(b + 1)?.parse().ok()?;
     let module = path.get(b + 2)?;
     if path.get(b + 3).map(String::as_str) != Some("weight") || path.len() != b + 4 {
         return None;
     }
-    TARGETS
-        .iter()
-        .find(|t| **t == module.as_str())
-        .map(|t| (layer, *t))
+    Some((layer, module.as_str()))
+}
+
+/// PEFT's prefix of the adapter a module path names.
+fn prefix_of(family: Family, path: &[String]) -> Option<String> {
+    block_target(path).and_then(|(l, f)| peft_prefix(family, l, f))
 }
 
 /// Row-major f32 values of a 2-D tensor, transposed (`[r, c]` → `[c, r]`).
@@ -131,6 +153,7 @@ pub fn save_adapters(
     //    `….lora.b`); they give `lora_A = aᵀ` and `lora_B = bᵀ` (burn's a: [d_in, r],
     //    b: [r, d_out]).
     struct Collect {
+        family: Family,
         path: Vec<String>,
         found: std::collections::BTreeMap<String, [Option<Factor>; 2]>,
         unnamed: usize,
@@ -152,9 +175,7 @@ pub fn save_adapters(
                 "b" => 1,
                 _ => return,
             };
-            let Some(prefix) =
-                block_target(&self.path[..n - 2]).and_then(|(l, t)| peft_prefix(l, t))
-            else {
+            let Some(prefix) = prefix_of(self.family, &self.path[..n - 2]) else {
                 self.unnamed += 1;
                 return;
             };
@@ -166,7 +187,9 @@ pub fn save_adapters(
             self.found.entry(prefix).or_default()[part] = Some(transposed(t));
         }
     }
+    let family = family_of(model)?;
     let mut c = Collect {
+        family,
         path: Vec::new(),
         found: Default::default(),
         unnamed: 0,
@@ -205,7 +228,8 @@ pub fn save_adapters(
         "lora_dropout": 0.0,
         "target_modules": targets,
         "bias": "none",
-        "fan_in_fan_out": false,
+        // GPT-2's Conv1D stores `[in, out]`; PEFT marks its adapters so.
+        "fan_in_fan_out": family == Family::Gpt2,
         "inference_mode": true,
         "init_lora_weights": true,
         "use_rslora": false,
@@ -345,11 +369,12 @@ pub fn read_adapters(dir: &Path) -> Result<Adapters> {
     })
 }
 
-/// Folds adapters into a plain (unadapted) Llama-family model: `w + (a·b)·scale` on every
+/// Folds adapters into a plain (unadapted) pretrained model: `w + (a·b)·scale` on every
 /// adapted weight, the same expression burn's merge evaluates. Every adapter must find its
 /// weight.
 pub fn apply_adapters(model: Lm, adapters: &Adapters, source: &Path) -> Result<Lm> {
     struct Fold<'a> {
+        family: Family,
         path: Vec<String>,
         adapters: &'a Adapters,
         used: usize,
@@ -363,7 +388,7 @@ pub fn apply_adapters(model: Lm, adapters: &Adapters, source: &Path) -> Result<L
             self.path.pop();
         }
         fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-            let Some(prefix) = block_target(&self.path).and_then(|(l, t)| peft_prefix(l, t)) else {
+            let Some(prefix) = prefix_of(self.family, &self.path) else {
                 return param;
             };
             let Some(((sa, a), (sb, b))) = self.adapters.factors.get(&prefix) else {
@@ -388,6 +413,7 @@ pub fn apply_adapters(model: Lm, adapters: &Adapters, source: &Path) -> Result<L
         }
     }
     let mut fold = Fold {
+        family: family_of(&model)?,
         path: Vec::new(),
         adapters,
         used: 0,
@@ -406,6 +432,86 @@ pub fn apply_adapters(model: Lm, adapters: &Adapters, source: &Path) -> Result<L
             message: format!(
                 "{} of {} adapters match no weight of this model",
                 adapters.factors.len() - fold.used,
+                adapters.factors.len()
+            ),
+        });
+    }
+    Ok(model)
+}
+
+/// Sets the factors of a model that carries (unmerged) adapters to `adapters`' values — PEFT's
+/// saved adapters, e.g. to continue from them or to compare one training step with PEFT's.
+/// Every adapter must find its factors, and trainable factors stay trainable.
+pub fn set_factors(model: Lm, adapters: &Adapters, source: &Path) -> Result<Lm> {
+    struct Set<'a> {
+        family: Family,
+        path: Vec<String>,
+        adapters: &'a Adapters,
+        used: std::collections::HashSet<String>,
+        error: Option<String>,
+    }
+    impl ModuleMapper for Set<'_> {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.path.pop();
+        }
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let n = self.path.len();
+            if n < 3 || self.path[n - 2] != "lora" {
+                return param;
+            }
+            let part = match self.path[n - 1].as_str() {
+                "a" => 0,
+                "b" => 1,
+                _ => return param,
+            };
+            let Some(prefix) = prefix_of(self.family, &self.path[..n - 2]) else {
+                return param;
+            };
+            let Some((fa, fb)) = self.adapters.factors.get(&prefix) else {
+                return param;
+            };
+            let (shape, values) = if part == 0 { fa } else { fb };
+            let dims = param.shape().dims::<D>().to_vec();
+            if dims != *shape {
+                self.error = Some(format!(
+                    "`{prefix}`: factor {shape:?} does not fit the adapter {dims:?}"
+                ));
+                return param;
+            }
+            self.used.insert(format!("{prefix}/{part}"));
+            param.map(|old| {
+                let grad = old.is_require_grad();
+                let t = Tensor::<D>::from_data(
+                    TensorData::new(values.clone(), dims.clone()),
+                    &old.device(),
+                );
+                if grad { t.require_grad() } else { t }
+            })
+        }
+    }
+    let mut set = Set {
+        family: family_of(&model)?,
+        path: Vec::new(),
+        adapters,
+        used: Default::default(),
+        error: None,
+    };
+    let model = model.map(&mut set);
+    if let Some(e) = set.error {
+        return Err(Error::Input {
+            path: source.to_path_buf(),
+            message: e,
+        });
+    }
+    if set.used.len() != 2 * adapters.factors.len() {
+        return Err(Error::Input {
+            path: source.to_path_buf(),
+            message: format!(
+                "{} of {} adapters found no attached factors in this model",
+                adapters.factors.len() - set.used.len() / 2,
                 adapters.factors.len()
             ),
         });

@@ -1,16 +1,21 @@
 //! The student: a language model [`Lm`] — either the small decoder-only transformer trained
-//! from scratch ([`model`]) or a pretrained Llama-family checkpoint ([`llama`], loaded by
-//! [`checkpoint`]) — its byte-level BPE tokenizer ([`tokenizer`]), the text format it learns
-//! ([`format`]), training ([`train`], with LoRA via [`lora`]), greedy decoding ([`decode`]) and
-//! answer scoring for RD ([`score`]). [`load`] turns a train entry back into an [`Lm`].
+//! from scratch ([`model`]) or a pretrained checkpoint of one of the [`family`] families
+//! ([`llama`] with [`qwen2`] and [`qwen3`], [`gpt2`]; read by [`checkpoint`]) — its tokenizer
+//! ([`tokenizer`]), the text format it learns ([`format`]), training ([`train`], with LoRA via
+//! [`lora`]), greedy decoding ([`decode`]) and answer scoring for RD ([`score`]). [`load`] turns
+//! a train entry back into an [`Lm`].
 
 pub mod checkpoint;
 pub mod decode;
+pub mod family;
 pub mod format;
+pub mod gpt2;
 pub mod llama;
 pub mod load;
 pub mod lora;
 pub mod model;
+pub mod qwen2;
+pub mod qwen3;
 pub mod score;
 pub mod tokenizer;
 pub mod train;
@@ -18,17 +23,22 @@ pub mod train;
 use crate::error::Result;
 use crate::spec::raw::StudentSpec;
 use burn::prelude::*;
+pub use family::Family;
+pub use gpt2::{Gpt2, Gpt2Config};
 pub use llama::{Llama, LlamaConfig};
 pub use model::{Batch, Student, StudentConfig};
+use std::path::Path;
 
-/// A student of either family. Training, scoring and decoding take this type; adding a family
+/// A student of any family. Training, scoring and decoding take this type; adding a family
 /// is one file and one arm here.
 #[derive(Module, Debug)]
 pub enum Lm {
     /// The scratch GPT-style transformer.
     Scratch(Student),
-    /// A Llama-family model.
+    /// A Llama-style decoder: Llama, Qwen2/2.5 or Qwen3 ([`Llama::family`]).
     Llama(Llama),
+    /// GPT-2.
+    Gpt2(Gpt2),
 }
 
 impl Lm {
@@ -37,6 +47,7 @@ impl Lm {
         match self {
             Lm::Scratch(m) => m.hidden(batch),
             Lm::Llama(m) => m.hidden(batch),
+            Lm::Gpt2(m) => m.hidden(batch),
         }
     }
 
@@ -45,6 +56,7 @@ impl Lm {
         match self {
             Lm::Scratch(m) => m.logits(h),
             Lm::Llama(m) => m.logits(h),
+            Lm::Gpt2(m) => m.logits(h),
         }
     }
 
@@ -53,8 +65,127 @@ impl Lm {
         match self {
             Lm::Scratch(m) => m.max_seq_len(),
             Lm::Llama(m) => m.max_seq_len(),
+            Lm::Gpt2(m) => m.max_seq_len(),
         }
     }
+
+    /// The pretrained family (none for the scratch student).
+    pub fn family(&self) -> Option<Family> {
+        match self {
+            Lm::Scratch(_) => None,
+            Lm::Llama(m) => Some(m.family()),
+            Lm::Gpt2(_) => Some(Family::Gpt2),
+        }
+    }
+
+    /// Like [`Lm::hidden`] on new tokens, attending also to (and extending) a key/value
+    /// cache; `bias` covers the cached positions followed by the new ones.
+    pub fn forward_cached(
+        &self,
+        ids: Tensor<2, Int>,
+        pos: &Tensor<2, Int>,
+        bias: Tensor<4>,
+        cache: &mut llama::KvCache,
+    ) -> Tensor<3> {
+        match self {
+            Lm::Scratch(m) => m.forward_cached(ids, pos, bias, cache),
+            Lm::Llama(m) => m.forward_cached(ids, pos, bias, cache),
+            Lm::Gpt2(m) => m.forward_cached(ids, pos, bias, cache),
+        }
+    }
+}
+
+/// The architecture of a pretrained student, as its train entry's `config.json` stores it.
+#[derive(Clone, Debug)]
+pub enum LmConfig {
+    /// A Llama-style decoder (Llama, Qwen2, Qwen3).
+    Llama(LlamaConfig),
+    /// GPT-2.
+    Gpt2(Gpt2Config),
+}
+
+impl LmConfig {
+    /// Writes it as JSON to `path`.
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        match self {
+            LmConfig::Llama(c) => c.save(path),
+            LmConfig::Gpt2(c) => c.save(path),
+        }
+    }
+
+    /// The entry kind it is stored under (`student.json`'s `kind`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LmConfig::Llama(_) => "llama",
+            LmConfig::Gpt2(_) => "gpt2",
+        }
+    }
+
+    /// Builds the model with fresh weights (the shape a record loads into).
+    pub fn init(&self, device: &Device) -> Lm {
+        match self {
+            LmConfig::Llama(c) => Lm::Llama(c.init(device)),
+            LmConfig::Gpt2(c) => Lm::Gpt2(c.init(device)),
+        }
+    }
+
+    /// The sequence length the student is run at.
+    pub fn max_seq_len(&self) -> usize {
+        match self {
+            LmConfig::Llama(c) => c.max_seq_len,
+            LmConfig::Gpt2(c) => c.max_seq_len,
+        }
+    }
+}
+
+/// A pretrained checkpoint loaded as a student.
+pub struct Pretrained {
+    /// The model, run at the requested length.
+    pub model: Lm,
+    /// Its architecture.
+    pub config: LmConfig,
+    /// Its tokenizer.
+    pub tok: tokenizer::Tok,
+    /// Its family.
+    pub family: Family,
+    /// The checkpoint's own context length.
+    pub context_len: usize,
+    /// The chat template it ships, if any.
+    pub chat_template: Option<String>,
+}
+
+/// Loads a `.gguf` file or a Hugging Face folder of any supported family as a student run at
+/// `max_seq_len` tokens. The family comes from the checkpoint itself (`model_type` /
+/// `architectures`, GGUF's `general.architecture`).
+pub fn load_checkpoint(path: &Path, max_seq_len: usize, device: &Device) -> Result<Pretrained> {
+    if path.is_dir() {
+        let (cfg_path, cfg) = checkpoint::read_hf_config(path)?;
+        if checkpoint::hf_family(&cfg_path, &cfg)? == Family::Gpt2 {
+            let context_len = checkpoint::hf_num(&cfg_path, &cfg, "n_positions")?;
+            let (m, c, tok, chat_template) = gpt2::load_hf(path, max_seq_len, device)?;
+            return Ok(Pretrained {
+                model: Lm::Gpt2(m),
+                config: LmConfig::Gpt2(c),
+                tok,
+                family: Family::Gpt2,
+                context_len,
+                chat_template,
+            });
+        }
+    }
+    let ck = checkpoint::Checkpoint::load(path)?;
+    let context_len = ck.config.max_seq_len;
+    let chat_template = ck.chat_template.clone();
+    let family = ck.config.family;
+    let (m, c, tok) = ck.into_llama(max_seq_len, device)?;
+    Ok(Pretrained {
+        model: Lm::Llama(m),
+        config: LmConfig::Llama(c),
+        tok,
+        family,
+        context_len,
+        chat_template,
+    })
 }
 
 /// A lock around "seed the device, then initialise a model": burn's RNG may be global, and
@@ -96,28 +227,29 @@ pub fn materialise(model: &Lm) {
     model.visit(&mut Touch);
 }
 
-/// A pretrained Llama-family checkpoint named the way `student.weights` names one (a model
-/// name, a `.gguf` file or a Hugging Face folder), run at `max_seq_len` tokens, with its config
-/// and tokenizer.
-pub fn load_llama(
-    weights: &str,
-    max_seq_len: usize,
-    device: &Device,
-) -> Result<(Lm, LlamaConfig, tokenizer::Tok)> {
+/// A pretrained checkpoint named the way `student.weights` names one (a model name, a `.gguf`
+/// file or a Hugging Face folder), run at `max_seq_len` tokens.
+pub fn load_named(weights: &str, max_seq_len: usize, device: &Device) -> Result<Pretrained> {
     let path = crate::models::resolve_weights(weights)?;
-    let (m, c, tok) = checkpoint::Checkpoint::load(&path)?.into_llama(max_seq_len, device)?;
-    Ok((Lm::Llama(m), c, tok))
+    load_checkpoint(&path, max_seq_len, device)
 }
 
-/// The pretrained checkpoint a `llama` spec names, as a student run at `student.max_seq_len`,
-/// with its config and tokenizer.
-pub fn load_pretrained(
-    spec: &StudentSpec,
-    device: &Device,
-) -> Result<(Lm, LlamaConfig, tokenizer::Tok)> {
-    load_llama(
-        spec.weights.as_deref().unwrap_or_default(),
-        spec.max_seq_len,
-        device,
-    )
+/// The pretrained checkpoint a spec's `[student]` names, as a student run at
+/// `student.max_seq_len`. A `kind` that names a family (`llama`, `qwen2` …) must be the
+/// checkpoint's: a mismatch is an error naming both (`kind = "pretrained"` takes any).
+pub fn load_pretrained(spec: &StudentSpec, device: &Device) -> Result<Pretrained> {
+    let weights = spec.weights.as_deref().unwrap_or_default();
+    let p = load_named(weights, spec.max_seq_len, device)?;
+    if let Some(want) = Family::from_model_type(&spec.kind)
+        && want != p.family
+    {
+        return Err(crate::error::Error::Input {
+            path: crate::models::resolve_weights(weights)?,
+            message: format!(
+                "student.kind = \"{want}\" but this checkpoint is a `{}` model (set student.kind = \"{}\" or \"pretrained\")",
+                p.family, p.family
+            ),
+        });
+    }
+    Ok(p)
 }

@@ -39,6 +39,7 @@ impl StudentConfig {
                 up: LinearConfig::new(self.d_model, self.d_ff).init(device),
                 down: LinearConfig::new(self.d_ff, self.d_model).init(device),
                 heads: self.heads,
+                tanh_gelu: false,
             })
             .collect();
         Student {
@@ -54,20 +55,35 @@ impl StudentConfig {
     }
 }
 
-/// One pre-norm transformer block.
+/// One pre-norm transformer block (also GPT-2's, [`super::gpt2`]).
 #[derive(Module, Debug)]
 pub struct Block {
-    ln1: LayerNorm,
-    qkv: Linear,
-    proj: Linear,
-    ln2: LayerNorm,
-    up: Linear,
-    down: Linear,
-    heads: usize,
+    /// LayerNorm before attention (GPT-2 `ln_1`).
+    pub(crate) ln1: LayerNorm,
+    /// Fused q/k/v projection `[d, 3d]` (GPT-2 `attn.c_attn`).
+    pub(crate) qkv: Linear,
+    /// Attention output projection (GPT-2 `attn.c_proj`).
+    pub(crate) proj: Linear,
+    /// LayerNorm before the MLP (GPT-2 `ln_2`).
+    pub(crate) ln2: LayerNorm,
+    /// MLP up (GPT-2 `mlp.c_fc`).
+    pub(crate) up: Linear,
+    /// MLP down (GPT-2 `mlp.c_proj`).
+    pub(crate) down: Linear,
+    pub(crate) heads: usize,
+    /// GPT-2's tanh approximation of GELU (`gelu_new`) instead of the exact (erf) one.
+    pub(crate) tanh_gelu: bool,
 }
 
 impl Block {
-    fn forward(&self, x: Tensor<3>, bias: Tensor<4>) -> Tensor<3> {
+    /// The block on `x` `[b, t, d]`; with `cache` (decoding), attending also to the cached keys
+    /// and values, which it extends (`bias` then covers `[b, 1, t, cached + t]`).
+    pub(crate) fn forward(
+        &self,
+        x: Tensor<3>,
+        bias: Tensor<4>,
+        cache: Option<&mut Option<(Tensor<4>, Tensor<4>)>>,
+    ) -> Tensor<3> {
         let [b, t, d] = x.dims();
         let hd = d / self.heads;
         // 1. Queries, keys and values per head: [b, heads, t, hd].
@@ -78,17 +94,28 @@ impl Block {
                 .reshape([b, t, self.heads, hd])
                 .swap_dims(1, 2)
         };
-        let (q, k, v) = (split(0), split(1), split(2));
-        // 2. Scaled dot-product attention with the additive mask (causal + padding).
+        let (q, mut k, mut v) = (split(0), split(1), split(2));
+        // 2. Decoding: prepend the cached keys/values and remember the extended ones.
+        if let Some(slot) = cache {
+            if let Some((pk, pv)) = slot.take() {
+                k = Tensor::cat(vec![pk, k], 2);
+                v = Tensor::cat(vec![pv, v], 2);
+            }
+            *slot = Some((k.clone(), v.clone()));
+        }
+        // 3. Scaled dot-product attention with the additive mask (causal + padding).
         let scores = q.matmul(k.swap_dims(2, 3));
         let att = masked_softmax(scores, bias, 1.0 / (hd as f32).sqrt()).matmul(v);
-        // 3. Merge heads, project, residual.
+        // 4. Merge heads, project, residual.
         let x = x + self.proj.forward(att.swap_dims(1, 2).reshape([b, t, d]));
-        // 4. MLP, residual.
-        let h = self
-            .down
-            .forward(gelu(self.up.forward(layer_norm(&self.ln2, x.clone()))));
-        x + h
+        // 5. MLP, residual.
+        let up = self.up.forward(layer_norm(&self.ln2, x.clone()));
+        let act = if self.tanh_gelu {
+            burn::tensor::activation::gelu_approximate(up)
+        } else {
+            gelu(up)
+        };
+        x + self.down.forward(act)
     }
 }
 
@@ -150,7 +177,26 @@ impl Student {
     pub fn hidden(&self, batch: &Batch) -> Tensor<3> {
         let mut x = self.tok.forward(batch.ids.clone()) + self.pos.forward(batch.pos.clone());
         for block in &self.blocks {
-            x = block.forward(x, batch.bias.clone());
+            x = block.forward(x, batch.bias.clone(), None);
+        }
+        layer_norm(&self.norm, x)
+    }
+
+    /// Like [`Student::hidden`], attending also to (and extending) `cache`. (Decoding recomputes
+    /// the scratch student's prefix instead, the way its reference results were made.)
+    pub fn forward_cached(
+        &self,
+        ids: Tensor<2, Int>,
+        pos: &Tensor<2, Int>,
+        bias: Tensor<4>,
+        cache: &mut super::llama::KvCache,
+    ) -> Tensor<3> {
+        if cache.layers.len() != self.blocks.len() {
+            cache.layers = (0..self.blocks.len()).map(|_| None).collect();
+        }
+        let mut x = self.tok.forward(ids) + self.pos.forward(pos.clone());
+        for (block, slot) in self.blocks.iter().zip(&mut cache.layers) {
+            x = block.forward(x, bias.clone(), Some(slot));
         }
         layer_norm(&self.norm, x)
     }

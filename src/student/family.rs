@@ -1,0 +1,156 @@
+//! The model families morsd builds from a pretrained checkpoint, and what each is called where
+//! users meet it: Hugging Face's `model_type` and `architectures` (a GGUF's
+//! `general.architecture` is the `model_type`), PEFT's LoRA target modules and defaults, and
+//! the module path of a layer's weights in a Hugging Face checkpoint.
+//!
+//! The architectures themselves live one file each: [`super::llama`] (the Llama decoder, which
+//! Qwen2 and Qwen3 extend with [`super::qwen2`]'s q/k/v biases and [`super::qwen3`]'s per-head
+//! q/k RMSNorm) and [`super::gpt2`].
+
+use serde::{Deserialize, Serialize};
+
+/// A pretrained model family.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    /// Llama, Llama-2/3, SmolLM2, TinyLlama (`LlamaForCausalLM`).
+    #[default]
+    Llama,
+    /// Qwen2 and Qwen2.5 (`Qwen2ForCausalLM`).
+    Qwen2,
+    /// Qwen3 (`Qwen3ForCausalLM`).
+    Qwen3,
+    /// GPT-2 (`GPT2LMHeadModel`).
+    Gpt2,
+}
+
+/// One module a LoRA adapter may target: PEFT's name for it (`target_modules`), the field that
+/// holds it in morsd's block, and its path inside a Hugging Face layer.
+#[derive(Clone, Copy, Debug)]
+pub struct LoraModule {
+    /// PEFT's name (`q_proj`, `c_attn` …).
+    pub peft: &'static str,
+    /// The burn block field.
+    pub field: &'static str,
+    /// Path inside the layer (`self_attn.q_proj`, `attn.c_attn` …).
+    pub hf: &'static str,
+}
+
+const fn m(peft: &'static str, field: &'static str, hf: &'static str) -> LoraModule {
+    LoraModule { peft, field, hf }
+}
+
+const LLAMA_MODULES: [LoraModule; 7] = [
+    m("q_proj", "q_proj", "self_attn.q_proj"),
+    m("k_proj", "k_proj", "self_attn.k_proj"),
+    m("v_proj", "v_proj", "self_attn.v_proj"),
+    m("o_proj", "o_proj", "self_attn.o_proj"),
+    m("gate_proj", "gate_proj", "mlp.gate_proj"),
+    m("up_proj", "up_proj", "mlp.up_proj"),
+    m("down_proj", "down_proj", "mlp.down_proj"),
+];
+
+impl Family {
+    /// Every family, in the order `morsd models list` shows them.
+    pub const ALL: [Family; 4] = [Family::Llama, Family::Qwen2, Family::Qwen3, Family::Gpt2];
+
+    /// Hugging Face's `model_type` (also GGUF's `general.architecture`).
+    pub fn model_type(self) -> &'static str {
+        match self {
+            Family::Llama => "llama",
+            Family::Qwen2 => "qwen2",
+            Family::Qwen3 => "qwen3",
+            Family::Gpt2 => "gpt2",
+        }
+    }
+
+    /// transformers' model class (`architectures`).
+    pub fn architecture(self) -> &'static str {
+        match self {
+            Family::Llama => "LlamaForCausalLM",
+            Family::Qwen2 => "Qwen2ForCausalLM",
+            Family::Qwen3 => "Qwen3ForCausalLM",
+            Family::Gpt2 => "GPT2LMHeadModel",
+        }
+    }
+
+    /// The family a `model_type` names.
+    pub fn from_model_type(t: &str) -> Option<Family> {
+        Family::ALL.into_iter().find(|f| f.model_type() == t)
+    }
+
+    /// The family a transformers class names.
+    pub fn from_architecture(a: &str) -> Option<Family> {
+        Family::ALL.into_iter().find(|f| f.architecture() == a)
+    }
+
+    /// `llama (LlamaForCausalLM), qwen2 (Qwen2ForCausalLM), …`, for error messages.
+    pub fn supported() -> String {
+        Family::ALL
+            .iter()
+            .map(|f| format!("{} ({})", f.model_type(), f.architecture()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The modules LoRA may target in this family.
+    pub fn lora_modules(self) -> &'static [LoraModule] {
+        match self {
+            Family::Llama | Family::Qwen2 | Family::Qwen3 => &LLAMA_MODULES,
+            Family::Gpt2 => super::gpt2::LORA_MODULES,
+        }
+    }
+
+    /// PEFT's default `target_modules` for the family
+    /// (`TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING`), used when a spec names none.
+    pub fn default_lora_targets(self) -> &'static [&'static str] {
+        match self {
+            Family::Llama | Family::Qwen2 | Family::Qwen3 => &["q_proj", "v_proj"],
+            Family::Gpt2 => &["c_attn"],
+        }
+    }
+
+    /// Where a Hugging Face checkpoint keeps its layers (`model.layers`, `transformer.h`).
+    pub fn hf_layers(self) -> &'static str {
+        match self {
+            Family::Gpt2 => "transformer.h",
+            _ => "model.layers",
+        }
+    }
+
+    /// The LoRA module PEFT calls `peft` in this family.
+    pub fn lora_module(self, peft: &str) -> Option<LoraModule> {
+        self.lora_modules().iter().copied().find(|m| m.peft == peft)
+    }
+
+    /// The LoRA module held in the block field `field`.
+    pub fn lora_field(self, field: &str) -> Option<LoraModule> {
+        self.lora_modules()
+            .iter()
+            .copied()
+            .find(|m| m.field == field)
+    }
+}
+
+impl std::fmt::Display for Family {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.model_type())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_defaults_are_targetable() {
+        for f in Family::ALL {
+            assert_eq!(Family::from_model_type(f.model_type()), Some(f));
+            assert_eq!(Family::from_architecture(f.architecture()), Some(f));
+            for t in f.default_lora_targets() {
+                assert!(f.lora_module(t).is_some(), "{f}: default target {t}");
+            }
+        }
+        assert_eq!(Family::from_model_type("gemma3"), None);
+    }
+}

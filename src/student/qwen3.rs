@@ -1,0 +1,41 @@
+//! Qwen3 (`Qwen3ForCausalLM`): the Llama decoder of [`super::llama`] with an RMSNorm over each
+//! query and key head (`self_attn.q_norm`, `self_attn.k_norm`, weight `[head_dim]`) applied
+//! before the rotation, no biases, and a head width set by the
+//! config (`head_dim`, e.g. 128 in Qwen3-0.6B, where `hidden_size / num_attention_heads` is 64).
+//!
+//! What is the family's own: its reading of `config.json` ([`config`]) and the per-head norm
+//! ([`head_norm`]), which [`super::llama::LlamaBlock`] calls when [`LlamaConfig::qk_norm`] is set.
+
+use super::family::Family;
+use super::llama::LlamaConfig;
+use crate::error::{Error, Result};
+use crate::kernels::rms_norm;
+use burn::nn::RmsNorm;
+use burn::prelude::*;
+use std::path::Path;
+
+/// The Llama-decoder config of a Qwen3 `config.json`: per-head q/k norms and its `head_dim`.
+/// (`attention_bias`, checked by the caller for every Llama-decoder family, is not built.)
+pub fn config(base: LlamaConfig, cfg: &serde_json::Value, path: &Path) -> Result<LlamaConfig> {
+    if cfg.get("use_sliding_window").and_then(|v| v.as_bool()) == Some(true) {
+        return Err(Error::Input {
+            path: path.to_path_buf(),
+            message: "`use_sliding_window = true`: sliding-window attention is not supported"
+                .into(),
+        });
+    }
+    let head_dim = cfg
+        .get("head_dim")
+        .and_then(|v| v.as_u64())
+        .map(|x| x as usize);
+    Ok(base
+        .with_family(Family::Qwen3)
+        .with_qk_norm(true)
+        .with_head_dim_override(head_dim))
+}
+
+/// RMSNorm over the last axis of per-head queries or keys `[b, t, heads, hd]`.
+pub fn head_norm(norm: &RmsNorm, x: Tensor<4>) -> Tensor<4> {
+    let [b, t, n, hd] = x.dims();
+    rms_norm(norm, x.reshape([b, t * n, hd])).reshape([b, t, n, hd])
+}

@@ -1,0 +1,341 @@
+//! Every pretrained family against Hugging Face transformers and PEFT, without Python: the
+//! fixtures in `tests/fixtures/families/` (tiny random checkpoints and their reference outputs,
+//! made by `scripts/make_family_fixtures.py`; `just check-families` regenerates them into a
+//! temporary folder named by `MORSD_FAMILY_FIXTURES` and runs this file against them).
+//!
+//! Per decoder family: the tokenizer's ids, the logits of each prompt alone and in a left-padded
+//! batch, the greedy continuation (KV-cached decoding), the RD of (q, r, a) triples, and one
+//! LoRA step from PEFT's saved adapters on PEFT's default target modules (loss and every
+//! adapter gradient), all within 1e-4.
+
+use burn::module::{ModuleVisitor, Param};
+use burn::prelude::*;
+use morsd::student::decode::{DecodeOptions, greedy_encoded};
+use morsd::student::model::Batch;
+use morsd::student::train::{TrainExample, lm_batch, masked_nll};
+use morsd::student::{Family, Lm, load_checkpoint, lora};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+const TOL: f32 = 1e-4;
+
+fn fixtures() -> PathBuf {
+    std::env::var_os("MORSD_FAMILY_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/families")
+        })
+}
+
+fn reference(family: &str) -> (PathBuf, Value) {
+    let dir = fixtures().join(family);
+    let text = std::fs::read_to_string(dir.join("reference.json"))
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    (dir, serde_json::from_str(&text).unwrap())
+}
+
+fn ids(v: &Value) -> Vec<u32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
+}
+
+fn floats(v: &Value) -> Vec<f32> {
+    fn walk(v: &Value, out: &mut Vec<f32>) {
+        match v {
+            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            x => out.push(x.as_f64().unwrap() as f32),
+        }
+    }
+    let mut out = Vec::new();
+    walk(v, &mut out);
+    out
+}
+
+/// The largest |a − b|, asserted within [`TOL`].
+fn assert_close(what: &str, got: &[f32], want: &[f32]) -> f32 {
+    assert_eq!(got.len(), want.len(), "{what}: lengths");
+    let worst = got
+        .iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(worst <= TOL, "{what}: max |Δ| = {worst:e} > {TOL:e}");
+    worst
+}
+
+/// Logits `[t, vocab]` of every position of each row of a batch, row-major.
+fn batch_logits(model: &Lm, batch: &Batch) -> Vec<Vec<f32>> {
+    let h = model.hidden(batch);
+    let [b, t, d] = h.dims();
+    let logits = model.logits(h.reshape([b * t, d]));
+    let v = logits.dims()[1];
+    let all: Vec<f32> = logits.into_data().iter::<f32>().collect();
+    all.chunks(t * v).map(<[f32]>::to_vec).collect()
+}
+
+fn decoder(name: &str, family: Family) {
+    let (dir, r) = reference(name);
+    assert_eq!(r["family"], name);
+    let device = Device::flex();
+    // 1. The checkpoint loads as its own family, with the reference's tokenizer.
+    let p = load_checkpoint(&dir, 64, &device).unwrap();
+    assert_eq!(p.family, family);
+    for (text, want) in r["texts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(r["tokenizer_ids"].as_array().unwrap())
+    {
+        assert_eq!(
+            p.tok.encode(text.as_str().unwrap()),
+            ids(want),
+            "{name}: ids of {text}"
+        );
+    }
+    let (model, tok) = (p.model, p.tok);
+    let prompts: Vec<Vec<u32>> = r["prompts"].as_array().unwrap().iter().map(ids).collect();
+    // 2. Logits of each prompt alone.
+    let mut worst = 0f32;
+    for (i, prompt) in prompts.iter().enumerate() {
+        let got = batch_logits(
+            &model,
+            &Batch::new(std::slice::from_ref(prompt), tok.pad, false, &device),
+        );
+        worst = worst.max(assert_close(
+            &format!("{name}: logits of prompt {i}"),
+            &got[0],
+            &floats(&r["logits"][i]),
+        ));
+    }
+    // 3. The left-padded batch (positions restart at each row's first token): the real
+    //    positions' logits.
+    let mask: Vec<Vec<u32>> = r["batch"]["mask"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(ids)
+        .collect();
+    let rows: Vec<Vec<u32>> = r["batch"]["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(&mask)
+        .map(|(row, m)| {
+            ids(row)
+                .into_iter()
+                .zip(m)
+                .filter(|(_, m)| **m == 1)
+                .map(|(x, _)| x)
+                .collect()
+        })
+        .collect();
+    let got = batch_logits(&model, &Batch::new(&rows, tok.pad, true, &device));
+    let want = floats(&r["batch"]["logits"]);
+    let t = mask[0].len();
+    let v = want.len() / (rows.len() * t);
+    for (row, m) in mask.iter().enumerate() {
+        for (j, &on) in m.iter().enumerate() {
+            if on == 1 {
+                let at = |x: &[f32]| x[j * v..(j + 1) * v].to_vec();
+                worst = worst.max(assert_close(
+                    &format!("{name}: padded batch row {row} position {j}"),
+                    &at(&got[row]),
+                    &at(&want[row * t * v..(row + 1) * t * v]),
+                ));
+            }
+        }
+    }
+    // 4. Greedy continuations with the KV cache, all prompts in one batch (morsd stops at
+    //    end of sequence; the reference does not).
+    let opts = DecodeOptions {
+        max_new: 8,
+        batch_size: 8,
+        stop: None,
+    };
+    let got = greedy_encoded(&model, &tok, &prompts, &opts, &device);
+    for (g, want) in got.iter().zip(r["greedy"].as_array().unwrap()) {
+        let want = ids(&want["ids"]);
+        let until_eos: Vec<u32> = want.iter().copied().take_while(|&x| x != tok.eos).collect();
+        assert_eq!(g, &until_eos, "{name}: greedy");
+    }
+    // 5. RD = exp(NLL(a | q, r) − NLL(a | q)).
+    for (i, t) in r["rd"].as_array().unwrap().iter().enumerate() {
+        let (q, rr, a) = (ids(&t["q"]), ids(&t["r"]), ids(&t["a"]));
+        let nll = |prompt: Vec<u32>| {
+            let ex = TrainExample {
+                prompt,
+                target: a.clone(),
+            };
+            let lb = lm_batch(&[&ex], tok.pad, 64, &device).unwrap();
+            masked_nll(&model, &lb).into_scalar::<f32>() as f64
+        };
+        let (with, without) = (nll([q.clone(), rr].concat()), nll(q));
+        let rd = (with - without).exp();
+        for (what, got, key) in [
+            ("NLL(a|q,r)", with, "nll_qr"),
+            ("NLL(a|q)", without, "nll_q"),
+            ("RD", rd, "rd"),
+        ] {
+            let want = t[key].as_f64().unwrap();
+            assert!(
+                (got - want).abs() <= TOL as f64,
+                "{name}: triple {i} {what} {got} vs {want}"
+            );
+        }
+    }
+    eprintln!("{name}: worst |Δlogit| {worst:e}");
+    lora_step(name, &dir, &r);
+}
+
+/// PEFT's default targets, its saved adapters, one loss and backward: loss and gradients.
+fn lora_step(name: &str, dir: &std::path::Path, r: &Value) {
+    let l = &r["lora"];
+    let device = Device::flex().autodiff();
+    let p = load_checkpoint(dir, 64, &device).unwrap();
+    let want_targets: Vec<String> = l["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap().to_string())
+        .collect();
+    let mut defaults: Vec<String> = p
+        .family
+        .default_lora_targets()
+        .iter()
+        .map(|t| t.to_string())
+        .collect();
+    defaults.sort();
+    assert_eq!(
+        defaults, want_targets,
+        "{name}: PEFT's default target modules"
+    );
+    let rank = l["r"].as_u64().unwrap() as usize;
+    let alpha = l["alpha"].as_f64().unwrap();
+    let family = p.family;
+    let model = lora::attach(p.model, rank, alpha, &want_targets, 0, &device).unwrap();
+    let adapters = lora::read_adapters(&dir.join("lora")).unwrap();
+    assert!((adapters.scale - alpha / rank as f64).abs() < 1e-12);
+    let model = lora::set_factors(model, &adapters, &dir.join("lora")).unwrap();
+    let examples: Vec<TrainExample> = l["examples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| TrainExample {
+            prompt: ids(&e["prompt"]),
+            target: ids(&e["target"]),
+        })
+        .collect();
+    let refs: Vec<&TrainExample> = examples.iter().collect();
+    let lb = lm_batch(&refs, p.tok.pad, 64, &device).unwrap();
+    let loss = masked_nll(&model, &lb);
+    let got_loss = loss.clone().into_scalar::<f32>();
+    let want_loss = l["loss"].as_f64().unwrap() as f32;
+    assert!(
+        (got_loss - want_loss).abs() <= TOL,
+        "{name}: LoRA loss {got_loss} vs {want_loss}"
+    );
+    let grads = loss.backward();
+    // Every adapter factor's gradient, in PEFT's layout (lora_A = aᵀ, lora_B = bᵀ).
+    struct Collect<'a> {
+        family: Family,
+        path: Vec<String>,
+        grads: &'a burn::tensor::Gradients,
+        found: BTreeMap<String, (Vec<usize>, Vec<f32>)>,
+    }
+    impl ModuleVisitor for Collect<'_> {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.path.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let n = self.path.len();
+            if n < 6 || self.path[n - 2] != "lora" {
+                return;
+            }
+            let part = match self.path[n - 1].as_str() {
+                "a" => "lora_A",
+                "b" => "lora_B",
+                _ => return,
+            };
+            // …, blocks, L, field, weight, lora, a|b
+            let layer: usize = self.path[n - 5].parse().unwrap();
+            let prefix = lora::peft_prefix(self.family, layer, &self.path[n - 4]).unwrap();
+            let g = param
+                .val()
+                .grad(self.grads)
+                .expect("a factor without a gradient");
+            let [rows, cols] = g.dims()[..] else {
+                unreachable!()
+            };
+            let v: Vec<f32> = g.into_data().iter::<f32>().collect();
+            let t = morsd::student::checkpoint::transpose(&v, rows, cols);
+            self.found
+                .insert(format!("{prefix}.{part}.weight"), (vec![cols, rows], t));
+        }
+    }
+    let mut c = Collect {
+        family,
+        path: Vec::new(),
+        grads: &grads,
+        found: BTreeMap::new(),
+    };
+    model.visit(&mut c);
+    let want = l["grads"].as_object().unwrap();
+    assert_eq!(
+        c.found.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>(),
+        "{name}: the adapted modules"
+    );
+    for (k, (shape, g)) in &c.found {
+        assert_eq!(
+            shape,
+            &ids(&l["shapes"][k])
+                .iter()
+                .map(|&x| x as usize)
+                .collect::<Vec<_>>(),
+            "{k}: shape"
+        );
+        assert_close(&format!("{name}: grad {k}"), g, &floats(&want[k]));
+    }
+}
+
+#[test]
+fn llama_matches_transformers() {
+    decoder("llama", Family::Llama);
+}
+
+#[test]
+fn qwen2_matches_transformers() {
+    decoder("qwen2", Family::Qwen2);
+}
+
+#[test]
+fn qwen3_matches_transformers() {
+    decoder("qwen3", Family::Qwen3);
+}
+
+#[test]
+fn gpt2_matches_transformers() {
+    decoder("gpt2", Family::Gpt2);
+}
+
+#[test]
+fn a_spec_kind_naming_another_family_is_an_error_naming_both() {
+    let (dir, _) = reference("qwen2");
+    let spec: morsd::spec::raw::StudentSpec = toml::from_str(&format!(
+        "kind = \"llama\"\nweights = {:?}\nmax_seq_len = 32",
+        dir.to_str().unwrap()
+    ))
+    .unwrap();
+    let e = morsd::student::load_pretrained(&spec, &Device::flex())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("\"llama\"") && e.contains("`qwen2`"), "{e}");
+}
