@@ -71,6 +71,7 @@ fn examples(tok: &Tok, w: &Work) -> Vec<TrainExample> {
             TrainExample {
                 prompt: s[..1].to_vec(),
                 target: s[1..].to_vec(),
+                ..Default::default()
             }
         })
         .collect()

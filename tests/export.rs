@@ -303,8 +303,8 @@ fn a_tiny_llama_lora_run_exports_to_hf_peft_and_gguf_and_each_consumer_agrees() 
     assert_eq!(llama_cpp_greedy(&file, &ours, 12), continuations(&ours));
     let device = burn::prelude::Device::flex();
     let (trained, tok) = morsd::student::load::load_student(&entry, &device).unwrap();
-    let (exported, _, tok2) =
-        morsd::student::load_llama(file.to_str().unwrap(), 96, &device).unwrap();
+    let p2 = morsd::student::load_named(file.to_str().unwrap(), 96, &device).unwrap();
+    let (exported, tok2) = (p2.model, p2.tok);
     let pairs: Vec<(String, String)> = TINY_PROMPTS
         .iter()
         .map(|q| (q.to_string(), " 7.".to_string()))

@@ -3,22 +3,27 @@
 //! made by `scripts/make_family_fixtures.py`; `just check-families` regenerates them into a
 //! temporary folder named by `MORSD_FAMILY_FIXTURES` and runs this file against them).
 //!
-//! Per decoder family: the tokenizer's ids, the logits of each prompt alone and in a left-padded
+//! Per family (T5 and Flan-T5 as encoder–decoders): the tokenizer's ids, the logits of each prompt alone and in a left-padded
 //! batch, the greedy continuation (KV-cached decoding), the RD of (q, r, a) triples, and one
 //! LoRA step from PEFT's saved adapters on PEFT's default target modules (loss and every
 //! adapter gradient), all within 1e-4.
 
 use burn::module::{ModuleVisitor, Param};
 use burn::prelude::*;
-use morsd::student::decode::{DecodeOptions, greedy_encoded};
-use morsd::student::model::Batch;
-use morsd::student::train::{TrainExample, lm_batch, masked_nll};
+use morsd::student::decode::{DecodeOptions, greedy_encoded, with_eos};
+use morsd::student::model::{Batch, EncoderInput};
+use morsd::student::train::{TrainExample, batch_for, masked_nll};
 use morsd::student::{Family, Lm, load_checkpoint, lora};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 const TOL: f32 = 1e-4;
+/// The length the students are run at: GPT-2's fixture has 64 positions; T5's prompts reach 73
+/// tokens, which its encoder reads whole.
+fn len_of(family: Family) -> usize {
+    if family == Family::Gpt2 { 64 } else { 128 }
+}
 
 fn fixtures() -> PathBuf {
     std::env::var_os("MORSD_FAMILY_FIXTURES")
@@ -77,33 +82,54 @@ fn batch_logits(model: &Lm, batch: &Batch) -> Vec<Vec<f32>> {
     all.chunks(t * v).map(<[f32]>::to_vec).collect()
 }
 
-fn decoder(name: &str, family: Family) {
+fn rows_of(v: &Value) -> Vec<Vec<u32>> {
+    v.as_array().unwrap().iter().map(ids).collect()
+}
+
+/// A family's whole check; `seq2seq` for T5 (prompts go to the encoder).
+fn check(name: &str, family: Family, seq2seq: bool) {
     let (dir, r) = reference(name);
     assert_eq!(r["family"], name);
+    assert_eq!(r["kind"], if seq2seq { "seq2seq" } else { "decoder" });
     let device = Device::flex();
-    // 1. The checkpoint loads as its own family, with the reference's tokenizer.
-    let p = load_checkpoint(&dir, 64, &device).unwrap();
+    // 1. The checkpoint loads as its own family, with the reference's tokenizer (T5's closes
+    //    its text with `</s>`, which morsd adds where the encoder reads it).
+    let p = load_checkpoint(&dir, len_of(family), &device).unwrap();
     assert_eq!(p.family, family);
+    let (model, tok) = (p.model, p.tok);
     for (text, want) in r["texts"]
         .as_array()
         .unwrap()
         .iter()
-        .zip(r["tokenizer_ids"].as_array().unwrap())
+        .zip(rows_of(&r["tokenizer_ids"]))
     {
-        assert_eq!(
-            p.tok.encode(text.as_str().unwrap()),
-            ids(want),
-            "{name}: ids of {text}"
-        );
+        let got = tok.encode(text.as_str().unwrap());
+        let got = if seq2seq {
+            with_eos(&got, tok.eos)
+        } else {
+            got
+        };
+        assert_eq!(got, want, "{name}: ids of {text}");
     }
-    let (model, tok) = (p.model, p.tok);
-    let prompts: Vec<Vec<u32>> = r["prompts"].as_array().unwrap().iter().map(ids).collect();
+    let prompts = rows_of(&r["prompts"]);
+    let pad = tok.pad;
+    // A batch of (encoder input, decoder input) rows, or of decoder inputs.
+    let batch = |rows: &[Vec<u32>], dec: Option<&[Vec<u32>]>, left: bool| match dec {
+        Some(dec) => {
+            let mut b = Batch::new(dec, pad, false, &device);
+            b.encoder = Some(EncoderInput::new(rows, pad, &device));
+            b
+        }
+        None => Batch::new(rows, pad, left, &device),
+    };
+    let dec_inputs = seq2seq.then(|| rows_of(&r["decoder_inputs"]));
     // 2. Logits of each prompt alone.
     let mut worst = 0f32;
     for (i, prompt) in prompts.iter().enumerate() {
+        let dec = dec_inputs.as_ref().map(|d| vec![d[i].clone()]);
         let got = batch_logits(
             &model,
-            &Batch::new(std::slice::from_ref(prompt), tok.pad, false, &device),
+            &batch(std::slice::from_ref(prompt), dec.as_deref(), false),
         );
         worst = worst.max(assert_close(
             &format!("{name}: logits of prompt {i}"),
@@ -111,35 +137,32 @@ fn decoder(name: &str, family: Family) {
             &floats(&r["logits"][i]),
         ));
     }
-    // 3. The left-padded batch (positions restart at each row's first token): the real
-    //    positions' logits.
-    let mask: Vec<Vec<u32>> = r["batch"]["mask"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(ids)
-        .collect();
-    let rows: Vec<Vec<u32>> = r["batch"]["ids"]
-        .as_array()
-        .unwrap()
-        .iter()
+    // 3. The padded batch: a decoder's is left-padded (positions restart at each row's first
+    //    token; the real positions compared), an encoder's right-padded (every decoder position
+    //    compared).
+    let mask = rows_of(&r["batch"]["mask"]);
+    let rows: Vec<Vec<u32>> = rows_of(&r["batch"]["ids"])
+        .into_iter()
         .zip(&mask)
         .map(|(row, m)| {
-            ids(row)
-                .into_iter()
+            row.into_iter()
                 .zip(m)
                 .filter(|(_, m)| **m == 1)
                 .map(|(x, _)| x)
                 .collect()
         })
         .collect();
-    let got = batch_logits(&model, &Batch::new(&rows, tok.pad, true, &device));
+    let dec_batch = seq2seq.then(|| rows_of(&r["batch"]["decoder_ids"]));
+    let got = batch_logits(&model, &batch(&rows, dec_batch.as_deref(), true));
     let want = floats(&r["batch"]["logits"]);
-    let t = mask[0].len();
+    let t = match &dec_batch {
+        Some(d) => d[0].len(),
+        None => mask[0].len(),
+    };
     let v = want.len() / (rows.len() * t);
-    for (row, m) in mask.iter().enumerate() {
-        for (j, &on) in m.iter().enumerate() {
-            if on == 1 {
+    for row in 0..rows.len() {
+        for j in 0..t {
+            if seq2seq || mask[row][j] == 1 {
                 let at = |x: &[f32]| x[j * v..(j + 1) * v].to_vec();
                 worst = worst.max(assert_close(
                     &format!("{name}: padded batch row {row} position {j}"),
@@ -149,8 +172,8 @@ fn decoder(name: &str, family: Family) {
             }
         }
     }
-    // 4. Greedy continuations with the KV cache, all prompts in one batch (morsd stops at
-    //    end of sequence; the reference does not).
+    // 4. Greedy continuations with the KV cache (T5: cross-attention keys and values computed
+    //    once), all prompts in one batch; morsd stops at end of sequence, the reference does not.
     let opts = DecodeOptions {
         max_new: 8,
         batch_size: 8,
@@ -162,25 +185,31 @@ fn decoder(name: &str, family: Family) {
         let until_eos: Vec<u32> = want.iter().copied().take_while(|&x| x != tok.eos).collect();
         assert_eq!(g, &until_eos, "{name}: greedy");
     }
-    // 5. RD = exp(NLL(a | q, r) − NLL(a | q)).
-    for (i, t) in r["rd"].as_array().unwrap().iter().enumerate() {
-        let (q, rr, a) = (ids(&t["q"]), ids(&t["r"]), ids(&t["a"]));
-        let nll = |prompt: Vec<u32>| {
+    // 5. RD = exp(NLL(a | q, r) − NLL(a | q)); an encoder–decoder reads q with its encoder
+    //    and r before a with its decoder.
+    for (i, tr) in r["rd"].as_array().unwrap().iter().enumerate() {
+        let (q, rr, a) = (ids(&tr["q"]), ids(&tr["r"]), ids(&tr["a"]));
+        let nll = |prompt: Vec<u32>, context: Vec<u32>| {
             let ex = TrainExample {
                 prompt,
+                context,
                 target: a.clone(),
             };
-            let lb = lm_batch(&[&ex], tok.pad, 64, &device).unwrap();
+            let lb = batch_for(&model, &[&ex], pad, len_of(family), &device).unwrap();
             masked_nll(&model, &lb).into_scalar::<f32>() as f64
         };
-        let (with, without) = (nll([q.clone(), rr].concat()), nll(q));
+        let (with, without) = if seq2seq {
+            (nll(q.clone(), rr), nll(q, vec![]))
+        } else {
+            (nll([q.clone(), rr].concat(), vec![]), nll(q, vec![]))
+        };
         let rd = (with - without).exp();
         for (what, got, key) in [
             ("NLL(a|q,r)", with, "nll_qr"),
             ("NLL(a|q)", without, "nll_q"),
             ("RD", rd, "rd"),
         ] {
-            let want = t[key].as_f64().unwrap();
+            let want = tr[key].as_f64().unwrap();
             assert!(
                 (got - want).abs() <= TOL as f64,
                 "{name}: triple {i} {what} {got} vs {want}"
@@ -188,14 +217,14 @@ fn decoder(name: &str, family: Family) {
         }
     }
     eprintln!("{name}: worst |Δlogit| {worst:e}");
-    lora_step(name, &dir, &r);
+    lora_step(name, family, &dir, &r);
 }
 
 /// PEFT's default targets, its saved adapters, one loss and backward: loss and gradients.
-fn lora_step(name: &str, dir: &std::path::Path, r: &Value) {
+fn lora_step(name: &str, family: Family, dir: &std::path::Path, r: &Value) {
     let l = &r["lora"];
     let device = Device::flex().autodiff();
-    let p = load_checkpoint(dir, 64, &device).unwrap();
+    let p = load_checkpoint(dir, len_of(family), &device).unwrap();
     let want_targets: Vec<String> = l["targets"]
         .as_array()
         .unwrap()
@@ -215,7 +244,6 @@ fn lora_step(name: &str, dir: &std::path::Path, r: &Value) {
     );
     let rank = l["r"].as_u64().unwrap() as usize;
     let alpha = l["alpha"].as_f64().unwrap();
-    let family = p.family;
     let model = lora::attach(p.model, rank, alpha, &want_targets, 0, &device).unwrap();
     let adapters = lora::read_adapters(&dir.join("lora")).unwrap();
     assert!((adapters.scale - alpha / rank as f64).abs() < 1e-12);
@@ -227,10 +255,11 @@ fn lora_step(name: &str, dir: &std::path::Path, r: &Value) {
         .map(|e| TrainExample {
             prompt: ids(&e["prompt"]),
             target: ids(&e["target"]),
+            ..Default::default()
         })
         .collect();
     let refs: Vec<&TrainExample> = examples.iter().collect();
-    let lb = lm_batch(&refs, p.tok.pad, 64, &device).unwrap();
+    let lb = batch_for(&model, &refs, p.tok.pad, len_of(family), &device).unwrap();
     let loss = masked_nll(&model, &lb);
     let got_loss = loss.clone().into_scalar::<f32>();
     let want_loss = l["loss"].as_f64().unwrap() as f32;
@@ -255,7 +284,7 @@ fn lora_step(name: &str, dir: &std::path::Path, r: &Value) {
         }
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
             let n = self.path.len();
-            if n < 6 || self.path[n - 2] != "lora" {
+            if n < 3 || self.path[n - 2] != "lora" {
                 return;
             }
             let part = match self.path[n - 1].as_str() {
@@ -263,9 +292,8 @@ fn lora_step(name: &str, dir: &std::path::Path, r: &Value) {
                 "b" => "lora_B",
                 _ => return,
             };
-            // …, blocks, L, field, weight, lora, a|b
-            let layer: usize = self.path[n - 5].parse().unwrap();
-            let prefix = lora::peft_prefix(self.family, layer, &self.path[n - 4]).unwrap();
+            let prefix =
+                lora::prefix_of(self.family, &self.path[..n - 2]).expect("a named adapter");
             let g = param
                 .val()
                 .grad(self.grads)
@@ -307,22 +335,32 @@ fn lora_step(name: &str, dir: &std::path::Path, r: &Value) {
 
 #[test]
 fn llama_matches_transformers() {
-    decoder("llama", Family::Llama);
+    check("llama", Family::Llama, false);
 }
 
 #[test]
 fn qwen2_matches_transformers() {
-    decoder("qwen2", Family::Qwen2);
+    check("qwen2", Family::Qwen2, false);
 }
 
 #[test]
 fn qwen3_matches_transformers() {
-    decoder("qwen3", Family::Qwen3);
+    check("qwen3", Family::Qwen3, false);
 }
 
 #[test]
 fn gpt2_matches_transformers() {
-    decoder("gpt2", Family::Gpt2);
+    check("gpt2", Family::Gpt2, false);
+}
+
+#[test]
+fn flan_t5_matches_transformers() {
+    check("flan-t5", Family::T5, true);
+}
+
+#[test]
+fn t5_matches_transformers() {
+    check("t5", Family::T5, true);
 }
 
 #[test]

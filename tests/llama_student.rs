@@ -207,6 +207,7 @@ fn examples(tok: &morsd::student::tokenizer::Tok) -> Vec<TrainExample> {
         TrainExample {
             prompt: tok.encode(q),
             target,
+            ..Default::default()
         }
     })
     .collect()

@@ -80,9 +80,9 @@ pub fn write(
             });
             (config, tensors, c.max_seq_len)
         }
-        Lm::Gpt2(_) => {
+        Lm::Gpt2(_) | Lm::T5(_) => {
             return Err(Error::run(
-                "hf: exporting a gpt2 student is not supported yet",
+                "hf: exporting a gpt2 or t5 student is not supported yet",
             ));
         }
         Lm::Scratch(s) => {

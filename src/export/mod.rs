@@ -395,9 +395,12 @@ fn refuse(loaded: &Loaded, opts: &Options<'_>) -> Result<()> {
                 ),
             })
         }
-        (_, Lm::Gpt2(_)) => Err(Error::BadOverride {
+        (_, m @ (Lm::Gpt2(_) | Lm::T5(_))) => Err(Error::BadOverride {
             arg: format!("--format {}", opts.format.name()),
-            message: "exporting a `gpt2` student is not supported yet (Llama and scratch students are)".into(),
+            message: format!(
+                "exporting a `{}` student is not supported yet (Llama and scratch students are)",
+                m.family().map(|f| f.model_type()).unwrap_or_default()
+            ),
         }),
         (_, Lm::Scratch(_) | Lm::Llama(_)) => Ok(()),
     }

@@ -443,6 +443,12 @@ impl Checkpoint {
         if cfg.get("rope_scaling").is_some_and(|v| !v.is_null()) {
             return Err(bad(&cfg_path, "`rope_scaling` is not supported"));
         }
+        // Every Llama-style family takes `head_dim` when the config sets it.
+        let base = base.with_head_dim_override(
+            cfg.get("head_dim")
+                .and_then(|v| v.as_u64())
+                .map(|x| x as usize),
+        );
         let config = match family {
             Family::Qwen2 => super::qwen2::config(base, &cfg, &cfg_path)?,
             Family::Qwen3 => super::qwen3::config(base, &cfg, &cfg_path)?,

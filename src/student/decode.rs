@@ -5,7 +5,7 @@
 
 use super::Lm;
 use super::llama::KvCache;
-use super::model::Batch;
+use super::model::{Batch, EncoderInput};
 use super::tokenizer::Tok;
 use burn::prelude::*;
 
@@ -73,10 +73,17 @@ pub fn greedy_encoded(
     // 1. Keep room for at least one new token, and decode in length order, so a batch's
     //    prompts are of similar lengths and little of its prefill is padding; the outputs come
     //    back in the caller's order.
+    //    (An encoder–decoder's encoder reads its last `limit` tokens: the new ones are the
+    //    decoder's.)
     let limit = model.max_seq_len();
+    let keep = if model.decoder_start().is_some() {
+        limit
+    } else {
+        limit - 1
+    };
     let encoded: Vec<Vec<u32>> = prompts
         .iter()
-        .map(|ids| ids[ids.len().saturating_sub(limit - 1)..].to_vec())
+        .map(|ids| ids[ids.len().saturating_sub(keep)..].to_vec())
         .collect();
     let mut order: Vec<usize> = (0..prompts.len()).collect();
     order.sort_by_key(|&i| encoded[i].len());
@@ -84,8 +91,19 @@ pub fn greedy_encoded(
     for idx in order.chunks(opts.batch_size.max(1)) {
         let seqs: Vec<Vec<u32>> = idx.iter().map(|&i| encoded[i].clone()).collect();
         let generated = match model {
-            Lm::Llama(_) | Lm::Gpt2(_) => {
+            Lm::Llama(_) | Lm::Gpt2(_) | Lm::T5(_) => {
                 let mut cache = KvCache::default();
+                // An encoder–decoder reads the prompts with its encoder (ending in `</s>`, as
+                // its tokenizer writes them) and decodes from its start token.
+                let seqs = match model.decoder_start() {
+                    Some(start) => {
+                        let enc: Vec<Vec<u32>> =
+                            seqs.iter().map(|s| with_eos(s, tok.eos)).collect();
+                        cache.set_encoder(EncoderInput::new(&enc, tok.pad, device));
+                        vec![vec![start]; enc.len()]
+                    }
+                    None => seqs,
+                };
                 let mut state = Rows::new(seqs, tok, opts);
                 // 2. Prefill: the whole left-padded prompt batch, cache filled.
                 let batch = Batch::new(&state.seqs, tok.pad, true, device);
@@ -142,6 +160,15 @@ pub fn greedy_encoded(
         }
     }
     out
+}
+
+/// An encoder input ends with the end-of-sequence token, as T5's tokenizer writes it.
+pub fn with_eos(ids: &[u32], eos: u32) -> Vec<u32> {
+    let mut v = ids.to_vec();
+    if v.last() != Some(&eos) {
+        v.push(eos);
+    }
+    v
 }
 
 /// Greedy next token of each row from hidden states `[b, t, d]` (last position).

@@ -5,7 +5,7 @@
 //!
 //! The architectures themselves live one file each: [`super::llama`] (the Llama decoder, which
 //! Qwen2 and Qwen3 extend with [`super::qwen2`]'s q/k/v biases and [`super::qwen3`]'s per-head
-//! q/k RMSNorm) and [`super::gpt2`].
+//! q/k RMSNorm), [`super::gpt2`] and the encoder–decoder [`super::t5`].
 
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +22,8 @@ pub enum Family {
     Qwen3,
     /// GPT-2 (`GPT2LMHeadModel`).
     Gpt2,
+    /// T5 v1.1, Flan-T5 and original T5 (`T5ForConditionalGeneration`).
+    T5,
 }
 
 /// One module a LoRA adapter may target: PEFT's name for it (`target_modules`), the field that
@@ -52,7 +54,13 @@ const LLAMA_MODULES: [LoraModule; 7] = [
 
 impl Family {
     /// Every family, in the order `morsd models list` shows them.
-    pub const ALL: [Family; 4] = [Family::Llama, Family::Qwen2, Family::Qwen3, Family::Gpt2];
+    pub const ALL: [Family; 5] = [
+        Family::Llama,
+        Family::Qwen2,
+        Family::Qwen3,
+        Family::Gpt2,
+        Family::T5,
+    ];
 
     /// Hugging Face's `model_type` (also GGUF's `general.architecture`).
     pub fn model_type(self) -> &'static str {
@@ -61,6 +69,7 @@ impl Family {
             Family::Qwen2 => "qwen2",
             Family::Qwen3 => "qwen3",
             Family::Gpt2 => "gpt2",
+            Family::T5 => "t5",
         }
     }
 
@@ -71,6 +80,7 @@ impl Family {
             Family::Qwen2 => "Qwen2ForCausalLM",
             Family::Qwen3 => "Qwen3ForCausalLM",
             Family::Gpt2 => "GPT2LMHeadModel",
+            Family::T5 => "T5ForConditionalGeneration",
         }
     }
 
@@ -98,6 +108,7 @@ impl Family {
         match self {
             Family::Llama | Family::Qwen2 | Family::Qwen3 => &LLAMA_MODULES,
             Family::Gpt2 => super::gpt2::LORA_MODULES,
+            Family::T5 => super::t5::LORA_MODULES,
         }
     }
 
@@ -107,15 +118,22 @@ impl Family {
         match self {
             Family::Llama | Family::Qwen2 | Family::Qwen3 => &["q_proj", "v_proj"],
             Family::Gpt2 => &["c_attn"],
+            Family::T5 => &["q", "v"],
         }
     }
 
-    /// Where a Hugging Face checkpoint keeps its layers (`model.layers`, `transformer.h`).
+    /// Where a Hugging Face decoder keeps its layers (`model.layers`, `transformer.h`; T5's
+    /// two stacks are named by [`super::t5::peft_prefix`]).
     pub fn hf_layers(self) -> &'static str {
         match self {
             Family::Gpt2 => "transformer.h",
             _ => "model.layers",
         }
+    }
+
+    /// Whether the family is an encoder–decoder (the question goes to the encoder).
+    pub fn is_seq2seq(self) -> bool {
+        self == Family::T5
     }
 
     /// The LoRA module PEFT calls `peft` in this family.

@@ -43,6 +43,7 @@ pub fn train_example(
     crate::student::train::TrainExample {
         prompt: tok.encode(&fmt.prompt(&e.question)),
         target,
+        ..Default::default()
     }
 }
 

@@ -151,6 +151,15 @@ pub struct LlamaBlock {
 #[derive(Default)]
 pub struct KvCache {
     pub(crate) layers: Vec<Option<(Tensor<4>, Tensor<4>)>>,
+    /// An encoder–decoder's encoder input and, once computed, its output.
+    pub(crate) encoder: Option<(super::model::EncoderInput, Option<Tensor<3>>)>,
+}
+
+impl KvCache {
+    /// Sets an encoder–decoder's encoder input (its output is computed on the first step).
+    pub fn set_encoder(&mut self, enc: super::model::EncoderInput) {
+        self.encoder = Some((enc, None));
+    }
 }
 
 /// Rotary embedding tables for the positions of a batch: `cos`, `sin` of `[b, 1, t, hd]`.

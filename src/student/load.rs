@@ -185,9 +185,12 @@ fn entry_config(kind: &str, cfg: &Path) -> Result<LmConfig> {
         "gpt2" => Ok(LmConfig::Gpt2(
             Gpt2Config::load(cfg).map_err(|e| cfg_err(&e))?,
         )),
+        "t5" => Ok(LmConfig::T5(
+            super::T5Config::load(cfg).map_err(|e| cfg_err(&e))?,
+        )),
         k => Err(Error::Input {
             path: cfg.with_file_name("student.json"),
-            message: format!("unknown student kind `{k}` (known: scratch, llama, gpt2)"),
+            message: format!("unknown student kind `{k}` (known: scratch, llama, gpt2, t5)"),
         }),
     }
 }

@@ -125,8 +125,12 @@ fn block_target<'a>(path: &'a [String]) -> Option<(usize, &'a str)> {
     Some((layer, module.as_str()))
 }
 
-/// PEFT's prefix of the adapter a module path names.
-fn prefix_of(family: Family, path: &[String]) -> Option<String> {
+/// PEFT's prefix of the adapter on the weight a module path names (`[…, "blocks", "3",
+/// "q_proj", "weight"]`, the visitor's stack).
+pub fn prefix_of(family: Family, path: &[String]) -> Option<String> {
+    if family == Family::T5 {
+        return super::t5::peft_prefix(path);
+    }
     block_target(path).and_then(|(l, f)| peft_prefix(family, l, f))
 }
 
@@ -221,7 +225,7 @@ pub fn save_adapters(
     targets.sort();
     let config = serde_json::json!({
         "peft_type": "LORA",
-        "task_type": "CAUSAL_LM",
+        "task_type": if family.is_seq2seq() { "SEQ_2_SEQ_LM" } else { "CAUSAL_LM" },
         "base_model_name_or_path": base,
         "r": rank,
         "lora_alpha": alpha,

@@ -17,6 +17,7 @@ pub mod model;
 pub mod qwen2;
 pub mod qwen3;
 pub mod score;
+pub mod t5;
 pub mod tokenizer;
 pub mod train;
 
@@ -28,6 +29,7 @@ pub use gpt2::{Gpt2, Gpt2Config};
 pub use llama::{Llama, LlamaConfig};
 pub use model::{Batch, Student, StudentConfig};
 use std::path::Path;
+pub use t5::{T5, T5Config};
 
 /// A student of any family. Training, scoring and decoding take this type; adding a family
 /// is one file and one arm here.
@@ -39,6 +41,8 @@ pub enum Lm {
     Llama(Llama),
     /// GPT-2.
     Gpt2(Gpt2),
+    /// T5 / Flan-T5 (encoder–decoder).
+    T5(T5),
 }
 
 impl Lm {
@@ -48,6 +52,7 @@ impl Lm {
             Lm::Scratch(m) => m.hidden(batch),
             Lm::Llama(m) => m.hidden(batch),
             Lm::Gpt2(m) => m.hidden(batch),
+            Lm::T5(m) => m.hidden(batch),
         }
     }
 
@@ -57,6 +62,7 @@ impl Lm {
             Lm::Scratch(m) => m.logits(h),
             Lm::Llama(m) => m.logits(h),
             Lm::Gpt2(m) => m.logits(h),
+            Lm::T5(m) => m.logits(h),
         }
     }
 
@@ -66,6 +72,7 @@ impl Lm {
             Lm::Scratch(m) => m.max_seq_len(),
             Lm::Llama(m) => m.max_seq_len(),
             Lm::Gpt2(m) => m.max_seq_len(),
+            Lm::T5(m) => m.max_seq_len(),
         }
     }
 
@@ -75,6 +82,15 @@ impl Lm {
             Lm::Scratch(_) => None,
             Lm::Llama(m) => Some(m.family()),
             Lm::Gpt2(_) => Some(Family::Gpt2),
+            Lm::T5(_) => Some(Family::T5),
+        }
+    }
+
+    /// The decoder's first token, for an encoder–decoder student (none for a decoder-only one).
+    pub fn decoder_start(&self) -> Option<u32> {
+        match self {
+            Lm::T5(m) => Some(m.decoder_start()),
+            _ => None,
         }
     }
 
@@ -91,6 +107,7 @@ impl Lm {
             Lm::Scratch(m) => m.forward_cached(ids, pos, bias, cache),
             Lm::Llama(m) => m.forward_cached(ids, pos, bias, cache),
             Lm::Gpt2(m) => m.forward_cached(ids, pos, bias, cache),
+            Lm::T5(m) => m.forward_cached(ids, bias, cache),
         }
     }
 }
@@ -102,6 +119,8 @@ pub enum LmConfig {
     Llama(LlamaConfig),
     /// GPT-2.
     Gpt2(Gpt2Config),
+    /// T5.
+    T5(T5Config),
 }
 
 impl LmConfig {
@@ -110,6 +129,7 @@ impl LmConfig {
         match self {
             LmConfig::Llama(c) => c.save(path),
             LmConfig::Gpt2(c) => c.save(path),
+            LmConfig::T5(c) => c.save(path),
         }
     }
 
@@ -118,6 +138,7 @@ impl LmConfig {
         match self {
             LmConfig::Llama(_) => "llama",
             LmConfig::Gpt2(_) => "gpt2",
+            LmConfig::T5(_) => "t5",
         }
     }
 
@@ -126,6 +147,7 @@ impl LmConfig {
         match self {
             LmConfig::Llama(c) => Lm::Llama(c.init(device)),
             LmConfig::Gpt2(c) => Lm::Gpt2(c.init(device)),
+            LmConfig::T5(c) => Lm::T5(c.init(device)),
         }
     }
 
@@ -134,6 +156,7 @@ impl LmConfig {
         match self {
             LmConfig::Llama(c) => c.max_seq_len,
             LmConfig::Gpt2(c) => c.max_seq_len,
+            LmConfig::T5(c) => c.max_seq_len,
         }
     }
 }
@@ -160,17 +183,33 @@ pub struct Pretrained {
 pub fn load_checkpoint(path: &Path, max_seq_len: usize, device: &Device) -> Result<Pretrained> {
     if path.is_dir() {
         let (cfg_path, cfg) = checkpoint::read_hf_config(path)?;
-        if checkpoint::hf_family(&cfg_path, &cfg)? == Family::Gpt2 {
-            let context_len = checkpoint::hf_num(&cfg_path, &cfg, "n_positions")?;
-            let (m, c, tok, chat_template) = gpt2::load_hf(path, max_seq_len, device)?;
-            return Ok(Pretrained {
-                model: Lm::Gpt2(m),
-                config: LmConfig::Gpt2(c),
-                tok,
-                family: Family::Gpt2,
-                context_len,
-                chat_template,
-            });
+        match checkpoint::hf_family(&cfg_path, &cfg)? {
+            Family::Gpt2 => {
+                let context_len = checkpoint::hf_num(&cfg_path, &cfg, "n_positions")?;
+                let (m, c, tok, chat_template) = gpt2::load_hf(path, max_seq_len, device)?;
+                return Ok(Pretrained {
+                    model: Lm::Gpt2(m),
+                    config: LmConfig::Gpt2(c),
+                    tok,
+                    family: Family::Gpt2,
+                    context_len,
+                    chat_template,
+                });
+            }
+            Family::T5 => {
+                // Relative positions: no context limit of its own (512 in T5's training).
+                let context_len = checkpoint::hf_num(&cfg_path, &cfg, "n_positions").unwrap_or(512);
+                let (m, c, tok, chat_template) = t5::load_hf(path, max_seq_len, device)?;
+                return Ok(Pretrained {
+                    model: Lm::T5(m),
+                    config: LmConfig::T5(c),
+                    tok,
+                    family: Family::T5,
+                    context_len,
+                    chat_template,
+                });
+            }
+            _ => {}
         }
     }
     let ck = checkpoint::Checkpoint::load(path)?;

@@ -138,6 +138,44 @@ pub struct Batch {
     pub pos: Tensor<2, Int>,
     /// Additive attention bias `[b, 1, t, t]`: 0 where attending is allowed, -1e9 elsewhere.
     pub bias: Tensor<4>,
+    /// An encoder–decoder student's encoder input (then `ids` and `bias` are the decoder's).
+    pub encoder: Option<EncoderInput>,
+}
+
+/// The encoder's side of a seq2seq batch: right-padded ids, the encoder's self-attention
+/// mask (padding keys hidden) and the decoder's cross-attention mask `[b, 1, 1, s]`.
+#[derive(Clone, Debug)]
+pub struct EncoderInput {
+    /// Token ids `[b, s]`.
+    pub ids: Tensor<2, Int>,
+    /// Self-attention bias `[b, 1, s, s]`.
+    pub bias: Tensor<4>,
+    /// Cross-attention bias `[b, 1, 1, s]`.
+    pub cross: Tensor<4>,
+}
+
+impl EncoderInput {
+    /// Right-padded encoder input of `seqs` (an empty sequence reads as one padding token).
+    pub fn new(seqs: &[Vec<u32>], pad: u32, device: &Device) -> Self {
+        let b = seqs.len();
+        let s = seqs.iter().map(Vec::len).max().unwrap_or(1).max(1);
+        let mut ids = vec![pad as i64; b * s];
+        let mut key = vec![0f32; b * s];
+        for (r, q) in seqs.iter().enumerate() {
+            for (j, &id) in q.iter().enumerate() {
+                ids[r * s + j] = id as i64;
+            }
+            for j in q.len().max(1)..s {
+                key[r * s + j] = -1e9;
+            }
+        }
+        let cross = Tensor::<4>::from_data(TensorData::new(key, [b, 1, 1, s]), device);
+        EncoderInput {
+            ids: Tensor::from_data(TensorData::new(ids, [b, s]), device),
+            bias: cross.clone().repeat_dim(2, s),
+            cross,
+        }
+    }
 }
 
 impl Batch {
@@ -168,6 +206,7 @@ impl Batch {
             ids: Tensor::from_data(TensorData::new(ids, [b, t]), device),
             pos: Tensor::from_data(TensorData::new(pos, [b, t]), device),
             bias: Tensor::from_data(TensorData::new(bias, [b, 1, t, t]), device),
+            encoder: None,
         }
     }
 }

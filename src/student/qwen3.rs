@@ -14,7 +14,8 @@ use burn::nn::RmsNorm;
 use burn::prelude::*;
 use std::path::Path;
 
-/// The Llama-decoder config of a Qwen3 `config.json`: per-head q/k norms and its `head_dim`.
+/// The Llama-decoder config of a Qwen3 `config.json`: per-head q/k norms (its `head_dim`, read
+/// for every Llama-style family, sets the head width).
 /// (`attention_bias`, checked by the caller for every Llama-decoder family, is not built.)
 pub fn config(base: LlamaConfig, cfg: &serde_json::Value, path: &Path) -> Result<LlamaConfig> {
     if cfg.get("use_sliding_window").and_then(|v| v.as_bool()) == Some(true) {
@@ -24,14 +25,7 @@ pub fn config(base: LlamaConfig, cfg: &serde_json::Value, path: &Path) -> Result
                 .into(),
         });
     }
-    let head_dim = cfg
-        .get("head_dim")
-        .and_then(|v| v.as_u64())
-        .map(|x| x as usize);
-    Ok(base
-        .with_family(Family::Qwen3)
-        .with_qk_norm(true)
-        .with_head_dim_override(head_dim))
+    Ok(base.with_family(Family::Qwen3).with_qk_norm(true))
 }
 
 /// RMSNorm over the last axis of per-head queries or keys `[b, t, heads, hd]`.

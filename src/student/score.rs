@@ -4,7 +4,7 @@
 
 use super::Lm;
 use super::tokenizer::Tok;
-use super::train::{TrainExample, lm_batch, position_nll};
+use super::train::{TrainExample, batch_for, position_nll};
 use burn::prelude::*;
 
 /// Mean NLL per answer token of `answer` given `context`, for each pair. `exp` of it is the
@@ -27,7 +27,11 @@ pub fn answer_nll(
             if prompt.len() > room {
                 prompt.drain(..prompt.len() - room);
             }
-            TrainExample { prompt, target }
+            TrainExample {
+                prompt,
+                target,
+                ..Default::default()
+            }
         })
         .collect();
     // Batches of similar lengths waste little on padding: score in length order, answer in
@@ -39,7 +43,7 @@ pub fn answer_nll(
         let refs: Vec<&TrainExample> = idx.iter().map(|&i| &examples[i]).collect();
         // A batch whose answers are all empty (or cut away) has nothing to score: its rows
         // keep NLL 0, and no empty tensor reaches the model.
-        let Some(lb) = lm_batch(&refs, tok.pad, limit, device) else {
+        let Some(lb) = batch_for(model, &refs, tok.pad, limit, device) else {
             continue;
         };
         let nll: Vec<f32> = position_nll(model, &lb).into_data().iter::<f32>().collect();

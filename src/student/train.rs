@@ -13,11 +13,16 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
-/// One training sequence: prompt tokens (no loss) then target tokens (loss).
-#[derive(Debug, Clone)]
+/// One training sequence: prompt tokens (no loss), context tokens (no loss), then target
+/// tokens (loss). An encoder–decoder reads the prompt with its encoder and the context and
+/// target with its decoder; a decoder-only student reads them one after the other.
+#[derive(Debug, Clone, Default)]
 pub struct TrainExample {
     /// Prompt ids.
     pub prompt: Vec<u32>,
+    /// Ids between prompt and target that carry no loss (RD's rationale for an
+    /// encoder–decoder, whose decoder reads it before the answer); usually empty.
+    pub context: Vec<u32>,
     /// Target ids (ending with `<eos>`).
     pub target: Vec<u32>,
 }
@@ -185,8 +190,9 @@ pub fn masked_nll(model: &Lm, lb: &LmBatch) -> Tensor<1> {
 /// The loss positions of one example once `prompt ++ target` is cut to `max_len + 1` tokens:
 /// position `j` of the input predicts token `j + 1`, and carries loss where that is a target.
 fn loss_columns(ex: &TrainExample, max_len: usize) -> std::ops::Range<usize> {
-    let len = (ex.prompt.len() + ex.target.len()).min(max_len + 1);
-    ex.prompt.len().saturating_sub(1)..len.saturating_sub(1)
+    let before = ex.prompt.len() + ex.context.len();
+    let len = (before + ex.target.len()).min(max_len + 1);
+    before.saturating_sub(1)..len.saturating_sub(1)
 }
 
 /// Whether an example keeps at least one loss position within `max_len` (a prompt that fills
@@ -212,7 +218,13 @@ pub fn lm_batch(
     let mut loss_at: Vec<(usize, usize, u32)> = Vec::new();
     for (r, ex) in examples.iter().enumerate() {
         // 1. prompt ++ target, truncated to the model's length (+1 for the shift).
-        let mut seq: Vec<u32> = ex.prompt.iter().chain(&ex.target).copied().collect();
+        let mut seq: Vec<u32> = ex
+            .prompt
+            .iter()
+            .chain(&ex.context)
+            .chain(&ex.target)
+            .copied()
+            .collect();
         seq.truncate(max_len + 1);
         tokens += seq.len() as u64;
         // 2. Input is seq[..n-1]; position j predicts seq[j+1], with loss where that is a target.
@@ -225,6 +237,82 @@ pub fn lm_batch(
         return None;
     }
     let batch = Batch::new(&inputs, pad, false, device);
+    let t = batch.ids.dims()[1];
+    let n = loss_at.len();
+    let pos: Vec<i64> = loss_at
+        .iter()
+        .map(|&(r, j, _)| (r * t + j) as i64)
+        .collect();
+    Some(LmBatch {
+        batch,
+        positions: Tensor::from_data(TensorData::new(pos, [n]), device),
+        target_ids: loss_at.iter().map(|&(_, _, id)| id).collect(),
+        rows: loss_at.iter().map(|&(r, _, _)| r).collect(),
+        tokens,
+    })
+}
+
+/// Whether an example has a loss position for `model` (an encoder–decoder truncates its
+/// encoder input instead, so only the decoder side counts).
+pub fn has_loss_for(model: &Lm, ex: &TrainExample, max_len: usize) -> bool {
+    match model.decoder_start() {
+        Some(_) => !ex.target.is_empty() && ex.context.len() < max_len,
+        None => has_loss(ex, max_len),
+    }
+}
+
+/// The training or scoring batch of `examples` for `model`: [`lm_batch`] for a decoder-only
+/// student, [`seq2seq_batch`] for an encoder–decoder.
+pub fn batch_for(
+    model: &Lm,
+    examples: &[&TrainExample],
+    pad: u32,
+    max_len: usize,
+    device: &Device,
+) -> Option<LmBatch> {
+    match model {
+        Lm::T5(m) => seq2seq_batch(examples, pad, m.decoder_start(), m.eos(), max_len, device),
+        _ => lm_batch(examples, pad, max_len, device),
+    }
+}
+
+/// An encoder–decoder's batch: the prompt (ending in `eos`, its last `max_len` tokens) goes to
+/// the encoder; the decoder reads `start ++ context ++ target` shifted by one and predicts
+/// `context ++ target`, with loss on the target's positions. Decoder rows are right-padded;
+/// `None` when no row has a loss position.
+pub fn seq2seq_batch(
+    examples: &[&TrainExample],
+    pad: u32,
+    start: u32,
+    eos: u32,
+    max_len: usize,
+    device: &Device,
+) -> Option<LmBatch> {
+    let mut enc = Vec::new();
+    let mut dec = Vec::new();
+    let mut loss_at: Vec<(usize, usize, u32)> = Vec::new();
+    let mut tokens = 0u64;
+    for (r, ex) in examples.iter().enumerate() {
+        // 1. The encoder's input.
+        let e = super::decode::with_eos(&ex.prompt, eos);
+        let e = e[e.len().saturating_sub(max_len.max(1))..].to_vec();
+        // 2. The decoder's: position j reads out[j − 1] (start at 0) and predicts out[j].
+        let mut out: Vec<u32> = ex.context.iter().chain(&ex.target).copied().collect();
+        out.truncate(max_len);
+        for (j, &id) in out.iter().enumerate().skip(ex.context.len()) {
+            loss_at.push((r, j, id));
+        }
+        let mut input = vec![start];
+        input.extend(&out[..out.len().saturating_sub(1)]);
+        tokens += (e.len() + out.len()) as u64;
+        enc.push(e);
+        dec.push(input);
+    }
+    if loss_at.is_empty() {
+        return None;
+    }
+    let mut batch = Batch::new(&dec, pad, false, device);
+    batch.encoder = Some(super::model::EncoderInput::new(&enc, pad, device));
     let t = batch.ids.dims()[1];
     let n = loss_at.len();
     let pos: Vec<i64> = loss_at
@@ -341,7 +429,7 @@ pub fn train(
     if data.is_empty() {
         return Err(TrainError::NoData);
     }
-    if !data.iter().any(|e| has_loss(e, max_len)) {
+    if !data.iter().any(|e| has_loss_for(&model, e, max_len)) {
         return Err(TrainError::NoTarget(data.len(), max_len));
     }
     let mut optim = AdamWConfig::new()
@@ -372,7 +460,7 @@ pub fn train(
         let mut accumulated = false;
         for idx in micro_batches {
             let examples: Vec<&TrainExample> = idx.iter().map(|&i| &data[i]).collect();
-            let Some(lb) = lm_batch(&examples, pad, max_len, device) else {
+            let Some(lb) = batch_for(&model, &examples, pad, max_len, device) else {
                 continue;
             };
             accumulated = true;
@@ -427,6 +515,7 @@ mod tests {
         TrainExample {
             prompt: (0..prompt as u32).map(|i| 2 + i % 7).collect(),
             target: (0..target as u32).map(|i| 3 + i % 5).collect(),
+            ..Default::default()
         }
     }
 
