@@ -13,6 +13,10 @@ pub const STUDENT_FORMATS: &[(&str, &str)] = &[
         include_str!("../templates/student/fine-tune-cot.jinja"),
     ),
     ("chat", include_str!("../templates/student/chat.jinja")),
+    (
+        "seq2seq",
+        include_str!("../templates/student/seq2seq.jinja"),
+    ),
 ];
 
 /// Built-in teacher prompts: name → template text.

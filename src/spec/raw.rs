@@ -321,7 +321,8 @@ pub struct StudentSpec {
     #[serde(default = "d_seq")]
     pub max_seq_len: usize,
     /// Student format: a template in `templates/student/` (`qa`, `fine-tune-cot`, `chat` — the
-    /// ChatML turns SmolLM2-Instruct was tuned on) or a path to a
+    /// ChatML turns SmolLM2-Instruct was tuned on, `seq2seq` — the question for a T5 encoder,
+    /// rationale and answer for its decoder) or a path to a
     /// `.jinja` file with blocks `prompt`, `rationale`, `answer`. Default: `qa`.
     #[serde(default = "d_format")]
     pub format: String,

@@ -23,7 +23,7 @@ use crate::error::Result;
 use crate::select::{Scored, jaccard, ngrams};
 use crate::spec::RunSpec;
 use crate::student::format;
-use crate::student::score::answer_nll;
+use crate::student::score::answer_nll_rd;
 use crate::student::tokenizer::Tok;
 use crate::student::train::{Budget, TrainExample, TrainOptions, train};
 use crate::student::{init_student, load_named, load_pretrained, model_config};
@@ -228,11 +228,17 @@ impl Stage for Score {
             .iter()
             .filter(|e| labels.contains_key(e.id.as_str()))
             .collect();
-        let without_pairs: Vec<(String, String)> = labelled
+        let without_pairs: Vec<(String, String, String)> = labelled
             .iter()
-            .map(|e| (fmt.prompt(&e.question), fmt.answer(label_of(&e.id))))
+            .map(|e| {
+                (
+                    fmt.prompt(&e.question),
+                    String::new(),
+                    fmt.answer(label_of(&e.id)),
+                )
+            })
             .collect();
-        let without = answer_nll(&model, &tok, &without_pairs, spec.score.batch_size, device);
+        let without = answer_nll_rd(&model, &tok, &without_pairs, spec.score.batch_size, device);
         let nll_q: HashMap<&str, f64> = labelled
             .iter()
             .map(|e| e.id.as_str())
@@ -240,17 +246,15 @@ impl Stage for Score {
             .collect();
         let mut with = Vec::with_capacity(rationales.len());
         for chunk in rationales.chunks(spec.score.batch_size * 4) {
-            let pairs: Vec<(String, String)> = chunk
+            let pairs: Vec<(String, String, String)> = chunk
                 .iter()
                 .map(|r| {
                     let e = by_id[r.question_id.as_str()];
-                    (
-                        format::with_rationale(&fmt, &e.question, &r.body),
-                        fmt.answer(label_of(&e.id)),
-                    )
+                    let (prompt, context) = format::rd_context(&fmt, &e.question, &r.body);
+                    (prompt, context, fmt.answer(label_of(&e.id)))
                 })
                 .collect();
-            with.extend(answer_nll(
+            with.extend(answer_nll_rd(
                 &model,
                 &tok,
                 &pairs,

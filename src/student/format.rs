@@ -49,7 +49,15 @@ pub fn train_example(
 
 /// RD's context q + r: the prompt followed by the rationale's reasoning.
 pub fn with_rationale(fmt: &StudentFormat, question: &str, body: &str) -> String {
-    format!("{}{}", fmt.prompt(question), fmt.rationale(body.trim()))
+    let (prompt, rationale) = rd_context(fmt, question, body);
+    format!("{prompt}{rationale}")
+}
+
+/// RD's context as its two parts, the prompt (q) and the rationale's reasoning (r): a
+/// decoder-only student reads them as one text ([`with_rationale`]), an encoder–decoder reads q
+/// with its encoder and r with its decoder.
+pub fn rd_context(fmt: &StudentFormat, question: &str, body: &str) -> (String, String) {
+    (fmt.prompt(question), fmt.rationale(body.trim()))
 }
 
 /// The stop test of decoding: whether a generated text already holds a complete answer

@@ -34,16 +34,70 @@ pub fn answer_nll(
             }
         })
         .collect();
+    examples_nll(model, tok.pad, &examples, batch_size, device)
+}
+
+/// RD's NLLs for `(prompt, context, answer)` triples: the answer's mean NLL after the prompt
+/// and the context (the rationale; empty for PPL(a | q)). A decoder-only student reads
+/// `prompt ++ context` as one text ([`answer_nll`]); an encoder–decoder reads the prompt with its
+/// encoder and the context before the answer with its decoder, so RD is
+/// `PPL(a | enc(q), r) / PPL(a | enc(q))`.
+pub fn answer_nll_rd(
+    model: &Lm,
+    tok: &Tok,
+    triples: &[(String, String, String)],
+    batch_size: usize,
+    device: &Device,
+) -> Vec<f64> {
+    if model.decoder_start().is_none() {
+        let pairs: Vec<(String, String)> = triples
+            .iter()
+            .map(|(p, c, a)| (format!("{p}{c}"), a.clone()))
+            .collect();
+        return answer_nll(model, tok, &pairs, batch_size, device);
+    }
+    let limit = model.max_seq_len();
+    let examples: Vec<TrainExample> = triples
+        .iter()
+        .map(|(p, c, a)| {
+            let target = tok.encode(a);
+            let mut context = tok.encode(c);
+            // Keep the answer whole in the decoder: cut the rationale from the left if needed.
+            let room = limit.saturating_sub(target.len());
+            if context.len() > room {
+                context.drain(..context.len() - room);
+            }
+            TrainExample {
+                prompt: tok.encode(p),
+                context,
+                target,
+            }
+        })
+        .collect();
+    examples_nll(model, tok.pad, &examples, batch_size, device)
+}
+
+/// Mean NLL over each example's target positions, batched in length order.
+fn examples_nll(
+    model: &Lm,
+    pad: u32,
+    examples: &[TrainExample],
+    batch_size: usize,
+    device: &Device,
+) -> Vec<f64> {
+    let limit = model.max_seq_len();
     // Batches of similar lengths waste little on padding: score in length order, answer in
     // the caller's order.
     let mut order: Vec<usize> = (0..examples.len()).collect();
-    order.sort_by_key(|&i| examples[i].prompt.len() + examples[i].target.len());
-    let mut out = vec![0f64; pairs.len()];
+    order.sort_by_key(|&i| {
+        examples[i].prompt.len() + examples[i].context.len() + examples[i].target.len()
+    });
+    let mut out = vec![0f64; examples.len()];
     for idx in order.chunks(batch_size.max(1)) {
         let refs: Vec<&TrainExample> = idx.iter().map(|&i| &examples[i]).collect();
         // A batch whose answers are all empty (or cut away) has nothing to score: its rows
         // keep NLL 0, and no empty tensor reaches the model.
-        let Some(lb) = batch_for(model, &refs, tok.pad, limit, device) else {
+        let Some(lb) = batch_for(model, &refs, pad, limit, device) else {
             continue;
         };
         let nll: Vec<f32> = position_nll(model, &lb).into_data().iter::<f32>().collect();
