@@ -69,6 +69,19 @@ check-export: setup-llama
     export MORSD_DATA="${MORSD_DATA:-$(cd .. && pwd)/shared/data}"
     cargo test --test export --test export_gguf -- --nocapture --test-threads 1
 
+# Every student family against Hugging Face transformers and PEFT, live: regenerates the tiny
+# random checkpoints and their reference outputs (scripts/make_family_fixtures.py) with the
+# installed transformers into a temporary folder and runs tests/families.rs against it, so a
+# newer transformers can be checked; the committed fixtures are what `just test` compares with.
+check-families:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    eval "$(bash scripts/setup-torch.sh | sed 's/^/export /')"
+    out="$(mktemp -d)"
+    trap 'rm -rf "$out"' EXIT
+    "$MORSD_TORCH_PYTHON" scripts/make_family_fixtures.py --out "$out"
+    MORSD_FAMILY_FIXTURES="$out" cargo test --test families -- --nocapture
+
 # The whole test suite (sets up the llama.cpp server, Chromium and torch + transformers + PEFT for
 # the export checks, finds the shared data root first).
 test: setup-llama setup-browser

@@ -9,7 +9,7 @@
 use burn::prelude::*;
 use morsd::student::decode::{DecodeOptions, greedy_ids};
 use morsd::student::tokenizer::Tok;
-use morsd::student::train::{Budget, TrainExample, TrainOptions, lm_batch, position_nll, train};
+use morsd::student::train::{Budget, TrainExample, TrainOptions, batch_for, position_nll, train};
 use morsd::student::{Lm, init_student, lora, model_config};
 use serde_json::json;
 use std::time::Instant;
@@ -25,6 +25,8 @@ struct Work {
     score_reps: usize,
     prompt: usize,
     new_tokens: usize,
+    /// Encoder tokens per training/scoring row (an encoder–decoder; 0 for a decoder).
+    encoder: usize,
 }
 
 /// SmolLM2 as `student.weights` would name it: the GGUF setup-llama.sh fetched, else the
@@ -56,21 +58,41 @@ fn scratch(max_seq: usize, device: &Device) -> (Lm, Tok, serde_json::Value) {
     (init_student(&config, 0, device), tok, cfg)
 }
 
+/// A T5 v1.1-small-shaped encoder–decoder (`google/t5-v1_1-small`: width 512, 8 + 8 layers,
+/// 6 heads of 64, gated-GELU 1024, vocabulary 32128) with random weights, and a T5 tokenizer
+/// (the Flan-T5 fixture's; only its ids matter here).
+fn t5(max_seq: usize, device: &Device) -> (Lm, Tok, serde_json::Value) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/families/flan-t5");
+    let tok = morsd::student::load_checkpoint(&dir, 8, device)
+        .expect("the Flan-T5 fixture")
+        .tok;
+    let config = morsd::student::T5Config::new(32128, 512, 64, 1024, 8, 8, 6, 32, 128, true, false, max_seq);
+    let cfg = json!({"vocab_size": 32128, "d_model": 512, "d_kv": 64, "d_ff": 1024, "layers": 8,
+        "heads": 6, "buckets": 32, "max_distance": 128});
+    let _guard = morsd::student::INIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    device.seed(0);
+    let model = Lm::T5(config.init(device));
+    morsd::student::materialise(&model);
+    (model, tok, cfg)
+}
+
 fn examples(tok: &Tok, w: &Work) -> Vec<TrainExample> {
-    // A one-token prompt, so every one of the `seq` positions carries loss (as in PyTorch).
-    let ids = tok.encode(&TEXT.repeat(1 + 4 * w.seq / TEXT.len().max(1)));
+    // A one-token prompt, so every one of the `seq` positions carries loss (as in PyTorch); an
+    // encoder–decoder reads `encoder` tokens and predicts the next `seq`.
+    let ids = tok.encode(&TEXT.repeat(1 + 4 * (w.seq + w.encoder) / TEXT.len().max(1)));
+    let head = w.encoder.max(1);
     (0..w.batch)
         .map(|r| {
             let s: Vec<u32> = ids
                 .iter()
                 .cycle()
                 .skip(r)
-                .take(w.seq + 1)
+                .take(head + w.seq)
                 .copied()
                 .collect();
             TrainExample {
-                prompt: s[..1].to_vec(),
-                target: s[1..].to_vec(),
+                prompt: s[..head].to_vec(),
+                target: s[head..].to_vec(),
                 ..Default::default()
             }
         })
@@ -122,7 +144,7 @@ fn measure(model: Lm, tok: &Tok, w: &Work, ad: &Device, device: &Device) -> [f64
     // (b) forward-only scoring of every position.
     if run("score") {
         let refs: Vec<&TrainExample> = data.iter().collect();
-        let lb = lm_batch(&refs, tok.pad, w.seq, device).expect("bench rows have targets");
+        let lb = batch_for(&model, &refs, tok.pad, w.seq, device).expect("bench rows have targets");
         let _ = position_nll(&model, &lb).sum().into_scalar::<f32>();
         let t0 = Instant::now();
         for _ in 0..w.score_reps {
@@ -255,6 +277,7 @@ fn peak(mode: &str) {
         score_reps: 0,
         prompt: 0,
         new_tokens: 0,
+        encoder: 0,
     };
     let data = examples(&tok, &w);
     let bar = indicatif::ProgressBar::hidden();
@@ -289,6 +312,7 @@ fn main() {
             score_reps: 30,
             prompt: 32,
             new_tokens: 32,
+            encoder: 0,
         },
         Work {
             name: "SmolLM2-135M (Q4_1 GGUF → f32)",
@@ -298,6 +322,17 @@ fn main() {
             score_reps: 2,
             prompt: 64,
             new_tokens: 32,
+            encoder: 0,
+        },
+        Work {
+            name: "T5 v1.1-small shape (encoder–decoder, 77M, random)",
+            batch: 8,
+            seq: 128,
+            train_steps: 3,
+            score_reps: 3,
+            prompt: 128,
+            new_tokens: 32,
+            encoder: 128,
         },
     ];
     // 1. morsd and PyTorch eager (same shapes, workload and matmuls), model by model, in
@@ -319,7 +354,10 @@ fn main() {
         "cuda"
     };
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let py = torch_py.as_ref().filter(|_| only.is_none());
+    // (MORSD_BENCH_TORCH=1 keeps PyTorch beside a MORSD_BENCH_ONLY workload.)
+    let py = torch_py
+        .as_ref()
+        .filter(|_| only.is_none() || std::env::var("MORSD_BENCH_TORCH").is_ok_and(|v| v == "1"));
     let mut torch_failed: Option<String> = None;
     // One run of scripts/bench_torch.py: its JSON lines.
     let mut torch_run = |cfg: serde_json::Value| -> Vec<serde_json::Value> {
@@ -356,7 +394,7 @@ fn main() {
     let mut their_gemm: Vec<Option<f64>> = vec![None; GEMM_SIZES.len()];
     for round in 0..rounds {
         for (i, w) in works.iter().enumerate() {
-            if !wanted(["scratch", "smollm2"][i]) {
+            if !wanted(["scratch", "smollm2", "t5"][i]) {
                 if round == 0 {
                     cfgs.push(json!({"name": w.name, "skip": true}));
                 }
@@ -364,10 +402,10 @@ fn main() {
             }
             let max_seq = w.seq.max(w.prompt + w.new_tokens);
             let ad = device.clone().autodiff();
-            let (model, tok, cfg) = if i == 0 {
-                scratch(max_seq, &ad)
-            } else {
-                smollm2(max_seq, &ad)
+            let (model, tok, cfg) = match i {
+                0 => scratch(max_seq, &ad),
+                1 => smollm2(max_seq, &ad),
+                _ => t5(max_seq, &ad),
             };
             eprintln!("round {}/{rounds}, morsd: {}", round + 1, w.name);
             let m = measure(model, &tok, w, &ad, &device);
@@ -379,6 +417,10 @@ fn main() {
                 "new_tokens": w.new_tokens});
             if i == 0 {
                 m["arch"] = json!("gpt");
+            }
+            if i == 2 {
+                m["arch"] = json!("t5");
+                m["encoder"] = json!(w.encoder);
             }
             if round == 0 {
                 cfgs.push(m.clone());
@@ -499,10 +541,10 @@ alternate morsd and PyTorch (`MORSD_BENCH_ROUNDS`).\n\n",
         .iter()
         .enumerate()
         {
-            let shape = if k == 2 {
-                format!("{} × {}+{}", w.batch, w.prompt, w.new_tokens)
-            } else {
-                format!("{} × {}", w.batch, w.seq)
+            let shape = match (k, w.encoder) {
+                (2, _) => format!("{} × {}+{}", w.batch, w.prompt, w.new_tokens),
+                (_, 0) => format!("{} × {}", w.batch, w.seq),
+                (_, e) => format!("{} × ({e} → {})", w.batch, w.seq),
             };
             let t = theirs[i][k];
             s += &format!(

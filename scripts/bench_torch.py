@@ -182,6 +182,54 @@ def gemm(n, reps=None):
     return 2 * n**3 * reps / (time.perf_counter() - t0) / 1e9
 
 
+def t5_rows(m, sync):
+    """The T5 row: transformers' T5ForConditionalGeneration on the same shapes (random init):
+    the encoder reads `encoder` tokens (+ </s>), the decoder predicts `seq`; greedy decoding with
+    generate's KV cache (cross-attention keys and values computed once)."""
+    import transformers
+    c = m["config"]
+    cfg = transformers.T5Config(
+        vocab_size=c["vocab_size"], d_model=c["d_model"], d_kv=c["d_kv"], d_ff=c["d_ff"],
+        num_layers=c["layers"], num_decoder_layers=c["layers"], num_heads=c["heads"],
+        relative_attention_num_buckets=c["buckets"], relative_attention_max_distance=c["max_distance"],
+        feed_forward_proj="gated-gelu", tie_word_embeddings=False, dropout_rate=0.0,
+        decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
+    model = transformers.T5ForConditionalGeneration(cfg)
+    model.config._attn_implementation = "eager"
+    B, T, E = m["batch"], m["seq"], m["encoder"]
+    enc = torch.randint(2, c["vocab_size"], (B, E + 1))
+    labels = torch.randint(2, c["vocab_size"], (B, T))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    times = []
+    for i in range(m["train_steps"] + 1):
+        t0 = time.perf_counter()
+        loss = model(input_ids=enc, labels=labels).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sync()
+        if i > 0:
+            times.append(time.perf_counter() - t0)
+    print(json.dumps({"model": m["name"], "what": "train step", "tokens_per_s": B * T / (sum(times) / len(times))}), flush=True)
+    model.eval()
+    with torch.no_grad():
+        dec = torch.cat([torch.zeros(B, 1, dtype=torch.long), labels[:, :-1]], 1)
+        times = []
+        for i in range(m["score_reps"] + 1):
+            t0 = time.perf_counter()
+            lp = model(input_ids=enc, decoder_input_ids=dec).logits.log_softmax(-1)
+            _ = lp.gather(2, labels[:, :, None]).sum().item()
+            if i > 0:
+                times.append(time.perf_counter() - t0)
+        print(json.dumps({"model": m["name"], "what": "RD scoring", "tokens_per_s": B * T / (sum(times) / len(times))}), flush=True)
+        P, N = m["prompt"], m["new_tokens"]
+        t0 = time.perf_counter()
+        model.generate(input_ids=enc[:, :P], max_new_tokens=N, min_new_tokens=N, do_sample=False)
+        sync()
+        dt = time.perf_counter() - t0
+        print(json.dumps({"model": m["name"], "what": "greedy decoding", "tokens_per_s": B * N / dt}), flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--config")
@@ -199,6 +247,9 @@ def main():
         print(json.dumps({"what": "gemm", "n": n, "gflops": gemm(n)}), flush=True)
     for m in cfg["models"]:
         if m.get("skip"):
+            continue
+        if m.get("arch") == "t5":
+            t5_rows(m, sync)
             continue
         c = m["config"]
         model = Gpt(c) if m.get("arch") == "gpt" else Llama(c)
