@@ -62,14 +62,18 @@ fn scratch(max_seq: usize, device: &Device) -> (Lm, Tok, serde_json::Value) {
 /// 6 heads of 64, gated-GELU 1024, vocabulary 32128) with random weights, and a T5 tokenizer
 /// (the Flan-T5 fixture's; only its ids matter here).
 fn t5(max_seq: usize, device: &Device) -> (Lm, Tok, serde_json::Value) {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/families/flan-t5");
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/families/flan-t5");
     let tok = morsd::student::load_checkpoint(&dir, 8, device)
         .expect("the Flan-T5 fixture")
         .tok;
-    let config = morsd::student::T5Config::new(32128, 512, 64, 1024, 8, 8, 6, 32, 128, true, false, max_seq);
+    let config =
+        morsd::student::T5Config::new(32128, 512, 64, 1024, 8, 8, 6, 32, 128, true, false, max_seq);
     let cfg = json!({"vocab_size": 32128, "d_model": 512, "d_kv": 64, "d_ff": 1024, "layers": 8,
         "heads": 6, "buckets": 32, "max_distance": 128});
-    let _guard = morsd::student::INIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _guard = morsd::student::INIT_LOCK
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     device.seed(0);
     let model = Lm::T5(config.init(device));
     morsd::student::materialise(&model);

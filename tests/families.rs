@@ -377,3 +377,41 @@ fn a_spec_kind_naming_another_family_is_an_error_naming_both() {
         .to_string();
     assert!(e.contains("\"llama\"") && e.contains("`qwen2`"), "{e}");
 }
+
+#[test]
+fn a_spec_with_weights_needs_no_kind_and_an_unknown_family_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("s.toml");
+    let (qwen2, _) = reference("qwen2");
+    std::fs::write(
+        &spec,
+        format!(
+            "[student]\nweights = {:?}\nmax_seq_len = 32\n",
+            qwen2.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let s = morsd::spec::load(&spec, &[]).unwrap();
+    let student = &s.runs[0].spec.student;
+    assert_eq!(student.kind, "pretrained");
+    let p = morsd::student::load_pretrained(student, &Device::flex()).unwrap();
+    assert_eq!(p.family, Family::Qwen2);
+    // A folder of a family morsd does not build.
+    let other = dir.path().join("gemma");
+    std::fs::create_dir(&other).unwrap();
+    for f in ["config.json", "model.safetensors", "tokenizer.json"] {
+        std::fs::copy(qwen2.join(f), other.join(f)).unwrap();
+    }
+    let mut cfg: Value =
+        serde_json::from_str(&std::fs::read_to_string(other.join("config.json")).unwrap()).unwrap();
+    cfg["model_type"] = "gemma3".into();
+    std::fs::write(other.join("config.json"), cfg.to_string()).unwrap();
+    let e = load_checkpoint(&other, 32, &Device::flex())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("`gemma3`") && e.contains("qwen3 (Qwen3ForCausalLM)"),
+        "{e}"
+    );
+}

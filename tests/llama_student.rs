@@ -460,13 +460,21 @@ fn a_folder_of_another_family_is_an_error_naming_it_not_a_silent_llama() {
             Err(e) => e.to_string(),
         }
     };
-    // A Qwen2 folder has Llama's tensor names (plus q/k/v biases): it must not load as Llama.
+    // A Qwen2 folder has Llama's tensor names plus q/k/v biases: it loads as Qwen2, so Llama
+    // weights labelled Qwen2 miss the biases (never a silent Llama).
     let e = with(&|c| {
         c["model_type"] = "qwen2".into();
         c["architectures"] = serde_json::json!(["Qwen2ForCausalLM"]);
     });
+    assert!(e.contains("self_attn.q_proj.bias"), "{e}");
+    // A family morsd does not build is named, with the supported ones.
+    let e = with(&|c| {
+        c["model_type"] = "gemma3".into();
+    });
     assert!(
-        e.contains("`qwen2`") && e.contains("llama (LlamaForCausalLM)"),
+        e.contains("`gemma3`")
+            && e.contains("llama (LlamaForCausalLM)")
+            && e.contains("t5 (T5ForConditionalGeneration)"),
         "{e}"
     );
     assert!(e.contains("config.json"), "{e}");

@@ -286,7 +286,7 @@ pub struct StudentSpec {
     /// Student kind: `scratch` (a small decoder-only transformer trained from scratch),
     /// `pretrained` (the checkpoint named by `weights`, whose family morsd reads from it), or a
     /// family name (`llama`, `qwen2`, `qwen3`, `gpt2`): a pretrained checkpoint that must be of
-    /// that family. Default: `scratch`.
+    /// that family. Default: `pretrained` when `weights` is set, else `scratch`.
     #[serde(default = "d_student_kind")]
     pub kind: String,
     /// `llama` only: a model name from `morsd models list` (e.g. `smollm2-135m`, fetched with

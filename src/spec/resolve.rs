@@ -307,7 +307,15 @@ fn load_with(path: &Path, sets: &[String], env: impl figment::Provider) -> Resul
     if let Value::Object(m) = &mut sweep_value {
         m.extend(sweep_sets);
     }
-    // 3. The base spec (without the sweep), defaults filled.
+    // 3. The base spec (without the sweep), defaults filled. A student with `weights` and no
+    //    `kind` is a pretrained one, of the checkpoint's own family (a spec needs no
+    //    architecture flag).
+    if let Some(st) = merged.get_mut("student").and_then(|v| v.as_object_mut())
+        && !st.contains_key("kind")
+        && st.get("weights").is_some_and(|w| !w.is_null())
+    {
+        st.insert("kind".into(), "pretrained".into());
+    }
     let base: RawSpec = from_json(path, Value::Object(merged), &text)?;
     let base_json = serde_json::to_value(&base).map_err(Error::run)?;
     // 4. The sweep: known keys, non-empty lists.
