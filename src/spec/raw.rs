@@ -289,20 +289,25 @@ pub struct StudentSpec {
     /// that family. Default: `pretrained` when `weights` is set, else `scratch`.
     #[serde(default = "d_student_kind")]
     pub kind: String,
-    /// `llama` only: a model name from `morsd models list` (e.g. `smollm2-135m`, fetched with
+    /// Pretrained students only: a model name from `morsd models list` (e.g. `smollm2-135m`, fetched with
     /// `morsd models fetch`), a `.gguf` file, or a Hugging Face folder (`config.json`,
     /// `*.safetensors`, `tokenizer.json`). The files' content, not this string, goes into stage
     /// keys. Default: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weights: Option<String>,
-    /// `llama` only: LoRA rank; unset or 0 fine-tunes every weight. Default: unset (full).
+    /// Pretrained students only: LoRA rank; unset or 0 fine-tunes every weight. Default: unset
+    /// (full).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lora_rank: Option<usize>,
-    /// `llama` only: LoRA scale numerator (adapters are scaled by `alpha / rank`). Default: 16.
+    /// Pretrained students only: LoRA scale numerator (adapters are scaled by `alpha / rank`).
+    /// Default: 16 (PEFT's is 8; morsd keeps 16 so cached LoRA runs keep their meaning).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lora_alpha: Option<f64>,
-    /// `llama` only: modules that get LoRA adapters, from `q_proj`, `k_proj`, `v_proj`,
-    /// `o_proj`, `gate_proj`, `up_proj`, `down_proj`. Default: `["q_proj", "v_proj"]`.
+    /// Pretrained students only: modules that get LoRA adapters, by PEFT's names for the
+    /// family (Llama, Qwen2, Qwen3: `q_proj`, `k_proj`, `v_proj`, `o_proj`, `gate_proj`,
+    /// `up_proj`, `down_proj`; GPT-2: `c_attn`, `c_proj`, `c_fc`; T5: `q`, `k`, `v`, `o`, `wi`,
+    /// `wi_0`, `wi_1`, `wo`). Default: PEFT's default for the family (`["q_proj", "v_proj"]`,
+    /// GPT-2 `["c_attn"]`, T5 `["q", "v"]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lora_targets: Option<Vec<String>>,
     /// Model width. Default: 128.

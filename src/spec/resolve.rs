@@ -691,7 +691,7 @@ fn validate(path: &Path, text: &str, s: &RawSpec) -> Result<(TaskRef, Strategy)>
                 ("student.lora_targets", s.student.lora_targets.is_some()),
             ] {
                 if set {
-                    return Err(err(k, "only a `llama` student takes this field".into()));
+                    return Err(err(k, "only a pretrained student takes this field".into()));
                 }
             }
             if !matches!(rd, None | Some("warmup" | "untrained")) {
