@@ -283,17 +283,10 @@ fn lora_step(name: &str, family: Family, dir: &std::path::Path, r: &Value) {
             self.path.pop();
         }
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            let n = self.path.len();
-            if n < 3 || self.path[n - 2] != "lora" {
+            let Some((prefix, part)) = lora::factor_of(self.family, &self.path) else {
                 return;
-            }
-            let part = match self.path[n - 1].as_str() {
-                "a" => "lora_A",
-                "b" => "lora_B",
-                _ => return,
             };
-            let prefix =
-                lora::prefix_of(self.family, &self.path[..n - 2]).expect("a named adapter");
+            let part = ["lora_A", "lora_B"][part];
             let g = param
                 .val()
                 .grad(self.grads)

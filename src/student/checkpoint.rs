@@ -47,7 +47,8 @@ pub struct Checkpoint {
     pub dtypes: HashMap<String, String>,
 }
 
-fn bad(path: &Path, message: impl std::fmt::Display) -> Error {
+/// An input error about `path`.
+pub(crate) fn bad(path: &Path, message: impl std::fmt::Display) -> Error {
     Error::Input {
         path: path.to_path_buf(),
         message: message.to_string(),
@@ -443,6 +444,12 @@ impl Checkpoint {
         if cfg.get("rope_scaling").is_some_and(|v| !v.is_null()) {
             return Err(bad(&cfg_path, "`rope_scaling` is not supported"));
         }
+        if cfg.get("use_sliding_window").and_then(|v| v.as_bool()) == Some(true) {
+            return Err(bad(
+                &cfg_path,
+                "`use_sliding_window = true`: sliding-window attention is not supported",
+            ));
+        }
         // Every Llama-style family takes `head_dim` when the config sets it.
         let base = base.with_head_dim_override(
             cfg.get("head_dim")
@@ -450,8 +457,8 @@ impl Checkpoint {
                 .map(|x| x as usize),
         );
         let config = match family {
-            Family::Qwen2 => super::qwen2::config(base, &cfg, &cfg_path)?,
-            Family::Qwen3 => super::qwen3::config(base, &cfg, &cfg_path)?,
+            Family::Qwen2 => super::qwen2::config(base),
+            Family::Qwen3 => super::qwen3::config(base),
             _ => base,
         };
         // 1. Every safetensors shard, by HF name.

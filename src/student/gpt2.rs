@@ -7,15 +7,16 @@
 //! layout, so its weights load untransposed; the fused `c_attn` `[d, 3d]` is the block's `qkv`.
 //! [`Gpt2::forward_cached`] appends to a [`KvCache`] for decoding.
 
+use super::checkpoint::bad;
 use super::family::LoraModule;
 use super::llama::KvCache;
 use super::model::{Batch, Block};
 use super::tokenizer::Tok;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::kernels::layer_norm;
 use crate::kernels::small_matmul::tied_head;
 use burn::module::Param;
-use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, LinearConfig};
+use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig};
 use burn::prelude::*;
 use std::path::Path;
 
@@ -66,16 +67,7 @@ impl Gpt2Config {
     /// Builds the model with freshly initialised weights on `device`.
     pub fn init(&self, device: &Device) -> Gpt2 {
         let blocks = (0..self.layers)
-            .map(|_| Block {
-                ln1: LayerNormConfig::new(self.d_model).init(device),
-                qkv: LinearConfig::new(self.d_model, 3 * self.d_model).init(device),
-                proj: LinearConfig::new(self.d_model, self.d_model).init(device),
-                ln2: LayerNormConfig::new(self.d_model).init(device),
-                up: LinearConfig::new(self.d_model, self.d_ff).init(device),
-                down: LinearConfig::new(self.d_ff, self.d_model).init(device),
-                heads: self.heads,
-                tanh_gelu: true,
-            })
+            .map(|_| Block::new(self.d_model, self.heads, self.d_ff, true, device))
             .collect();
         Gpt2 {
             wte: EmbeddingConfig::new(self.vocab_size, self.d_model).init(device),
@@ -115,9 +107,7 @@ impl Gpt2 {
         bias: Tensor<4>,
         cache: &mut KvCache,
     ) -> Tensor<3> {
-        if cache.layers.len() != self.blocks.len() {
-            cache.layers = (0..self.blocks.len()).map(|_| None).collect();
-        }
+        cache.fit(self.blocks.len());
         self.run(ids, pos, bias, Some(cache))
     }
 
@@ -144,13 +134,6 @@ impl Gpt2 {
     /// Longest sequence the model is run at.
     pub fn max_seq_len(&self) -> usize {
         self.max_seq_len
-    }
-}
-
-fn bad(path: &Path, message: impl std::fmt::Display) -> Error {
-    Error::Input {
-        path: path.to_path_buf(),
-        message: message.to_string(),
     }
 }
 

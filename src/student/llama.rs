@@ -156,6 +156,13 @@ pub struct KvCache {
 }
 
 impl KvCache {
+    /// Makes room for `n` layers (an empty cache's first step).
+    pub(crate) fn fit(&mut self, n: usize) {
+        if self.layers.len() != n {
+            self.layers = (0..n).map(|_| None).collect();
+        }
+    }
+
     /// Sets an encoder–decoder's encoder input (its output is computed on the first step).
     pub fn set_encoder(&mut self, enc: super::model::EncoderInput) {
         self.encoder = Some((enc, None));
@@ -284,9 +291,7 @@ impl Llama {
         bias: Tensor<4>,
         cache: &mut KvCache,
     ) -> Tensor<3> {
-        if cache.layers.len() != self.blocks.len() {
-            cache.layers = (0..self.blocks.len()).map(|_| None).collect();
-        }
+        cache.fit(self.blocks.len());
         self.run(ids, pos, bias, Some(cache))
     }
 

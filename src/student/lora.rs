@@ -134,6 +134,27 @@ pub fn prefix_of(family: Family, path: &[String]) -> Option<String> {
     block_target(path).and_then(|(l, f)| peft_prefix(family, l, f))
 }
 
+/// Which factor of an adapter a module path names: 0 for `a`, 1 for `b` (burn visits an
+/// adapted weight's factors as `….q_proj.weight.lora.a` and `….lora.b`).
+fn factor_part(path: &[String]) -> Option<usize> {
+    let n = path.len();
+    if n < 3 || path[n - 2] != "lora" {
+        return None;
+    }
+    match path[n - 1].as_str() {
+        "a" => Some(0),
+        "b" => Some(1),
+        _ => None,
+    }
+}
+
+/// The PEFT prefix and the factor (0: `a` = `lora_Aᵀ`, 1: `b` = `lora_Bᵀ`) of the adapter factor
+/// a module path names, if it names one.
+pub fn factor_of(family: Family, path: &[String]) -> Option<(String, usize)> {
+    let part = factor_part(path)?;
+    prefix_of(family, &path[..path.len() - 2]).map(|p| (p, part))
+}
+
 /// Row-major f32 values of a 2-D tensor, transposed (`[r, c]` → `[c, r]`).
 fn transposed(t: Tensor<2>) -> (Vec<usize>, Vec<f32>) {
     let [r, c] = t.dims();
@@ -170,16 +191,10 @@ pub fn save_adapters(
             self.path.pop();
         }
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            let n = self.path.len();
-            if n < 3 || self.path[n - 2] != "lora" {
+            let Some(part) = factor_part(&self.path) else {
                 return;
-            }
-            let part = match self.path[n - 1].as_str() {
-                "a" => 0,
-                "b" => 1,
-                _ => return,
             };
-            let Some(prefix) = prefix_of(self.family, &self.path[..n - 2]) else {
+            let Some(prefix) = prefix_of(self.family, &self.path[..self.path.len() - 2]) else {
                 self.unnamed += 1;
                 return;
             };
@@ -462,16 +477,7 @@ pub fn set_factors(model: Lm, adapters: &Adapters, source: &Path) -> Result<Lm> 
             self.path.pop();
         }
         fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-            let n = self.path.len();
-            if n < 3 || self.path[n - 2] != "lora" {
-                return param;
-            }
-            let part = match self.path[n - 1].as_str() {
-                "a" => 0,
-                "b" => 1,
-                _ => return param,
-            };
-            let Some(prefix) = prefix_of(self.family, &self.path[..n - 2]) else {
+            let Some((prefix, part)) = factor_of(self.family, &self.path) else {
                 return param;
             };
             let Some((fa, fb)) = self.adapters.factors.get(&prefix) else {

@@ -31,16 +31,7 @@ impl StudentConfig {
     /// Builds the model with freshly initialised weights on `device`.
     pub fn init(&self, device: &Device) -> Student {
         let blocks = (0..self.layers)
-            .map(|_| Block {
-                ln1: LayerNormConfig::new(self.d_model).init(device),
-                qkv: LinearConfig::new(self.d_model, 3 * self.d_model).init(device),
-                proj: LinearConfig::new(self.d_model, self.d_model).init(device),
-                ln2: LayerNormConfig::new(self.d_model).init(device),
-                up: LinearConfig::new(self.d_model, self.d_ff).init(device),
-                down: LinearConfig::new(self.d_ff, self.d_model).init(device),
-                heads: self.heads,
-                tanh_gelu: false,
-            })
+            .map(|_| Block::new(self.d_model, self.heads, self.d_ff, false, device))
             .collect();
         Student {
             tok: EmbeddingConfig::new(self.vocab_size, self.d_model).init(device),
@@ -76,6 +67,27 @@ pub struct Block {
 }
 
 impl Block {
+    /// A block of width `d` with `heads` heads and MLP width `d_ff`, freshly initialised;
+    /// `tanh_gelu` for GPT-2's GELU.
+    pub(crate) fn new(
+        d: usize,
+        heads: usize,
+        d_ff: usize,
+        tanh_gelu: bool,
+        device: &Device,
+    ) -> Self {
+        Block {
+            ln1: LayerNormConfig::new(d).init(device),
+            qkv: LinearConfig::new(d, 3 * d).init(device),
+            proj: LinearConfig::new(d, d).init(device),
+            ln2: LayerNormConfig::new(d).init(device),
+            up: LinearConfig::new(d, d_ff).init(device),
+            down: LinearConfig::new(d_ff, d).init(device),
+            heads,
+            tanh_gelu,
+        }
+    }
+
     /// The block on `x` `[b, t, d]`; with `cache` (decoding), attending also to the cached keys
     /// and values, which it extends (`bias` then covers `[b, 1, t, cached + t]`).
     pub(crate) fn forward(
@@ -230,9 +242,7 @@ impl Student {
         bias: Tensor<4>,
         cache: &mut super::llama::KvCache,
     ) -> Tensor<3> {
-        if cache.layers.len() != self.blocks.len() {
-            cache.layers = (0..self.blocks.len()).map(|_| None).collect();
-        }
+        cache.fit(self.blocks.len());
         let mut x = self.tok.forward(ids) + self.pos.forward(pos.clone());
         for (block, slot) in self.blocks.iter().zip(&mut cache.layers) {
             x = block.forward(x, bias.clone(), Some(slot));

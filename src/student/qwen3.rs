@@ -8,24 +8,15 @@
 
 use super::family::Family;
 use super::llama::LlamaConfig;
-use crate::error::{Error, Result};
 use crate::kernels::rms_norm;
 use burn::nn::RmsNorm;
 use burn::prelude::*;
-use std::path::Path;
 
 /// The Llama-decoder config of a Qwen3 `config.json`: per-head q/k norms (its `head_dim`, read
-/// for every Llama-style family, sets the head width).
-/// (`attention_bias`, checked by the caller for every Llama-decoder family, is not built.)
-pub fn config(base: LlamaConfig, cfg: &serde_json::Value, path: &Path) -> Result<LlamaConfig> {
-    if cfg.get("use_sliding_window").and_then(|v| v.as_bool()) == Some(true) {
-        return Err(Error::Input {
-            path: path.to_path_buf(),
-            message: "`use_sliding_window = true`: sliding-window attention is not supported"
-                .into(),
-        });
-    }
-    Ok(base.with_family(Family::Qwen3).with_qk_norm(true))
+/// for every Llama-style family, sets the head width; `attention_bias` and sliding windows are
+/// refused by the checkpoint reader).
+pub fn config(base: LlamaConfig) -> LlamaConfig {
+    base.with_family(Family::Qwen3).with_qk_norm(true)
 }
 
 /// RMSNorm over the last axis of per-head queries or keys `[b, t, heads, hd]`.

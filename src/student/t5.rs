@@ -20,11 +20,12 @@
 //! cross-attention keys and values once, and caches the decoder's self-attention
 //! ([`T5::forward_cached`]).
 
+use super::checkpoint::bad;
 use super::family::LoraModule;
 use super::llama::KvCache;
 use super::model::{Batch, EncoderInput};
 use super::tokenizer::Tok;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::kernels::small_matmul::{linear, tied_head};
 use crate::kernels::{masked_softmax, rms_norm};
 use burn::module::Param;
@@ -404,10 +405,8 @@ impl T5 {
         let [_, t] = ids.dims();
         let device = ids.device();
         let n = self.decoder.len();
-        if let Some(c) = cache.as_deref_mut()
-            && c.layers.len() != 2 * n
-        {
-            c.layers = (0..2 * n).map(|_| None).collect();
+        if let Some(c) = cache.as_deref_mut() {
+            c.fit(2 * n);
         }
         let past = cache
             .as_deref()
@@ -562,13 +561,6 @@ pub fn peft_prefix(path: &[String]) -> Option<String> {
         "base_model.model.{}.block.{layer}.layer.{index}.{module}.{field}",
         path[stack]
     ))
-}
-
-fn bad(path: &Path, message: impl std::fmt::Display) -> Error {
-    Error::Input {
-        path: path.to_path_buf(),
-        message: message.to_string(),
-    }
 }
 
 /// Loads a T5 Hugging Face folder (`config.json`, `*.safetensors`, `tokenizer.json`), run at

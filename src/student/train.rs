@@ -170,6 +170,24 @@ pub struct LmBatch {
     pub tokens: u64,
 }
 
+impl LmBatch {
+    /// The batch with its loss positions `(row, column, target id)`.
+    fn new(batch: Batch, loss_at: &[(usize, usize, u32)], tokens: u64, device: &Device) -> Self {
+        let t = batch.ids.dims()[1];
+        let pos: Vec<i64> = loss_at
+            .iter()
+            .map(|&(r, j, _)| (r * t + j) as i64)
+            .collect();
+        LmBatch {
+            batch,
+            positions: Tensor::from_data(TensorData::new(pos, [loss_at.len()]), device),
+            target_ids: loss_at.iter().map(|&(_, _, id)| id).collect(),
+            rows: loss_at.iter().map(|&(r, _, _)| r).collect(),
+            tokens,
+        }
+    }
+}
+
 /// Negative log-likelihood `[n]` of each loss position. Only those positions go through the
 /// output head, so a 49k-token vocabulary costs `n × vocab`, not `b × t × vocab`.
 pub fn position_nll(model: &Lm, lb: &LmBatch) -> Tensor<1> {
@@ -237,19 +255,7 @@ pub fn lm_batch(
         return None;
     }
     let batch = Batch::new(&inputs, pad, false, device);
-    let t = batch.ids.dims()[1];
-    let n = loss_at.len();
-    let pos: Vec<i64> = loss_at
-        .iter()
-        .map(|&(r, j, _)| (r * t + j) as i64)
-        .collect();
-    Some(LmBatch {
-        batch,
-        positions: Tensor::from_data(TensorData::new(pos, [n]), device),
-        target_ids: loss_at.iter().map(|&(_, _, id)| id).collect(),
-        rows: loss_at.iter().map(|&(r, _, _)| r).collect(),
-        tokens,
-    })
+    Some(LmBatch::new(batch, &loss_at, tokens, device))
 }
 
 /// Whether an example has a loss position for `model` (an encoder–decoder truncates its
@@ -313,19 +319,7 @@ pub fn seq2seq_batch(
     }
     let mut batch = Batch::new(&dec, pad, false, device);
     batch.encoder = Some(super::model::EncoderInput::new(&enc, pad, device));
-    let t = batch.ids.dims()[1];
-    let n = loss_at.len();
-    let pos: Vec<i64> = loss_at
-        .iter()
-        .map(|&(r, j, _)| (r * t + j) as i64)
-        .collect();
-    Some(LmBatch {
-        batch,
-        positions: Tensor::from_data(TensorData::new(pos, [n]), device),
-        target_ids: loss_at.iter().map(|&(_, _, id)| id).collect(),
-        rows: loss_at.iter().map(|&(r, _, _)| r).collect(),
-        tokens,
-    })
+    Some(LmBatch::new(batch, &loss_at, tokens, device))
 }
 
 /// The sequences [`train`] draws, step by step: epoch orders ([`epoch_order`]) one after the
