@@ -106,6 +106,29 @@ bench: setup-llama
     cargo run --quiet --example bench -- results/bench/bench.md "$MORSD_TORCH_PYTHON"
     cargo run --quiet --example bench_teacher -- results/bench/teacher.md
 
+# The same table with a third column, morsd on burn's `tch` backend (libtorch from PyPI's
+# torch==2.9.0 on the CPU, which tch 0.22 wants exactly; LIBTORCH_USE_PYTORCH=1 links against
+# that wheel). Builds with `--features tch` in a target dir of its own ($CARGO_TARGET_DIR-tch),
+# so the default build is not recompiled with other burn features. → results/bench/bench-tch.md
+bench-tch: setup-llama
+    #!/usr/bin/env bash
+    set -euo pipefail
+    eval "$(bash scripts/setup-llama.sh | sed 's/^/export /')"
+    eval "$(bash scripts/setup-torch.sh | sed 's/^/export /')"
+    eval "$(bash scripts/setup-tch.sh "$MORSD_TORCH_PYTHON" | sed 's/^/export /')"
+    MORSD_BENCH_TCH=1 cargo run --quiet --features tch --example bench -- results/bench/bench-tch.md "$MORSD_TORCH_PYTHON"
+
+# The test suite on burn's tch backend (MORSD_DEVICE=tch; libtorch from PyPI's torch 2.9.0, CPU)
+test-tch: setup-llama setup-browser
+    #!/usr/bin/env bash
+    set -euo pipefail
+    eval "$(bash scripts/setup-llama.sh | sed 's/^/export /')"
+    eval "$(bash scripts/setup-browser.sh | sed 's/^/export /')"
+    eval "$(bash scripts/setup-torch.sh | sed 's/^/export /')"
+    eval "$(bash scripts/setup-tch.sh "$MORSD_TORCH_PYTHON" | sed 's/^/export /')"
+    export MORSD_DATA="${MORSD_DATA:-$(cd .. && pwd)/shared/data}"
+    MORSD_DEVICE=tch cargo test --features tch --no-fail-fast
+
 # Picks the study by backend: MORSD_DEVICE=wgpu|tch runs the full-scale one, otherwise the CPU one.
 # results/paper/ is untracked; the committed reference study is reference/paper/.
 # The paper's claims → results/paper/ (main table, ablation over k, min- vs max-RD, CLAIMS.md)

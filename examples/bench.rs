@@ -4,6 +4,10 @@
 //! (forward only) and (c) greedy decoding; plus the peak memory of one SmolLM2 fine-tuning
 //! step at batch 8 × 256 (full and LoRA), each in a child process of its own.
 //!
+//! Built with `--features tch` and run with `MORSD_BENCH_TCH=1` (`just bench-tch`), every row is
+//! also measured on burn's `tch` backend (libtorch from PyPI's torch 2.9.0, on the CPU) in the
+//! same rounds, as a third column: PyTorch's own kernels with burn's overhead on top.
+//!
 //! usage: bench OUT.md [TORCH_PYTHON]     (internal: bench --peak full|lora)
 
 use burn::prelude::*;
@@ -292,6 +296,19 @@ fn peak(mode: &str) {
     println!("{:.3}", peak_gib());
 }
 
+/// burn's libtorch CPU device, when this build has the `tch` feature and `MORSD_BENCH_TCH=1`
+/// asks for its column.
+fn tch_device() -> Option<Device> {
+    if !std::env::var("MORSD_BENCH_TCH").is_ok_and(|v| v == "1") {
+        return None;
+    }
+    #[cfg(feature = "tch")]
+    #[allow(deprecated)]
+    return Some(Device::libtorch());
+    #[cfg(not(feature = "tch"))]
+    panic!("MORSD_BENCH_TCH=1 needs a build with --features tch (`just bench-tch`)");
+}
+
 fn main() {
     morsd::malloc::tune();
     let args: Vec<String> = std::env::args().collect();
@@ -390,11 +407,14 @@ fn main() {
             *a = Some(a.map_or(b, |a| a.max(b)));
         }
     };
+    let tch = tch_device();
     let mut ours = vec![[0.0f64; 3]; works.len()];
+    let mut on_tch = vec![[0.0f64; 3]; works.len()];
     let mut theirs: Vec<[Option<f64>; 3]> = vec![[None; 3]; works.len()];
     let mut cfgs: Vec<serde_json::Value> = Vec::new();
     const GEMM_SIZES: [usize; 2] = [512, 2048];
     let mut our_gemm = vec![0.0f64; GEMM_SIZES.len()];
+    let mut tch_gemm = vec![0.0f64; GEMM_SIZES.len()];
     let mut their_gemm: Vec<Option<f64>> = vec![None; GEMM_SIZES.len()];
     for round in 0..rounds {
         for (i, w) in works.iter().enumerate() {
@@ -415,6 +435,19 @@ fn main() {
             let m = measure(model, &tok, w, &ad, &device);
             for k in 0..3 {
                 best(&mut ours[i][k], m[k]);
+            }
+            if let Some(t) = &tch {
+                let ad = t.clone().autodiff();
+                let (model, tok, _) = match i {
+                    0 => scratch(max_seq, &ad),
+                    1 => smollm2(max_seq, &ad),
+                    _ => t5(max_seq, &ad),
+                };
+                eprintln!("round {}/{rounds}, morsd on tch: {}", round + 1, w.name);
+                let m = measure(model, &tok, w, &ad, t);
+                for k in 0..3 {
+                    best(&mut on_tch[i][k], m[k]);
+                }
             }
             let mut m = json!({"name": w.name, "config": cfg, "batch": w.batch, "seq": w.seq,
                 "train_steps": w.train_steps, "score_reps": w.score_reps, "prompt": w.prompt,
@@ -446,6 +479,9 @@ fn main() {
             eprintln!("round {}/{rounds}, GEMM", round + 1);
             for (k, &n) in GEMM_SIZES.iter().enumerate() {
                 best(&mut our_gemm[k], gemm_gflops(n, &device));
+                if let Some(t) = &tch {
+                    best(&mut tch_gemm[k], gemm_gflops(n, t));
+                }
             }
             let lines = torch_run(json!({"threads": threads, "device": torch_device,
                 "models": [], "gemm": GEMM_SIZES}));
@@ -533,9 +569,21 @@ alternate morsd and PyTorch (`MORSD_BENCH_ROUNDS`).\n\n",
         peak.map_or("unknown".into(), |p| format!("{p:.0} GFLOP/s")),
     );
     s += &format!("{torch_note}.\n\n");
-    s += "| model | operation | batch × seq | morsd | PyTorch | morsd ÷ PyTorch |\n|---|---|---|---|---|---|\n";
+    if tch.is_some() {
+        s += "The `morsd on tch` column is the same morsd code on burn's `tch` backend (burn-tch 0.22.1 over \
+libtorch from PyPI's torch 2.9.0, CPU, built by `just bench-tch`): PyTorch's own kernels with burn's \
+overhead on top. morsd's fused kernels run on `flex` only; on tch the same ops are burn's decomposed ones.\n\n";
+        s += "| model | operation | batch × seq | morsd | PyTorch | morsd ÷ PyTorch | morsd on tch | tch ÷ PyTorch |\n|---|---|---|---|---|---|---|---|\n";
+    } else {
+        s += "| model | operation | batch × seq | morsd | PyTorch | morsd ÷ PyTorch |\n|---|---|---|---|---|---|\n";
+    }
     let ratio = |a: f64, t: Option<f64>| t.map_or("–".into(), |t| format!("{:.2}", a / t));
     let num = |t: Option<f64>| t.map_or("–".into(), |t| format!("{t:.0}"));
+    // The tch cells of a row (none without the tch column), and the row's end.
+    let tch_cells = |ours: f64, t: Option<f64>| match &tch {
+        Some(_) => format!(" {ours:.0} | {} |\n", ratio(ours, t)),
+        None => "\n".to_string(),
+    };
     for (i, w) in works.iter().enumerate() {
         for (k, what) in [
             "train step (tok/s)",
@@ -552,21 +600,23 @@ alternate morsd and PyTorch (`MORSD_BENCH_ROUNDS`).\n\n",
             };
             let t = theirs[i][k];
             s += &format!(
-                "| {} | {what} | {shape} | {:.0} | {} | {} |\n",
+                "| {} | {what} | {shape} | {:.0} | {} | {} |",
                 w.name,
                 ours[i][k],
                 num(t),
                 ratio(ours[i][k], t)
             );
+            s += &tch_cells(on_tch[i][k], t);
         }
     }
     for (k, n) in GEMM_SIZES.iter().enumerate() {
         s += &format!(
-            "| f32 matmul (`torch.mm`) | GEMM (GFLOP/s) | {n}² | {:.0} | {} | {} |\n",
+            "| f32 matmul (`torch.mm`) | GEMM (GFLOP/s) | {n}² | {:.0} | {} | {} |",
             our_gemm[k],
             num(their_gemm[k]),
             ratio(our_gemm[k], their_gemm[k])
         );
+        s += &tch_cells(tch_gemm[k], their_gemm[k]);
     }
     s += "\nPeak resident memory (VmHWM of a process that loads SmolLM2 and runs one optimiser step \
 of AdamW over 8 sequences × 256 tokens; weights, gradients, optimiser state and activations, all f32). \

@@ -301,7 +301,7 @@ fn a_tiny_llama_lora_run_exports_to_hf_peft_and_gguf_and_each_consumer_agrees() 
     export_ok(&p, "--run seed=0 --format gguf --dtype f32", &gg);
     let file = only_file(&gg, "gguf");
     assert_eq!(llama_cpp_greedy(&file, &ours, 12), continuations(&ours));
-    let device = burn::prelude::Device::flex();
+    let device = morsd::device_from_env().unwrap();
     let (trained, tok) = morsd::student::load::load_student(&entry, &device).unwrap();
     let p2 = morsd::student::load_named(file.to_str().unwrap(), 96, &device).unwrap();
     let (exported, tok2) = (p2.model, p2.tok);

@@ -91,7 +91,7 @@ fn check(name: &str, family: Family, seq2seq: bool) {
     let (dir, r) = reference(name);
     assert_eq!(r["family"], name);
     assert_eq!(r["kind"], if seq2seq { "seq2seq" } else { "decoder" });
-    let device = Device::flex();
+    let device = morsd::device_from_env().unwrap();
     // 1. The checkpoint loads as its own family, with the reference's tokenizer (T5's closes
     //    its text with `</s>`, which morsd adds where the encoder reads it).
     let p = load_checkpoint(&dir, len_of(family), &device).unwrap();
@@ -223,7 +223,7 @@ fn check(name: &str, family: Family, seq2seq: bool) {
 /// PEFT's default targets, its saved adapters, one loss and backward: loss and gradients.
 fn lora_step(name: &str, family: Family, dir: &std::path::Path, r: &Value) {
     let l = &r["lora"];
-    let device = Device::flex().autodiff();
+    let device = morsd::device_from_env().unwrap().autodiff();
     let p = load_checkpoint(dir, len_of(family), &device).unwrap();
     let want_targets: Vec<String> = l["targets"]
         .as_array()
@@ -364,7 +364,7 @@ fn a_spec_kind_naming_another_family_is_an_error_naming_both() {
         dir.to_str().unwrap()
     ))
     .unwrap();
-    let e = morsd::student::load_pretrained(&spec, &Device::flex())
+    let e = morsd::student::load_pretrained(&spec, &morsd::device_from_env().unwrap())
         .err()
         .unwrap()
         .to_string();
@@ -387,7 +387,7 @@ fn a_spec_with_weights_needs_no_kind_and_an_unknown_family_is_named() {
     let s = morsd::spec::load(&spec, &[]).unwrap();
     let student = &s.runs[0].spec.student;
     assert_eq!(student.kind, "pretrained");
-    let p = morsd::student::load_pretrained(student, &Device::flex()).unwrap();
+    let p = morsd::student::load_pretrained(student, &morsd::device_from_env().unwrap()).unwrap();
     assert_eq!(p.family, Family::Qwen2);
     // A folder of a family morsd does not build.
     let other = dir.path().join("gemma");
@@ -399,7 +399,7 @@ fn a_spec_with_weights_needs_no_kind_and_an_unknown_family_is_named() {
         serde_json::from_str(&std::fs::read_to_string(other.join("config.json")).unwrap()).unwrap();
     cfg["model_type"] = "gemma3".into();
     std::fs::write(other.join("config.json"), cfg.to_string()).unwrap();
-    let e = load_checkpoint(&other, 32, &Device::flex())
+    let e = load_checkpoint(&other, 32, &morsd::device_from_env().unwrap())
         .err()
         .unwrap()
         .to_string();

@@ -8,7 +8,6 @@
 
 mod common;
 
-use burn::prelude::*;
 use common::{Project, text};
 use morsd::answer::{extract, matches};
 use morsd::spec::TaskKind;
@@ -49,7 +48,7 @@ fn overrides(weights: &str, fmt: &str) -> Vec<String> {
 
 /// Accuracy of the checkpoint as loaded on the same task's test questions.
 fn untrained_accuracy(weights: &std::path::Path, fmt: &str) -> f64 {
-    let device = Device::flex();
+    let device = morsd::device_from_env().unwrap();
     let data = synthetic::generate(
         TaskKind::Arithmetic,
         &DataSpec {

@@ -32,7 +32,7 @@ fn accuracy(
 
 #[test]
 fn student_learns_coin_flip_from_correct_rationales() {
-    let device = Device::flex();
+    let device = morsd::device_from_env().unwrap();
     // 1. Task and correct-only rationales.
     let data = synthetic::generate(
         TaskKind::CoinFlip,

@@ -84,7 +84,7 @@ fn checkpoint_names_shapes_and_tokenizer() {
 
 #[test]
 fn forward_matches_an_independent_reference() {
-    let device = Device::flex();
+    let device = morsd::device_from_env().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let t = tiny::write(dir.path(), 2, GgmlDType::F32);
     let ids = t.tok.encode(TEXT);
@@ -143,7 +143,7 @@ fn quantized_gguf_dequantizes_within_the_format_bound() {
 
 #[test]
 fn kv_cache_decoding_equals_full_recompute_and_padding_changes_nothing() {
-    let device = Device::flex();
+    let device = morsd::device_from_env().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let t = tiny::write(dir.path(), 4, GgmlDType::F32);
     let (model, tok) = load(&t.hf, &device);
@@ -229,7 +229,7 @@ fn opts(batch: usize, accum: usize) -> TrainOptions {
 
 #[test]
 fn gradient_accumulation_matches_one_large_batch() {
-    let device = Device::flex();
+    let device = morsd::device_from_env().unwrap();
     let ad = device.clone().autodiff();
     let dir = tempfile::tempdir().unwrap();
     let t = tiny::write(dir.path(), 5, GgmlDType::F32);
@@ -267,7 +267,7 @@ fn gradient_accumulation_matches_one_large_batch() {
 
 #[test]
 fn lora_trains_only_adapters_and_merges_to_the_same_model() {
-    let device = Device::flex();
+    let device = morsd::device_from_env().unwrap();
     let ad = device.clone().autodiff();
     let dir = tempfile::tempdir().unwrap();
     let t = tiny::write(dir.path(), 6, GgmlDType::F32);
