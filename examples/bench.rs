@@ -556,10 +556,15 @@ fn main() {
     } else {
         "morsd's fused kernels (src/kernels)"
     };
+    let recipe = if tch.is_some() {
+        "just bench-tch"
+    } else {
+        "just bench"
+    };
     let mut s =
         format!("# Student throughput: morsd (burn `{backend}`) vs PyTorch eager (CPU)\n\n");
     s += &format!(
-        "Produced by `just bench` (`MORSD_DEVICE={backend}`) at commit `{}` on {cpu}; nominal f32 peak {} \
+        "Produced by `{recipe}` (`MORSD_DEVICE={backend}`) at commit `{}` on {cpu}; nominal f32 peak {} \
 (cores × clock × 2 FMA units × lanes × 2). morsd: burn 0.22.1; on the default `flex` backend the matmuls are \
 the `gemm` crate's f32 kernels (AVX-512 with `x86-v4`), rayon over the machine's cores; softmax, norms and \
 cross-entropy are {kernels}. Same architecture, shapes, batch, sequence length and workload on both sides; \
@@ -620,7 +625,7 @@ overhead on top. morsd's fused kernels run on `flex` only; on tch the same ops a
     }
     s += "\nPeak resident memory (VmHWM of a process that loads SmolLM2 and runs one optimiser step \
 of AdamW over 8 sequences × 256 tokens; weights, gradients, optimiser state and activations, all f32). \
-PyTorch's is the same step in its own process (`ru_maxrss`, which includes the torch library itself); \
+PyTorch's is the same step in its own process, read the same way (VmHWM, which includes the torch library itself); \
 its LoRA is rank 8 on q and v, made by hand (no PEFT).\n\n\
 | configuration | morsd | PyTorch | morsd ÷ PyTorch |\n|---|---|---|---|\n";
     for (mode, what, gib) in &peaks {

@@ -11,7 +11,6 @@ usage: bench_torch.py --config JSON  (written by examples/bench.rs: model sizes,
 import argparse
 import json
 import math
-import resource
 import time
 
 import torch
@@ -148,7 +147,9 @@ class LoraLinear(nn.Module):
 
 
 def peak(spec):
-    """One AdamW step of a SmolLM2-shaped model at batch × seq; prints ru_maxrss in GiB."""
+    """One AdamW step of a SmolLM2-shaped model at batch × seq; prints the peak resident memory
+    (VmHWM, as morsd's side reads it) in GiB. Not ru_maxrss: Linux carries that across execve, so
+    a process the bench forks would report at least the bench's own resident size at the fork."""
     torch.manual_seed(0)
     torch.set_num_threads(spec.get("threads", 2))
     c = spec["config"]
@@ -168,7 +169,9 @@ def peak(spec):
     opt.zero_grad()
     loss.backward()
     opt.step()
-    print(f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024:.3f}")
+    with open("/proc/self/status") as f:
+        hwm_kb = next(int(l.split()[1]) for l in f if l.startswith("VmHWM:"))
+    print(f"{hwm_kb / 1024 / 1024:.3f}")
 
 
 def gemm(n, reps=None):
