@@ -425,28 +425,25 @@ fn main() {
                 continue;
             }
             let max_seq = w.seq.max(w.prompt + w.new_tokens);
-            let ad = device.clone().autodiff();
-            let (model, tok, cfg) = match i {
-                0 => scratch(max_seq, &ad),
-                1 => smollm2(max_seq, &ad),
-                _ => t5(max_seq, &ad),
+            let build = |ad: &Device| match i {
+                0 => scratch(max_seq, ad),
+                1 => smollm2(max_seq, ad),
+                _ => t5(max_seq, ad),
             };
-            eprintln!("round {}/{rounds}, morsd: {}", round + 1, w.name);
-            let m = measure(model, &tok, w, &ad, &device);
-            for k in 0..3 {
-                best(&mut ours[i][k], m[k]);
-            }
-            if let Some(t) = &tch {
-                let ad = t.clone().autodiff();
-                let (model, tok, _) = match i {
-                    0 => scratch(max_seq, &ad),
-                    1 => smollm2(max_seq, &ad),
-                    _ => t5(max_seq, &ad),
-                };
-                eprintln!("round {}/{rounds}, morsd on tch: {}", round + 1, w.name);
-                let m = measure(model, &tok, w, &ad, t);
+            // morsd on the chosen device, then (with the tch column) the same on tch.
+            let mut cfg = serde_json::Value::Null;
+            let runs = std::iter::once((&device, "morsd", &mut ours[i]))
+                .chain(tch.as_ref().map(|t| (t, "morsd on tch", &mut on_tch[i])));
+            for (dev, label, into) in runs {
+                let ad = dev.clone().autodiff();
+                let (model, tok, c) = build(&ad);
+                if cfg.is_null() {
+                    cfg = c;
+                }
+                eprintln!("round {}/{rounds}, {label}: {}", round + 1, w.name);
+                let m = measure(model, &tok, w, &ad, dev);
                 for k in 0..3 {
-                    best(&mut on_tch[i][k], m[k]);
+                    best(&mut into[k], m[k]);
                 }
             }
             let mut m = json!({"name": w.name, "config": cfg, "batch": w.batch, "seq": w.seq,
