@@ -8,6 +8,8 @@
 //! - [`cross_entropy`]: log-softmax + gather of the target (the loss over the loss rows only);
 //! - [`masked_softmax`]: attention's `softmax(scores · scale + mask)`;
 //! - [`rms_norm`] and [`layer_norm`];
+//! - [`matmul`]: the linear layers' `x·W + b` as one product, and attention's batched
+//!   products, on the `gemm` crate with outputs written in place (no zero-fill, no copy);
 //! - [`small_matmul`]: decoding's few rows against a weight, streamed once (inference only);
 //! - [`swiglu`]: Llama's MLP gate `silu(g) ⊙ u`, and [`gelu`], the scratch student's.
 //!
@@ -20,6 +22,7 @@
 pub mod cross_entropy;
 pub mod gelu;
 pub mod layer_norm;
+pub mod matmul;
 pub mod rms_norm;
 pub(crate) mod simd;
 pub mod small_matmul;
@@ -29,6 +32,7 @@ pub mod swiglu;
 pub use cross_entropy::cross_entropy;
 pub use gelu::gelu;
 pub use layer_norm::layer_norm;
+pub use matmul::{batched_matmul, linear, matmul, tied_head};
 pub use rms_norm::rms_norm;
 pub use softmax::masked_softmax;
 pub use swiglu::swiglu;

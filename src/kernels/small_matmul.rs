@@ -129,33 +129,24 @@ impl SmallMatmul for Flex {
 
 /// Whether `rows` rows on `device` take the small path: inference on flex, at most
 /// [`MAX_ROWS`] rows.
-fn small(device: &Device, rows: usize) -> bool {
+pub(crate) fn small(device: &Device, rows: usize) -> bool {
     rows <= MAX_ROWS && !device.is_autodiff() && fused_on(device, "small_matmul")
 }
 
-/// burn-nn's [`Linear`] on `x` `[b, t, d]`; decoding-sized inputs (`b·t ≤ 16`, no autodiff)
-/// take the small path.
-pub fn linear(lin: &Linear, x: Tensor<3>) -> Tensor<3> {
-    let [b, t, d] = x.dims();
-    if !small(&x.device(), b * t) {
-        return lin.forward(x);
-    }
+/// burn-nn's [`Linear`] on decoding-sized `x` `[…, d]` (at most [`MAX_ROWS`] rows, no
+/// autodiff; see [`small`]) by the small path.
+pub(crate) fn linear<const D: usize>(lin: &Linear, x: Tensor<D>) -> Tensor<D> {
+    let mut dims = x.dims();
+    let d = dims[D - 1];
+    let rows = x.shape().num_elements() / d.max(1);
     let w = lin.weight.val();
-    let n = w.dims()[1];
-    let y = small_matmul(x.reshape([b * t, d]), w, false);
+    dims[D - 1] = w.dims()[1];
+    let y = small_matmul(x.reshape([rows, d]), w, false);
     let y = match &lin.bias {
         Some(bias) => y + bias.val().unsqueeze(),
         None => y,
     };
-    y.reshape([b, t, n])
-}
-
-/// `h·Eᵀ` for the tied output head (`E` `[vocab, d]`); small inputs take the small path.
-pub fn tied_head(h: Tensor<2>, embed: Tensor<2>) -> Tensor<2> {
-    if !small(&h.device(), h.dims()[0]) {
-        return h.matmul(embed.transpose());
-    }
-    small_matmul(h, embed, true)
+    y.reshape(dims)
 }
 
 /// The op itself (flex, no autodiff).

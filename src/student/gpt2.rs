@@ -14,7 +14,7 @@ use super::model::{Batch, Block};
 use super::tokenizer::Tok;
 use crate::error::Result;
 use crate::kernels::layer_norm;
-use crate::kernels::small_matmul::tied_head;
+use crate::kernels::tied_head;
 use burn::module::Param;
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig};
 use burn::prelude::*;

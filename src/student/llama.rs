@@ -16,8 +16,8 @@
 
 use super::family::Family;
 use super::model::Batch;
-use crate::kernels::small_matmul::{linear, tied_head};
-use crate::kernels::{masked_softmax, rms_norm, swiglu};
+use crate::kernels::{batched_matmul, masked_softmax, rms_norm, swiglu};
+use crate::kernels::{linear, tied_head};
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig, RmsNorm, RmsNormConfig};
 use burn::prelude::*;
 
@@ -240,13 +240,13 @@ impl LlamaBlock {
         //    these are never copied `rep` times.
         let rep = self.heads / self.kv_heads;
         let total = k.dims()[2];
-        let scores = q
-            .reshape([b, self.kv_heads, rep * t, hd])
-            .matmul(k.swap_dims(2, 3))
-            .reshape([b, self.heads, t, total]);
-        let att = masked_softmax(scores, bias, 1.0 / (hd as f32).sqrt())
-            .reshape([b, self.kv_heads, rep * t, total])
-            .matmul(v)
+        let scores = batched_matmul(
+            q.reshape([b, self.kv_heads, rep * t, hd]),
+            k.swap_dims(2, 3),
+        )
+        .reshape([b, self.heads, t, total]);
+        let probs = masked_softmax(scores, bias, 1.0 / (hd as f32).sqrt());
+        let att = batched_matmul(probs.reshape([b, self.kv_heads, rep * t, total]), v)
             .reshape([b, self.heads, t, hd])
             .swap_dims(1, 2)
             .reshape([b, t, self.heads * hd]);
@@ -314,7 +314,7 @@ impl Llama {
     /// Logits `[n, vocab]` of hidden states `[n, d]`.
     pub fn logits(&self, h: Tensor<2>) -> Tensor<2> {
         match &self.lm_head {
-            Some(head) => head.forward(h),
+            Some(head) => linear(head, h),
             None => tied_head(h, self.embed.weight.val()),
         }
     }

@@ -6,7 +6,7 @@
 //! (training, scoring) use the same code; an additive attention bias carries the causal and
 //! key-padding masks.
 
-use crate::kernels::{gelu, layer_norm, masked_softmax};
+use crate::kernels::{batched_matmul, gelu, layer_norm, linear, masked_softmax};
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 
@@ -99,7 +99,7 @@ impl Block {
         let [b, t, d] = x.dims();
         let hd = d / self.heads;
         // 1. Queries, keys and values per head: [b, heads, t, hd].
-        let qkv = self.qkv.forward(layer_norm(&self.ln1, x.clone()));
+        let qkv = linear(&self.qkv, layer_norm(&self.ln1, x.clone()));
         let split = |i: usize| {
             qkv.clone()
                 .narrow(2, i * d, d)
@@ -116,18 +116,18 @@ impl Block {
             *slot = Some((k.clone(), v.clone()));
         }
         // 3. Scaled dot-product attention with the additive mask (causal + padding).
-        let scores = q.matmul(k.swap_dims(2, 3));
-        let att = masked_softmax(scores, bias, 1.0 / (hd as f32).sqrt()).matmul(v);
+        let scores = batched_matmul(q, k.swap_dims(2, 3));
+        let att = batched_matmul(masked_softmax(scores, bias, 1.0 / (hd as f32).sqrt()), v);
         // 4. Merge heads, project, residual.
-        let x = x + self.proj.forward(att.swap_dims(1, 2).reshape([b, t, d]));
+        let x = x + linear(&self.proj, att.swap_dims(1, 2).reshape([b, t, d]));
         // 5. MLP, residual.
-        let up = self.up.forward(layer_norm(&self.ln2, x.clone()));
+        let up = linear(&self.up, layer_norm(&self.ln2, x.clone()));
         let act = if self.tanh_gelu {
             burn::tensor::activation::gelu_approximate(up)
         } else {
             gelu(up)
         };
-        x + self.down.forward(act)
+        x + linear(&self.down, act)
     }
 }
 
@@ -252,7 +252,7 @@ impl Student {
 
     /// Logits `[n, vocab]` of hidden states `[n, d]`.
     pub fn logits(&self, h: Tensor<2>) -> Tensor<2> {
-        self.head.forward(h)
+        linear(&self.head, h)
     }
 
     /// Longest sequence the model accepts.

@@ -26,8 +26,8 @@ use super::llama::KvCache;
 use super::model::{Batch, EncoderInput};
 use super::tokenizer::Tok;
 use crate::error::Result;
-use crate::kernels::small_matmul::{linear, tied_head};
-use crate::kernels::{masked_softmax, rms_norm};
+use crate::kernels::{batched_matmul, masked_softmax, rms_norm};
+use crate::kernels::{linear, tied_head};
 use burn::module::Param;
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig, RmsNorm, RmsNormConfig};
 use burn::prelude::*;
@@ -313,12 +313,11 @@ impl Attention {
             }
         };
         // No 1/√d_kv: T5 folds it into its initialisation.
-        let mut scores = q.matmul(k.clone().swap_dims(2, 3));
+        let mut scores = batched_matmul(q, k.clone().swap_dims(2, 3));
         if let Some(pb) = position_bias {
             scores = scores + pb.clone();
         }
-        let att = masked_softmax(scores, mask, 1.0)
-            .matmul(v.clone())
+        let att = batched_matmul(masked_softmax(scores, mask, 1.0), v.clone())
             .swap_dims(1, 2)
             .reshape([b, t, self.heads * d_kv]);
         (linear(&self.o, att), (k, v))
@@ -508,7 +507,7 @@ impl T5 {
     /// Logits `[n, vocab]` of decoder hidden states `[n, d]`.
     pub fn logits(&self, h: Tensor<2>) -> Tensor<2> {
         match &self.lm_head {
-            Some(head) => head.forward(h),
+            Some(head) => linear(head, h),
             None => {
                 let d = h.dims()[1];
                 tied_head(
