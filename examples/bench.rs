@@ -179,16 +179,17 @@ fn measure(model: Lm, tok: &Tok, w: &Work, ad: &Device, device: &Device) -> [f64
     tps
 }
 
-/// f32 matmul `[n, n] × [n, n]` through burn (on flex: the `gemm` crate), GFLOP/s.
+/// f32 matmul `[n, n] × [n, n]` through morsd's matmul (`kernels::matmul`, the one its models
+/// use: on flex the `gemm` crate called directly; on tch burn's matmul, i.e. libtorch's), GFLOP/s.
 fn gemm_gflops(n: usize, device: &Device) -> f64 {
     use burn::tensor::Distribution;
     let a = Tensor::<2>::random([n, n], Distribution::Default, device);
     let b = Tensor::<2>::random([n, n], Distribution::Default, device);
-    let _ = a.clone().matmul(b.clone());
+    let _ = morsd::kernels::matmul(a.clone(), b.clone());
     let reps = (4e11 / (2.0 * (n as f64).powi(3))).clamp(10.0, 2000.0) as usize;
     let t0 = Instant::now();
     for _ in 0..reps {
-        let _ = a.clone().matmul(b.clone());
+        let _ = morsd::kernels::matmul(a.clone(), b.clone());
     }
     2.0 * (n as f64).powi(3) * reps as f64 / t0.elapsed().as_secs_f64() / 1e9
 }
@@ -563,7 +564,8 @@ fn main() {
     s += &format!(
         "Produced by `{recipe}` (`MORSD_DEVICE={backend}`) at commit `{}` on {cpu}; nominal f32 peak {} \
 (cores × clock × 2 FMA units × lanes × 2). morsd: burn 0.22.1; on the default `flex` backend the matmuls are \
-the `gemm` crate's f32 kernels (AVX-512 with `x86-v4`), rayon over the machine's cores; softmax, norms and \
+morsd's own (`src/kernels/matmul.rs`: the `gemm` crate's f32 kernels, AVX-512 with `x86-v4`, called directly, \
+rayon over the machine's cores); softmax, norms and \
 cross-entropy are {kernels}. Same architecture, shapes, batch, sequence length and workload on both sides; \
 PyTorch uses random weights of the checkpoint's shapes. Each figure is the best of {rounds} rounds that \
 alternate morsd and PyTorch (`MORSD_BENCH_ROUNDS`).\n\n",

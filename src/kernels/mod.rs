@@ -58,6 +58,23 @@ pub fn fused_on(device: &Device, name: &str) -> bool {
     wanted && device.clone().inner() == Device::flex()
 }
 
+/// Runs `f` on a thread of rayon's pool (directly when already on one) and returns its result.
+///
+/// Every threaded op of a forward or backward pass (gemm, the kernels here, burn-flex's) hands
+/// its work to rayon's pool. Called from a thread outside the pool, each such op injects a job
+/// and puts the caller to sleep until it is done: a futex wait and wake per op, hundreds per
+/// training step. On a pool thread the op's tasks are forked in place and the caller works on
+/// them itself. The student's hot loops (a training step, a scoring forward, a decoding batch)
+/// therefore run through here; their results are the same either way.
+pub fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    if rayon::current_thread_index().is_some() {
+        f()
+    } else {
+        // `scope` runs its closure on a pool thread when called from outside the pool.
+        rayon::scope(|_| f())
+    }
+}
+
 /// A contiguous f32 copy of `t` (the tensor itself, no copy, when it already is one).
 pub(crate) fn contiguous(t: &FlexTensor) -> FlexTensor {
     assert_eq!(t.dtype(), DType::F32, "fused kernels take f32 tensors");

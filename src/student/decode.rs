@@ -62,8 +62,18 @@ pub fn greedy_ids(
     greedy_encoded(model, tok, &encoded, opts, device)
 }
 
-/// Greedy continuations of prompts given as token ids.
+/// Greedy continuations of prompts given as token ids (on rayon's pool, `kernels::on_pool`).
 pub fn greedy_encoded(
+    model: &Lm,
+    tok: &Tok,
+    prompts: &[Vec<u32>],
+    opts: &DecodeOptions<'_>,
+    device: &Device,
+) -> Vec<Vec<u32>> {
+    crate::kernels::on_pool(|| greedy_on_pool(model, tok, prompts, opts, device))
+}
+
+fn greedy_on_pool(
     model: &Lm,
     tok: &Tok,
     prompts: &[Vec<u32>],

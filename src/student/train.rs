@@ -191,12 +191,14 @@ impl LmBatch {
 /// Negative log-likelihood `[n]` of each loss position. Only those positions go through the
 /// output head, so a 49k-token vocabulary costs `n × vocab`, not `b × t × vocab`.
 pub fn position_nll(model: &Lm, lb: &LmBatch) -> Tensor<1> {
-    let h = model.hidden(&lb.batch);
-    let [b, t, d] = h.dims();
-    let n = lb.rows.len();
-    debug_assert_eq!(lb.target_ids.len(), n);
-    let h = h.reshape([b * t, d]).select(0, lb.positions.clone());
-    crate::kernels::cross_entropy(model.logits(h), &lb.target_ids)
+    crate::kernels::on_pool(|| {
+        let h = model.hidden(&lb.batch);
+        let [b, t, d] = h.dims();
+        let n = lb.rows.len();
+        debug_assert_eq!(lb.target_ids.len(), n);
+        let h = h.reshape([b * t, d]).select(0, lb.positions.clone());
+        crate::kernels::cross_entropy(model.logits(h), &lb.target_ids)
+    })
 }
 
 /// Mean negative log-likelihood over the loss positions of a batch.
@@ -449,27 +451,32 @@ pub fn train(
         // 1. Next micro-batches from a reshuffled epoch order.
         let micro_batches = draws.next_step();
         let micro = micro_batches.len();
-        let mut acc = GradientsAccumulator::new();
-        let mut loss_value = 0f32;
-        let mut accumulated = false;
-        for idx in micro_batches {
-            let examples: Vec<&TrainExample> = idx.iter().map(|&i| &data[i]).collect();
-            let Some(lb) = batch_for(&model, &examples, pad, max_len, device) else {
-                continue;
-            };
-            accumulated = true;
-            tokens += lb.tokens;
-            // 2. Forward and backward; the loss is divided by the number of micro-batches so the
-            //    summed gradient is that of their mean.
-            let loss = masked_nll(&model, &lb).div_scalar(micro as f64);
-            loss_value += loss.clone().into_scalar::<f32>();
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            acc.accumulate(&model, grads);
-        }
-        // 3. AdamW step at the scheduled rate (none when every row lacked a loss position).
-        if accumulated {
-            model = optim.step(lr_at(step, steps, opts), model, acc.grads());
-        }
+        let loss_value;
+        // 2–3 run on rayon's pool (`kernels::on_pool`: no sleep and wake per threaded op).
+        (model, loss_value) = crate::kernels::on_pool(|| {
+            let mut acc = GradientsAccumulator::new();
+            let mut loss_value = 0f32;
+            let mut accumulated = false;
+            for idx in micro_batches {
+                let examples: Vec<&TrainExample> = idx.iter().map(|&i| &data[i]).collect();
+                let Some(lb) = batch_for(&model, &examples, pad, max_len, device) else {
+                    continue;
+                };
+                accumulated = true;
+                tokens += lb.tokens;
+                // 2. Forward and backward; the loss is divided by the number of micro-batches
+                //    so the summed gradient is that of their mean.
+                let loss = masked_nll(&model, &lb).div_scalar(micro as f64);
+                loss_value += loss.clone().into_scalar::<f32>();
+                let grads = GradientsParams::from_grads(loss.backward(), &model);
+                acc.accumulate(&model, grads);
+            }
+            // 3. AdamW step at the scheduled rate (none when every row lacked a loss position).
+            if accumulated {
+                model = optim.step(lr_at(step, steps, opts), model, acc.grads());
+            }
+            (model, loss_value)
+        });
         loss_sum += loss_value as f64;
         loss_n += 1;
         progress.inc(1);
