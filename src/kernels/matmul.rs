@@ -45,6 +45,12 @@ pub trait FusedMatmul: Backend {
     ) -> FloatTensor<Self>;
     /// `a·b` for `a` `[p, q, m, k]` and `b` `[p, q, k, n]` (one product per leading index).
     fn fused_batched_matmul(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// Attention's `probs·v` with the heads merged: see [`attention_values`].
+    fn fused_attention_values(
+        probs: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        rep: usize,
+    ) -> FloatTensor<Self>;
 }
 
 /// A strided f32 matrix inside a tensor's storage: its first element, row and column strides.
@@ -58,21 +64,32 @@ struct View {
 impl View {
     /// The matrix `t` (2-D), or the `i`-th matrix of a 4-D `t` (leading indices flattened).
     fn of(t: &FlexTensor, i: usize) -> View {
+        if t.shape().num_dims() == 4 {
+            let q = t.shape()[1];
+            return View::sub(t, [i / q, i % q, 0, 0], 2, 3);
+        }
+        View::sub(t, [0, 0], 0, 1)
+    }
+
+    /// The matrix of `t` whose first element is at index `at`, its rows along dim `row_dim` and
+    /// its columns along dim `col_dim` (the other dims fixed at `at`'s values).
+    fn sub<const D: usize>(t: &FlexTensor, at: [usize; D], row_dim: usize, col_dim: usize) -> View {
         assert_eq!(t.dtype(), DType::F32, "fused matmul takes f32 tensors");
         let layout = t.layout();
         let s = layout.strides();
-        let d = s.len();
-        let mut offset = layout.start_offset() as isize;
-        if d == 4 {
-            let q = layout.shape()[1];
-            offset += (i / q) as isize * s[0] + (i % q) as isize * s[1];
-        }
-        // SAFETY: the offset is that of an element of the view (flex keeps views in bounds).
+        assert_eq!(s.len(), D, "fused matmul: tensor rank");
+        let offset = layout.start_offset() as isize
+            + at.iter()
+                .zip(s)
+                .map(|(&i, &st)| i as isize * st)
+                .sum::<isize>();
+        // SAFETY: the offset is that of an element of the view (flex keeps views in bounds, and
+        // `at` indexes within the shape).
         let ptr = unsafe { t.storage::<f32>().as_ptr().offset(offset) };
         View {
             ptr,
-            rs: s[d - 2],
-            cs: s[d - 1],
+            rs: s[row_dim],
+            cs: s[col_dim],
         }
     }
 
@@ -86,14 +103,15 @@ impl View {
     }
 }
 
-/// `dst = (accumulate ? dst : 0) + a·b` for `a` `[m, k]`, `b` `[k, n]`, `dst` `[m, n]` row-major.
+/// `dst = (accumulate ? dst : 0) + a·b` for `a` `[m, k]`, `b` `[k, n]`, `dst` `[m, n]` with
+/// rows `dst_rs` apart (columns adjacent).
 ///
 /// # Safety
-/// `dst` must hold `m·n` writable elements (initialised when `accumulate`), and `a`, `b` must
-/// view `m × k` and `k × n` readable elements.
+/// `dst` must hold an `m × n` matrix of writable elements at that row stride (initialised when
+/// `accumulate`), and `a`, `b` must view `m × k` and `k × n` readable elements.
 unsafe fn gemm_into(
     (m, n, k): (usize, usize, usize),
-    dst: *mut f32,
+    (dst, dst_rs): (*mut f32, usize),
     accumulate: bool,
     a: View,
     b: View,
@@ -112,7 +130,7 @@ unsafe fn gemm_into(
             k,
             dst,
             1,
-            n as isize,
+            dst_rs as isize,
             accumulate,
             a.ptr,
             a.cs,
@@ -139,7 +157,7 @@ fn product(m: usize, n: usize, k: usize, a: View, b: View) -> Vec<f32> {
     // SAFETY: `out` has room for m·n elements; gemm without `read_dst` writes all of them
     // before any is read, and the length is set only after it has.
     unsafe {
-        gemm_into((m, n, k), out.as_mut_ptr(), false, a, b, true);
+        gemm_into((m, n, k), (out.as_mut_ptr(), n), false, a, b, true);
         out.set_len(m * n);
     }
     out
@@ -165,7 +183,7 @@ fn forward(x: &FlexTensor, w: &FlexTensor, bias: Option<&FlexTensor>) -> FlexTen
                 y.extend_from_slice(b);
             }
             // SAFETY: y holds m·n initialised elements; the views are x's and w's.
-            unsafe { gemm_into((m, n, k), y.as_mut_ptr(), true, xv, wv, true) };
+            unsafe { gemm_into((m, n, k), (y.as_mut_ptr(), n), true, xv, wv, true) };
             y
         }
     };
@@ -253,7 +271,7 @@ fn batched(
             if k == 0 {
                 std::ptr::write_bytes(dst, 0, m * n);
             } else {
-                gemm_into((m, n, k), dst, false, va, vb, false);
+                gemm_into((m, n, k), (dst, n), false, va, vb, false);
             }
         }
     });
@@ -280,6 +298,114 @@ fn batched_forward(a: &FlexTensor, b: &FlexTensor) -> FlexTensor {
     batched(a, false, b, false, (m, n, k))
 }
 
+/// Sizes of the attention-values op: batch, key/value groups, query heads per group, query
+/// positions, key positions, head width.
+struct ValueDims {
+    b: usize,
+    g: usize,
+    r: usize,
+    t: usize,
+    s: usize,
+    d: usize,
+}
+
+fn value_dims(probs: &FlexTensor, v: &FlexTensor, rep: usize) -> ValueDims {
+    let ((b, g, rt, s), (b2, g2, s2, d)) = (dims4(probs), dims4(v));
+    assert!(
+        (b, g, s) == (b2, g2, s2) && rep > 0 && rt % rep == 0,
+        "fused attention values: shapes"
+    );
+    ValueDims {
+        b,
+        g,
+        r: rep,
+        t: rt / rep,
+        s,
+        d,
+    }
+}
+
+/// `out[b, i, g·r + j, :] = Σ_k probs[b, g, j·t + i, k] · v[b, g, k, :]`: one gemm per query
+/// head, written straight into its columns of the merged `[b, t, heads·d]` rows.
+fn values_forward(probs: &FlexTensor, v: &FlexTensor, rep: usize) -> FlexTensor {
+    let ValueDims { b, g, r, t, s, d } = value_dims(probs, v, rep);
+    let heads = g * r;
+    let mut out = Vec::<f32>::with_capacity(b * t * heads * d);
+    let base = SendPtr(out.as_mut_ptr());
+    (0..b * heads).into_par_iter().for_each(|i| {
+        let (bi, h) = (i / heads, i % heads);
+        let (gi, j) = (h / r, h % r);
+        let p = View::sub(probs, [bi, gi, j * t, 0], 2, 3);
+        let vv = View::sub(v, [bi, gi, 0, 0], 2, 3);
+        // SAFETY: head h of batch bi owns columns h·d..(h+1)·d of its t rows (row stride
+        // heads·d); gemm writes them all (for s = 0, zeros are written here).
+        unsafe {
+            let dst = base.get().add(bi * t * heads * d + h * d);
+            if s == 0 {
+                for row in 0..t {
+                    std::ptr::write_bytes(dst.add(row * heads * d), 0, d);
+                }
+            } else {
+                gemm_into((t, d, s), (dst, heads * d), false, p, vv, false);
+            }
+        }
+    });
+    // SAFETY: every element was written above.
+    unsafe { out.set_len(b * t * heads * d) };
+    from_vec(out, Shape::new([b, t, heads, d]))
+}
+
+/// `dprobs = dout·vᵀ` per query head and `dv = Σ_j probsⱼᵀ·doutⱼ` per group, from `dout`
+/// `[b, t, heads, d]` (any layout).
+fn values_backward(
+    probs: &FlexTensor,
+    v: &FlexTensor,
+    rep: usize,
+    dout: &FlexTensor,
+    want: (bool, bool),
+) -> (Option<FlexTensor>, Option<FlexTensor>) {
+    let ValueDims { b, g, r, t, s, d } = value_dims(probs, v, rep);
+    let heads = g * r;
+    let dc = |bi: usize, h: usize| View::sub(dout, [bi, 0, h, 0], 1, 3);
+    let dprobs = want.0.then(|| {
+        let mut out = Vec::<f32>::with_capacity(b * heads * t * s);
+        let base = SendPtr(out.as_mut_ptr());
+        (0..b * heads).into_par_iter().for_each(|i| {
+            let (bi, h) = (i / heads, i % heads);
+            let vt = View::sub(v, [bi, h / r, 0, 0], 2, 3).t();
+            // SAFETY: head h's t rows of s scores are block i of `out`; gemm writes them all.
+            unsafe {
+                let dst = base.get().add(i * t * s);
+                if d == 0 {
+                    std::ptr::write_bytes(dst, 0, t * s);
+                } else {
+                    gemm_into((t, s, d), (dst, s), false, dc(bi, h), vt, false);
+                }
+            }
+        });
+        // SAFETY: every element was written above.
+        unsafe { out.set_len(b * heads * t * s) };
+        from_vec(out, Shape::new([b, g, r * t, s]))
+    });
+    let dv = want.1.then(|| {
+        let mut out = vec![0f32; b * g * s * d];
+        let base = SendPtr(out.as_mut_ptr());
+        (0..b * g).into_par_iter().for_each(|i| {
+            let (bi, gi) = (i / g, i % g);
+            for j in 0..r {
+                let pt = View::sub(probs, [bi, gi, j * t, 0], 2, 3).t();
+                // SAFETY: group i's s × d block of `out` (zero-initialised) is this task's.
+                unsafe {
+                    let dst = base.get().add(i * s * d);
+                    gemm_into((s, d, t), (dst, d), true, pt, dc(bi, gi * r + j), false);
+                }
+            }
+        });
+        from_vec(out, Shape::new([b, g, s, d]))
+    });
+    (dprobs, dv)
+}
+
 impl FusedMatmul for Flex {
     fn fused_matmul(x: FlexTensor, w: FlexTensor) -> FlexTensor {
         forward(&x, &w, None)
@@ -289,6 +415,9 @@ impl FusedMatmul for Flex {
     }
     fn fused_batched_matmul(a: FlexTensor, b: FlexTensor) -> FlexTensor {
         batched_forward(&a, &b)
+    }
+    fn fused_attention_values(probs: FlexTensor, v: FlexTensor, rep: usize) -> FlexTensor {
+        values_forward(&probs, &v, rep)
     }
 }
 
@@ -359,6 +488,28 @@ impl Backward<Flex, 2> for BatchedBackward {
     }
 }
 
+#[derive(Debug)]
+struct ValuesBackward;
+
+impl Backward<Flex, 2> for ValuesBackward {
+    /// (probs, v, query heads per group).
+    type State = (FlexTensor, FlexTensor, usize);
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_p, node_v] = ops.parents;
+        let dout: FlexTensor = grads.consume::<Flex>(&ops.node);
+        let (p, v, rep) = ops.state;
+        let want = (node_p.is_some(), node_v.is_some());
+        let (dp, dv) = values_backward(&p, &v, rep, &dout, want);
+        if let (Some(node), Some(dp)) = (node_p, dp) {
+            grads.register::<Flex>(node.id, dp);
+        }
+        if let (Some(node), Some(dv)) = (node_v, dv) {
+            grads.register::<Flex>(node.id, dv);
+        }
+    }
+}
+
 impl<C: CheckpointStrategy> FusedMatmul for Autodiff<Flex, C> {
     fn fused_matmul(x: FloatTensor<Self>, w: FloatTensor<Self>) -> FloatTensor<Self> {
         let (x, node_x) = x.into_parts();
@@ -412,6 +563,26 @@ impl<C: CheckpointStrategy> FusedMatmul for Autodiff<Flex, C> {
             OpsKind::UnTracked(prep) => prep.finish(batched_forward(&a, &b)),
         }
     }
+
+    fn fused_attention_values(
+        probs: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        rep: usize,
+    ) -> FloatTensor<Self> {
+        let (p, node_p) = probs.into_parts();
+        let (v, node_v) = v.into_parts();
+        match ValuesBackward
+            .prepare::<C>([node_p, node_v])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let y = values_forward(&p, &v, rep);
+                prep.finish((p, v, rep), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(values_forward(&p, &v, rep)),
+        }
+    }
 }
 
 /// Whether morsd's matmul takes tensors of `dtype` on `device`.
@@ -440,24 +611,75 @@ pub fn batched_matmul(a: Tensor<4>, b: Tensor<4>) -> Tensor<4> {
     ))
 }
 
-/// burn-nn's [`Linear`] on `x` `[…, d]`: decoding-sized inputs without autodiff take
-/// [`super::small_matmul`], other f32 inputs on flex one `[rows, d] × [d, n]` product of
-/// morsd's matmul (the bias folded in), and anything else `Linear::forward`.
+/// Attention's `probs·v` with the heads merged into rows, the input of the output projection:
+/// `probs` `[b, g, rep·t, s]` (the `rep` query heads of key/value group `g` stacked along the
+/// query axis, as grouped-query attention computes them; `rep = 1` without grouping) and `v`
+/// `[b, g, s, d]` give `[b, t, g·rep·d]`. On flex each head's product is written straight into
+/// its columns (no `[b, heads, t, d]` intermediate and no transposing copy, forward or
+/// backward); elsewhere burn's matmul, reshape and swap.
+pub fn attention_values(probs: Tensor<4>, v: Tensor<4>, rep: usize) -> Tensor<3> {
+    let ([b, g, rt, _], [.., d]) = (probs.dims(), v.dims());
+    let t = rt / rep.max(1);
+    if !fused(&probs.device(), probs.dtype()) || v.dtype() != probs.dtype() {
+        return probs
+            .matmul(v)
+            .reshape([b, g * rep, t, d])
+            .swap_dims(1, 2)
+            .reshape([b, t, g * rep * d]);
+    }
+    Tensor::<4>::from_dispatch(Dispatch::fused_attention_values(
+        probs.into_dispatch(),
+        v.into_dispatch(),
+        rep,
+    ))
+    .reshape([b, t, g * rep * d])
+}
+
+/// burn-nn's [`Linear`] on `x` `[…, d]`: see [`linear_with`].
 pub fn linear<const D: usize>(lin: &Linear, x: Tensor<D>) -> Tensor<D> {
+    linear_with(x, lin.weight.val(), lin.bias.as_ref().map(|b| b.val()))
+}
+
+/// `lin` on `x` as `P` products, one per equal block of its output columns: a fused q/k/v
+/// projection yields q, k and v without slicing its output, whose backward would build and add
+/// three zero-padded copies of the whole `[rows, 3d]` gradient. The weight is read once (one
+/// LoRA merge) and sliced as strided views.
+pub fn linear_split<const D: usize, const P: usize>(lin: &Linear, x: Tensor<D>) -> [Tensor<D>; P] {
+    let w = lin.weight.val();
+    let bias = lin.bias.as_ref().map(|b| b.val());
+    let n = w.dims()[1] / P.max(1);
+    std::array::from_fn(|i| {
+        let part_bias = bias.clone().map(|b| b.narrow(0, i * n, n));
+        linear_with(x.clone(), w.clone().narrow(1, i * n, n), part_bias)
+    })
+}
+
+/// `x·w + bias` for `x` `[…, d]` and `w` `[d, n]`: decoding-sized inputs without autodiff take
+/// [`super::small_matmul`], other f32 inputs on flex one `[rows, d] × [d, n]` product of
+/// morsd's matmul (the bias folded in), and anything else burn's `linear`.
+pub fn linear_with<const D: usize>(
+    x: Tensor<D>,
+    w: Tensor<2>,
+    bias: Option<Tensor<1>>,
+) -> Tensor<D> {
     let mut dims = x.dims();
     let d = dims[D - 1];
     let rows = x.shape().num_elements() / d.max(1);
-    if super::small_matmul::small(&x.device(), rows) {
-        return super::small_matmul::linear(lin, x);
-    }
-    let w = lin.weight.val();
-    if !fused(&x.device(), x.dtype()) || w.dtype() != x.dtype() {
-        return lin.forward(x);
-    }
     dims[D - 1] = w.dims()[1];
+    if super::small_matmul::small(&x.device(), rows) {
+        let y = super::small_matmul::small_matmul(x.reshape([rows, d]), w, false);
+        let y = match bias {
+            Some(bias) => y + bias.unsqueeze(),
+            None => y,
+        };
+        return y.reshape(dims);
+    }
+    if !fused(&x.device(), x.dtype()) || w.dtype() != x.dtype() {
+        return burn::tensor::module::linear(x, w, bias);
+    }
     let x = x.reshape([rows, d]).into_dispatch();
-    let y = match &lin.bias {
-        Some(bias) => Dispatch::fused_matmul_bias(x, w.into_dispatch(), bias.val().into_dispatch()),
+    let y = match bias {
+        Some(bias) => Dispatch::fused_matmul_bias(x, w.into_dispatch(), bias.into_dispatch()),
         None => Dispatch::fused_matmul(x, w.into_dispatch()),
     };
     Tensor::<2>::from_dispatch(y).reshape(dims)
@@ -583,6 +805,56 @@ mod tests {
             |xs| batched_matmul(xs[0].clone(), xs[1].clone()),
             |xs| xs[0].clone().matmul(xs[1].clone()),
         );
+    }
+
+    #[test]
+    fn attention_values_match_matmul_reshape_and_swap() {
+        // Plain heads (rep 1) and grouped-query heads (2 query heads per group), with `v` a
+        // swapped-dims view as the models pass it.
+        let (b, g, t, s, d) = (2, 3, 5, 7, 4);
+        for rep in [1, 2] {
+            check(
+                "probs·v, heads merged",
+                |dev| {
+                    vec![
+                        tensor([b, g, rep * t, s], 13, dev),
+                        tensor([b, s, g, d], 14, dev),
+                    ]
+                },
+                |xs| attention_values(xs[0].clone(), xs[1].clone().swap_dims(1, 2), rep),
+                |xs| {
+                    xs[0]
+                        .clone()
+                        .matmul(xs[1].clone().swap_dims(1, 2))
+                        .reshape([b, g * rep, t, d])
+                        .swap_dims(1, 2)
+                        .reshape([b, t, g * rep * d])
+                },
+            );
+        }
+    }
+
+    #[test]
+    fn split_linear_matches_slicing_the_output() {
+        let device = Device::flex().autodiff();
+        let lin = LinearConfig::new(16, 3 * 8).init(&device);
+        let x = tensor([2, 20, 16], 15, &device).require_grad();
+        let w = tensor([2, 20, 8], 16, &device);
+        let loss = |parts: [Tensor<3>; 3]| {
+            let [q, k, v] = parts;
+            let y = q * w.clone() + k.mul_scalar(2.0) * w.clone() - v * w.clone();
+            let g = y.clone().sum().backward();
+            let dw = data(lin.weight.val().grad(&g).unwrap());
+            let db = data(lin.bias.as_ref().unwrap().val().grad(&g).unwrap());
+            (data(y), data(x.grad(&g).unwrap()), dw, db)
+        };
+        let ours = loss(linear_split::<3, 3>(&lin, x.clone()));
+        let y = lin.forward(x.clone());
+        let theirs = loss(std::array::from_fn(|i| y.clone().narrow(2, i * 8, 8)));
+        assert_close("y", &ours.0, &theirs.0);
+        assert_close("dx", &ours.1, &theirs.1);
+        assert_close("dW", &ours.2, &theirs.2);
+        assert_close("db", &ours.3, &theirs.3);
     }
 
     #[test]

@@ -11,7 +11,8 @@
 //! - [`matmul`]: the linear layers' `x·W + b` as one product, and attention's batched
 //!   products, on the `gemm` crate with outputs written in place (no zero-fill, no copy);
 //! - [`small_matmul`]: decoding's few rows against a weight, streamed once (inference only);
-//! - [`swiglu`]: Llama's MLP gate `silu(g) ⊙ u`, and [`gelu`], the scratch student's.
+//! - [`swiglu`]: Llama's MLP gate `silu(g) ⊙ u`, [`geglu`], T5 v1.1's `gelu_tanh(g) ⊙ u`, and
+//!   [`gelu`], the scratch student's.
 //!
 //! On any other backend (wgpu, tch) these functions compute the same thing with burn's
 //! decomposed ops, and `MORSD_KERNELS=burn` forces that path on flex too (or names the kernels to
@@ -20,6 +21,7 @@
 //! gradients, on random inputs with masks and padding.
 
 pub mod cross_entropy;
+pub mod geglu;
 pub mod gelu;
 pub mod layer_norm;
 pub mod matmul;
@@ -30,9 +32,10 @@ pub mod softmax;
 pub mod swiglu;
 
 pub use cross_entropy::cross_entropy;
+pub use geglu::geglu;
 pub use gelu::gelu;
 pub use layer_norm::layer_norm;
-pub use matmul::{batched_matmul, linear, matmul, tied_head};
+pub use matmul::{attention_values, batched_matmul, linear, linear_split, matmul, tied_head};
 pub use rms_norm::rms_norm;
 pub use softmax::masked_softmax;
 pub use swiglu::swiglu;

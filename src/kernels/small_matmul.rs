@@ -12,7 +12,6 @@ use super::{contiguous, from_vec, fused_on, slice};
 use burn::backend::flex::{Flex, FlexTensor};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, TensorMetadata, backend_extension};
-use burn::nn::Linear;
 use burn::prelude::*;
 use rayon::prelude::*;
 
@@ -131,22 +130,6 @@ impl SmallMatmul for Flex {
 /// [`MAX_ROWS`] rows.
 pub(crate) fn small(device: &Device, rows: usize) -> bool {
     rows <= MAX_ROWS && !device.is_autodiff() && fused_on(device, "small_matmul")
-}
-
-/// burn-nn's [`Linear`] on decoding-sized `x` `[…, d]` (at most [`MAX_ROWS`] rows, no
-/// autodiff; see [`small`]) by the small path.
-pub(crate) fn linear<const D: usize>(lin: &Linear, x: Tensor<D>) -> Tensor<D> {
-    let mut dims = x.dims();
-    let d = dims[D - 1];
-    let rows = x.shape().num_elements() / d.max(1);
-    let w = lin.weight.val();
-    dims[D - 1] = w.dims()[1];
-    let y = small_matmul(x.reshape([rows, d]), w, false);
-    let y = match &lin.bias {
-        Some(bias) => y + bias.val().unsqueeze(),
-        None => y,
-    };
-    y.reshape(dims)
 }
 
 /// The op itself (flex, no autodiff).

@@ -16,7 +16,7 @@
 
 use super::family::Family;
 use super::model::Batch;
-use crate::kernels::{batched_matmul, masked_softmax, rms_norm, swiglu};
+use crate::kernels::{attention_values, batched_matmul, masked_softmax, rms_norm, swiglu};
 use crate::kernels::{linear, tied_head};
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig, RmsNorm, RmsNormConfig};
 use burn::prelude::*;
@@ -246,10 +246,7 @@ impl LlamaBlock {
         )
         .reshape([b, self.heads, t, total]);
         let probs = masked_softmax(scores, bias, 1.0 / (hd as f32).sqrt());
-        let att = batched_matmul(probs.reshape([b, self.kv_heads, rep * t, total]), v)
-            .reshape([b, self.heads, t, hd])
-            .swap_dims(1, 2)
-            .reshape([b, t, self.heads * hd]);
+        let att = attention_values(probs.reshape([b, self.kv_heads, rep * t, total]), v, rep);
         let x = x + linear(&self.o_proj, att);
         // 4. SwiGLU MLP: down(silu(gate(h)) ⊙ up(h)).
         let h = rms_norm(&self.mlp_norm, x.clone());

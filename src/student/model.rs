@@ -6,7 +6,9 @@
 //! (training, scoring) use the same code; an additive attention bias carries the causal and
 //! key-padding masks.
 
-use crate::kernels::{batched_matmul, gelu, layer_norm, linear, masked_softmax};
+use crate::kernels::{
+    attention_values, batched_matmul, gelu, layer_norm, linear, linear_split, masked_softmax,
+};
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 
@@ -98,15 +100,10 @@ impl Block {
     ) -> Tensor<3> {
         let [b, t, d] = x.dims();
         let hd = d / self.heads;
-        // 1. Queries, keys and values per head: [b, heads, t, hd].
-        let qkv = linear(&self.qkv, layer_norm(&self.ln1, x.clone()));
-        let split = |i: usize| {
-            qkv.clone()
-                .narrow(2, i * d, d)
-                .reshape([b, t, self.heads, hd])
-                .swap_dims(1, 2)
-        };
-        let (q, mut k, mut v) = (split(0), split(1), split(2));
+        // 1. Queries, keys and values per head: [b, heads, t, hd] (three products with the
+        //    fused projection's column blocks).
+        let [q, mut k, mut v] = linear_split::<3, 3>(&self.qkv, layer_norm(&self.ln1, x.clone()))
+            .map(|y| y.reshape([b, t, self.heads, hd]).swap_dims(1, 2));
         // 2. Decoding: prepend the cached keys/values and remember the extended ones.
         if let Some(slot) = cache {
             if let Some((pk, pv)) = slot.take() {
@@ -115,11 +112,12 @@ impl Block {
             }
             *slot = Some((k.clone(), v.clone()));
         }
-        // 3. Scaled dot-product attention with the additive mask (causal + padding).
+        // 3. Scaled dot-product attention with the additive mask (causal + padding), the
+        //    heads merged back into [b, t, d].
         let scores = batched_matmul(q, k.swap_dims(2, 3));
-        let att = batched_matmul(masked_softmax(scores, bias, 1.0 / (hd as f32).sqrt()), v);
-        // 4. Merge heads, project, residual.
-        let x = x + linear(&self.proj, att.swap_dims(1, 2).reshape([b, t, d]));
+        let att = attention_values(masked_softmax(scores, bias, 1.0 / (hd as f32).sqrt()), v, 1);
+        // 4. Project, residual.
+        let x = x + linear(&self.proj, att);
         // 5. MLP, residual.
         let up = linear(&self.up, layer_norm(&self.ln2, x.clone()));
         let act = if self.tanh_gelu {

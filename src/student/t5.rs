@@ -26,7 +26,7 @@ use super::llama::KvCache;
 use super::model::{Batch, EncoderInput};
 use super::tokenizer::Tok;
 use crate::error::Result;
-use crate::kernels::{batched_matmul, masked_softmax, rms_norm};
+use crate::kernels::{attention_values, batched_matmul, geglu, masked_softmax, rms_norm};
 use crate::kernels::{linear, tied_head};
 use burn::module::Param;
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig, RmsNorm, RmsNormConfig};
@@ -296,7 +296,7 @@ impl Attention {
         mask: Tensor<4>,
         d_kv: usize,
     ) -> (Tensor<3>, (Tensor<4>, Tensor<4>)) {
-        let [b, t, _] = x.dims();
+        let b = x.dims()[0];
         let split = |y: Tensor<3>| {
             let s = y.dims()[1];
             y.reshape([b, s, self.heads, d_kv]).swap_dims(1, 2)
@@ -317,9 +317,7 @@ impl Attention {
         if let Some(pb) = position_bias {
             scores = scores + pb.clone();
         }
-        let att = batched_matmul(masked_softmax(scores, mask, 1.0), v.clone())
-            .swap_dims(1, 2)
-            .reshape([b, t, self.heads * d_kv]);
+        let att = attention_values(masked_softmax(scores, mask, 1.0), v.clone(), 1);
         (linear(&self.o, att), (k, v))
     }
 }
@@ -327,10 +325,7 @@ impl Attention {
 impl FeedForward {
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let h = match (&self.wi_0, &self.wi_1, &self.wi) {
-            (Some(wi_0), Some(wi_1), _) => {
-                burn::tensor::activation::gelu_approximate(linear(wi_0, x.clone()))
-                    * linear(wi_1, x)
-            }
+            (Some(wi_0), Some(wi_1), _) => geglu(linear(wi_0, x.clone()), linear(wi_1, x)),
             (_, _, Some(wi)) => burn::tensor::activation::relu(linear(wi, x)),
             // Built by `T5Config::init` with one form or the other.
             _ => x.zeros_like(),
