@@ -55,7 +55,7 @@ pub trait FusedMatmul: Backend {
 
 /// A strided f32 matrix inside a tensor's storage: its first element, row and column strides.
 #[derive(Clone, Copy)]
-struct View {
+pub(crate) struct View {
     ptr: *const f32,
     rs: isize,
     cs: isize,
@@ -63,7 +63,7 @@ struct View {
 
 impl View {
     /// The matrix `t` (2-D), or the `i`-th matrix of a 4-D `t` (leading indices flattened).
-    fn of(t: &FlexTensor, i: usize) -> View {
+    pub(crate) fn of(t: &FlexTensor, i: usize) -> View {
         if t.shape().num_dims() == 4 {
             let q = t.shape()[1];
             return View::sub(t, [i / q, i % q, 0, 0], 2, 3);
@@ -73,7 +73,12 @@ impl View {
 
     /// The matrix of `t` whose first element is at index `at`, its rows along dim `row_dim` and
     /// its columns along dim `col_dim` (the other dims fixed at `at`'s values).
-    fn sub<const D: usize>(t: &FlexTensor, at: [usize; D], row_dim: usize, col_dim: usize) -> View {
+    pub(crate) fn sub<const D: usize>(
+        t: &FlexTensor,
+        at: [usize; D],
+        row_dim: usize,
+        col_dim: usize,
+    ) -> View {
         assert_eq!(t.dtype(), DType::F32, "fused matmul takes f32 tensors");
         let layout = t.layout();
         let s = layout.strides();
@@ -93,8 +98,17 @@ impl View {
         }
     }
 
+    /// A row-major matrix at `ptr` with rows `row_stride` elements apart.
+    pub(crate) fn rows(ptr: *const f32, row_stride: usize) -> View {
+        View {
+            ptr,
+            rs: row_stride as isize,
+            cs: 1,
+        }
+    }
+
     /// The transposed matrix (the same memory, strides swapped).
-    fn t(self) -> View {
+    pub(crate) fn t(self) -> View {
         View {
             rs: self.cs,
             cs: self.rs,
@@ -109,7 +123,7 @@ impl View {
 /// # Safety
 /// `dst` must hold an `m × n` matrix of writable elements at that row stride (initialised when
 /// `accumulate`), and `a`, `b` must view `m × k` and `k × n` readable elements.
-unsafe fn gemm_into(
+pub(crate) unsafe fn gemm_into(
     (m, n, k): (usize, usize, usize),
     (dst, dst_rs): (*mut f32, usize),
     accumulate: bool,
@@ -241,7 +255,7 @@ fn backward(
 }
 
 /// The leading sizes `[p, q]` and matrix sizes of a 4-D tensor.
-fn dims4(t: &FlexTensor) -> (usize, usize, usize, usize) {
+pub(crate) fn dims4(t: &FlexTensor) -> (usize, usize, usize, usize) {
     let [p, q, r, c] = t.shape().dims::<4>();
     (p, q, r, c)
 }
@@ -282,12 +296,12 @@ fn batched(
 
 /// A raw pointer that rayon's tasks may share (each writes its own disjoint range).
 #[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
+pub(crate) struct SendPtr(pub(crate) *mut f32);
 // SAFETY: the tasks write disjoint ranges of one allocation that outlives them.
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
 impl SendPtr {
-    fn get(self) -> *mut f32 {
+    pub(crate) fn get(self) -> *mut f32 {
         self.0
     }
 }
@@ -586,7 +600,7 @@ impl<C: CheckpointStrategy> FusedMatmul for Autodiff<Flex, C> {
 }
 
 /// Whether morsd's matmul takes tensors of `dtype` on `device`.
-fn fused(device: &Device, dtype: burn::tensor::DType) -> bool {
+pub(crate) fn fused(device: &Device, dtype: burn::tensor::DType) -> bool {
     dtype == burn::tensor::DType::F32 && fused_on(device, "matmul")
 }
 

@@ -6,7 +6,8 @@
 //! or RMSNorm: each falls back to 5–6 separate ops, each with its own pass over memory and its own
 //! fresh buffer. Here each is one pass forward and one backward, threaded with rayon by rows:
 //! - [`cross_entropy`]: log-softmax + gather of the target (the loss over the loss rows only);
-//! - [`masked_softmax`]: attention's `softmax(scores · scale + mask)`;
+//! - [`masked_softmax`]: attention's `softmax(scores · scale + mask)`, and [`attention`], the
+//!   whole `softmax(q·kᵀ · scale + mask)·v` per head with the scores kept in cache;
 //! - [`rms_norm`] and [`layer_norm`];
 //! - [`matmul`]: the linear layers' `x·W + b` as one product, and attention's batched
 //!   products, on the `gemm` crate with outputs written in place (no zero-fill, no copy);
@@ -20,6 +21,7 @@
 //! A/B rows and to check a result). Each kernel is tested against the decomposed ops, values and
 //! gradients, on random inputs with masks and padding.
 
+pub mod attention;
 pub mod cross_entropy;
 pub mod geglu;
 pub mod gelu;
@@ -31,6 +33,7 @@ pub mod small_matmul;
 pub mod softmax;
 pub mod swiglu;
 
+pub use attention::attention;
 pub use cross_entropy::cross_entropy;
 pub use geglu::geglu;
 pub use gelu::gelu;

@@ -28,20 +28,36 @@ pub trait FusedMaskedSoftmax: Backend {
     ) -> FloatTensor<Self>;
 }
 
+/// row = softmax(row): the max, the exponentials, the normalisation.
+#[inline(always)]
+fn normalise(row: &mut [f32]) {
+    let m = simd::max(row);
+    for o in row.iter_mut() {
+        *o = simd::exp(*o - m);
+    }
+    let inv = 1.0 / simd::sum(row);
+    for o in row.iter_mut() {
+        *o *= inv;
+    }
+}
+
 multiversion! {
     /// One row: out = softmax(x · scale + mask).
     fn softmax_row(x: &[f32], mask: &[f32], scale: f32, out: &mut [f32]) {
         for ((o, &x), &b) in out.iter_mut().zip(x).zip(mask) {
             *o = x.mul_add(scale, b);
         }
-        let m = simd::max(out);
-        for o in out.iter_mut() {
-            *o = simd::exp(*o - m);
+        normalise(out);
+    }
+}
+
+multiversion! {
+    /// One row in place: row = softmax(row · scale + mask) (fused attention's scores).
+    pub(crate) fn softmax_row_in_place(row: &mut [f32], mask: &[f32], scale: f32) {
+        for (o, &b) in row.iter_mut().zip(mask) {
+            *o = o.mul_add(scale, b);
         }
-        let inv = 1.0 / simd::sum(out);
-        for o in out.iter_mut() {
-            *o *= inv;
-        }
+        normalise(row);
     }
 }
 
@@ -51,6 +67,16 @@ multiversion! {
         let dot = simd::dot(dy, y);
         for ((o, &y), &dy) in out.iter_mut().zip(y).zip(dy) {
             *o = scale * y * (dy - dot);
+        }
+    }
+}
+
+multiversion! {
+    /// The backward in place: row holds dy and becomes scale · y ⊙ (dy − Σ dy ⊙ y).
+    pub(crate) fn softmax_row_backward_in_place(y: &[f32], row: &mut [f32], scale: f32) {
+        let dot = simd::dot(row, y);
+        for (o, &y) in row.iter_mut().zip(y) {
+            *o = scale * y * (*o - dot);
         }
     }
 }

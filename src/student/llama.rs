@@ -16,7 +16,7 @@
 
 use super::family::Family;
 use super::model::Batch;
-use crate::kernels::{attention_values, batched_matmul, masked_softmax, rms_norm, swiglu};
+use crate::kernels::{attention, rms_norm, swiglu};
 use crate::kernels::{linear, tied_head};
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig, RmsNorm, RmsNormConfig};
 use burn::prelude::*;
@@ -239,14 +239,8 @@ impl LlamaBlock {
         //    `[b, kv, rep·t, hd]`, so each group is one matmul against its keys and values and
         //    these are never copied `rep` times.
         let rep = self.heads / self.kv_heads;
-        let total = k.dims()[2];
-        let scores = batched_matmul(
-            q.reshape([b, self.kv_heads, rep * t, hd]),
-            k.swap_dims(2, 3),
-        )
-        .reshape([b, self.heads, t, total]);
-        let probs = masked_softmax(scores, bias, 1.0 / (hd as f32).sqrt());
-        let att = attention_values(probs.reshape([b, self.kv_heads, rep * t, total]), v, rep);
+        let q = q.reshape([b, self.kv_heads, rep * t, hd]);
+        let att = attention(q, k, v, bias, 1.0 / (hd as f32).sqrt(), rep);
         let x = x + linear(&self.o_proj, att);
         // 4. SwiGLU MLP: down(silu(gate(h)) ⊙ up(h)).
         let h = rms_norm(&self.mlp_norm, x.clone());

@@ -6,9 +6,7 @@
 //! (training, scoring) use the same code; an additive attention bias carries the causal and
 //! key-padding masks.
 
-use crate::kernels::{
-    attention_values, batched_matmul, gelu, layer_norm, linear, linear_split, masked_softmax,
-};
+use crate::kernels::{attention, gelu, layer_norm, linear, linear_split};
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 
@@ -114,8 +112,7 @@ impl Block {
         }
         // 3. Scaled dot-product attention with the additive mask (causal + padding), the
         //    heads merged back into [b, t, d].
-        let scores = batched_matmul(q, k.swap_dims(2, 3));
-        let att = attention_values(masked_softmax(scores, bias, 1.0 / (hd as f32).sqrt()), v, 1);
+        let att = attention(q, k, v, bias, 1.0 / (hd as f32).sqrt(), 1);
         // 4. Project, residual.
         let x = x + linear(&self.proj, att);
         // 5. MLP, residual.
