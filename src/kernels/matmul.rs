@@ -61,6 +61,11 @@ pub(crate) struct View {
     cs: isize,
 }
 
+// SAFETY: a view only reads, and every view made here points into a tensor that the caller
+// borrows (or owns) for longer than any task that uses the view.
+unsafe impl Send for View {}
+unsafe impl Sync for View {}
+
 impl View {
     /// The matrix `t` (2-D), or the `i`-th matrix of a 4-D `t` (leading indices flattened).
     pub(crate) fn of(t: &FlexTensor, i: usize) -> View {
@@ -239,19 +244,21 @@ fn backward(
 ) -> (Option<FlexTensor>, Option<FlexTensor>) {
     let ([m, k], [_, n]) = (dims2(x), dims2(w));
     let dyv = View::of(dy, 0);
-    let dx = want.0.then(|| {
-        from_vec(
-            product(m, k, n, dyv, View::of(w, 0).t()),
-            Shape::new([m, k]),
-        )
-    });
-    let dw = want.1.then(|| {
-        from_vec(
-            product(k, n, m, View::of(x, 0).t(), dyv),
-            Shape::new([k, n]),
-        )
-    });
-    (dx, dw)
+    // The two products are independent: one rayon join, each free to thread inside.
+    rayon::join(
+        || {
+            want.0.then(|| {
+                let dx = product(m, k, n, dyv, View::of(w, 0).t());
+                from_vec(dx, Shape::new([m, k]))
+            })
+        },
+        || {
+            want.1.then(|| {
+                let dw = product(k, n, m, View::of(x, 0).t(), dyv);
+                from_vec(dw, Shape::new([k, n]))
+            })
+        },
+    )
 }
 
 /// The leading sizes `[p, q]` and matrix sizes of a 4-D tensor.
