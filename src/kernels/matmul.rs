@@ -211,7 +211,10 @@ fn forward(x: &FlexTensor, w: &FlexTensor, bias: Option<&FlexTensor>) -> FlexTen
 
 /// `Σ_rows dy` of `dy` `[m, n]`.
 fn column_sums(dy: &FlexTensor) -> FlexTensor {
-    let [m, n] = dims2(dy);
+    let [_, n] = dims2(dy);
+    if n == 0 {
+        return from_vec(Vec::new(), Shape::new([0]));
+    }
     let dy = dy.to_contiguous();
     let s = dy.as_slice::<f32>().expect("contiguous");
     let per = (16 * 1024 / n.max(1)).max(1);
@@ -231,7 +234,6 @@ fn column_sums(dy: &FlexTensor) -> FlexTensor {
                 a
             },
         );
-    let _ = m;
     from_vec(sums, Shape::new([n]))
 }
 
