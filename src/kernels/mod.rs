@@ -12,7 +12,7 @@
 //! - [`matmul`]: the linear layers' `x·W + b` as one product, and attention's batched
 //!   products, on the `gemm` crate with outputs written in place (no zero-fill, no copy);
 //! - [`small_matmul`]: decoding's few rows against a weight, streamed once (inference only);
-//! - [`swiglu`]: Llama's MLP gate `silu(g) ⊙ u`, [`geglu`], T5 v1.1's `gelu_tanh(g) ⊙ u`, and
+//! - [`gated`]: the gated MLPs' `act(g) ⊙ u`, Llama's [`swiglu`] and T5 v1.1's [`geglu`]; and
 //!   [`gelu`], the scratch student's.
 //!
 //! On any other backend (wgpu, tch) these functions compute the same thing with burn's
@@ -23,7 +23,7 @@
 
 pub mod attention;
 pub mod cross_entropy;
-pub mod geglu;
+pub mod gated;
 pub mod gelu;
 pub mod layer_norm;
 pub mod matmul;
@@ -31,17 +31,15 @@ pub mod rms_norm;
 pub(crate) mod simd;
 pub mod small_matmul;
 pub mod softmax;
-pub mod swiglu;
 
 pub use attention::attention;
 pub use cross_entropy::cross_entropy;
-pub use geglu::geglu;
+pub use gated::{geglu, swiglu};
 pub use gelu::gelu;
 pub use layer_norm::layer_norm;
 pub use matmul::{attention_values, batched_matmul, linear, linear_split, matmul, tied_head};
 pub use rms_norm::rms_norm;
 pub use softmax::masked_softmax;
-pub use swiglu::swiglu;
 
 use burn::backend::DType;
 use burn::backend::flex::{FlexTensor, Layout};
