@@ -16,6 +16,7 @@
 
 use super::{from_vec, fused_on};
 use burn::backend::DType;
+use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -452,16 +453,29 @@ impl Backward<Flex, 2> for MatmulBackward {
     type State = (FlexTensor, FlexTensor);
 
     fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [node_x, node_w] = ops.parents;
         let dy: FlexTensor = grads.consume::<Flex>(&ops.node);
-        let (x, w) = ops.state;
-        let (dx, dw) = backward(&x, &w, &dy, (node_x.is_some(), node_w.is_some()));
-        if let (Some(node), Some(dx)) = (node_x, dx) {
-            grads.register::<Flex>(node.id, dx);
-        }
-        if let (Some(node), Some(dw)) = (node_w, dw) {
-            grads.register::<Flex>(node.id, dw);
-        }
+        let [x_id, w_id] = ops.parents.map(|node| node.map(|n| n.id));
+        register_linear_grads(grads, &dy, ops.state, [x_id, w_id, None]);
+    }
+}
+
+/// The gradients of `x·w (+ bias)` from its output's, each registered for the parent that wants
+/// it: `dx = dy·wᵀ`, `dw = xᵀ·dy`, `dbias = Σ_rows dy`.
+fn register_linear_grads(
+    grads: &mut Gradients,
+    dy: &FlexTensor,
+    (x, w): (FlexTensor, FlexTensor),
+    [x_id, w_id, bias_id]: [Option<NodeId>; 3],
+) {
+    let (dx, dw) = backward(&x, &w, dy, (x_id.is_some(), w_id.is_some()));
+    if let Some(id) = bias_id {
+        grads.register::<Flex>(id, column_sums(dy));
+    }
+    if let (Some(id), Some(dx)) = (x_id, dx) {
+        grads.register::<Flex>(id, dx);
+    }
+    if let (Some(id), Some(dw)) = (w_id, dw) {
+        grads.register::<Flex>(id, dw);
     }
 }
 
@@ -473,19 +487,9 @@ impl Backward<Flex, 3> for MatmulBiasBackward {
     type State = (FlexTensor, FlexTensor);
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [node_x, node_w, node_b] = ops.parents;
         let dy: FlexTensor = grads.consume::<Flex>(&ops.node);
-        let (x, w) = ops.state;
-        let (dx, dw) = backward(&x, &w, &dy, (node_x.is_some(), node_w.is_some()));
-        if let Some(node) = node_b {
-            grads.register::<Flex>(node.id, column_sums(&dy));
-        }
-        if let (Some(node), Some(dx)) = (node_x, dx) {
-            grads.register::<Flex>(node.id, dx);
-        }
-        if let (Some(node), Some(dw)) = (node_w, dw) {
-            grads.register::<Flex>(node.id, dw);
-        }
+        let ids = ops.parents.map(|node| node.map(|n| n.id));
+        register_linear_grads(grads, &dy, ops.state, ids);
     }
 }
 
