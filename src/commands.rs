@@ -6,8 +6,9 @@ use crate::error::{Error, IoContext, Result};
 use crate::pipeline::{self, ExecOptions, Status};
 use crate::report::{self, RunRow, Stored};
 use crate::select::Scored;
-use crate::spec;
-use crate::stages::{StageKind, read_json};
+use crate::resolve;
+use crate::files::read_json;
+use crate::stages::StageKind;
 use crate::task::TaskData;
 use crate::teacher::request_log;
 use burn::prelude::Device;
@@ -36,7 +37,7 @@ pub struct RunArgs {
 
 /// `morsd run`: executes the DAG and writes the results folder. Returns the text to print.
 pub fn run(args: &RunArgs, cache: &Cache, device: Device) -> Result<String> {
-    let spec = spec::load(&args.spec, &args.sets)?;
+    let spec = resolve::load(&args.spec, &args.sets)?;
     let force = stage_arg("--force", args.force.as_deref())?;
     let until = stage_arg("--until", args.until.as_deref())?;
     let mut plans = pipeline::plan(&spec)?;
@@ -295,7 +296,7 @@ pub fn results_table(stored: &Stored) -> String {
             let mut v: Vec<String> = stored
                 .sweep_keys
                 .iter()
-                .map(|k| r.swept.get(k).map(spec::resolve::show).unwrap_or_default())
+                .map(|k| r.swept.get(k).map(resolve::show).unwrap_or_default())
                 .collect();
             v.extend([
                 r.seed.to_string(),
@@ -338,7 +339,7 @@ pub fn results_table(stored: &Stored) -> String {
 
 /// `morsd plan`: one line per distinct stage instance: stage, short key, fresh/stale + reason.
 pub fn plan(spec_path: &Path, sets: &[String], cache: &Cache) -> Result<String> {
-    let spec = spec::load(spec_path, sets)?;
+    let spec = resolve::load(spec_path, sets)?;
     let plans = pipeline::plan(&spec)?;
     let statuses = pipeline::status(cache, &spec, &plans);
     let mut seen = HashSet::new();
@@ -410,7 +411,7 @@ pub fn export(
     use crate::export::{self as ex, runs};
     let format = ex::Format::parse(format)?;
     let dtype = ex::Dtype::for_format(dtype, format)?;
-    let spec = spec::load(spec_path, sets)?;
+    let spec = resolve::load(spec_path, sets)?;
     let cands = runs::candidates(&spec, cache)?;
     let chosen = runs::choose(&cands, selector)?;
     let entry = chosen
@@ -431,29 +432,27 @@ pub fn export(
 /// `morsd cache ls`: one row per entry (stage, key, size, age), then one per API teacher's
 /// request log (stage `requests`, the log's name as key), then the totals.
 pub fn cache_ls(cache: &Cache) -> Result<String> {
-    let row = |stage: &str, key: &str, size: u64, age_s: u64| {
-        format!(
-            "{stage:<8}  {key:<12}  {:>10}  {:>8}\n",
-            human_bytes(size),
-            human_age(age_s)
-        )
-    };
-    let mut out = format!(
-        "{:<8}  {:<12}  {:>10}  {:>8}\n",
-        "stage", "key", "size", "age"
-    );
     let entries = cache.list()?;
-    for e in &entries {
-        out.push_str(&row(
-            &e.stage,
-            &e.key[..12.min(e.key.len())],
-            e.size,
-            e.age_s,
-        ));
-    }
     let logs = cache.request_logs()?;
-    for l in &logs {
-        out.push_str(&row("requests", &l.name, l.size, l.age_s));
+    // 1. The key column is as wide as its longest value: 12 hex digits of an entry's key, or a
+    //    request log's whole name (which may be longer).
+    let short = |k: &str| k[..12.min(k.len())].to_string();
+    let keys: Vec<String> = entries
+        .iter()
+        .map(|e| short(&e.key))
+        .chain(logs.iter().map(|l| l.name.clone()))
+        .collect();
+    let w = keys.iter().map(|k| k.chars().count()).max().unwrap_or(0).max(12);
+    let row = |stage: &str, key: &str, size: &str, age: &str| {
+        format!("{stage:<8}  {key:<w$}  {size:>10}  {age:>8}\n")
+    };
+    // 2. One row per entry, then per request log.
+    let mut out = row("stage", "key", "size", "age");
+    for (e, key) in entries.iter().zip(&keys) {
+        out.push_str(&row(&e.stage, key, &human_bytes(e.size), &human_age(e.age_s)));
+    }
+    for (l, key) in logs.iter().zip(&keys[entries.len()..]) {
+        out.push_str(&row("requests", key, &human_bytes(l.size), &human_age(l.age_s)));
     }
     let size =
         entries.iter().map(|e| e.size).sum::<u64>() + logs.iter().map(|l| l.size).sum::<u64>();
@@ -491,7 +490,7 @@ pub fn cache_gc(cache: &Cache, experiments_dir: &Path, all: bool) -> Result<Stri
             .filter_map(|e| e.ok())
         {
             if entry.path().extension().is_some_and(|x| x == "toml") {
-                match spec::load(entry.path(), &[]).and_then(|s| pipeline::plan(&s)) {
+                match resolve::load(entry.path(), &[]).and_then(|s| pipeline::plan(&s)) {
                     Ok(plans) => {
                         for p in plans {
                             reached_logs.extend(crate::stages::generate::request_log_path(

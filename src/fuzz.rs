@@ -26,7 +26,8 @@ use crate::data::formats::{self, Row};
 use crate::data::registry::{self, SplitScheme, TaskDef};
 use crate::data::{sources, tasks};
 use crate::error::{Error, Result};
-use crate::spec::resolve::{self, LoadedSpec};
+use crate::resolve;
+use crate::run::LoadedSpec;
 use std::path::{Path, PathBuf};
 
 /// At most this many NUL-separated parts are used (bounded work per input).
@@ -131,13 +132,13 @@ fn may_name_a_device(data: &[u8]) -> bool {
 }
 
 /// Loads `path` with `--set` arguments and `MORSD_*` pairs and checks the outcome: at least
-/// one and at most [`resolve::MAX_RUNS`] runs, or a user error naming the spec file (or, for a
+/// one and at most [`crate::run::MAX_RUNS`] runs, or a user error naming the spec file (or, for a
 /// malformed `--set`, the argument).
 pub fn check_spec(path: &Path, sets: &[String], env: &[(String, String)]) -> Option<LoadedSpec> {
     match resolve::load_with_env(path, sets, env) {
         Ok(s) => {
             assert!(
-                !s.runs.is_empty() && s.runs.len() <= resolve::MAX_RUNS,
+                !s.runs.is_empty() && s.runs.len() <= crate::run::MAX_RUNS,
                 "{} runs",
                 s.runs.len()
             );

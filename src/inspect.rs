@@ -16,7 +16,7 @@ use std::path::Path;
 pub fn load_any(what: &str, max_seq_len: usize, device: &Device) -> Result<(Lm, Tok)> {
     let p = Path::new(what);
     if what.ends_with(".toml") {
-        let spec = crate::spec::load(p, &[])?;
+        let spec = crate::resolve::load(p, &[])?;
         let run = spec
             .runs
             .first()
@@ -82,7 +82,7 @@ pub fn generate(
         }
     }
     if let Some(dir) = dump {
-        crate::stages::write_json(&dir.join("tokens.json"), &dumped)?;
+        crate::files::write_json(&dir.join("tokens.json"), &dumped)?;
     }
     Ok(out)
 }

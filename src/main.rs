@@ -289,7 +289,7 @@ fn real_main(cli: Cli) -> anyhow::Result<String> {
             run_index,
             collect,
         } => {
-            let loaded = morsd::spec::load(&spec, &sets)?;
+            let loaded = morsd::resolve::load(&spec, &sets)?;
             let ex = &loaded.runs[0].spec.executor;
             let kind = executor.unwrap_or_else(|| ex.kind.clone());
             match kind.as_str() {

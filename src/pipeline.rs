@@ -3,7 +3,7 @@
 
 use crate::cache::{Cache, KeyDoc, Lookup, Manifest};
 use crate::error::{Error, Result};
-use crate::spec::{LoadedSpec, RunSpec};
+use crate::run::{LoadedSpec, RunSpec};
 use crate::stages::{StageCtx, StageKind};
 use burn::prelude::Device;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};

@@ -45,7 +45,7 @@
 use crate::cache::Cache;
 use crate::error::{Error, IoContext, Result};
 use crate::pipeline::{self, Status};
-use crate::spec;
+use crate::resolve;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -246,7 +246,7 @@ fn check_time(t: &str) -> std::result::Result<(), String> {
 
 /// Checks the partition and time limit, naming where a bad one came from: the spec's
 /// `[executor]` (or a `--set`/`MORSD_EXECUTOR__*` override of it) or the command-line flag.
-fn check_options(spec_path: &Path, spec: &spec::LoadedSpec, o: &SlurmOptions) -> Result<()> {
+fn check_options(spec_path: &Path, spec: &crate::run::LoadedSpec, o: &SlurmOptions) -> Result<()> {
     type Check = fn(&str) -> std::result::Result<(), String>;
     let ex = spec.runs.first().map(|r| &r.spec.executor);
     let one = |key: &str,
@@ -346,13 +346,16 @@ pub fn submit(
     o: &SlurmOptions,
 ) -> Result<String> {
     // 1. What is missing, per the cache.
-    let spec = spec::load(spec_path, sets)?;
+    let spec = resolve::load(spec_path, sets)?;
     // The options go onto sbatch's command line: checked before anything else happens.
     check_options(spec_path, &spec, o)?;
     let plans = pipeline::plan(&spec)?;
-    let status = pipeline::status(cache, &spec, &plans);
+    let (seen, status) = observe(
+        || Seen::read(cache, &spec.name, plans.len()),
+        || pipeline::status(cache, &spec, &plans),
+    );
     // Runs Slurm is still working on are not resubmitted.
-    let busy: HashSet<usize> = states_of(cache, &spec.name, &plans, &status)
+    let busy: HashSet<usize> = states_of(&seen, &labels(&plans), &status)
         .iter()
         .enumerate()
         .filter(|(_, (_, st))| st.starts_with("queued") || st.starts_with("running"))
@@ -518,24 +521,59 @@ pub fn run_states(
     sets: &[String],
     cache: &Cache,
 ) -> Result<Vec<(String, String)>> {
-    let spec = spec::load(spec_path, sets)?;
+    let spec = resolve::load(spec_path, sets)?;
     let plans = pipeline::plan(&spec)?;
-    let status = pipeline::status(cache, &spec, &plans);
-    Ok(states_of(cache, &spec.name, &plans, &status))
+    let (seen, status) = observe(
+        || Seen::read(cache, &spec.name, plans.len()),
+        || pipeline::status(cache, &spec, &plans),
+    );
+    Ok(states_of(&seen, &labels(&plans), &status))
+}
+
+fn labels(plans: &[pipeline::RunPlan]) -> Vec<&str> {
+    plans.iter().map(|p| p.run.label.as_str()).collect()
+}
+
+/// Reads Slurm and the markers (`seen`), then the cache (`status`): in that order (see [`Seen`]).
+fn observe<S>(seen: impl FnOnce() -> Seen, status: impl FnOnce() -> S) -> (Seen, S) {
+    let seen = seen();
+    (seen, status())
+}
+
+/// What Slurm and the exit markers say, read *before* the cache's status. A task publishes its
+/// cache entries, exits, and only then leaves its marker and leaves Slurm's running states; so
+/// read in this order, a marker or a finished state always comes with the entries it built.
+/// Read the other way round, a task that finished between the two reads showed as
+/// `failed (exit 0)`: its entries were missing when the cache was read, its marker present
+/// when the markers were.
+struct Seen {
+    subs: Vec<Submission>,
+    states: BTreeMap<String, String>,
+    /// Each run's exit marker, where there is one.
+    markers: Vec<Option<i32>>,
+}
+
+impl Seen {
+    fn read(cache: &Cache, name: &str, runs: usize) -> Seen {
+        let subs = records(cache, name);
+        let dir = dir_of(cache, name);
+        let states = slurm_states(&job_ids(&subs));
+        let markers = (0..runs)
+            .map(|i| {
+                std::fs::read_to_string(dir.join("markers").join(format!("run-{i}.exit")))
+                    .ok()
+                    .and_then(|s| s.trim().parse::<i32>().ok())
+            })
+            .collect();
+        Seen { subs, states, markers }
+    }
 }
 
 /// Each run's state, from the cache status of its stages, Slurm and the exit markers.
-fn states_of(
-    cache: &Cache,
-    name: &str,
-    plans: &[pipeline::RunPlan],
-    status: &[Vec<Status>],
-) -> Vec<(String, String)> {
-    let subs = records(cache, name);
-    let dir = dir_of(cache, name);
-    let states = slurm_states(&job_ids(&subs));
+fn states_of(seen: &Seen, labels: &[&str], status: &[Vec<Status>]) -> Vec<(String, String)> {
+    let (subs, states) = (&seen.subs, &seen.states);
     let mut out = Vec::new();
-    for (i, p) in plans.iter().enumerate() {
+    for (i, label) in labels.iter().enumerate() {
         let state = if status[i].iter().all(|s| *s == Status::Fresh) {
             "done".to_string()
         } else if let Some(sub) = subs.iter().rev().find(|s| s.indices.contains(&i)) {
@@ -549,9 +587,7 @@ fn states_of(
                     .get(id)
                     .is_some_and(|s| s == "PENDING" || s == "RUNNING")
             });
-            let marker = std::fs::read_to_string(dir.join("markers").join(format!("run-{i}.exit")))
-                .ok()
-                .and_then(|s| s.trim().parse::<i32>().ok());
+            let marker = seen.markers.get(i).copied().flatten();
             match (task.as_deref(), marker) {
                 (Some("PENDING" | "CONFIGURING"), _) => {
                     if shared_pending {
@@ -567,6 +603,7 @@ fn states_of(
                         2 => "bad spec or input",
                         1 => "error while running",
                         137 | 143 => "killed",
+                        0 => "but its cache entries are gone; resubmit",
                         _ => "see the log",
                     }
                 ),
@@ -576,7 +613,7 @@ fn states_of(
         } else {
             "not submitted".into()
         };
-        out.push((p.run.label.clone(), state));
+        out.push((label.to_string(), state));
     }
     out
 }
@@ -606,7 +643,7 @@ pub fn status(spec_path: &Path, sets: &[String], cache: &Cache) -> Result<String
 
 /// `morsd cancel SPEC`: cancels every job of the spec's submissions.
 pub fn cancel(spec_path: &Path, sets: &[String], cache: &Cache) -> Result<String> {
-    let spec = spec::load(spec_path, sets)?;
+    let spec = resolve::load(spec_path, sets)?;
     let ids = job_ids(&records(cache, &spec.name));
     if ids.is_empty() {
         return Ok("no submitted jobs\n".into());
@@ -627,6 +664,37 @@ pub fn cancel(spec_path: &Path, sets: &[String], cache: &Cache) -> Result<String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A run's array task finishes (publishes its entries, exits 0, leaves its marker) between
+    /// `morsd status`'s two reads: whichever read comes first sees it running, the second sees
+    /// it finished. The state must be `running` or `done`, never `failed (exit 0)`.
+    #[test]
+    fn a_task_finishing_between_the_reads_is_never_failed() {
+        use std::cell::Cell;
+        let finished = Cell::new(false);
+        let subs = vec![Submission {
+            shared: vec![],
+            array: Some("7".into()),
+            indices: vec![0],
+            collect: None,
+        }];
+        let seen = || {
+            let done = finished.replace(true);
+            let state = if done { "COMPLETED" } else { "RUNNING" };
+            Seen {
+                subs: subs.clone(),
+                states: BTreeMap::from([("7_0".to_string(), state.to_string())]),
+                markers: vec![done.then_some(0)],
+            }
+        };
+        let status = || {
+            let done = finished.replace(true);
+            vec![vec![if done { Status::Fresh } else { Status::Stale("no cache entry".into()) }]]
+        };
+        let (seen, status) = observe(seen, status);
+        let st = states_of(&seen, &["run"], &status);
+        assert_eq!(st[0].1, "done", "{st:?}");
+    }
 
     #[test]
     fn quoting() {

@@ -31,8 +31,8 @@ pub const TEACHER_PROMPTS: &[(&str, &str)] = &[
     ),
 ];
 
-/// The results page (`report.html`), rendered by [`crate::report::html`].
-pub const REPORT_HTML: &str = crate::report::html::TEMPLATE;
+/// The results page (`report.html`), rendered by `report::html`.
+pub const REPORT_HTML: &str = include_str!("../templates/report/report.html.jinja");
 
 /// The text of a built-in template by name, or of a template file by path.
 pub fn template_text(builtins: &[(&str, &str)], name_or_path: &str) -> Result<String> {

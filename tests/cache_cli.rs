@@ -297,6 +297,12 @@ fn gc_collects_request_logs_no_spec_reaches() {
     assert!(row.contains(&other_size), "{row}");
     assert!(log_row(&ls, "swept").is_some(), "{ls}");
     assert!(ls.contains("0 entries, 3 request logs, "), "{ls}");
+    // The columns stay in line whatever a log's name: every row (header included) is as wide.
+    let rows: Vec<&str> = ls.lines().take(ls.lines().count() - 1).collect();
+    assert!(
+        rows.iter().all(|r| r.chars().count() == rows[0].chars().count()),
+        "columns out of line:\n{ls}"
+    );
     // A specs folder that is not there (a typo) removes nothing: it is an error.
     let o = p.morsd(&["cache", "gc", "--specs", "no-such-folder"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));

@@ -384,7 +384,7 @@ fn a_spec_with_weights_needs_no_kind_and_an_unknown_family_is_named() {
         ),
     )
     .unwrap();
-    let s = morsd::spec::load(&spec, &[]).unwrap();
+    let s = morsd::resolve::load(&spec, &[]).unwrap();
     let student = &s.runs[0].spec.student;
     assert_eq!(student.kind, "pretrained");
     let p = morsd::student::load_pretrained(student, &morsd::device_from_env().unwrap()).unwrap();

@@ -541,7 +541,7 @@ fn spec_errors_name_file_and_line() {
         "a.toml",
         b"[select]\nper_question = 3\nstrategy = = 1\n",
     );
-    let e = morsd::spec::load(&p, &[]).unwrap_err();
+    let e = morsd::resolve::load(&p, &[]).unwrap_err();
     let msg = e.to_string();
     assert!(e.is_user_error());
     assert!(
@@ -554,7 +554,7 @@ fn spec_errors_name_file_and_line() {
         "b.toml",
         b"[select]\nper_question = 3\nstrategy = \"\xfe\"\n",
     );
-    let e = morsd::spec::load(&p, &[]).unwrap_err();
+    let e = morsd::resolve::load(&p, &[]).unwrap_err();
     let msg = e.to_string();
     assert!(
         matches!(e, morsd::Error::SpecSyntax { .. }) && e.is_user_error(),
@@ -573,7 +573,7 @@ fn spec_errors_name_file_and_line() {
     );
     // A bad value on line 3 (after the merge).
     let p = write(dir.path(), "c.toml", b"[select]\n\nper_question = 0\n");
-    let msg = morsd::spec::load(&p, &[]).unwrap_err().to_string();
+    let msg = morsd::resolve::load(&p, &[]).unwrap_err().to_string();
     assert!(
         has_all(
             &msg,
@@ -610,7 +610,7 @@ fn a_sweep_too_large_is_refused_quickly() {
     }
     let p = write(dir.path(), "big.toml", text.as_bytes());
     let t = std::time::Instant::now();
-    let e = morsd::spec::load(&p, &[]).unwrap_err();
+    let e = morsd::resolve::load(&p, &[]).unwrap_err();
     assert!(t.elapsed().as_secs() < 5, "{:?}", t.elapsed());
     let msg = e.to_string();
     assert!(
@@ -618,7 +618,7 @@ fn a_sweep_too_large_is_refused_quickly() {
         "{msg}"
     );
     // So is a seed list of more than the bound.
-    let seeds: Vec<String> = (0..=morsd::spec::resolve::MAX_RUNS)
+    let seeds: Vec<String> = (0..=morsd::run::MAX_RUNS)
         .map(|i| i.to_string())
         .collect();
     let p = write(
@@ -626,7 +626,7 @@ fn a_sweep_too_large_is_refused_quickly() {
         "seeds.toml",
         format!("[experiment]\nseeds = [{}]\n", seeds.join(",")).as_bytes(),
     );
-    let msg = morsd::spec::load(&p, &[]).unwrap_err().to_string();
+    let msg = morsd::resolve::load(&p, &[]).unwrap_err().to_string();
     assert!(msg.contains("experiment.seeds"), "{msg}");
 }
 

@@ -465,3 +465,26 @@ fn an_enormous_body_later_keeps_what_was_received() {
     assert_eq!(proxy.forwarded.load(Ordering::SeqCst), 8);
     assert_eq!(logged(&p).len(), 8);
 }
+
+/// `experiments/openai-smoke.toml` runs whole (generate → eval) against the local SmolLM2
+/// server, as its users run it: an example spec must not end in "nothing to train on".
+#[test]
+fn the_smoke_spec_runs_whole_against_the_local_server() {
+    let server = Server::start();
+    let text_of = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/experiments/openai-smoke.toml"
+    ))
+    .unwrap();
+    let p = Project::new(&text_of);
+    let o = p
+        .cmd()
+        .env("MORSD_OPENAI_BASE_URL", format!("http://127.0.0.1:{}/v1", server.port))
+        .args(["run", p.spec().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let runs = p.runs_json("openai-smoke");
+    assert_eq!(runs["runs"].as_array().map(|r| r.len()), Some(1), "{runs}");
+    assert!(runs["runs"][0]["accuracy"].is_number(), "{runs}");
+}

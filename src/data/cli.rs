@@ -183,7 +183,7 @@ pub fn stats(root: &Path, task: &str, sources: &[String], split: Option<&str>) -
 /// rationales; ties and questions with too few answered rationales are counted apart.
 fn majority_line(data: &crate::task::TaskData, all: &[&crate::teacher::Rationale]) -> String {
     use crate::teacher::majority::{Tally, vote};
-    let min = crate::stages::score::DEFAULT_MIN_VOTES;
+    let min = crate::teacher::majority::DEFAULT_MIN_VOTES;
     // Every question of every split, with its rationales' answers, voted against gold. Only
     // questions with rationales count (a question none wrote for has nothing to vote on).
     let questions = data.train.iter().chain(&data.validation).chain(&data.test);

@@ -93,7 +93,7 @@ pub fn write(
             (config, tensors, n)
         }
     };
-    crate::stages::write_json(&dir.join("config.json"), &config)?;
+    crate::files::write_json(&dir.join("config.json"), &config)?;
     // 2. The weights, in the asked dtype.
     let bytes: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> = tensors
         .into_iter()
@@ -130,9 +130,9 @@ pub fn write(
     if let Some(t) = loaded.base.as_ref().and_then(|b| b.chat_template.as_ref()) {
         tc["chat_template"] = json!(t);
     }
-    crate::stages::write_json(&dir.join("tokenizer_config.json"), &tc)?;
+    crate::files::write_json(&dir.join("tokenizer_config.json"), &tc)?;
     let special = json!({"eos_token": token(tok.eos), "pad_token": token(tok.pad)});
-    crate::stages::write_json(&dir.join("special_tokens_map.json"), &special)?;
+    crate::files::write_json(&dir.join("special_tokens_map.json"), &special)?;
     // 4. Greedy decoding, as morsd evaluates.
     let generation = json!({
         "do_sample": false,
@@ -140,7 +140,7 @@ pub fn write(
         "pad_token_id": tok.pad,
         "max_new_tokens": info.max_new_tokens,
     });
-    crate::stages::write_json(&dir.join("generation_config.json"), &generation)?;
+    crate::files::write_json(&dir.join("generation_config.json"), &generation)?;
     std::fs::metadata(dir.join("model.safetensors")).at(dir)?;
     Ok(())
 }

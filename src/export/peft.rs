@@ -24,7 +24,7 @@ pub fn write(entry: &Path, loaded: &Loaded, with_base: bool, dir: &Path) -> Resu
     // 1. The adapters, byte for byte as the entry holds them.
     std::fs::copy(entry.join(ADAPTER_FILE), dir.join(ADAPTER_FILE)).at(entry.join(ADAPTER_FILE))?;
     // 2. PEFT's config, naming the base the way transformers users know it.
-    let mut cfg: Value = crate::stages::read_json(&entry.join(ADAPTER_CONFIG))?;
+    let mut cfg: Value = crate::files::read_json(&entry.join(ADAPTER_CONFIG))?;
     let name = if with_base {
         "base".to_string()
     } else {
@@ -33,14 +33,14 @@ pub fn write(entry: &Path, loaded: &Loaded, with_base: bool, dir: &Path) -> Resu
             .unwrap_or_else(|| base.path.display().to_string())
     };
     cfg["base_model_name_or_path"] = json!(name);
-    crate::stages::write_json(&dir.join(ADAPTER_CONFIG), &cfg)?;
+    crate::files::write_json(&dir.join(ADAPTER_CONFIG), &cfg)?;
     let files = loaded
         .family
         .base
         .as_ref()
         .map(|b| json!(b.files))
         .unwrap_or(Value::Null);
-    crate::stages::write_json(
+    crate::files::write_json(
         &dir.join("base.json"),
         &json!({
             "weights": base.weights,

@@ -7,7 +7,7 @@ use super::RunInfo;
 use crate::cache::{Cache, Lookup};
 use crate::error::{Error, Result};
 use crate::pipeline::{self, RunPlan};
-use crate::spec::LoadedSpec;
+use crate::run::LoadedSpec;
 use crate::stages::StageKind;
 use std::fmt::Write as _;
 use std::path::PathBuf;

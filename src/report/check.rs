@@ -14,7 +14,7 @@ use super::Stored;
 use crate::cache::KeyDoc;
 use crate::error::{Error, Result};
 use crate::pipeline::{self, RunOutcome};
-use crate::spec;
+use crate::resolve;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -187,7 +187,7 @@ pub fn render(checks: &[RunCheck]) -> String {
 pub fn check(dir: &Path, spec_path: &Path, sets: &[String]) -> Result<String> {
     let stored = super::read_stored(dir)?;
     let recorded = read_stages(dir)?;
-    let spec = spec::load(spec_path, sets)?;
+    let spec = resolve::load(spec_path, sets)?;
     let planned: Vec<(String, Vec<KeyDoc>)> = pipeline::plan(&spec)?
         .into_iter()
         .map(|p| (p.run.label, p.stages.into_iter().map(|i| i.doc).collect()))

@@ -9,12 +9,10 @@
 use super::stats::{groups, mean_ci};
 use super::{Stored, atomic_write};
 use crate::error::{Error, Result};
-use crate::spec::resolve::show;
+use crate::resolve::show;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-/// The page's template (embedded).
-pub const TEMPLATE: &str = include_str!("../../templates/report/report.html.jinja");
 
 /// A training question as the browser shows it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -215,7 +213,7 @@ pub fn render(dir: &Path, stored: &Stored, reading: &str) -> Result<String> {
     let has_selection = selection.is_some();
     let data = script_json(&selection.unwrap_or_default())?;
     let mut env = minijinja::Environment::new();
-    env.add_template("report.html", TEMPLATE)
+    env.add_template("report.html", crate::templates::REPORT_HTML)
         .map_err(|e| Error::run(format!("report template: {e}")))?;
     let t = env
         .get_template("report.html")

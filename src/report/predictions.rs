@@ -51,7 +51,7 @@ pub fn write(dir: &Path, stored: &Stored, preds: &[Vec<Prediction>]) -> Result<(
                 .map(|(r, _)| {
                     r.swept
                         .get(k)
-                        .map(crate::spec::resolve::show)
+                        .map(crate::resolve::show)
                         .unwrap_or_default()
                 })
                 .collect::<Vec<_>>(),

@@ -4,7 +4,7 @@
 use super::paired::{self, Paired, Stratum};
 use super::predictions::Outcomes;
 use super::{RunRow, Stored};
-use crate::spec::resolve::show;
+use crate::resolve::show;
 use std::collections::BTreeMap;
 
 /// Two-sided 97.5 % quantile of Student's t with `df` degrees of freedom (statrs).

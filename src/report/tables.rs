@@ -27,7 +27,7 @@ fn json_column(name: &str, values: &[Value]) -> Column {
             name,
             values
                 .iter()
-                .map(crate::spec::resolve::show)
+                .map(crate::resolve::show)
                 .collect::<Vec<_>>(),
         )
     }

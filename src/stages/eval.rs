@@ -2,10 +2,11 @@
 //! a `llama` student; a row stops at end of sequence or once its answer sentence is complete),
 //! answer extraction, accuracy. Output: `predictions.json`.
 
-use super::{Stage, StageCtx, StageKind, json, read_json, sections, write_json};
+use super::{Stage, StageCtx, StageKind, json, sections};
+use crate::files::{read_json, write_json};
 use crate::answer::{extract_with_options, matches};
 use crate::error::Result;
-use crate::spec::RunSpec;
+use crate::run::RunSpec;
 use crate::student::decode::{DecodeOptions, greedy_with};
 use crate::student::format;
 use crate::student::load::load_student;

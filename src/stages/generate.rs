@@ -3,12 +3,13 @@
 //! `sources.json` (per-file counts); for the `openai` teacher `requests.json` (every request of
 //! both stages: rationales, then the answer-stage requests, `"stage": 2`).
 
-use super::{Stage, StageCtx, StageKind, json, sections, write_json};
+use super::{Stage, StageCtx, StageKind, json, sections};
+use crate::files::write_json;
 use crate::data::sources as data_sources;
 use crate::data::{custom, tasks};
 use crate::error::Result;
-use crate::spec::RunSpec;
-use crate::spec::resolve::TaskRef;
+use crate::run::RunSpec;
+use crate::run::TaskRef;
 use crate::task::synthetic;
 use crate::teacher::{answer_stage, programmatic};
 use serde_json::{Value, json as j};
@@ -279,7 +280,7 @@ fn task_data(run: &RunSpec) -> Result<(crate::task::TaskData, Vec<crate::task::E
         }
     }
     // Gold answers where the run needs them, checked before any rationale is sampled.
-    crate::stages::score::check_gold(&data, spec.score.label.as_deref().unwrap_or("gold"))?;
+    crate::task::check_gold(&data, spec.score.label.as_deref().unwrap_or("gold"))?;
     Ok((data, cut))
 }
 

@@ -7,11 +7,10 @@ pub mod score;
 pub mod select;
 pub mod train;
 
-use crate::error::{Error, IoContext, Result};
-use crate::spec::RunSpec;
+use crate::error::{Error, Result};
+use crate::run::RunSpec;
 use burn::prelude::Device;
 use indicatif::ProgressBar;
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -113,17 +112,6 @@ pub trait Stage: Sync {
     fn run(&self, ctx: &StageCtx<'_>, out: &Path) -> Result<Value>;
 }
 
-/// Writes a JSON file.
-pub fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
-    let bytes = serde_json::to_vec(value).map_err(Error::run)?;
-    std::fs::write(path, bytes).at(path)
-}
-
-/// Reads a JSON file.
-pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
-    let bytes = std::fs::read(path).at(path)?;
-    serde_json::from_slice(&bytes).map_err(|e| Error::run(format!("{}: {e}", path.display())))
-}
 
 /// Builds a `{section: value}` config object.
 pub fn sections(pairs: &[(&str, Value)]) -> Value {

@@ -15,20 +15,19 @@
 //! ([`crate::teacher::majority`]); questions without a majority (ties, too few answered samples)
 //! are reported in `labels.json` and the metrics, and their rationales are not scored.
 
-use super::{
-    Stage, StageCtx, StageKind, json, read_json, sections, student_inputs, student_key, write_json,
-};
+use super::{Stage, StageCtx, StageKind, json, sections, student_inputs, student_key};
+use crate::files::{read_json, write_json};
 use crate::answer::matches;
 use crate::error::Result;
 use crate::select::{Scored, jaccard, ngrams};
-use crate::spec::RunSpec;
+use crate::run::RunSpec;
 use crate::student::format;
 use crate::student::score::answer_nll_rd;
 use crate::student::tokenizer::Tok;
 use crate::student::train::{Budget, TrainExample, TrainOptions, train};
 use crate::student::{init_student, load_named, load_pretrained, model_config};
 use crate::task::TaskData;
-use crate::teacher::majority::{Tally, Vote, vote};
+use crate::teacher::majority::{DEFAULT_MIN_VOTES, Tally, Vote, vote};
 use crate::teacher::{Rationale, answer_of};
 use serde_json::{Value, json as j};
 use std::collections::HashMap;
@@ -124,7 +123,7 @@ impl Stage for Score {
         // 0. The label of every training question: gold, or the majority of its samples'
         //    answers; the rationales of questions left without one are not scored.
         let label_mode = spec.score.label.as_deref().unwrap_or("gold");
-        check_gold(&data, label_mode)?;
+        crate::task::check_gold(&data, label_mode)?;
         let min_votes = spec.score.majority_min_votes.unwrap_or(DEFAULT_MIN_VOTES);
         let (labels, votes, tally) = labels(&data, &rationales, label_mode, min_votes);
         let rationales: Vec<Rationale> = rationales
@@ -343,9 +342,6 @@ impl Stage for Score {
     }
 }
 
-/// `score.majority_min_votes` when unset.
-pub const DEFAULT_MIN_VOTES: usize = 2;
-
 /// The labels `score.label` takes.
 pub const LABELS: &[&str] = &["gold", "majority"];
 
@@ -363,33 +359,6 @@ pub fn check_spec(
     }
     if s.score.majority_min_votes == Some(0) {
         return Err(("score.majority_min_votes", "must be at least 1".into()));
-    }
-    Ok(())
-}
-
-/// Eval and checkpoint choice need gold answers on validation and test whatever the label; with
-/// `label = "gold"` every training question needs one too.
-pub fn check_gold(data: &TaskData, label: &str) -> Result<()> {
-    let missing = |split: &[crate::task::Example]| {
-        split.iter().filter(|e| e.answer.trim().is_empty()).count()
-    };
-    for (name, split) in [("validation", &data.validation), ("test", &data.test)] {
-        let n = missing(split);
-        if n > 0 {
-            return Err(crate::Error::run(format!(
-                "task {}: {n} of {} {name} questions have no gold answer; eval and checkpoint choice need gold answers on the validation and test splits (score.label = \"majority\" labels training questions only)",
-                data.task,
-                split.len()
-            )));
-        }
-    }
-    let n = missing(&data.train);
-    if label == "gold" && n > 0 {
-        return Err(crate::Error::run(format!(
-            "task {}: {n} of {} training questions have no gold answer: set score.label = \"majority\" to label them by the majority of their teacher samples",
-            data.task,
-            data.train.len()
-        )));
     }
     Ok(())
 }
@@ -461,24 +430,6 @@ mod tests {
         }
     }
 
-    #[test]
-    fn eval_needs_gold_on_test_whatever_the_label() {
-        let d = data(&["1", ""], &["2", ""]);
-        let e = check_gold(&d, "majority").unwrap_err().to_string();
-        assert!(
-            e.contains("1 of 2 test questions have no gold answer"),
-            "{e}"
-        );
-        // Unlabelled training questions: fine for majority, an error for gold that says what to do.
-        let d = data(&["1", ""], &["2"]);
-        assert!(check_gold(&d, "majority").is_ok());
-        let e = check_gold(&d, "gold").unwrap_err().to_string();
-        assert!(
-            e.contains("1 of 2 training questions") && e.contains("score.label = \"majority\""),
-            "{e}"
-        );
-    }
-
     fn r(q: &str, k: usize, text: &str) -> Rationale {
         Rationale {
             id: format!("{q}/{k}"),
@@ -514,26 +465,5 @@ mod tests {
         let (got, votes, _) = labels(&d, &rs, "gold", 2);
         assert_eq!(got["train-1"], "6");
         assert!(votes.is_empty());
-    }
-
-    fn key_of(spec: &str) -> Value {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("spec.toml");
-        std::fs::write(&p, spec).unwrap();
-        Score.config(&crate::spec::load(&p, &[]).unwrap().runs.remove(0))
-    }
-
-    #[test]
-    fn the_warm_up_students_train_settings_are_in_the_key_only_when_it_warms_up() {
-        // The default scratch student warms up: train.lr is read, so it keys the entry.
-        let a = key_of("[train]\nlr = 0.003\n");
-        let b = key_of("[train]\nlr = 0.001\n");
-        assert_eq!(a["warmup_train"]["lr"], serde_json::json!(0.003));
-        assert_ne!(a, b);
-        // No warm-up: the train settings stay out, so changing them reuses the entry.
-        let u = key_of("[score]\nrd_model = \"untrained\"\n[train]\nlr = 0.003\n");
-        let v = key_of("[score]\nrd_model = \"untrained\"\n[train]\nlr = 0.001\n");
-        assert!(u.get("warmup_train").is_none());
-        assert_eq!(u, v);
     }
 }

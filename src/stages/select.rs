@@ -1,10 +1,11 @@
 //! Stage `select`: applies the run's strategy and budget to the scored rationales.
 //! Output: `selected.json` (rationale ids, in rank order per question).
 
-use super::{Stage, StageCtx, StageKind, json, read_json, sections, write_json};
+use super::{Stage, StageCtx, StageKind, json, sections};
+use crate::files::{read_json, write_json};
 use crate::error::Result;
 use crate::select::{Params, Scored, pick};
-use crate::spec::RunSpec;
+use crate::run::RunSpec;
 use serde_json::{Value, json as j};
 use std::collections::HashMap;
 use std::path::Path;

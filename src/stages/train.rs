@@ -8,13 +8,11 @@
 //! tokenizer being the base's.
 //! [`crate::student::load::load_student`] reads either back.
 
-use super::{
-    Stage, StageCtx, StageKind, json, read_json, sections, student_inputs, student_key, train_key,
-    write_json,
-};
+use super::{Stage, StageCtx, StageKind, json, sections, student_inputs, student_key, train_key};
+use crate::files::{read_json, write_json};
 use crate::answer::{extract_with_options, matches};
 use crate::error::{Error, IoContext, Result};
-use crate::spec::RunSpec;
+use crate::run::RunSpec;
 use crate::student::decode::{DecodeOptions, greedy_with};
 use crate::student::format;
 use crate::student::load::{Base, EntryStudent, LoraInfo};
@@ -256,64 +254,4 @@ impl Stage for Train {
 /// Whether the run fine-tunes a pretrained student with LoRA adapters.
 fn is_lora(run: &RunSpec) -> bool {
     run.spec.student.is_pretrained() && run.spec.student.lora_rank.unwrap_or(0) > 0
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::spec::raw::TrainSpec;
-
-    fn run_of(spec: &str) -> RunSpec {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("spec.toml");
-        std::fs::write(&p, spec).unwrap();
-        crate::spec::load(&p, &[]).unwrap().runs.remove(0)
-    }
-
-    fn train_section(spec: &str) -> Value {
-        Train.config(&run_of(spec))["train"].clone()
-    }
-
-    #[test]
-    fn a_steps_budget_keeps_its_key_and_epochs_change_it() {
-        // The `[train]` section of the key as it was before `train.epochs` existed (the
-        // serialized TrainSpec: `steps` a number, the optional fields skipped when unset).
-        let before = j!({
-            "steps": 300, "batch_size": 16, "lr": 0.003, "warmup_steps": 20,
-            "weight_decay": 0.01, "eval_every": 100,
-        });
-        assert_eq!(train_section(""), before);
-        // Byte for byte as the key hashes it (serde_json sorts object keys).
-        assert_eq!(
-            serde_json::to_string(&train_section("")).unwrap(),
-            r#"{"batch_size":16,"eval_every":100,"lr":0.003,"steps":300,"warmup_steps":20,"weight_decay":0.01}"#
-        );
-        assert_eq!(train_section("[train]\nsteps = 300\n"), before);
-        assert_eq!(
-            train_key(&TrainSpec::default()),
-            before,
-            "unresolved default"
-        );
-        assert!(train_section("").get("epochs").is_none());
-        let mut set = before.clone();
-        set["steps"] = 40.into();
-        set["grad_accum"] = 2.into();
-        assert_eq!(train_section("[train]\nsteps = 40\ngrad_accum = 2\n"), set);
-        // Epochs: in the key, and no steps value beside them.
-        let e2 = train_section("[train]\nepochs = 2\n");
-        let mut want = before.clone();
-        want.as_object_mut().unwrap().remove("steps");
-        want["epochs"] = 2.into();
-        assert_eq!(e2, want);
-        assert_ne!(e2, train_section("[train]\nepochs = 1\n"));
-        // The whole config (hence the key) differs from the steps spec's.
-        assert_ne!(
-            Train.config(&run_of("[train]\nepochs = 2\n")),
-            Train.config(&run_of(""))
-        );
-        assert_eq!(
-            Train.config(&run_of("[train]\nsteps = 300\n")),
-            Train.config(&run_of(""))
-        );
-    }
 }

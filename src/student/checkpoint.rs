@@ -1,6 +1,6 @@
 //! Pretrained Llama-family checkpoints: a GGUF file (llama.cpp) or a Hugging Face folder
 //! (`config.json`, `*.safetensors`, `tokenizer.json`) → architecture, f32 weights in Hugging
-//! Face layout, and the tokenizer.
+//! Face layout, and the tokenizer. The Hugging Face files are read by [`super::readers`].
 //!
 //! The containers and the dequantisation (Q4_1, Q8_0, F16, F32 and every other ggml type) are
 //! candle's (`candle_core::quantized::gguf_file`, `candle_core::safetensors`). What is ours:
@@ -13,22 +13,19 @@
 
 use super::family::Family;
 use super::llama::{Llama, LlamaConfig};
+use super::readers::{
+    bad, hf_family, hf_num, hf_tokenizer, read_hf_config, read_safetensors, take_hf,
+};
+// The readers' weight type and transpose, kept at their old paths here.
+pub use super::readers::{Weight, transpose};
 use super::tokenizer::Tok;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use burn::module::Param;
 use burn::nn::{Embedding, Linear, RmsNorm};
 use burn::prelude::*;
 use candle_core::quantized::gguf_file;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-
-/// One weight: row-major shape (PyTorch order, e.g. `[d_out, d_in]`) and f32 values.
-pub struct Weight {
-    /// Shape, outermost first.
-    pub shape: Vec<usize>,
-    /// Values, row-major.
-    pub data: Vec<f32>,
-}
 
 /// A loaded checkpoint: architecture, weights under canonical names, tokenizer.
 pub struct Checkpoint {
@@ -45,14 +42,6 @@ pub struct Checkpoint {
     pub chat_template: Option<String>,
     /// Storage type per canonical name (`Q4_1`, `F32`, `BF16` …), for reports.
     pub dtypes: HashMap<String, String>,
-}
-
-/// An input error about `path`.
-pub(crate) fn bad(path: &Path, message: impl std::fmt::Display) -> Error {
-    Error::Input {
-        path: path.to_path_buf(),
-        message: message.to_string(),
-    }
 }
 
 /// The canonical name of a layer tensor for its GGUF and HF suffixes.
@@ -88,18 +77,6 @@ pub(crate) fn extra_names(c: &LlamaConfig) -> Vec<(&'static str, &'static str, &
     v
 }
 
-/// A row-major `[rows, cols]` matrix transposed to row-major `[cols, rows]` (Hugging Face's
-/// `[out, in]` ↔ burn's `[in, out]`, PEFT's factors ↔ burn's).
-pub fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut out = vec![0f32; data.len()];
-    for i in 0..rows {
-        for j in 0..cols {
-            out[j * rows + i] = data[i * cols + j];
-        }
-    }
-    out
-}
-
 /// Inverse of llama.cpp's `permute(w, n_head)`: within each head, row `2i + j` of the GGUF
 /// tensor is row `j·hd/2 + i` of the Hugging Face one (`j ∈ {0, 1}`, `i < hd/2`).
 pub fn unpermute(data: &[f32], rows: usize, cols: usize, n_head: usize) -> Vec<f32> {
@@ -133,134 +110,6 @@ pub fn permute(data: &[f32], rows: usize, cols: usize, n_head: usize) -> Vec<f32
         }
     }
     out
-}
-
-/// The family a Hugging Face config names: its `model_type`, else its `architectures`. A
-/// family morsd does not build would load as the wrong model (a Qwen2 folder's q/k/v biases
-/// silently dropped), so it is an error naming the family and the supported ones.
-pub fn hf_family(cfg_path: &Path, cfg: &serde_json::Value) -> Result<Family> {
-    let model_type = cfg.get("model_type").and_then(|v| v.as_str());
-    let archs: Vec<&str> = cfg
-        .get("architectures")
-        .and_then(|v| v.as_array())
-        .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
-        .unwrap_or_default();
-    if let Some(t) = model_type {
-        return Family::from_model_type(t).ok_or_else(|| {
-            bad(
-                cfg_path,
-                format!(
-                    "model family `{t}` (`model_type`) is not supported; morsd loads: {}",
-                    Family::supported()
-                ),
-            )
-        });
-    }
-    if let Some(f) = archs.iter().find_map(|a| Family::from_architecture(a)) {
-        return Ok(f);
-    }
-    Err(bad(
-        cfg_path,
-        if archs.is_empty() {
-            format!(
-                "names no model family (neither `model_type` nor `architectures`); morsd loads: {}",
-                Family::supported()
-            )
-        } else {
-            format!(
-                "architecture `{}` (`architectures`) is not supported; morsd loads: {}",
-                archs.join(", "),
-                Family::supported()
-            )
-        },
-    ))
-}
-
-/// A Hugging Face folder's `config.json`: its path and contents.
-pub fn read_hf_config(dir: &Path) -> Result<(PathBuf, serde_json::Value)> {
-    let cfg_path = dir.join("config.json");
-    let text = std::fs::read_to_string(&cfg_path).map_err(|e| bad(&cfg_path, e))?;
-    let cfg = serde_json::from_str(&text).map_err(|e| bad(&cfg_path, format!("not JSON: {e}")))?;
-    Ok((cfg_path, cfg))
-}
-
-/// A number `config.json` must have.
-pub fn hf_num(cfg_path: &Path, cfg: &serde_json::Value, k: &str) -> Result<usize> {
-    cfg.get(k)
-        .and_then(serde_json::Value::as_u64)
-        .map(|x| x as usize)
-        .ok_or_else(|| bad(cfg_path, format!("`{k}` missing or not a number")))
-}
-
-/// Every tensor of a Hugging Face folder's `*.safetensors` shards, by name, with its storage
-/// type.
-pub fn read_safetensors(dir: &Path) -> Result<HashMap<String, (String, candle_core::Tensor)>> {
-    let mut by_name = HashMap::new();
-    let mut shards: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| bad(dir, e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
-        .collect();
-    shards.sort();
-    if shards.is_empty() {
-        return Err(bad(dir, "no *.safetensors file in this folder"));
-    }
-    for shard in &shards {
-        let tensors = candle_core::safetensors::load(shard, &candle_core::Device::Cpu)
-            .map_err(|e| bad(shard, format!("not a safetensors file: {e}")))?;
-        for (k, t) in tensors {
-            by_name.insert(k, (format!("{:?}", t.dtype()), t));
-        }
-    }
-    Ok(by_name)
-}
-
-/// Takes tensor `name` out of `by_name` as f32 ([`Weight`]) with its storage type.
-pub fn take_hf(
-    dir: &Path,
-    by_name: &mut HashMap<String, (String, candle_core::Tensor)>,
-    name: &str,
-) -> Result<(Weight, String)> {
-    let (dtype, t) = by_name
-        .remove(name)
-        .ok_or_else(|| bad(dir, format!("no tensor `{name}` in the safetensors files")))?;
-    let shape = t.dims().to_vec();
-    let data = t
-        .to_dtype(candle_core::DType::F32)
-        .and_then(|t| t.flatten_all())
-        .and_then(|t| t.to_vec1::<f32>())
-        .map_err(|e| bad(dir, format!("tensor `{name}`: {e}")))?;
-    Ok((Weight { shape, data }, dtype))
-}
-
-/// A Hugging Face folder's tokenizer (`tokenizer.json`) with its special ids (`config.json`'s,
-/// else the usual names) and the chat template of `tokenizer_config.json`, if any.
-pub fn hf_tokenizer(
-    dir: &Path,
-    cfg_path: &Path,
-    cfg: &serde_json::Value,
-) -> Result<(Tok, Option<String>)> {
-    let tok_path = dir.join("tokenizer.json");
-    let inner = tokenizers::Tokenizer::from_file(&tok_path)
-        .map_err(|e| bad(&tok_path, format!("not a tokenizer.json: {e}")))?;
-    let id_of = |key: &str, names: &[&str]| -> Option<u32> {
-        cfg.get(key)
-            .and_then(|v| v.as_u64().or_else(|| v.get(0).and_then(|x| x.as_u64())))
-            .map(|x| x as u32)
-            .or_else(|| names.iter().find_map(|n| inner.token_to_id(n)))
-    };
-    let eos = id_of("eos_token_id", &["<|im_end|>", "</s>", "<|endoftext|>"]).ok_or_else(|| {
-        bad(
-            cfg_path,
-            "no `eos_token_id` and no known end-of-sequence token",
-        )
-    })?;
-    let pad = id_of("pad_token_id", &[]).unwrap_or(eos);
-    let chat_template = std::fs::read_to_string(dir.join("tokenizer_config.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .and_then(|v| v.get("chat_template")?.as_str().map(String::from));
-    Ok((Tok::new(inner, pad, eos), chat_template))
 }
 
 impl Checkpoint {

@@ -4,8 +4,7 @@
 //! student re-reads the whole sequence each step (it is small and has a short context).
 
 use super::Lm;
-use super::llama::KvCache;
-use super::model::{Batch, EncoderInput};
+use super::batch::{Batch, EncoderInput, KvCache};
 use super::tokenizer::Tok;
 use burn::prelude::*;
 

@@ -52,6 +52,74 @@ const LLAMA_MODULES: [LoraModule; 7] = [
     m("down_proj", "down_proj", "mlp.down_proj"),
 ];
 
+/// The modules PEFT targets in GPT-2 (`c_proj` names both the attention and the MLP output).
+pub const GPT2_MODULES: &[LoraModule] = &[
+    LoraModule {
+        peft: "c_attn",
+        field: "qkv",
+        hf: "attn.c_attn",
+    },
+    LoraModule {
+        peft: "c_proj",
+        field: "proj",
+        hf: "attn.c_proj",
+    },
+    LoraModule {
+        peft: "c_fc",
+        field: "up",
+        hf: "mlp.c_fc",
+    },
+    LoraModule {
+        peft: "c_proj",
+        field: "down",
+        hf: "mlp.c_proj",
+    },
+];
+
+/// The modules PEFT targets in T5 (`q`, `v` by default; every attention's and feed-forward's).
+pub const T5_MODULES: &[LoraModule] = &[
+    LoraModule {
+        peft: "q",
+        field: "q",
+        hf: "q",
+    },
+    LoraModule {
+        peft: "k",
+        field: "k",
+        hf: "k",
+    },
+    LoraModule {
+        peft: "v",
+        field: "v",
+        hf: "v",
+    },
+    LoraModule {
+        peft: "o",
+        field: "o",
+        hf: "o",
+    },
+    LoraModule {
+        peft: "wi",
+        field: "wi",
+        hf: "wi",
+    },
+    LoraModule {
+        peft: "wi_0",
+        field: "wi_0",
+        hf: "wi_0",
+    },
+    LoraModule {
+        peft: "wi_1",
+        field: "wi_1",
+        hf: "wi_1",
+    },
+    LoraModule {
+        peft: "wo",
+        field: "wo",
+        hf: "wo",
+    },
+];
+
 impl Family {
     /// Every family, in the order `morsd models list` shows them.
     pub const ALL: [Family; 5] = [
@@ -107,8 +175,8 @@ impl Family {
     pub fn lora_modules(self) -> &'static [LoraModule] {
         match self {
             Family::Llama | Family::Qwen2 | Family::Qwen3 => &LLAMA_MODULES,
-            Family::Gpt2 => super::gpt2::LORA_MODULES,
-            Family::T5 => super::t5::LORA_MODULES,
+            Family::Gpt2 => GPT2_MODULES,
+            Family::T5 => T5_MODULES,
         }
     }
 

@@ -7,10 +7,9 @@
 //! layout, so its weights load untransposed; the fused `c_attn` `[d, 3d]` is the block's `qkv`.
 //! [`Gpt2::forward_cached`] appends to a [`KvCache`] for decoding.
 
-use super::checkpoint::bad;
-use super::family::LoraModule;
-use super::llama::KvCache;
-use super::model::{Batch, Block};
+use super::batch::{Batch, KvCache};
+use super::model::Block;
+use super::readers::bad;
 use super::tokenizer::Tok;
 use crate::error::Result;
 use crate::kernels::layer_norm;
@@ -19,30 +18,6 @@ use burn::module::Param;
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig};
 use burn::prelude::*;
 use std::path::Path;
-
-/// The modules PEFT targets in GPT-2 (`c_proj` names both the attention and the MLP output).
-pub const LORA_MODULES: &[LoraModule] = &[
-    LoraModule {
-        peft: "c_attn",
-        field: "qkv",
-        hf: "attn.c_attn",
-    },
-    LoraModule {
-        peft: "c_proj",
-        field: "proj",
-        hf: "attn.c_proj",
-    },
-    LoraModule {
-        peft: "c_fc",
-        field: "up",
-        hf: "mlp.c_fc",
-    },
-    LoraModule {
-        peft: "c_proj",
-        field: "down",
-        hf: "mlp.c_proj",
-    },
-];
 
 /// Architecture of a GPT-2 model (from its `config.json`).
 #[derive(Config, Debug)]
@@ -144,7 +119,7 @@ pub fn load_hf(
     max_seq_len: usize,
     device: &Device,
 ) -> Result<(Gpt2, Gpt2Config, Tok, Option<String>)> {
-    use super::checkpoint::{hf_num, hf_tokenizer, read_hf_config, read_safetensors, take_hf};
+    use super::readers::{hf_num, hf_tokenizer, read_hf_config, read_safetensors, take_hf};
     // 1. The architecture, and the options this file does not build, refused by name.
     let (cfg_path, cfg) = read_hf_config(dir)?;
     let num = |k: &str| hf_num(&cfg_path, &cfg, k);

@@ -14,8 +14,8 @@
 //! right-padded training batches share this code; an additive bias carries the causal and
 //! key-padding masks. [`Llama::forward_cached`] appends to a [`KvCache`] for decoding.
 
+use super::batch::{Batch, KvCache};
 use super::family::Family;
-use super::model::Batch;
 use crate::kernels::{attention, rms_norm, swiglu};
 use crate::kernels::{linear, tied_head};
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig, RmsNorm, RmsNormConfig};
@@ -147,28 +147,6 @@ pub struct LlamaBlock {
     head_dim: usize,
 }
 
-/// Keys and values of the positions seen so far, per layer: `[b, kv_heads, T, hd]`.
-#[derive(Default)]
-pub struct KvCache {
-    pub(crate) layers: Vec<Option<(Tensor<4>, Tensor<4>)>>,
-    /// An encoder–decoder's encoder input and, once computed, its output.
-    pub(crate) encoder: Option<(super::model::EncoderInput, Option<Tensor<3>>)>,
-}
-
-impl KvCache {
-    /// Makes room for `n` layers (an empty cache's first step).
-    pub(crate) fn fit(&mut self, n: usize) {
-        if self.layers.len() != n {
-            self.layers = (0..n).map(|_| None).collect();
-        }
-    }
-
-    /// Sets an encoder–decoder's encoder input (its output is computed on the first step).
-    pub fn set_encoder(&mut self, enc: super::model::EncoderInput) {
-        self.encoder = Some((enc, None));
-    }
-}
-
 /// Rotary embedding tables for the positions of a batch: `cos`, `sin` of `[b, 1, t, hd]`.
 fn rope_tables(pos: &Tensor<2, Int>, hd: usize, theta: f64) -> (Tensor<4>, Tensor<4>) {
     let [b, t] = pos.dims();
@@ -194,6 +172,13 @@ fn apply_rope(x: Tensor<4>, cos: &Tensor<4>, sin: &Tensor<4>) -> Tensor<4> {
     x * cos.clone() + rotated * sin.clone()
 }
 
+/// RMSNorm over the last axis of per-head queries or keys `[b, t, heads, hd]` (Qwen3's
+/// per-head q/k norm, [`super::qwen3`]).
+pub fn head_norm(norm: &RmsNorm, x: Tensor<4>) -> Tensor<4> {
+    let [b, t, n, hd] = x.dims();
+    rms_norm(norm, x.reshape([b, t * n, hd])).reshape([b, t, n, hd])
+}
+
 impl LlamaBlock {
     fn forward(
         &self,
@@ -210,7 +195,7 @@ impl LlamaBlock {
         let split = |y: Tensor<3>, n: usize, norm: &Option<RmsNorm>| {
             let y = y.reshape([b, t, n, hd]);
             let y = match norm {
-                Some(norm) => super::qwen3::head_norm(norm, y),
+                Some(norm) => head_norm(norm, y),
                 None => y,
             };
             y.swap_dims(1, 2)

@@ -12,7 +12,7 @@ use super::lora;
 use super::tokenizer::Tok;
 use super::{Gpt2Config, LlamaConfig, Lm, LmConfig, StudentConfig};
 use crate::error::{Error, Result};
-use crate::stages::read_json;
+use crate::files::read_json;
 use burn::config::Config;
 use burn::module::Module;
 use burn::prelude::*;

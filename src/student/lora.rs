@@ -159,7 +159,7 @@ pub fn factor_of(family: Family, path: &[String]) -> Option<(String, usize)> {
 fn transposed(t: Tensor<2>) -> (Vec<usize>, Vec<f32>) {
     let [r, c] = t.dims();
     let v: Vec<f32> = t.into_data().iter::<f32>().collect();
-    (vec![c, r], super::checkpoint::transpose(&v, r, c))
+    (vec![c, r], super::readers::transpose(&v, r, c))
 }
 
 /// Writes a LoRA student's adapters (the model still carries them, unmerged) in PEFT's layout
@@ -257,7 +257,7 @@ pub fn save_adapters(
         "layers_to_transform": null,
         "revision": null,
     });
-    crate::stages::write_json(&dir.join(ADAPTER_CONFIG), &config)?;
+    crate::files::write_json(&dir.join(ADAPTER_CONFIG), &config)?;
     Ok(found.len())
 }
 
@@ -317,7 +317,7 @@ pub struct Adapters {
 /// Reads [`ADAPTER_CONFIG`] and [`ADAPTER_FILE`] from `dir`.
 pub fn read_adapters(dir: &Path) -> Result<Adapters> {
     let cfg_path = dir.join(ADAPTER_CONFIG);
-    let cfg: serde_json::Value = crate::stages::read_json(&cfg_path)?;
+    let cfg: serde_json::Value = crate::files::read_json(&cfg_path)?;
     let bad = |m: String| Error::Input {
         path: cfg_path.clone(),
         message: m,
@@ -363,7 +363,7 @@ pub fn read_adapters(dir: &Path) -> Result<Adapters> {
             .collect();
         let [rows, cols] = [view.shape()[0], view.shape()[1]];
         // PEFT [r, d_in] / [d_out, r] → burn [d_in, r] / [r, d_out].
-        let t = super::checkpoint::transpose(&v, rows, cols);
+        let t = super::readers::transpose(&v, rows, cols);
         halves.entry(prefix.to_string()).or_default()[part] = Some((vec![cols, rows], t));
     }
     let mut factors = HashMap::new();

@@ -1,294 +1,42 @@
 //! The student: a language model [`Lm`] — either the small decoder-only transformer trained
 //! from scratch ([`model`]) or a pretrained checkpoint of one of the [`family`] families
-//! ([`llama`] with [`qwen2`] and [`qwen3`], [`gpt2`]; read by [`checkpoint`]) — its tokenizer
+//! ([`llama`] with [`qwen2`] and [`qwen3`], [`gpt2`], [`t5`]) — its tokenizer
 //! ([`tokenizer`]), the text format it learns ([`format`]), training ([`train`], with LoRA via
 //! [`lora`]), greedy decoding ([`decode`]) and answer scoring for RD ([`score`]). [`load`] turns
 //! a train entry back into an [`Lm`].
+//!
+//! The files stand in layers, none needing one that needs it: the Hugging Face [`readers`],
+//! the [`family`] names, the [`tokenizer`] and the [`batch`] inputs at the bottom; the
+//! architectures above them (a Llama-style [`checkpoint`] is read by its own file); [`lm`]
+//! (every family as one type) and the dispatch on a checkpoint's family ([`pretrained`]) above
+//! those; training, LoRA, decoding, scoring and loading at the top. This file only declares and
+//! re-exports.
 
+pub mod batch;
 pub mod checkpoint;
 pub mod decode;
 pub mod family;
 pub mod format;
 pub mod gpt2;
 pub mod llama;
+pub mod lm;
 pub mod load;
 pub mod lora;
 pub mod model;
+pub mod pretrained;
 pub mod qwen2;
 pub mod qwen3;
+pub mod readers;
 pub mod score;
 pub mod t5;
 pub mod tokenizer;
 pub mod train;
 
-use crate::error::Result;
-use crate::spec::raw::StudentSpec;
-use burn::prelude::*;
+pub use batch::Batch;
 pub use family::Family;
 pub use gpt2::{Gpt2, Gpt2Config};
 pub use llama::{Llama, LlamaConfig};
-pub use model::{Batch, Student, StudentConfig};
-use std::path::Path;
+pub use lm::{INIT_LOCK, Lm, LmConfig, init_student, materialise, model_config};
+pub use model::{Student, StudentConfig};
+pub use pretrained::{Pretrained, load_checkpoint, load_named, load_pretrained};
 pub use t5::{T5, T5Config};
-
-/// A student of any family. Training, scoring and decoding take this type; adding a family
-/// is one file and one arm here.
-#[derive(Module, Debug)]
-pub enum Lm {
-    /// The scratch GPT-style transformer.
-    Scratch(Student),
-    /// A Llama-style decoder: Llama, Qwen2/2.5 or Qwen3 ([`Llama::family`]).
-    Llama(Llama),
-    /// GPT-2.
-    Gpt2(Gpt2),
-    /// T5 / Flan-T5 (encoder–decoder).
-    T5(T5),
-}
-
-impl Lm {
-    /// Final hidden states `[b, t, d]`.
-    pub fn hidden(&self, batch: &Batch) -> Tensor<3> {
-        match self {
-            Lm::Scratch(m) => m.hidden(batch),
-            Lm::Llama(m) => m.hidden(batch),
-            Lm::Gpt2(m) => m.hidden(batch),
-            Lm::T5(m) => m.hidden(batch),
-        }
-    }
-
-    /// Logits `[n, vocab]` of hidden states `[n, d]`.
-    pub fn logits(&self, h: Tensor<2>) -> Tensor<2> {
-        match self {
-            Lm::Scratch(m) => m.logits(h),
-            Lm::Llama(m) => m.logits(h),
-            Lm::Gpt2(m) => m.logits(h),
-            Lm::T5(m) => m.logits(h),
-        }
-    }
-
-    /// Longest sequence the model is run at.
-    pub fn max_seq_len(&self) -> usize {
-        match self {
-            Lm::Scratch(m) => m.max_seq_len(),
-            Lm::Llama(m) => m.max_seq_len(),
-            Lm::Gpt2(m) => m.max_seq_len(),
-            Lm::T5(m) => m.max_seq_len(),
-        }
-    }
-
-    /// The pretrained family (none for the scratch student).
-    pub fn family(&self) -> Option<Family> {
-        match self {
-            Lm::Scratch(_) => None,
-            Lm::Llama(m) => Some(m.family()),
-            Lm::Gpt2(_) => Some(Family::Gpt2),
-            Lm::T5(_) => Some(Family::T5),
-        }
-    }
-
-    /// The decoder's first token, for an encoder–decoder student (none for a decoder-only one).
-    pub fn decoder_start(&self) -> Option<u32> {
-        match self {
-            Lm::T5(m) => Some(m.decoder_start()),
-            _ => None,
-        }
-    }
-
-    /// Like [`Lm::hidden`] on new tokens, attending also to (and extending) a key/value
-    /// cache; `bias` covers the cached positions followed by the new ones.
-    pub fn forward_cached(
-        &self,
-        ids: Tensor<2, Int>,
-        pos: &Tensor<2, Int>,
-        bias: Tensor<4>,
-        cache: &mut llama::KvCache,
-    ) -> Tensor<3> {
-        match self {
-            Lm::Scratch(m) => m.forward_cached(ids, pos, bias, cache),
-            Lm::Llama(m) => m.forward_cached(ids, pos, bias, cache),
-            Lm::Gpt2(m) => m.forward_cached(ids, pos, bias, cache),
-            Lm::T5(m) => m.forward_cached(ids, bias, cache),
-        }
-    }
-}
-
-/// The architecture of a pretrained student, as its train entry's `config.json` stores it.
-#[derive(Clone, Debug)]
-pub enum LmConfig {
-    /// A Llama-style decoder (Llama, Qwen2, Qwen3).
-    Llama(LlamaConfig),
-    /// GPT-2.
-    Gpt2(Gpt2Config),
-    /// T5.
-    T5(T5Config),
-}
-
-impl LmConfig {
-    /// Writes it as JSON to `path`.
-    pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        match self {
-            LmConfig::Llama(c) => c.save(path),
-            LmConfig::Gpt2(c) => c.save(path),
-            LmConfig::T5(c) => c.save(path),
-        }
-    }
-
-    /// The entry kind it is stored under (`student.json`'s `kind`).
-    pub fn kind(&self) -> &'static str {
-        match self {
-            LmConfig::Llama(_) => "llama",
-            LmConfig::Gpt2(_) => "gpt2",
-            LmConfig::T5(_) => "t5",
-        }
-    }
-
-    /// Builds the model with fresh weights (the shape a record loads into).
-    pub fn init(&self, device: &Device) -> Lm {
-        match self {
-            LmConfig::Llama(c) => Lm::Llama(c.init(device)),
-            LmConfig::Gpt2(c) => Lm::Gpt2(c.init(device)),
-            LmConfig::T5(c) => Lm::T5(c.init(device)),
-        }
-    }
-
-    /// The sequence length the student is run at.
-    pub fn max_seq_len(&self) -> usize {
-        match self {
-            LmConfig::Llama(c) => c.max_seq_len,
-            LmConfig::Gpt2(c) => c.max_seq_len,
-            LmConfig::T5(c) => c.max_seq_len,
-        }
-    }
-}
-
-/// A pretrained checkpoint loaded as a student.
-pub struct Pretrained {
-    /// The model, run at the requested length.
-    pub model: Lm,
-    /// Its architecture.
-    pub config: LmConfig,
-    /// Its tokenizer.
-    pub tok: tokenizer::Tok,
-    /// Its family.
-    pub family: Family,
-    /// The checkpoint's own context length.
-    pub context_len: usize,
-    /// The chat template it ships, if any.
-    pub chat_template: Option<String>,
-}
-
-/// Loads a `.gguf` file or a Hugging Face folder of any supported family as a student run at
-/// `max_seq_len` tokens. The family comes from the checkpoint itself (`model_type` /
-/// `architectures`, GGUF's `general.architecture`).
-pub fn load_checkpoint(path: &Path, max_seq_len: usize, device: &Device) -> Result<Pretrained> {
-    if path.is_dir() {
-        let (cfg_path, cfg) = checkpoint::read_hf_config(path)?;
-        match checkpoint::hf_family(&cfg_path, &cfg)? {
-            Family::Gpt2 => {
-                let context_len = checkpoint::hf_num(&cfg_path, &cfg, "n_positions")?;
-                let (m, c, tok, chat_template) = gpt2::load_hf(path, max_seq_len, device)?;
-                return Ok(Pretrained {
-                    model: Lm::Gpt2(m),
-                    config: LmConfig::Gpt2(c),
-                    tok,
-                    family: Family::Gpt2,
-                    context_len,
-                    chat_template,
-                });
-            }
-            Family::T5 => {
-                // Relative positions: no context limit of its own (512 in T5's training).
-                let context_len = checkpoint::hf_num(&cfg_path, &cfg, "n_positions").unwrap_or(512);
-                let (m, c, tok, chat_template) = t5::load_hf(path, max_seq_len, device)?;
-                return Ok(Pretrained {
-                    model: Lm::T5(m),
-                    config: LmConfig::T5(c),
-                    tok,
-                    family: Family::T5,
-                    context_len,
-                    chat_template,
-                });
-            }
-            _ => {}
-        }
-    }
-    let ck = checkpoint::Checkpoint::load(path)?;
-    let context_len = ck.config.max_seq_len;
-    let chat_template = ck.chat_template.clone();
-    let family = ck.config.family;
-    let (m, c, tok) = ck.into_llama(max_seq_len, device)?;
-    Ok(Pretrained {
-        model: Lm::Llama(m),
-        config: LmConfig::Llama(c),
-        tok,
-        family,
-        context_len,
-        chat_template,
-    })
-}
-
-/// A lock around "seed the device, then initialise a model": burn's RNG may be global, and
-/// parallel runs (`--jobs`) must still get reproducible initial weights.
-pub static INIT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// Converts the user-facing spec into the burn model config.
-pub fn model_config(spec: &StudentSpec, vocab_size: usize) -> StudentConfig {
-    StudentConfig::new(
-        vocab_size,
-        spec.d_model,
-        spec.layers,
-        spec.heads,
-        spec.d_ff.unwrap_or(4 * spec.d_model),
-        spec.max_seq_len,
-    )
-}
-
-/// A freshly initialised student, reproducible for a seed.
-pub fn init_student(config: &StudentConfig, seed: u64, device: &Device) -> Lm {
-    let _guard = INIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    device.seed(seed);
-    let model = Lm::Scratch(config.init(device));
-    materialise(&model);
-    model
-}
-
-/// Draws every lazily initialised parameter now. burn draws a parameter's initial values on its
-/// first access, which would otherwise happen in the first training step, outside
-/// [`INIT_LOCK`], while a concurrent run (`--jobs`) seeds or draws from the same device RNG:
-/// the weights would then depend on the other run's timing.
-pub fn materialise(model: &Lm) {
-    struct Touch;
-    impl burn::module::ModuleVisitor for Touch {
-        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
-            let _ = param.val();
-        }
-    }
-    model.visit(&mut Touch);
-}
-
-/// A pretrained checkpoint named the way `student.weights` names one (a model name, a `.gguf`
-/// file or a Hugging Face folder), run at `max_seq_len` tokens.
-pub fn load_named(weights: &str, max_seq_len: usize, device: &Device) -> Result<Pretrained> {
-    let path = crate::models::resolve_weights(weights)?;
-    load_checkpoint(&path, max_seq_len, device)
-}
-
-/// The pretrained checkpoint a spec's `[student]` names, as a student run at
-/// `student.max_seq_len`. A `kind` that names a family (`llama`, `qwen2` …) must be the
-/// checkpoint's: a mismatch is an error naming both (`kind = "pretrained"` takes any).
-pub fn load_pretrained(spec: &StudentSpec, device: &Device) -> Result<Pretrained> {
-    let weights = spec.weights.as_deref().unwrap_or_default();
-    let p = load_named(weights, spec.max_seq_len, device)?;
-    if let Some(want) = Family::from_model_type(&spec.kind)
-        && want != p.family
-    {
-        return Err(crate::error::Error::Input {
-            path: crate::models::resolve_weights(weights)?,
-            message: format!(
-                "student.kind = \"{want}\" but this checkpoint is a `{}` model (set student.kind = \"{}\" or \"pretrained\")",
-                p.family, p.family
-            ),
-        });
-    }
-    Ok(p)
-}

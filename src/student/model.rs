@@ -6,6 +6,9 @@
 //! (training, scoring) use the same code; an additive attention bias carries the causal and
 //! key-padding masks.
 
+use super::batch::KvCache;
+// The batch types, kept at their old paths here.
+pub use super::batch::{Batch, EncoderInput};
 use crate::kernels::{attention, gelu, layer_norm, linear, linear_split};
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
@@ -137,87 +140,6 @@ pub struct Student {
     max_seq_len: usize,
 }
 
-/// A padded batch of token ids with positions and the attention bias.
-pub struct Batch {
-    /// Token ids `[b, t]`.
-    pub ids: Tensor<2, Int>,
-    /// Position ids `[b, t]`.
-    pub pos: Tensor<2, Int>,
-    /// Additive attention bias `[b, 1, t, t]`: 0 where attending is allowed, -1e9 elsewhere.
-    pub bias: Tensor<4>,
-    /// An encoder–decoder student's encoder input (then `ids` and `bias` are the decoder's).
-    pub encoder: Option<EncoderInput>,
-}
-
-/// The encoder's side of a seq2seq batch: right-padded ids, the encoder's self-attention
-/// mask (padding keys hidden) and the decoder's cross-attention mask `[b, 1, 1, s]`.
-#[derive(Clone, Debug)]
-pub struct EncoderInput {
-    /// Token ids `[b, s]`.
-    pub ids: Tensor<2, Int>,
-    /// Self-attention bias `[b, 1, s, s]`.
-    pub bias: Tensor<4>,
-    /// Cross-attention bias `[b, 1, 1, s]`.
-    pub cross: Tensor<4>,
-}
-
-impl EncoderInput {
-    /// Right-padded encoder input of `seqs` (an empty sequence reads as one padding token).
-    pub fn new(seqs: &[Vec<u32>], pad: u32, device: &Device) -> Self {
-        let b = seqs.len();
-        let s = seqs.iter().map(Vec::len).max().unwrap_or(1).max(1);
-        let mut ids = vec![pad as i64; b * s];
-        let mut key = vec![0f32; b * s];
-        for (r, q) in seqs.iter().enumerate() {
-            for (j, &id) in q.iter().enumerate() {
-                ids[r * s + j] = id as i64;
-            }
-            for j in q.len().max(1)..s {
-                key[r * s + j] = -1e9;
-            }
-        }
-        let cross = Tensor::<4>::from_data(TensorData::new(key, [b, 1, 1, s]), device);
-        EncoderInput {
-            ids: Tensor::from_data(TensorData::new(ids, [b, s]), device),
-            bias: cross.clone().repeat_dim(2, s),
-            cross,
-        }
-    }
-}
-
-impl Batch {
-    /// Builds a batch from sequences, padding on the left (`left = true`, for decoding) or the
-    /// right (training and scoring).
-    pub fn new(seqs: &[Vec<u32>], pad: u32, left: bool, device: &Device) -> Self {
-        let b = seqs.len();
-        let t = seqs.iter().map(Vec::len).max().unwrap_or(1).max(1);
-        let mut ids = vec![pad as i64; b * t];
-        let mut pos = vec![0i64; b * t];
-        let mut bias = vec![0f32; b * t * t];
-        for (r, s) in seqs.iter().enumerate() {
-            let off = if left { t - s.len() } else { 0 };
-            for (j, &id) in s.iter().enumerate() {
-                ids[r * t + off + j] = id as i64;
-                pos[r * t + off + j] = j as i64;
-            }
-            for i in 0..t {
-                for j in 0..t {
-                    let key_is_pad = j < off || j >= off + s.len();
-                    if j > i || (key_is_pad && i != j) {
-                        bias[r * t * t + i * t + j] = -1e9;
-                    }
-                }
-            }
-        }
-        Batch {
-            ids: Tensor::from_data(TensorData::new(ids, [b, t]), device),
-            pos: Tensor::from_data(TensorData::new(pos, [b, t]), device),
-            bias: Tensor::from_data(TensorData::new(bias, [b, 1, t, t]), device),
-            encoder: None,
-        }
-    }
-}
-
 impl Student {
     /// Final hidden states `[b, t, d]`.
     pub fn hidden(&self, batch: &Batch) -> Tensor<3> {
@@ -235,7 +157,7 @@ impl Student {
         ids: Tensor<2, Int>,
         pos: &Tensor<2, Int>,
         bias: Tensor<4>,
-        cache: &mut super::llama::KvCache,
+        cache: &mut KvCache,
     ) -> Tensor<3> {
         cache.fit(self.blocks.len());
         let mut x = self.tok.forward(ids) + self.pos.forward(pos.clone());

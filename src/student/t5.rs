@@ -20,10 +20,9 @@
 //! cross-attention keys and values once, and caches the decoder's self-attention
 //! ([`T5::forward_cached`]).
 
-use super::checkpoint::bad;
-use super::family::LoraModule;
-use super::llama::KvCache;
-use super::model::{Batch, EncoderInput};
+use super::batch::{Batch, EncoderInput, KvCache};
+use super::family::T5_MODULES;
+use super::readers::bad;
 use super::tokenizer::Tok;
 use crate::error::Result;
 use crate::kernels::{attention_values, batched_matmul, geglu, masked_softmax, rms_norm};
@@ -32,50 +31,6 @@ use burn::module::Param;
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig, RmsNorm, RmsNormConfig};
 use burn::prelude::*;
 use std::path::Path;
-
-/// The modules PEFT targets in T5 (`q`, `v` by default; every attention's and feed-forward's).
-pub const LORA_MODULES: &[LoraModule] = &[
-    LoraModule {
-        peft: "q",
-        field: "q",
-        hf: "q",
-    },
-    LoraModule {
-        peft: "k",
-        field: "k",
-        hf: "k",
-    },
-    LoraModule {
-        peft: "v",
-        field: "v",
-        hf: "v",
-    },
-    LoraModule {
-        peft: "o",
-        field: "o",
-        hf: "o",
-    },
-    LoraModule {
-        peft: "wi",
-        field: "wi",
-        hf: "wi",
-    },
-    LoraModule {
-        peft: "wi_0",
-        field: "wi_0",
-        hf: "wi_0",
-    },
-    LoraModule {
-        peft: "wi_1",
-        field: "wi_1",
-        hf: "wi_1",
-    },
-    LoraModule {
-        peft: "wo",
-        field: "wo",
-        hf: "wo",
-    },
-];
 
 /// Architecture of a T5 model (from its `config.json`).
 #[derive(Config, Debug)]
@@ -550,7 +505,7 @@ pub fn peft_prefix(path: &[String]) -> Option<String> {
         (false, "ff") => (2, "DenseReluDense"),
         _ => return None,
     };
-    LORA_MODULES.iter().find(|m| m.field == field)?;
+    T5_MODULES.iter().find(|m| m.field == field)?;
     Some(format!(
         "base_model.model.{}.block.{layer}.layer.{index}.{module}.{field}",
         path[stack]
@@ -564,7 +519,7 @@ pub fn load_hf(
     max_seq_len: usize,
     device: &Device,
 ) -> Result<(T5, T5Config, Tok, Option<String>)> {
-    use super::checkpoint::{hf_num, hf_tokenizer, read_hf_config, read_safetensors, take_hf};
+    use super::readers::{hf_num, hf_tokenizer, read_hf_config, read_safetensors, take_hf};
     // 1. The architecture; options this file does not build are refused by name.
     let (cfg_path, cfg) = read_hf_config(dir)?;
     let num = |k: &str| hf_num(&cfg_path, &cfg, k);
@@ -653,7 +608,7 @@ pub fn load_hf(
     );
     let mut linear_in = |lin: &mut Linear, name: &str, i: usize, o: usize| -> Result<()> {
         let w = take(name, &[o, i])?;
-        lin.weight = mat(super::checkpoint::transpose(&w, o, i), [i, o]);
+        lin.weight = mat(super::readers::transpose(&w, o, i), [i, o]);
         Ok(())
     };
     let norm = |n: &mut RmsNorm, v: Vec<f32>| n.gamma = vec1(v);

@@ -3,7 +3,7 @@
 //! budget is a number of optimiser steps or of epochs ([`Budget`]).
 
 use super::Lm;
-use super::model::Batch;
+use super::batch::Batch;
 use burn::grad_clipping::GradientClippingConfig;
 use burn::optim::GradientsAccumulator;
 use burn::optim::{AdamWConfig, GradientsParams};
@@ -320,7 +320,7 @@ pub fn seq2seq_batch(
         return None;
     }
     let mut batch = Batch::new(&dec, pad, false, device);
-    batch.encoder = Some(super::model::EncoderInput::new(&enc, pad, device));
+    batch.encoder = Some(super::batch::EncoderInput::new(&enc, pad, device));
     Some(LmBatch::new(batch, &loss_at, tokens, device))
 }
 

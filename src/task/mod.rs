@@ -60,3 +60,81 @@ impl TaskKind {
         }
     }
 }
+
+/// Eval and checkpoint choice need gold answers on validation and test whatever the label; with
+/// `label = "gold"` every training question needs one too.
+pub fn check_gold(data: &TaskData, label: &str) -> crate::error::Result<()> {
+    let missing = |split: &[Example]| {
+        split.iter().filter(|e| e.answer.trim().is_empty()).count()
+    };
+    for (name, split) in [("validation", &data.validation), ("test", &data.test)] {
+        let n = missing(split);
+        if n > 0 {
+            return Err(crate::error::Error::run(format!(
+                "task {}: {n} of {} {name} questions have no gold answer; eval and checkpoint choice need gold answers on the validation and test splits (score.label = \"majority\" labels training questions only)",
+                data.task,
+                split.len()
+            )));
+        }
+    }
+    let n = missing(&data.train);
+    if label == "gold" && n > 0 {
+        return Err(crate::error::Error::run(format!(
+            "task {}: {n} of {} training questions have no gold answer: set score.label = \"majority\" to label them by the majority of their teacher samples",
+            data.task,
+            data.train.len()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ex(id: &str, answer: &str) -> Example {
+        Example {
+            id: id.into(),
+            question: format!("question {id}"),
+            answer: answer.into(),
+            options: vec![],
+            problem: None,
+        }
+    }
+
+    fn data(train: &[&str], test: &[&str]) -> TaskData {
+        TaskData {
+            task: "t".into(),
+            answer: AnswerType::Number,
+            train: train
+                .iter()
+                .enumerate()
+                .map(|(i, a)| ex(&format!("train-{i}"), a))
+                .collect(),
+            validation: vec![ex("validation-0", "1")],
+            test: test
+                .iter()
+                .enumerate()
+                .map(|(i, a)| ex(&format!("test-{i}"), a))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn eval_needs_gold_on_test_whatever_the_label() {
+        let d = data(&["1", ""], &["2", ""]);
+        let e = check_gold(&d, "majority").unwrap_err().to_string();
+        assert!(
+            e.contains("1 of 2 test questions have no gold answer"),
+            "{e}"
+        );
+        // Unlabelled training questions: fine for majority, an error for gold that says what to do.
+        let d = data(&["1", ""], &["2"]);
+        assert!(check_gold(&d, "majority").is_ok());
+        let e = check_gold(&d, "gold").unwrap_err().to_string();
+        assert!(
+            e.contains("1 of 2 training questions") && e.contains("score.label = \"majority\""),
+            "{e}"
+        );
+    }
+}

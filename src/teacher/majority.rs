@@ -44,6 +44,9 @@ impl Vote {
     }
 }
 
+/// `score.majority_min_votes` when unset: a label needs at least two answered samples.
+pub const DEFAULT_MIN_VOTES: usize = 2;
+
 /// Votes over one question's sample answers (`None`: no readable answer). Answers are the same
 /// when [`matches`] says so (numbers numerically: `5` and `5.0` are one answer).
 pub fn vote(kind: AnswerType, answers: &[Option<String>], min_votes: usize) -> Vote {

@@ -1,157 +1,17 @@
-//! Phase two: a spec file plus `MORSD_*` environment variables plus `--set` overrides
+//! Spec resolution, phase two of two (the schema is [`crate::spec::raw`]): a spec file plus `MORSD_*` environment variables plus `--set` overrides
 //! (merged by figment in that order) resolved into validated runs, one per sweep point × seed.
 //!
 //! Errors name the file, the TOML line/column where there is one, and the dotted key.
 
-use super::raw::RawSpec;
 use crate::error::{Error, Result};
+use crate::run::{LoadedSpec, MAX_RUNS, RunSpec, TaskRef};
+use crate::spec::raw::RawSpec;
+use crate::spec::{Strategy, TaskKind};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-
-/// A synthetic task family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum TaskKind {
-    /// Multi-step arithmetic word problems; numeric answer.
-    Arithmetic,
-    /// Concatenate the last letters of the words; free-text answer.
-    LastLetter,
-    /// Is the coin still heads up after some people flip it; yes/no answer.
-    CoinFlip,
-}
-
-impl TaskKind {
-    /// Parses a synthetic task name.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "arithmetic" => Some(Self::Arithmetic),
-            "last-letter" => Some(Self::LastLetter),
-            "coin-flip" => Some(Self::CoinFlip),
-            _ => None,
-        }
-    }
-}
-
-/// The task of a run: synthetic, or real (registry entry, split scheme, data root, sources).
-#[derive(Debug, Clone)]
-pub enum TaskRef {
-    /// A generated task.
-    Synthetic(TaskKind),
-    /// A task read from the data root.
-    Real {
-        /// Registry entry.
-        def: &'static crate::data::registry::TaskDef,
-        /// Split scheme.
-        split: crate::data::registry::SplitScheme,
-        /// Data root.
-        root: PathBuf,
-        /// Rationale sources (for the `file` teacher).
-        sources: Vec<crate::data::sources::Wanted>,
-    },
-    /// A user's own task: questions from their files (`data.task = "custom"`).
-    Custom {
-        /// The answer type and the question files.
-        task: crate::data::custom::CustomTask,
-        /// `teacher.jsonl` files (for the `file` teacher).
-        sources: Vec<crate::data::sources::Wanted>,
-    },
-}
-
-impl TaskRef {
-    /// The task name.
-    pub fn name(&self) -> &str {
-        match self {
-            TaskRef::Synthetic(k) => k.name(),
-            TaskRef::Real { def, .. } => def.name,
-            TaskRef::Custom { .. } => crate::data::custom::TASK,
-        }
-    }
-}
-
-/// A selection strategy (one module each under `select/`).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum Strategy {
-    All,
-    Random,
-    Correct,
-    Dedup,
-    RdMin,
-    RdMax,
-    Morsd,
-}
-
-impl Strategy {
-    /// Every strategy, in report order.
-    pub const ALL: [Strategy; 7] = [
-        Strategy::All,
-        Strategy::Random,
-        Strategy::Correct,
-        Strategy::Dedup,
-        Strategy::RdMin,
-        Strategy::RdMax,
-        Strategy::Morsd,
-    ];
-
-    /// The spec spelling.
-    pub fn name(self) -> &'static str {
-        match self {
-            Strategy::All => "all",
-            Strategy::Random => "random",
-            Strategy::Correct => "correct",
-            Strategy::Dedup => "dedup",
-            Strategy::RdMin => "rd-min",
-            Strategy::RdMax => "rd-max",
-            Strategy::Morsd => "morsd",
-        }
-    }
-
-    /// Parses the spec spelling.
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|x| x.name() == s)
-    }
-}
-
-/// One fully resolved run: a sweep point and a seed.
-#[derive(Debug, Clone)]
-pub struct RunSpec {
-    /// The complete spec of this run, sweep values applied, defaults filled.
-    pub spec: RawSpec,
-    /// Swept key → value for this run (empty without a sweep).
-    pub swept: BTreeMap<String, Value>,
-    /// The run's seed.
-    pub seed: u64,
-    /// Human label: `key=value ... seed=N`.
-    pub label: String,
-    /// Parsed task.
-    pub task: TaskRef,
-    /// Parsed strategy.
-    pub strategy: Strategy,
-}
-
-/// A loaded spec: where it came from and its runs.
-#[derive(Debug, Clone)]
-pub struct LoadedSpec {
-    /// The spec file.
-    pub path: PathBuf,
-    /// Experiment name.
-    pub name: String,
-    /// Output folder for tables and charts.
-    pub output: PathBuf,
-    /// Swept keys, in order.
-    pub sweep_keys: Vec<String>,
-    /// Every run.
-    pub runs: Vec<RunSpec>,
-}
-
-/// The most runs (sweep points × seeds) one spec may resolve to: the cross product grows
-/// exponentially with the number of swept keys, and every run is validated and kept in memory.
-pub const MAX_RUNS: usize = 10_000;
 
 /// Loads and resolves `path` with the `--set` overrides `sets` (`KEY=VALUE`).
 pub fn load(path: &Path, sets: &[String]) -> Result<LoadedSpec> {
@@ -458,7 +318,7 @@ fn load_with(path: &Path, sets: &[String], env: impl figment::Provider) -> Resul
         }
         // The training budget: `train.steps` unless `train.epochs` is set (validated: not both).
         if spec.train.steps.is_none() && spec.train.epochs.is_none() {
-            spec.train.steps = Some(super::raw::DEFAULT_TRAIN_STEPS);
+            spec.train.steps = Some(crate::spec::raw::DEFAULT_TRAIN_STEPS);
         }
         for &seed in &base.experiment.seeds {
             let mut label: Vec<String> = point
