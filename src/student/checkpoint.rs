@@ -529,15 +529,21 @@ fn gguf_tokenizer(
         tk.with_pre_tokenizer(Some(byte_level));
     }
     tk.with_decoder(Some(ByteLevel::default()));
-    // Control tokens (type 3) are special: matched whole, skipped when decoding.
-    let special: Vec<AddedToken> = tokens
-        .iter()
-        .zip(&types)
-        .filter(|(_, t)| **t == 3)
-        .map(|(s, _)| AddedToken::from(s.clone(), true))
-        .collect();
-    tk.add_special_tokens(special)
+    // llama.cpp's token types: control (3) and user-defined (4) tokens are both matched whole,
+    // never split by the BPE. Control tokens are skipped when decoding; user-defined ones are
+    // text the model writes (llama.cpp's `token_to_piece` prints them), so they stay.
+    let of_type = |want: i32, special: bool| -> Vec<AddedToken> {
+        tokens
+            .iter()
+            .zip(&types)
+            .filter(|(_, t)| **t == want)
+            .map(|(s, _)| AddedToken::from(s.clone(), special))
+            .collect()
+    };
+    tk.add_special_tokens(of_type(3, true))
         .map_err(|e| bad(path, format!("tokenizer special tokens: {e}")))?;
+    tk.add_tokens(of_type(4, false))
+        .map_err(|e| bad(path, format!("tokenizer user-defined tokens: {e}")))?;
     let id = |k: &str| md.get(k).and_then(|v| v.to_u32().ok());
     let eos = id("tokenizer.ggml.eos_token_id")
         .ok_or_else(|| bad(path, "GGUF metadata has no `tokenizer.ggml.eos_token_id`"))?;
@@ -552,6 +558,43 @@ fn gguf_tokenizer(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gguf_user_defined_tokens_are_matched_whole_like_control_tokens() {
+        // Bytes as GPT-2's byte-level alphabet writes them ("Ġ" is a space); no merges, so any
+        // text not matched whole falls apart into single characters.
+        use gguf_file::Value;
+        let s = |x: &str| Value::String(x.into());
+        let mut tokens: Vec<String> = "abcdefghijklmnopqrstuvwxyz<>|_Ġ"
+            .chars()
+            .map(String::from)
+            .collect();
+        let plain = tokens.len();
+        tokens.extend(["<|eot|>".into(), "<tool_call>".into()]);
+        let (eot, tool) = (plain as u32, plain as u32 + 1);
+        let mut types = vec![Value::I32(1); plain];
+        types.extend([Value::I32(3), Value::I32(4)]);
+        let md: HashMap<String, Value> = [
+            ("tokenizer.ggml.model", s("gpt2")),
+            (
+                "tokenizer.ggml.tokens",
+                Value::Array(tokens.iter().map(|t| s(t)).collect()),
+            ),
+            ("tokenizer.ggml.merges", Value::Array(vec![])),
+            ("tokenizer.ggml.token_type", Value::Array(types)),
+            ("tokenizer.ggml.eos_token_id", Value::U32(eot)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let (tok, _) = gguf_tokenizer(Path::new("t.gguf"), &md).unwrap();
+        let ids = tok.encode("ab<tool_call>c<|eot|>");
+        assert!(ids.contains(&tool), "user-defined token split: {ids:?}");
+        assert!(ids.contains(&eot), "control token split: {ids:?}");
+        // Decoding keeps the user-defined token as text and drops the control token.
+        let text = tok.decode(&ids);
+        assert!(text.contains("<tool_call>") && !text.contains("<|eot|>"), "{text}");
+    }
 
     #[test]
     fn permute_inverts_unpermute() {

@@ -403,6 +403,9 @@ pub enum TrainError {
         "none of the {0} training sequences has a target token within the {1}-token context (every prompt fills it: raise student.max_seq_len)"
     )]
     NoTarget(usize, usize),
+    /// Validation every 0 steps (`train.eval_every`, or a warm-up's steps, of 0).
+    #[error("eval_every is 0: validation needs a step count of at least 1")]
+    NoEvalEvery,
 }
 
 /// Trains `model` (whose parameters live on an autodiff device) on `data`.
@@ -427,6 +430,9 @@ pub fn train(
     }
     if !data.iter().any(|e| has_loss_for(&model, e, max_len)) {
         return Err(TrainError::NoTarget(data.len(), max_len));
+    }
+    if opts.eval_every == 0 {
+        return Err(TrainError::NoEvalEvery);
     }
     let mut optim = AdamWConfig::new()
         .with_weight_decay(opts.weight_decay as f32)
@@ -522,7 +528,7 @@ mod tests {
 
     #[test]
     fn no_zero_size_batch_is_built() {
-        let device = Device::default();
+        let device = Device::flex();
         // Nothing at all, a prompt that fills the context, an empty example.
         assert!(lm_batch(&[], 0, 8, &device).is_none());
         assert!(lm_batch(&[&ex(9, 3)], 0, 8, &device).is_none());
@@ -539,6 +545,26 @@ mod tests {
             let n = lm_batch(&[&e], 0, 8, &device).map_or(0, |b| b.rows.len());
             assert_eq!(n, loss_columns(&e, 8).len(), "prompt {p}, target {t}");
         }
+    }
+
+    #[test]
+    fn eval_every_zero_is_an_error_not_a_panic() {
+        // Every caller (the train stage, the score stage's warm-up) goes through `train`, so the
+        // check lives here: `done % 0` used to panic.
+        let device = Device::flex().autodiff();
+        let config = crate::student::model::StudentConfig {
+            vocab_size: 16,
+            d_model: 8,
+            layers: 1,
+            heads: 2,
+            d_ff: 16,
+            max_seq_len: 16,
+        };
+        let model = crate::student::lm::init_student(&config, 0, &device);
+        let mut opts = options(Budget::Steps(2), 1, 1);
+        opts.eval_every = 0;
+        let out = train(model, &[ex(2, 2)], 0, &opts, &device, None, &ProgressBar::hidden());
+        assert!(matches!(out, Err(TrainError::NoEvalEvery)), "{:?}", out.err());
     }
 
     #[test]
