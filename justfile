@@ -93,6 +93,13 @@ test: setup-llama setup-browser
     export MORSD_DATA="${MORSD_DATA:-$(cd .. && pwd)/shared/data}"
     cargo test --no-fail-fast
 
+# Style gates CI runs before the tests: rustfmt's layout, and clippy with every warning an error
+# (an allowed lint carries its reason beside it). The floors are kept by tests/layers.rs.
+# fmt --check and clippy -D warnings on every target (lib, bin, tests, examples, benches)
+lint:
+    cargo fmt --check
+    cargo clippy --all-targets -- -D warnings
+
 # Student throughput (train step, RD scoring, greedy decoding), scratch and SmolLM2, beside PyTorch
 # eager on the same shapes, and SmolLM2's fine-tuning peak memory → results/bench/bench.md;
 # the openai teacher through morsd vs direct → results/bench/teacher.md

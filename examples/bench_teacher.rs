@@ -67,8 +67,8 @@ fn main() {
     let tokens = AtomicUsize::new(0);
     let t = Instant::now();
     std::thread::scope(|s| {
-        for w in 0..2 {
-            let (jobs, next, tokens, url) = (&jobs, &next, &tokens, urls[w].clone());
+        for url in urls.iter().take(2) {
+            let (jobs, next, tokens, url) = (&jobs, &next, &tokens, url.clone());
             s.spawn(move || {
                 let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(120))).build().into();
                 loop {

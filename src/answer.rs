@@ -263,10 +263,10 @@ fn choice(n: u8, tail: Option<&str>, text: &str, options: &[String]) -> Option<S
             if o.is_empty() {
                 continue;
             }
-            if let Some(p) = low.find(&o) {
-                if best.is_none_or(|(bp, bi)| p < bp || (p == bp && o.len() > options[bi].len())) {
-                    best = Some((p, i));
-                }
+            if let Some(p) = low.find(&o)
+                && best.is_none_or(|(bp, bi)| p < bp || (p == bp && o.len() > options[bi].len()))
+            {
+                best = Some((p, i));
             }
         }
         best.map(|(_, i)| letter(i).to_string())

@@ -3,11 +3,11 @@
 
 use crate::cache::Cache;
 use crate::error::{Error, IoContext, Result};
+use crate::files::read_json;
 use crate::pipeline::{self, ExecOptions, Status};
 use crate::report::{self, RunRow, Stored};
-use crate::select::Scored;
 use crate::resolve;
-use crate::files::read_json;
+use crate::select::Scored;
 use crate::stages::StageKind;
 use crate::task::TaskData;
 use crate::teacher::request_log;
@@ -442,17 +442,32 @@ pub fn cache_ls(cache: &Cache) -> Result<String> {
         .map(|e| short(&e.key))
         .chain(logs.iter().map(|l| l.name.clone()))
         .collect();
-    let w = keys.iter().map(|k| k.chars().count()).max().unwrap_or(0).max(12);
+    let w = keys
+        .iter()
+        .map(|k| k.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(12);
     let row = |stage: &str, key: &str, size: &str, age: &str| {
         format!("{stage:<8}  {key:<w$}  {size:>10}  {age:>8}\n")
     };
     // 2. One row per entry, then per request log.
     let mut out = row("stage", "key", "size", "age");
     for (e, key) in entries.iter().zip(&keys) {
-        out.push_str(&row(&e.stage, key, &human_bytes(e.size), &human_age(e.age_s)));
+        out.push_str(&row(
+            &e.stage,
+            key,
+            &human_bytes(e.size),
+            &human_age(e.age_s),
+        ));
     }
     for (l, key) in logs.iter().zip(&keys[entries.len()..]) {
-        out.push_str(&row("requests", key, &human_bytes(l.size), &human_age(l.age_s)));
+        out.push_str(&row(
+            "requests",
+            key,
+            &human_bytes(l.size),
+            &human_age(l.age_s),
+        ));
     }
     let size =
         entries.iter().map(|e| e.size).sum::<u64>() + logs.iter().map(|l| l.size).sum::<u64>();

@@ -461,13 +461,13 @@ fn validate(path: &Path, text: &str, s: &RawSpec) -> Result<(TaskRef, Strategy)>
             ));
         }
         ("openai", _) => {
-            if let Some(var) = &s.teacher.api_key_env {
-                if std::env::var_os(var).is_none() {
-                    return Err(err(
-                        "teacher.api_key_env",
-                        format!("environment variable {var} is not set"),
-                    ));
-                }
+            if let Some(var) = &s.teacher.api_key_env
+                && std::env::var_os(var).is_none()
+            {
+                return Err(err(
+                    "teacher.api_key_env",
+                    format!("environment variable {var} is not set"),
+                ));
             }
             if let Err(e) = crate::templates::template_text(
                 crate::templates::TEACHER_PROMPTS,
@@ -682,7 +682,7 @@ fn validate(path: &Path, text: &str, s: &RawSpec) -> Result<(TaskRef, Strategy)>
             ),
         ));
     }
-    if s.student.d_model % s.student.heads != 0 {
+    if !s.student.d_model.is_multiple_of(s.student.heads) {
         return Err(err(
             "student.heads",
             format!("must divide student.d_model ({})", s.student.d_model),

@@ -565,7 +565,11 @@ impl Seen {
                     .and_then(|s| s.trim().parse::<i32>().ok())
             })
             .collect();
-        Seen { subs, states, markers }
+        Seen {
+            subs,
+            states,
+            markers,
+        }
     }
 }
 
@@ -689,7 +693,11 @@ mod tests {
         };
         let status = || {
             let done = finished.replace(true);
-            vec![vec![if done { Status::Fresh } else { Status::Stale("no cache entry".into()) }]]
+            vec![vec![if done {
+                Status::Fresh
+            } else {
+                Status::Stale("no cache entry".into())
+            }]]
         };
         let (seen, status) = observe(seen, status);
         let st = states_of(&seen, &["run"], &status);

@@ -300,7 +300,8 @@ fn gc_collects_request_logs_no_spec_reaches() {
     // The columns stay in line whatever a log's name: every row (header included) is as wide.
     let rows: Vec<&str> = ls.lines().take(ls.lines().count() - 1).collect();
     assert!(
-        rows.iter().all(|r| r.chars().count() == rows[0].chars().count()),
+        rows.iter()
+            .all(|r| r.chars().count() == rows[0].chars().count()),
         "columns out of line:\n{ls}"
     );
     // A specs folder that is not there (a typo) removes nothing: it is an error.

@@ -467,7 +467,8 @@ fn rationale_jsonl_bad_line_3_names_file_and_line() {
 fn json_formats_name_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let broken = b"[\n  {\"instruction\": \"q\",\n   \"output\": [\"r\"] oops\n";
-    let cases: [(&str, fn(&Path) -> morsd::Result<()>); 2] = [
+    type Reader = fn(&Path) -> morsd::Result<()>;
+    let cases: [(&str, Reader); 2] = [
         ("train.json", |p| {
             morsd::data::formats::mcc_kd::read(p).map(drop)
         }),
@@ -618,9 +619,7 @@ fn a_sweep_too_large_is_refused_quickly() {
         "{msg}"
     );
     // So is a seed list of more than the bound.
-    let seeds: Vec<String> = (0..=morsd::run::MAX_RUNS)
-        .map(|i| i.to_string())
-        .collect();
+    let seeds: Vec<String> = (0..=morsd::run::MAX_RUNS).map(|i| i.to_string()).collect();
     let p = write(
         dir.path(),
         "seeds.toml",

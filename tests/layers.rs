@@ -24,10 +24,16 @@ const APART: &[&str] = &["stages"];
 fn floors(lib: &str) -> BTreeMap<String, usize> {
     let mut out = BTreeMap::new();
     for line in lib.lines() {
-        let Some(row) = line.trim_start().strip_prefix("//! |") else { continue };
+        let Some(row) = line.trim_start().strip_prefix("//! |") else {
+            continue;
+        };
         let cells: Vec<&str> = row.split('|').collect();
-        let (Some(n), Some(mods)) = (cells.first(), cells.get(1)) else { continue };
-        let Ok(n) = n.trim().parse::<usize>() else { continue };
+        let (Some(n), Some(mods)) = (cells.first(), cells.get(1)) else {
+            continue;
+        };
+        let Ok(n) = n.trim().parse::<usize>() else {
+            continue;
+        };
         for name in mods.split('`').skip(1).step_by(2) {
             out.insert(name.to_string(), n);
         }
@@ -106,7 +112,9 @@ fn blank(src: &str) -> String {
             continue;
         }
         // 3. Raw strings: r"…", r#"…"#, br#"…"#.
-        if c[i] == 'r' && (i == 0 || !ident(c[i - 1]) || (c[i - 1] == 'b' && (i == 1 || !ident(c[i - 2])))) {
+        if c[i] == 'r'
+            && (i == 0 || !ident(c[i - 1]) || (c[i - 1] == 'b' && (i == 1 || !ident(c[i - 2]))))
+        {
             let mut j = i + 1;
             while c.get(j) == Some(&'#') {
                 j += 1;
@@ -114,7 +122,9 @@ fn blank(src: &str) -> String {
             if c.get(j) == Some(&'"') {
                 let hashes = j - i - 1;
                 let mut k = j + 1;
-                while k < c.len() && !(c[k] == '"' && (1..=hashes).all(|h| c.get(k + h) == Some(&'#'))) {
+                while k < c.len()
+                    && !(c[k] == '"' && (1..=hashes).all(|h| c.get(k + h) == Some(&'#')))
+                {
                     k += 1;
                 }
                 let end = (k + 1 + hashes).min(c.len());
@@ -170,19 +180,31 @@ fn tokens(s: &str) -> Vec<Tok> {
             i += 1;
         } else if ch.is_whitespace() {
             i += 1;
-        } else if ch.is_alphanumeric() || ch == '_' || (ch == '$' && c.get(i + 1).is_some_and(|n| n.is_alphabetic())) {
+        } else if ch.is_alphanumeric()
+            || ch == '_'
+            || (ch == '$' && c.get(i + 1).is_some_and(|n| n.is_alphabetic()))
+        {
             let start = i;
             i += 1;
             while i < c.len() && (c[i].is_alphanumeric() || c[i] == '_') {
                 i += 1;
             }
             let text: String = c[start..i].iter().collect();
-            out.push(Tok { text: text.trim_start_matches('$').to_string(), line });
+            out.push(Tok {
+                text: text.trim_start_matches('$').to_string(),
+                line,
+            });
         } else if ch == ':' && c.get(i + 1) == Some(&':') {
-            out.push(Tok { text: "::".into(), line });
+            out.push(Tok {
+                text: "::".into(),
+                line,
+            });
             i += 2;
         } else {
-            out.push(Tok { text: ch.to_string(), line });
+            out.push(Tok {
+                text: ch.to_string(),
+                line,
+            });
             i += 1;
         }
     }
@@ -190,7 +212,9 @@ fn tokens(s: &str) -> Vec<Tok> {
 }
 
 fn is_ident(t: &str) -> bool {
-    t.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_')
+    t.chars()
+        .next()
+        .is_some_and(|c| c.is_alphabetic() || c == '_')
 }
 
 /// The paths of a use tree (or of one inline path) starting at `toks[i]`: `a::b::{c, d::e}`
@@ -200,7 +224,9 @@ fn use_tree(toks: &[Tok], i: usize) -> (Vec<Vec<String>>, usize) {
     let mut prefix = Vec::new();
     let mut i = i;
     loop {
-        let Some(t) = toks.get(i) else { return (vec![prefix], i) };
+        let Some(t) = toks.get(i) else {
+            return (vec![prefix], i);
+        };
         if t.text == "{" {
             let mut paths = Vec::new();
             i += 1;
@@ -274,17 +300,25 @@ fn uses(src: &str, module: &[String], children: &BTreeSet<String>) -> Vec<Use> {
         } else if t == "mod" && toks.get(i + 2).is_some_and(|t| t.text == "{") {
             inline.push((toks[i + 1].text.clone(), depth));
         }
-        let starts = matches!(t.as_str(), "crate" | "super" | "self") || (inline.is_empty() && children.contains(t));
+        let starts = matches!(t.as_str(), "crate" | "super" | "self")
+            || (inline.is_empty() && children.contains(t));
         let after_sep = i > 0 && toks[i - 1].text == "::";
         // `pub(crate)`, `pub(super)`, `pub(in crate::x)` are visibility, not a use.
         let vis = i > 1 && toks[i - 1].text == "(" && toks[i - 2].text == "pub";
         if starts && !after_sep && !vis && toks.get(i + 1).is_some_and(|t| t.text == "::") {
-            let here: Vec<String> =
-                module.iter().cloned().chain(inline.iter().map(|(n, _)| n.clone())).collect();
+            let here: Vec<String> = module
+                .iter()
+                .cloned()
+                .chain(inline.iter().map(|(n, _)| n.clone()))
+                .collect();
             let (paths, end) = use_tree(&toks, i);
             for p in paths {
                 if let Some(abs) = absolute(&here, &p) {
-                    out.push(Use { line: toks[i].line, written: p.join("::"), path: abs });
+                    out.push(Use {
+                        line: toks[i].line,
+                        written: p.join("::"),
+                        path: abs,
+                    });
                 }
             }
             i = end.max(i + 1);
@@ -338,14 +372,29 @@ fn files(src: &Path) -> Vec<File> {
             if p.is_dir() {
                 stack.push(p);
             } else if p.extension().is_some_and(|x| x == "rs") {
-                let rel = p.strip_prefix(src).unwrap().to_string_lossy().replace('\\', "/");
-                let mut module: Vec<String> =
-                    rel.trim_end_matches(".rs").split('/').map(String::from).collect();
-                if module.last().is_some_and(|m| m == "mod" || m == "lib" || m == "main") {
+                let rel = p
+                    .strip_prefix(src)
+                    .unwrap()
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                let mut module: Vec<String> = rel
+                    .trim_end_matches(".rs")
+                    .split('/')
+                    .map(String::from)
+                    .collect();
+                if module
+                    .last()
+                    .is_some_and(|m| m == "mod" || m == "lib" || m == "main")
+                {
                     module.pop();
                 }
                 let text = std::fs::read_to_string(&p).unwrap();
-                out.push(File { path: p, rel: format!("src/{rel}"), module, text });
+                out.push(File {
+                    path: p,
+                    rel: format!("src/{rel}"),
+                    module,
+                    text,
+                });
             }
         }
     }
@@ -374,17 +423,23 @@ fn floor_violations(src: &Path) -> Vec<String> {
     let mut bad = Vec::new();
     for m in &mods {
         if !table.contains_key(m) {
-            bad.push(format!("src/lib.rs: module `{m}` has no floor in the table of src/lib.rs"));
+            bad.push(format!(
+                "src/lib.rs: module `{m}` has no floor in the table of src/lib.rs"
+            ));
         }
     }
     for m in table.keys() {
         if !mods.contains(m) {
-            bad.push(format!("src/lib.rs: the floor table names `{m}`, which lib.rs does not declare"));
+            bad.push(format!(
+                "src/lib.rs: the floor table names `{m}`, which lib.rs does not declare"
+            ));
         }
     }
     for f in files(src) {
         // The crate root only declares and re-exports; the binary is the top floor.
-        let Some(from) = f.module.first() else { continue };
+        let Some(from) = f.module.first() else {
+            continue;
+        };
         if f.rel == "src/main.rs" {
             continue;
         }
@@ -394,7 +449,9 @@ fn floor_violations(src: &Path) -> Vec<String> {
             BTreeSet::new()
         };
         for u in uses(&f.text, &f.module, &children) {
-            let Some(first) = u.path.first() else { continue };
+            let Some(first) = u.path.first() else {
+                continue;
+            };
             let to = if mods.contains(first) {
                 first.clone()
             } else if let Some(m) = root_names.get(first) {
@@ -409,7 +466,9 @@ fn floor_violations(src: &Path) -> Vec<String> {
             if &to == from {
                 continue;
             }
-            let (Some(&a), Some(&b)) = (table.get(from), table.get(&to)) else { continue };
+            let (Some(&a), Some(&b)) = (table.get(from), table.get(&to)) else {
+                continue;
+            };
             if b > a {
                 bad.push(format!(
                     "{}:{}: `{from}` (floor {a}) uses `{to}` (floor {b}): `{}`",
@@ -424,8 +483,13 @@ fn floor_violations(src: &Path) -> Vec<String> {
 /// An import cycle between the files of `src/<folder>/`, as the edges that close it.
 fn cycles(src: &Path, folder: &str) -> Vec<String> {
     let all = files(src);
-    let here: Vec<&File> = all.iter().filter(|f| f.module.first().is_some_and(|m| m == folder)).collect();
-    let Some(modrs) = here.iter().find(|f| f.module.len() == 1) else { return vec![] };
+    let here: Vec<&File> = all
+        .iter()
+        .filter(|f| f.module.first().is_some_and(|m| m == folder))
+        .collect();
+    let Some(modrs) = here.iter().find(|f| f.module.len() == 1) else {
+        return vec![];
+    };
     let children = child_mods(&modrs.text);
     // Names `mod.rs` re-exports from a child: `pub use family::Family` → Family → family.
     let mut reexported: BTreeMap<String, String> = BTreeMap::new();
@@ -439,7 +503,11 @@ fn cycles(src: &Path, folder: &str) -> Vec<String> {
     let mut edges: BTreeMap<String, BTreeMap<String, (usize, String)>> = BTreeMap::new();
     for f in &here {
         let from = node(f);
-        let ch = if f.module.len() == 1 { children.clone() } else { BTreeSet::new() };
+        let ch = if f.module.len() == 1 {
+            children.clone()
+        } else {
+            BTreeSet::new()
+        };
         for u in uses(&f.text, &f.module, &ch) {
             if u.path.first().map(String::as_str) != Some(folder) || u.path.len() < 2 {
                 continue;
@@ -452,7 +520,11 @@ fn cycles(src: &Path, folder: &str) -> Vec<String> {
                 "mod".into()
             };
             if to != from {
-                edges.entry(from.clone()).or_default().entry(to).or_insert((u.line, u.written));
+                edges
+                    .entry(from.clone())
+                    .or_default()
+                    .entry(to)
+                    .or_insert((u.line, u.written));
             }
         }
     }
@@ -495,8 +567,15 @@ fn cycles(src: &Path, folder: &str) -> Vec<String> {
                 .windows(2)
                 .map(|w| {
                     let (line, written) = &edges[&w[0]][&w[1]];
-                    let file = if w[0] == "mod" { "mod".to_string() } else { w[0].clone() };
-                    format!("src/{folder}/{file}.rs:{line}: `{}` needs `{}` (`{written}`)", w[0], w[1])
+                    let file = if w[0] == "mod" {
+                        "mod".to_string()
+                    } else {
+                        w[0].clone()
+                    };
+                    format!(
+                        "src/{folder}/{file}.rs:{line}: `{}` needs `{}` (`{written}`)",
+                        w[0], w[1]
+                    )
                 })
                 .collect();
         }
@@ -507,12 +586,21 @@ fn cycles(src: &Path, folder: &str) -> Vec<String> {
 /// Every use of a sibling file in a folder whose files stay apart.
 fn sibling_uses(src: &Path, folder: &str) -> Vec<String> {
     let all = files(src);
-    let Some(modrs) = all.iter().find(|f| f.module == [folder.to_string()]) else { return vec![] };
+    let Some(modrs) = all.iter().find(|f| f.module == [folder.to_string()]) else {
+        return vec![];
+    };
     let children = child_mods(&modrs.text);
     let mut bad = Vec::new();
-    for f in all.iter().filter(|f| f.module.len() >= 2 && f.module[0] == folder) {
+    for f in all
+        .iter()
+        .filter(|f| f.module.len() >= 2 && f.module[0] == folder)
+    {
         for u in uses(&f.text, &f.module, &BTreeSet::new()) {
-            if u.path.len() >= 2 && u.path[0] == folder && u.path[1] != f.module[1] && children.contains(&u.path[1]) {
+            if u.path.len() >= 2
+                && u.path[0] == folder
+                && u.path[1] != f.module[1]
+                && children.contains(&u.path[1])
+            {
                 bad.push(format!(
                     "{}:{}: `{folder}::{}` uses its sibling `{folder}::{}`: `{}`",
                     f.rel, u.line, f.module[1], u.path[1], u.written
@@ -542,7 +630,11 @@ fn no_module_uses_a_higher_floor() {
 fn folders_have_no_import_cycle() {
     for folder in ACYCLIC {
         let cyc = cycles(&src(), folder);
-        assert!(cyc.is_empty(), "an import cycle in src/{folder}/:\n{}", cyc.join("\n"));
+        assert!(
+            cyc.is_empty(),
+            "an import cycle in src/{folder}/:\n{}",
+            cyc.join("\n")
+        );
     }
 }
 
@@ -550,7 +642,11 @@ fn folders_have_no_import_cycle() {
 fn stages_stay_apart() {
     for folder in APART {
         let bad = sibling_uses(&src(), folder);
-        assert!(bad.is_empty(), "files of src/{folder}/ that use each other:\n{}", bad.join("\n"));
+        assert!(
+            bad.is_empty(),
+            "files of src/{folder}/ that use each other:\n{}",
+            bad.join("\n")
+        );
     }
 }
 
@@ -560,7 +656,10 @@ fn stages_stay_apart() {
 
 fn scan(src: &str, module: &[&str]) -> Vec<(usize, String)> {
     let m: Vec<String> = module.iter().map(|s| s.to_string()).collect();
-    uses(src, &m, &BTreeSet::new()).into_iter().map(|u| (u.line, u.path.join("::"))).collect()
+    uses(src, &m, &BTreeSet::new())
+        .into_iter()
+        .map(|u| (u.line, u.path.join("::")))
+        .collect()
 }
 
 #[test]
@@ -596,7 +695,11 @@ fn scanner_ignores_comments_strings_and_follows_inline_mods() {
     let got = scan(src, &["top", "file"]);
     assert_eq!(
         got,
-        vec![(8, "top::file::*".to_string()), (9, "top::up::Z".to_string()), (11, "top::after".to_string())]
+        vec![
+            (8, "top::file::*".to_string()),
+            (9, "top::up::Z".to_string()),
+            (11, "top::after".to_string())
+        ]
     );
 }
 

@@ -479,7 +479,10 @@ fn the_smoke_spec_runs_whole_against_the_local_server() {
     let p = Project::new(&text_of);
     let o = p
         .cmd()
-        .env("MORSD_OPENAI_BASE_URL", format!("http://127.0.0.1:{}/v1", server.port))
+        .env(
+            "MORSD_OPENAI_BASE_URL",
+            format!("http://127.0.0.1:{}/v1", server.port),
+        )
         .args(["run", p.spec().to_str().unwrap()])
         .output()
         .unwrap();

@@ -12,6 +12,10 @@ pub const LANES: usize = 16;
 /// (masked scores, −1e9) give exactly 0, as libm's does: a tiny normal result there would turn
 /// subnormal once a softmax normalises it, and subnormals make the next matmul many times slower.
 #[inline(always)]
+#[allow(
+    clippy::excessive_precision,
+    reason = "Cephes' expf coefficients as published; the compiler rounds them to the same f32"
+)]
 pub fn exp(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const C1: f32 = 0.693_359_4;
@@ -96,13 +100,17 @@ pub fn max(x: &[f32]) -> f32 {
 macro_rules! multiversion {
     ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
         $(#[$m])*
+        #[allow(clippy::too_many_arguments, reason = "the copies take exactly the arguments of the kernel they wrap (a backward row takes its slices and scalars: 8 for layer norm)")]
         $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[allow(clippy::too_many_arguments, reason = "the copies take exactly the arguments of the kernel they wrap (a backward row takes its slices and scalars: 8 for layer norm)")]
             #[inline(always)]
             fn body($($arg: $ty),*) $(-> $ret)? $body
             #[cfg(target_arch = "x86_64")]
             {
+                #[allow(clippy::too_many_arguments, reason = "the copies take exactly the arguments of the kernel they wrap (a backward row takes its slices and scalars: 8 for layer norm)")]
                 #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
                 fn v4($($arg: $ty),*) $(-> $ret)? { body($($arg),*) }
+                #[allow(clippy::too_many_arguments, reason = "the copies take exactly the arguments of the kernel they wrap (a backward row takes its slices and scalars: 8 for layer norm)")]
                 #[target_feature(enable = "avx2,fma")]
                 fn v3($($arg: $ty),*) $(-> $ret)? { body($($arg),*) }
                 if $crate::kernels::simd::has_avx512() {

@@ -13,7 +13,6 @@ use crate::resolve::show;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-
 /// A training question as the browser shows it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Question {

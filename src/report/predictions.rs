@@ -48,12 +48,7 @@ pub fn write(dir: &Path, stored: &Stored, preds: &[Vec<Prediction>]) -> Result<(
         cols.push(Column::new(
             k.as_str().into(),
             rows()
-                .map(|(r, _)| {
-                    r.swept
-                        .get(k)
-                        .map(crate::resolve::show)
-                        .unwrap_or_default()
-                })
+                .map(|(r, _)| r.swept.get(k).map(crate::resolve::show).unwrap_or_default())
                 .collect::<Vec<_>>(),
         ));
     }

@@ -25,10 +25,7 @@ fn json_column(name: &str, values: &[Value]) -> Column {
     } else {
         Column::new(
             name,
-            values
-                .iter()
-                .map(crate::resolve::show)
-                .collect::<Vec<_>>(),
+            values.iter().map(crate::resolve::show).collect::<Vec<_>>(),
         )
     }
 }

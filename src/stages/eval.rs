@@ -3,9 +3,9 @@
 //! answer extraction, accuracy. Output: `predictions.json`.
 
 use super::{Stage, StageCtx, StageKind, json, sections};
-use crate::files::{read_json, write_json};
 use crate::answer::{extract_with_options, matches};
 use crate::error::Result;
+use crate::files::{read_json, write_json};
 use crate::run::RunSpec;
 use crate::student::decode::{DecodeOptions, greedy_with};
 use crate::student::format;

@@ -4,10 +4,10 @@
 //! both stages: rationales, then the answer-stage requests, `"stage": 2`).
 
 use super::{Stage, StageCtx, StageKind, json, sections};
-use crate::files::write_json;
 use crate::data::sources as data_sources;
 use crate::data::{custom, tasks};
 use crate::error::Result;
+use crate::files::write_json;
 use crate::run::RunSpec;
 use crate::run::TaskRef;
 use crate::task::synthetic;

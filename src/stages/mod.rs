@@ -112,7 +112,6 @@ pub trait Stage: Sync {
     fn run(&self, ctx: &StageCtx<'_>, out: &Path) -> Result<Value>;
 }
 
-
 /// Builds a `{section: value}` config object.
 pub fn sections(pairs: &[(&str, Value)]) -> Value {
     Value::Object(

@@ -16,11 +16,11 @@
 //! are reported in `labels.json` and the metrics, and their rationales are not scored.
 
 use super::{Stage, StageCtx, StageKind, json, sections, student_inputs, student_key};
-use crate::files::{read_json, write_json};
 use crate::answer::matches;
 use crate::error::Result;
-use crate::select::{Scored, jaccard, ngrams};
+use crate::files::{read_json, write_json};
 use crate::run::RunSpec;
+use crate::select::{Scored, jaccard, ngrams};
 use crate::student::format;
 use crate::student::score::answer_nll_rd;
 use crate::student::tokenizer::Tok;

@@ -2,10 +2,10 @@
 //! Output: `selected.json` (rationale ids, in rank order per question).
 
 use super::{Stage, StageCtx, StageKind, json, sections};
-use crate::files::{read_json, write_json};
 use crate::error::Result;
-use crate::select::{Params, Scored, pick};
+use crate::files::{read_json, write_json};
 use crate::run::RunSpec;
+use crate::select::{Params, Scored, pick};
 use serde_json::{Value, json as j};
 use std::collections::HashMap;
 use std::path::Path;

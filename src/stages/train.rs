@@ -9,9 +9,9 @@
 //! [`crate::student::load::load_student`] reads either back.
 
 use super::{Stage, StageCtx, StageKind, json, sections, student_inputs, student_key, train_key};
-use crate::files::{read_json, write_json};
 use crate::answer::{extract_with_options, matches};
 use crate::error::{Error, IoContext, Result};
+use crate::files::{read_json, write_json};
 use crate::run::RunSpec;
 use crate::student::decode::{DecodeOptions, greedy_with};
 use crate::student::format;

@@ -593,7 +593,10 @@ mod tests {
         assert!(ids.contains(&eot), "control token split: {ids:?}");
         // Decoding keeps the user-defined token as text and drops the control token.
         let text = tok.decode(&ids);
-        assert!(text.contains("<tool_call>") && !text.contains("<|eot|>"), "{text}");
+        assert!(
+            text.contains("<tool_call>") && !text.contains("<|eot|>"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -115,7 +115,7 @@ pub fn peft_prefix(family: Family, layer: usize, field: &str) -> Option<String> 
 
 /// The (block, field) a module path names, for paths such as `Llama.blocks.3.q_proj.weight`
 /// (the visitor's stack).
-fn block_target<'a>(path: &'a [String]) -> Option<(usize, &'a str)> {
+fn block_target(path: &[String]) -> Option<(usize, &str)> {
     let b = path.iter().position(|p| p == "blocks")?;
     let layer: usize = path.get(b + 1)?.parse().ok()?;
     let module = path.get(b + 2)?;

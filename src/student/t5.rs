@@ -660,7 +660,6 @@ pub fn load_hf(
         linear_in(&mut head, "lm_head.weight", c.d_model, c.vocab_size)?;
         model.lm_head = Some(head);
     }
-    drop(linear_in);
     let d = c.d_model;
     for (l, b) in model.encoder.iter_mut().enumerate() {
         let p = format!("encoder.block.{l}.layer");

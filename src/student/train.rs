@@ -563,8 +563,20 @@ mod tests {
         let model = crate::student::lm::init_student(&config, 0, &device);
         let mut opts = options(Budget::Steps(2), 1, 1);
         opts.eval_every = 0;
-        let out = train(model, &[ex(2, 2)], 0, &opts, &device, None, &ProgressBar::hidden());
-        assert!(matches!(out, Err(TrainError::NoEvalEvery)), "{:?}", out.err());
+        let out = train(
+            model,
+            &[ex(2, 2)],
+            0,
+            &opts,
+            &device,
+            None,
+            &ProgressBar::hidden(),
+        );
+        assert!(
+            matches!(out, Err(TrainError::NoEvalEvery)),
+            "{:?}",
+            out.err()
+        );
     }
 
     #[test]

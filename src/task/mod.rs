@@ -64,9 +64,7 @@ impl TaskKind {
 /// Eval and checkpoint choice need gold answers on validation and test whatever the label; with
 /// `label = "gold"` every training question needs one too.
 pub fn check_gold(data: &TaskData, label: &str) -> crate::error::Result<()> {
-    let missing = |split: &[Example]| {
-        split.iter().filter(|e| e.answer.trim().is_empty()).count()
-    };
+    let missing = |split: &[Example]| split.iter().filter(|e| e.answer.trim().is_empty()).count();
     for (name, split) in [("validation", &data.validation), ("test", &data.test)] {
         let n = missing(split);
         if n > 0 {

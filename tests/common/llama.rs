@@ -46,7 +46,7 @@ impl Server {
     pub fn start() -> Server {
         let (py, gguf) = llama_paths();
         let port = free_port();
-        let child = Command::new(py)
+        let mut child = Command::new(py)
             .args(["-m", "llama_cpp.server", "--model"])
             .arg(gguf)
             .args([
@@ -79,6 +79,8 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(200));
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("llama.cpp server did not come up");
     }
 }

@@ -17,8 +17,11 @@ use crate::error::Result;
 use serde_json::Value;
 use std::path::Path;
 
+/// Rows read, and (line, reason) for each line that could not be read.
+pub type Parsed = (Vec<Row>, Vec<(usize, String)>);
+
 /// Reads a JSONL file; malformed lines are returned with their line numbers.
-pub fn read(path: &Path) -> Result<(Vec<Row>, Vec<(usize, String)>)> {
+pub fn read(path: &Path) -> Result<Parsed> {
     super::read_with(path, |text| Ok(parse(text)))
 }
 
