@@ -118,6 +118,7 @@ fn opts(w: &Work, steps: usize) -> TrainOptions {
         eval_every: steps,
         seed: 0,
         group_by_length: false,
+        patience: None,
     }
 }
 

@@ -26,6 +26,7 @@
 //! | the `openai` teacher's `base_url`, `api_key_env`, `concurrency`, `max_retries`, `timeout_s`, `max_body_bytes`, `backoff_s`, `rpm`, `tpm`, `use_n` (generate) | where and how fast the requests are sent, not what is asked |
 //! | `data.strict` when false (the default; when true it is in the key) | a lenient run of the same data builds the same entry as before the setting existed |
 //! | train: `train.epochs` when unset (a steps budget: `train.steps` is in the key, 300 when neither is written); `train.steps` under an epoch budget (`train.epochs` is in the key) | a steps-budgeted spec keeps the key it had before `train.epochs` existed; an epoch budget's step count follows from the selection, whose key is upstream |
+//! | train: `train.patience` when unset (no early stopping; when set it is in the key) | a spec without early stopping keeps the key it had before `train.patience` existed |
 //! | mtimes                                  | touching a file does not change its content                 |
 //! | thread counts, `--jobs`, the progress display | they change speed, not results                       |
 //! | experiment name and output folder       | two specs asking for the same computation share it          |

@@ -141,7 +141,40 @@ fn row_of(o: &pipeline::RunOutcome) -> Result<RunRow> {
             .cloned()
             .unwrap_or_default()
     };
+    // The learning curves the train entry keeps, and the convergence rule on them.
+    #[derive(serde::Deserialize)]
+    struct Curves {
+        loss: Vec<(u64, f64)>,
+        validation_accuracy: Vec<(u64, f64)>,
+    }
+    let curves: Option<Curves> = match o.dirs.get(&StageKind::Train) {
+        Some(d) => report::read_optional_json(&d.join("curves.json"))?,
+        None => None,
+    };
+    let patience = o.run.spec.train.patience;
+    let steps = metric(StageKind::Train, "steps").as_u64();
+    let converged = curves.as_ref().map(|c| {
+        let v: Vec<(usize, f64)> = c
+            .validation_accuracy
+            .iter()
+            .map(|&(s, a)| (s as usize, a))
+            .collect();
+        crate::student::train::converged(&v, patience)
+    });
+    let (loss_curve, val_curve) = curves
+        .map(|c| (c.loss, c.validation_accuracy))
+        .unwrap_or_default();
     Ok(RunRow {
+        stopped_step: metric(StageKind::Train, "stopped_step").as_u64().or(steps),
+        stop_reason: metric(StageKind::Train, "stop_reason")
+            .as_str()
+            .map(String::from)
+            .or_else(|| steps.map(|_| "budget".into())),
+        patience: patience.map(|p| p as u64),
+        converged,
+        val_questions: metric(StageKind::Generate, "validation").as_u64(),
+        val_curve,
+        loss_curve,
         label: o.run.label.clone(),
         swept: o.run.swept.clone(),
         seed: o.run.seed,

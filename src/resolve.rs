@@ -650,6 +650,7 @@ fn validate(path: &Path, text: &str, s: &RawSpec) -> Result<(TaskRef, Strategy)>
         ("score.batch_size", s.score.batch_size),
         ("train.batch_size", s.train.batch_size),
         ("train.eval_every", s.train.eval_every),
+        ("train.patience", s.train.patience.unwrap_or(1)),
         ("eval.max_new_tokens", s.eval.max_new_tokens),
         ("eval.batch_size", s.eval.batch_size),
     ] {

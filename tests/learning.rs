@@ -91,6 +91,7 @@ fn student_learns_coin_flip_from_correct_rationales() {
         eval_every: 300,
         seed: 0,
         group_by_length: false,
+        patience: None,
     };
     let outcome = train(
         model,

@@ -224,6 +224,7 @@ fn opts(batch: usize, accum: usize) -> TrainOptions {
         eval_every: 1,
         seed: 0,
         group_by_length: false,
+        patience: None,
     }
 }
 

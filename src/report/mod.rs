@@ -52,6 +52,30 @@ pub struct RunRow {
     pub val_accuracy: Option<f64>,
     /// Step of the chosen checkpoint.
     pub best_step: u64,
+    /// The last step trained (`train_steps` unless early stopping ended the run sooner; absent
+    /// in older folders).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_step: Option<u64>,
+    /// Why training stopped: `patience` or `budget` (absent in older folders).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_reason: Option<String>,
+    /// `train.patience` of the run, if it stopped early on validation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patience: Option<u64>,
+    /// Whether the run had finished learning
+    /// ([`crate::student::train::converged`]: enough validations after its first best; absent
+    /// in older folders, see [`RunRow::still_improving`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub converged: Option<bool>,
+    /// Validation questions the checkpoint was chosen on (absent in older folders).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_questions: Option<u64>,
+    /// (step, validation accuracy) at every validation (empty in older folders).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub val_curve: Vec<(u64, f64)>,
+    /// (step, mean training loss since the previous validation) (empty in older folders).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub loss_curve: Vec<(u64, f64)>,
     /// Stage name → seconds it took when it ran.
     pub wall_s: BTreeMap<String, f64>,
     /// Stages executed by the invocation that wrote this row (the rest came from the cache).
@@ -73,6 +97,26 @@ pub struct RunRow {
     /// invocations were recorded).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub built_by: BTreeMap<String, String>,
+}
+
+impl RunRow {
+    /// Whether the run was still improving when training ended: the negation of `converged`;
+    /// in an older folder without it, `true` when the best checkpoint was the last step (the
+    /// plainest case of a run cut off while improving), else unknown.
+    pub fn still_improving(&self) -> Option<bool> {
+        match (self.converged, self.train_steps) {
+            (Some(c), _) => Some(!c),
+            (None, Some(steps)) if steps > 0 && self.best_step >= steps => Some(true),
+            _ => None,
+        }
+    }
+
+    /// Training tokens at `step`, at the run's mean tokens per step (the trainer counts tokens
+    /// in total, not per validation).
+    pub fn tokens_at(&self, step: u64) -> f64 {
+        let steps = self.stopped_step.or(self.train_steps).unwrap_or(0).max(1);
+        self.training_tokens as f64 * step as f64 / steps as f64
+    }
 }
 
 /// What `runs.json` holds.
@@ -202,6 +246,13 @@ pub(crate) fn test_row(strategy: &str, per_question: usize, seed: u64, accuracy:
         accuracy,
         val_accuracy: None,
         best_step: 0,
+        stopped_step: None,
+        stop_reason: None,
+        patience: None,
+        converged: None,
+        val_questions: None,
+        val_curve: vec![],
+        loss_curve: vec![],
         wall_s: Default::default(),
         executed: vec![],
         keys: Default::default(),

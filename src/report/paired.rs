@@ -58,12 +58,21 @@ impl SeedDiffs {
 }
 
 /// One stratum (task) of a comparison: its seeds.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Stratum {
     /// Its name (the task).
     pub name: String,
     /// Seeds at which both arms ran, with questions.
     pub seeds: Vec<SeedDiffs>,
+    /// Runs of both arms at those seeds.
+    pub runs: usize,
+    /// Of them, the runs still improving when training ended (not converged, or, in an older
+    /// folder, best checkpoint at the last step).
+    pub still_improving: usize,
+    /// Of them, the runs whose convergence is unknown (an older folder with no curves).
+    pub unknown: usize,
+    /// Mean training tokens per run of arm a and of arm b.
+    pub tokens: (f64, f64),
 }
 
 /// The result of a paired comparison. Differences are fractions (×100 for points).
@@ -89,11 +98,23 @@ pub struct Paired {
     /// The fewest seeds of any stratum: with one, the CI and the MDE cover the test questions'
     /// noise only, not the training noise between seeds.
     pub min_seeds: usize,
+    /// Runs of both arms in all strata.
+    pub runs: usize,
+    /// Of them, the runs still improving when training ended.
+    pub still_improving: usize,
+    /// Of them, the runs whose convergence is unknown.
+    pub unknown: usize,
+    /// Mean over strata of each arm's mean training tokens per run: (a, b).
+    pub tokens: (f64, f64),
 }
 
 /// Compares two arms over `strata`. `None` when no stratum has a seed with shared questions.
 pub fn compare(strata: &[Stratum]) -> Option<Paired> {
     // 1. Keep the seeds with questions, and the strata with seeds.
+    let kept: Vec<&Stratum> = strata
+        .iter()
+        .filter(|s| s.seeds.iter().any(|d| !d.diffs.is_empty()))
+        .collect();
     let strata: Vec<Vec<&SeedDiffs>> = strata
         .iter()
         .map(|s| s.seeds.iter().filter(|d| !d.diffs.is_empty()).collect())
@@ -242,6 +263,13 @@ pub fn compare(strata: &[Stratum]) -> Option<Paired> {
         seeds: n_seeds,
         pairs: strata.iter().flatten().map(|d| d.diffs.len()).sum(),
         min_seeds: strata.iter().map(|s| s.len()).min().unwrap_or(0),
+        runs: kept.iter().map(|s| s.runs).sum(),
+        still_improving: kept.iter().map(|s| s.still_improving).sum(),
+        unknown: kept.iter().map(|s| s.unknown).sum(),
+        tokens: (
+            kept.iter().map(|s| s.tokens.0).sum::<f64>() / kept.len() as f64,
+            kept.iter().map(|s| s.tokens.1).sum::<f64>() / kept.len() as f64,
+        ),
     })
 }
 
@@ -259,6 +287,10 @@ impl Paired {
             seeds: 6,
             pairs: 6000,
             min_seeds: 6,
+            runs: 12,
+            still_improving: 0,
+            unknown: 0,
+            tokens: (1.0, 1.0),
         }
     }
 }
@@ -324,6 +356,9 @@ pub enum Decision {
     Inconclusive(f64),
     /// Some stratum has a single seed: training noise is not measured, so no verdict.
     OneSeed,
+    /// (N, M): N of the comparison's M runs were still improving when training ended, so the
+    /// difference measures the training budget as much as the arms: no verdict.
+    NotConverged(usize, usize),
     /// The runs needed are not there.
     Unmeasured,
 }
@@ -333,6 +368,7 @@ impl Decision {
     pub fn of(p: Option<&Paired>, effect: f64) -> Decision {
         match p {
             None => Decision::Unmeasured,
+            Some(p) if p.still_improving > 0 => Decision::NotConverged(p.still_improving, p.runs),
             Some(p) if p.min_seeds < 2 => Decision::OneSeed,
             Some(p) if p.ci.0 > 0.0 => Decision::Reproduced,
             Some(p) if p.ci.1 < 0.0 => Decision::Contradicted,
@@ -352,11 +388,32 @@ impl Decision {
             ),
             Decision::Inconclusive(m) => format!("**inconclusive (MDE {:.1} points)**", 100.0 * m),
             Decision::Unmeasured => "**not measured**".into(),
+            Decision::NotConverged(n, m) => {
+                format!("**inconclusive (not converged: {n} of {m} runs still improving)**")
+            }
             Decision::OneSeed => {
                 "**inconclusive (one seed: the noise between training runs is not measured)**"
                     .into()
             }
         }
+    }
+}
+
+/// `41 200 / 93 800`: the two arms' mean training tokens per run.
+pub fn tokens_text(p: &Paired) -> String {
+    format!("{:.0} / {:.0}", p.tokens.0, p.tokens.1)
+}
+
+/// Whether every run of a comparison had finished learning: `all 12 converged`, or the
+/// not-converged verdict.
+pub fn learned_text(p: &Paired) -> String {
+    match Decision::of(Some(p), 0.0) {
+        Decision::NotConverged(n, m) => Decision::NotConverged(n, m).text(0.0),
+        _ if p.unknown > 0 => format!(
+            "unknown for {} of {} runs (no learning curves recorded)",
+            p.unknown, p.runs
+        ),
+        _ => format!("all {} converged", p.runs),
     }
 }
 
@@ -418,6 +475,7 @@ mod tests {
         vec![Stratum {
             name: "t".into(),
             seeds,
+            ..Default::default()
         }]
     }
 
@@ -515,10 +573,12 @@ mod tests {
             Stratum {
                 name: "a".into(),
                 seeds: vec![seed(0, 20, 0, 80), seed(1, 20, 0, 80)],
+                ..Default::default()
             },
             Stratum {
                 name: "b".into(),
                 seeds: vec![seed(0, 0, 0, 100), seed(1, 0, 0, 100)],
+                ..Default::default()
             },
         ];
         let p = compare_named(&strata).unwrap();
@@ -556,6 +616,16 @@ mod tests {
             ..mk(0.01, 0.05, 0.03)
         };
         assert_eq!(Decision::of(Some(&one), e), Decision::OneSeed);
+        // A run still improving takes the verdict away, even from a CI clear of 0.
+        let cut = Paired {
+            still_improving: 3,
+            ..mk(0.01, 0.05, 0.03)
+        };
+        assert_eq!(Decision::of(Some(&cut), e), Decision::NotConverged(3, 12));
+        assert_eq!(
+            Decision::NotConverged(3, 12).text(e),
+            "**inconclusive (not converged: 3 of 12 runs still improving)**"
+        );
         assert!(
             Decision::Inconclusive(0.09)
                 .text(e)

@@ -189,13 +189,15 @@ fn paired_over(strata: &[(String, &[&RunRow], &[&RunRow])], o: &Outcomes) -> Opt
 fn paired_cells(p: Option<&Paired>) -> String {
     match p {
         Some(p) => format!(
-            "{} | {} | {:.1} | {}",
+            "{} | {} | {:.1} | {} | {} | {}",
             paired::points(p),
             paired::p_text(p),
             100.0 * p.mde,
-            paired::per_seed_text(p)
+            paired::per_seed_text(p),
+            paired::tokens_text(p),
+            paired::learned_text(p)
         ),
-        None => "– | – | – | –".into(),
+        None => "– | – | – | – | – | –".into(),
     }
 }
 
@@ -307,7 +309,7 @@ pub fn write(dir: &Path, main_k: usize, setting: Option<&Path>) -> Result<String
             .collect()
     };
     let mut mmd = String::from(
-        "# Minimum- vs maximum-RD rationales at equal k: test accuracy (%)\n\nmin − max paired by seed and test question: the mean difference in points [95 % bootstrap CI], the sign-flip p over seeds, the MDE (points) and the per-seed differences.\n\n| task | k | min RD | max RD | min − max [95 % CI] | p | MDE | per seed |\n|---|---|---|---|---|---|---|---|\n",
+        "# Minimum- vs maximum-RD rationales at equal k: test accuracy (%)\n\nmin − max paired by seed and test question: the mean difference in points [95 % bootstrap CI], the sign-flip p over seeds, the MDE (points), the per-seed differences, each arm's training tokens per run and whether every run had finished learning.\n\n| task | k | min RD | max RD | min − max [95 % CI] | p | MDE | per seed | training tokens min / max | learned? |\n|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for (t, k, _, lo, hi) in &pairs_mm {
         let p = paired_over(&mm_strata(Some((t, *k))), o);
@@ -347,7 +349,7 @@ pub fn write(dir: &Path, main_k: usize, setting: Option<&Path>) -> Result<String
     let v1 = Decision::of(c1.as_ref(), e);
     let _ = write!(
         claims,
-        "## 1. Selecting by accuracy, diversity and low RD beats training on all rationales (paper: +4.6 points on average, with fewer rationales)\n\nVerdict: {}. morsd − all at k = {main_k}, averaged over {} task(s): {}.\n\n| task | morsd | all | morsd − all [95 % CI] | p | MDE | per seed | verdict | rationales morsd / all | training tokens morsd / all |\n|---|---|---|---|---|---|---|---|---|---|\n",
+        "## 1. Selecting by accuracy, diversity and low RD beats training on all rationales (paper: +4.6 points on average, with fewer rationales)\n\nVerdict: {}. morsd − all at k = {main_k}, averaged over {} task(s): {}.\n\n| task | morsd | all | morsd − all [95 % CI] | p | MDE | per seed | training tokens morsd / all | learned? | verdict | rationales morsd / all |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
         v1.text(e),
         c1_strata.len(),
         c1.as_ref().map_or("no paired runs".into(), |p| format!(
@@ -367,15 +369,13 @@ pub fn write(dir: &Path, main_k: usize, setting: Option<&Path>) -> Result<String
         };
         let _ = writeln!(
             claims,
-            "| {t} | {} | {} | {} | {} | {:.0} / {:.0} | {:.0} / {:.0} |",
+            "| {t} | {} | {} | {} | {} | {:.0} / {:.0} |",
             pct(&cell(a)),
             pct(&cell(b)),
             paired_cells(p.as_ref()),
             Decision::of(p.as_ref(), e).text(e),
             mean_of(a, |r| r.rationales as f64),
             mean_of(b, |r| r.rationales as f64),
-            mean_of(a, |r| r.training_tokens as f64),
-            mean_of(b, |r| r.training_tokens as f64),
         );
     }
     // The efficiency reading: training tokens.
@@ -468,7 +468,7 @@ pub fn write(dir: &Path, main_k: usize, setting: Option<&Path>) -> Result<String
     let v3 = claim3(pr.as_ref(), pb.as_ref(), e);
     let _ = write!(
         claims,
-        "Verdict: {}. Over {} task(s), {}; {} (table: `ablation.md`).\n\n| task | comparison | difference [95 % CI] | p | MDE | per seed |\n|---|---|---|---|---|---|\n",
+        "Verdict: {}. Over {} task(s), {}; {} (table: `ablation.md`).\n\n| task | comparison | difference [95 % CI] | p | MDE | per seed | training tokens a / b | learned? |\n|---|---|---|---|---|---|---|---|\n",
         v3.text(e),
         abl_tasks.len(),
         match (kmin, &pr) {
@@ -507,7 +507,8 @@ pub fn write(dir: &Path, main_k: usize, setting: Option<&Path>) -> Result<String
          - **contradicted**: it lies wholly below 0;\n\
          - **no effect at the paper's size**: the CI contains 0 and the MDE is at most {effect:.1} points;\n\
          - **inconclusive (MDE X points)**: the CI contains 0 and the study could only have detected an effect of X points;\n\
-         - **inconclusive (one seed)**: some task has a single seed, so the noise between training runs is not measured and no verdict is given.\n\n\
+         - **inconclusive (one seed)**: some task has a single seed, so the noise between training runs is not measured and no verdict is given;\n\
+         - **inconclusive (not converged: N of M runs still improving)**: before any of the above, when N of the comparison's M runs had not finished learning (README, \"Reading a verdict\": a run has converged when at least `train.patience` validations, 3 without it, followed the first one that reached its best accuracy; a run of an older folder without learning curves counts as still improving when its best checkpoint is its last step). Between such runs the difference measures the training budget as much as the selection.\n\n\
          The effect of interest is {effect:.1} points for every claim. For claim 1 it is the paper's average gain of morsd over `all`. Claims 2 and 3 have no single effect size that this repository can cite from the paper, and an RD ordering or a choice of k that moves accuracy by much less than the method's whole claimed gain would not support the paper's recommendation, so the same {effect:.1} points is the smallest effect worth detecting for them.\n\n\
          Claim 3 is two comparisons of morsd over k: k = 6 − the smallest k run (the claimed side: more rationales help up to about 6) and the largest k run − k = 6 (the claimed side: more than about 6 does not pay). **Reproduced** when the first CI lies above 0 and the second's upper end is below {effect:.1} points (no gain of the paper's size beyond 6); **contradicted** when the first CI lies below 0, or the second lies wholly above 0 with a mean of at least {effect:.1} points (more rationales pay); **no effect at the paper's size** when the first CI contains 0 with an MDE of at most {effect:.1} points (k barely matters here); **inconclusive (MDE X points)** otherwise, X being the first comparison's MDE.\n\n\
          ## Method\n\n\
@@ -541,6 +542,13 @@ pub fn claim3(rise: Option<&Paired>, beyond: Option<&Paired>, e: f64) -> Decisio
     let Some(r) = rise else {
         return Decision::Unmeasured;
     };
+    let (n, m) = [Some(r), beyond]
+        .into_iter()
+        .flatten()
+        .fold((0, 0), |(n, m), p| (n + p.still_improving, m + p.runs));
+    if n > 0 {
+        return Decision::NotConverged(n, m);
+    }
     if r.min_seeds < 2 || beyond.is_some_and(|b| b.min_seeds < 2) {
         return Decision::OneSeed;
     }

@@ -1,7 +1,7 @@
 //! Mean and 95 % confidence intervals over seeds (Student t from statrs), `summary.md` with its
 //! paired comparisons ([`super::paired`]), and the plain-words reading of a results folder.
 
-use super::paired::{self, Paired, Stratum};
+use super::paired::{self, Decision, Paired, Stratum};
 use super::predictions::Outcomes;
 use super::{RunRow, Stored};
 use crate::resolve::show;
@@ -136,16 +136,40 @@ pub fn stratum(name: &str, a: &[&RunRow], b: &[&RunRow], outcomes: &Outcomes) ->
         runs.iter().map(|r| (r.seed, r.label.clone())).collect()
     };
     let (sa, sb) = (by_seed(a), by_seed(b));
-    let seeds = sa
+    let seeds: Vec<paired::SeedDiffs> = sa
         .iter()
         .filter_map(|(seed, la)| {
             let (qa, qb) = (outcomes.get(la)?, outcomes.get(sb.get(seed)?)?);
             Some(paired::SeedDiffs::pair(*seed, qa, qb))
         })
         .collect();
+    // The runs behind the paired seeds: how many were still improving, and each arm's tokens.
+    let paired_seeds: std::collections::BTreeSet<u64> = seeds.iter().map(|d| d.seed).collect();
+    let runs_of = |runs: &[&RunRow]| -> Vec<RunRow> {
+        runs.iter()
+            .filter(|r| paired_seeds.contains(&r.seed))
+            .map(|r| (*r).clone())
+            .collect()
+    };
+    let (ra, rb) = (runs_of(a), runs_of(b));
+    let tokens = |runs: &[RunRow]| {
+        runs.iter().map(|r| r.training_tokens as f64).sum::<f64>() / runs.len().max(1) as f64
+    };
     Stratum {
         name: name.to_string(),
         seeds,
+        runs: ra.len() + rb.len(),
+        still_improving: ra
+            .iter()
+            .chain(&rb)
+            .filter(|r| r.still_improving() == Some(true))
+            .count(),
+        unknown: ra
+            .iter()
+            .chain(&rb)
+            .filter(|r| r.still_improving().is_none())
+            .count(),
+        tokens: (tokens(&ra), tokens(&rb)),
     }
 }
 
@@ -153,7 +177,7 @@ fn paired_reading(a: &str, b: &str, p: &Paired, seeds: usize, tq: &str) -> Strin
     let head = format!(
         "{} per setting and {tq}. The two best settings, {a} and {b}, paired by seed and \
          test question: difference {} points (95 % bootstrap CI over seeds and questions), sign-flip \
-         {}, per seed {}.",
+         {}, per seed {}; training tokens per run {}.",
         if seeds == 1 {
             "1 seed".to_string()
         } else {
@@ -161,10 +185,18 @@ fn paired_reading(a: &str, b: &str, p: &Paired, seeds: usize, tq: &str) -> Strin
         },
         paired::points(p),
         paired::p_sentence(p),
-        paired::per_seed_text(p)
+        paired::per_seed_text(p),
+        paired::tokens_text(p)
     );
     let mde = 100.0 * p.mde;
-    if p.min_seeds < 2 {
+    if let Decision::NotConverged(n, m) = Decision::of(Some(p), 0.0) {
+        format!(
+            "{head} Verdict: inconclusive (not converged: {n} of {m} runs still improving). Their best \
+             validation accuracy came at one of their last validations, so the difference measures \
+             the training budget as much as the settings. Train until validation stops improving \
+             (train.patience with a larger train.steps or train.epochs; README: \"Reading a verdict\")."
+        )
+    } else if p.min_seeds < 2 {
         format!(
             "{head} With one seed this CI covers only the test questions' noise, not the noise \
              between training runs, which is usually larger: run more seeds (experiment.seeds) \
@@ -242,6 +274,8 @@ fn paired_md(stored: &Stored, outcomes: Option<&Outcomes>) -> String {
             "sign-flip p",
             "MDE (points)",
             "per seed",
+            "training tokens per run",
+            "learned?",
         ]
         .map(String::from),
     );
@@ -250,8 +284,10 @@ fn paired_md(stored: &Stored, outcomes: Option<&Outcomes>) -> String {
          same test questions (`{}`): the mean difference in points with its 95 % bootstrap CI \
          ({} replicates, resampling seeds and, within them, questions), the two-sided exact \
          sign-flip p over seeds (its floor is 2 / 2^seeds), the minimum detectable effect (80 % \
-         power at α = 0.05, from the observed paired variance) and each seed's difference. How to \
-         read them: the README's \"Reading a verdict\".\n\n| {} |\n|{}\n",
+         power at α = 0.05, from the observed paired variance), each seed's difference, each \
+         arm's training tokens per run (strategy / reference) and whether every run had finished \
+         learning: a comparison with a run still improving is inconclusive, whatever its CI. How \
+         to read them: the README's \"Reading a verdict\".\n\n| {} |\n|{}\n",
         super::predictions::FILE,
         paired::REPLICATES,
         head.join(" | "),
@@ -275,6 +311,8 @@ fn paired_md(stored: &Stored, outcomes: Option<&Outcomes>) -> String {
                 paired::p_text(&p),
                 format!("{:.1}", 100.0 * p.mde),
                 paired::per_seed_text(&p),
+                paired::tokens_text(&p),
+                paired::learned_text(&p),
             ]);
             s.push_str(&format!("| {} |\n", row.join(" | ")));
         }
@@ -478,6 +516,44 @@ mod tests {
         // Without predictions.parquet, summary.md says why there is no paired section.
         let md = summary_md(&stored, None);
         assert!(md.contains("no `predictions.parquet`"), "{md}");
+    }
+
+    #[test]
+    fn a_comparison_with_a_run_still_improving_gets_no_verdict() {
+        // The +10-point folder, with convergence recorded: all converged keeps its reading.
+        let (mut stored, o) = paired_folder(6, 10);
+        for r in &mut stored.runs {
+            r.converged = Some(true);
+        }
+        let r = reading(&stored, Some(&o));
+        assert!(
+            r.contains("lies above 0") && !r.contains("not converged"),
+            "{r}"
+        );
+        let md = summary_md(&stored, Some(&o));
+        assert!(md.contains("all 12 converged"), "{md}");
+        // Two runs still improving: inconclusive, in the reading and in summary.md.
+        stored.runs[1].converged = Some(false);
+        stored.runs[4].converged = Some(false);
+        let r = reading(&stored, Some(&o));
+        assert!(
+            r.contains("inconclusive (not converged: 2 of 12 runs still improving)"),
+            "{r}"
+        );
+        assert!(!r.contains("lies above 0"), "{r}");
+        let md = summary_md(&stored, Some(&o));
+        assert!(
+            md.contains("**inconclusive (not converged: 2 of 12 runs still improving)**"),
+            "{md}"
+        );
+        // An older folder without curves: a best checkpoint at the last step counts as still
+        // improving, an earlier one as unknown.
+        for r in &mut stored.runs {
+            (r.converged, r.train_steps, r.best_step) = (None, Some(100), 60);
+        }
+        stored.runs[0].best_step = 100;
+        let md = summary_md(&stored, Some(&o));
+        assert!(md.contains("not converged: 1 of 12"), "{md}");
     }
 
     #[test]

@@ -454,6 +454,16 @@ pub struct TrainSpec {
     /// Steps between validation checkpoints (the best on validation is kept). Default: 100.
     #[serde(default = "d_eval_every")]
     pub eval_every: usize,
+    /// Early stopping: stop once this many validations in a row (every `eval_every` steps)
+    /// have not beaten the best validation accuracy so far; `train.steps` or `train.epochs`
+    /// is then the most it may train. A positive integer. A run counts as converged when as many
+    /// validations followed its first best (3 without patience): see the README's "Reading a
+    /// verdict". Default: unset (the whole budget).
+    ///
+    /// Unset is serialized as `null` (so it can be swept) and left out of the train stage's
+    /// key, so a spec without it keeps its keys.
+    #[serde(default)]
+    pub patience: Option<usize>,
     /// Batch sequences of similar lengths, so little of a batch is padding (Hugging Face's
     /// `group_by_length`): each epoch's shuffled order is cut into windows of 64 micro-batches,
     /// each window sorted by length and cut into micro-batches, taken in a shuffled order. It

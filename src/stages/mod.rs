@@ -139,7 +139,8 @@ pub fn student_key(spec: &crate::spec::raw::StudentSpec) -> Value {
 
 /// The `[train]` section as it enters the train stage's key: the budget in use and nothing
 /// else of it — `steps` (300 when neither is set) or `epochs`, never a `null` — so a spec that
-/// sets `train.steps` or neither has the key it had before `train.epochs` existed.
+/// sets `train.steps` or neither has the key it had before `train.epochs` existed. `patience`
+/// enters only when set, so a spec without early stopping keeps the key it had before.
 pub fn train_key(spec: &crate::spec::raw::TrainSpec) -> Value {
     let mut v = json(spec);
     if let Some(o) = v.as_object_mut() {
@@ -153,6 +154,9 @@ pub fn train_key(spec: &crate::spec::raw::TrainSpec) -> Value {
                 let steps = spec.steps.unwrap_or(crate::spec::raw::DEFAULT_TRAIN_STEPS);
                 o.insert("steps".into(), steps.into());
             }
+        }
+        if spec.patience.is_none() {
+            o.remove("patience");
         }
     }
     v

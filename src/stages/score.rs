@@ -198,6 +198,7 @@ impl Stage for Score {
                     eval_every: spec.score.warmup_steps,
                     seed: spec.score.seed,
                     group_by_length: spec.train.group_by_length == Some(true),
+                    patience: None,
                 };
                 let outcome = train(model, &slice, tok.pad, &opts, &ad, None, ctx.progress)
                     .map_err(|e| crate::Error::run(format!("RD warm-up: {e}")))?;

@@ -203,6 +203,7 @@ impl Stage for Train {
             eval_every: spec.train.eval_every,
             seed: ctx.run.seed,
             group_by_length: spec.train.group_by_length == Some(true),
+            patience: spec.train.patience,
         };
         let outcome = train(
             model,
@@ -238,7 +239,7 @@ impl Stage for Train {
             &out.join("curves.json"),
             &j!({"loss": outcome.loss_curve, "validation_accuracy": outcome.val_curve}),
         )?;
-        Ok(j!({
+        let mut metrics = j!({
             "rationales": examples.len(),
             "training_tokens": outcome.tokens,
             "steps": outcome.steps,
@@ -247,7 +248,15 @@ impl Stage for Train {
             "val_accuracy": outcome.best_val_accuracy,
             "final_loss": outcome.loss_curve.last().map(|x| x.1),
             "trainable_params": trainable,
-        }))
+        });
+        // With early stopping, where and why it stopped (a spec without `train.patience` keeps
+        // the outputs it had before: it always stops at `steps`, by budget).
+        if let (Some(p), Some(o)) = (spec.train.patience, metrics.as_object_mut()) {
+            o.insert("patience".into(), p.into());
+            o.insert("stopped_step".into(), outcome.stopped_step.into());
+            o.insert("stop_reason".into(), outcome.stop_reason.name().into());
+        }
+        Ok(metrics)
     }
 }
 

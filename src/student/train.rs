@@ -91,6 +91,47 @@ pub struct TrainOptions {
     pub seed: u64,
     /// Micro-batches of similar lengths (`train.group_by_length`; see [`epoch_order`]).
     pub group_by_length: bool,
+    /// Early stopping (`train.patience`): stop once this many validations in a row have not
+    /// beaten the best accuracy so far; `None` trains the whole budget.
+    pub patience: Option<usize>,
+}
+
+/// Validations after the best one that make a run without `train.patience` count as converged
+/// (see [`converged`]).
+pub const CONVERGED_AFTER: usize = 3;
+
+/// Why training stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// `train.patience` validations in a row without a new best.
+    Patience,
+    /// The budget (`train.steps` or `train.epochs`) ran out.
+    Budget,
+}
+
+impl StopReason {
+    /// `patience` or `budget`, as the train stage records it.
+    pub fn name(self) -> &'static str {
+        match self {
+            StopReason::Patience => "patience",
+            StopReason::Budget => "budget",
+        }
+    }
+}
+
+/// The convergence rule. A run has converged when the validations after the *first* one that
+/// reached its highest accuracy number at least `patience` (`train.patience`, or
+/// [`CONVERGED_AFTER`] without it): so many chances to improve went by without a new best.
+/// A run stopped by patience meets it by construction; a run whose best accuracy came at one
+/// of its last validations was still improving. `val_curve` is (step, accuracy) in order;
+/// without validations nothing shows convergence.
+pub fn converged(val_curve: &[(usize, f64)], patience: Option<usize>) -> bool {
+    let need = patience.unwrap_or(CONVERGED_AFTER).max(1);
+    let Some(best) = val_curve.iter().map(|x| x.1).reduce(f64::max) else {
+        return false;
+    };
+    let first = val_curve.iter().position(|x| x.1 >= best).unwrap_or(0);
+    val_curve.len() - 1 - first >= need
 }
 
 /// Micro-batches per length-sorted window of [`epoch_order`].
@@ -141,6 +182,10 @@ pub struct TrainOutcome {
     pub val_curve: Vec<(usize, f64)>,
     /// Non-padding tokens processed.
     pub tokens: u64,
+    /// The last step run (`steps` unless early stopping ended the run sooner).
+    pub stopped_step: usize,
+    /// Why training stopped.
+    pub stop_reason: StopReason,
 }
 
 /// Learning rate at `step` (0-based) of `steps`: linear warm-up to `peak`, cosine decay to 10 %
@@ -451,7 +496,11 @@ pub fn train(
         loss_curve: vec![],
         val_curve: vec![],
         tokens: 0,
+        stopped_step: steps,
+        stop_reason: StopReason::Budget,
     };
+    // Validations since the last strict improvement, and the best accuracy so far.
+    let (mut since_best, mut best_so_far) = (0usize, f64::NEG_INFINITY);
     progress.set_length(steps as u64);
     for step in 0..steps {
         // 1. Next micro-batches from a reshuffled epoch order.
@@ -502,6 +551,18 @@ pub fn train(
                         out.best_step = done;
                         out.model = candidate;
                     }
+                    // 5. Early stopping: a tie keeps the later checkpoint (above) but is no
+                    //    improvement, so a plateau runs out the patience.
+                    if acc > best_so_far {
+                        (best_so_far, since_best) = (acc, 0);
+                    } else {
+                        since_best += 1;
+                    }
+                    if opts.patience.is_some_and(|p| since_best >= p) {
+                        out.stopped_step = done;
+                        out.stop_reason = StopReason::Patience;
+                        break;
+                    }
                 }
                 None => {
                     out.best_step = done;
@@ -545,6 +606,87 @@ mod tests {
             let n = lm_batch(&[&e], 0, 8, &device).map_or(0, |b| b.rows.len());
             assert_eq!(n, loss_columns(&e, 8).len(), "prompt {p}, target {t}");
         }
+    }
+
+    /// A tiny scratch student on an autodiff flex device.
+    fn tiny() -> (Lm, Device) {
+        let device = Device::flex().autodiff();
+        let config = crate::student::model::StudentConfig {
+            vocab_size: 16,
+            d_model: 8,
+            layers: 1,
+            heads: 2,
+            d_ff: 16,
+            max_seq_len: 16,
+        };
+        (
+            crate::student::lm::init_student(&config, 0, &device),
+            device,
+        )
+    }
+
+    /// Trains `tiny()` for 20 steps, validating every 2, where the n-th validation reads
+    /// `script[n]`: (steps validated, stopped_step, best_step, stop reason).
+    fn scripted(script: &[f64], patience: Option<usize>) -> (Vec<usize>, usize, usize, StopReason) {
+        let (model, device) = tiny();
+        let calls = std::cell::Cell::new(0usize);
+        let validate = |_: &Lm| {
+            let n = calls.get();
+            calls.set(n + 1);
+            script[n.min(script.len() - 1)]
+        };
+        let mut opts = options(Budget::Steps(20), 1, 1);
+        (opts.eval_every, opts.patience) = (2, patience);
+        let data = [ex(2, 2), ex(1, 3)];
+        let out = train(
+            model,
+            &data,
+            0,
+            &opts,
+            &device,
+            Some(&validate),
+            &ProgressBar::hidden(),
+        )
+        .unwrap();
+        let steps = out.val_curve.iter().map(|x| x.0).collect();
+        (steps, out.stopped_step, out.best_step, out.stop_reason)
+    }
+
+    #[test]
+    fn early_stopping_stops_where_the_scripted_curve_says() {
+        // Validations at steps 2, 4, 6, …: the best (0.5) at step 4, a tie at step 6 (kept as the
+        // checkpoint, but no improvement), then lower: patience 3 stops at step 10.
+        let curve = [0.1, 0.5, 0.5, 0.4, 0.45, 0.9, 0.9];
+        let (steps, stopped, best, why) = scripted(&curve, Some(3));
+        assert_eq!(steps, vec![2, 4, 6, 8, 10]);
+        assert_eq!((stopped, best, why), (10, 6, StopReason::Patience));
+        // A new best resets the count: patience 4 sees 0.9 at step 12 and goes on; its ties at
+        // 14–20 run the patience out exactly at the budget's last step.
+        let (_, stopped, best, why) = scripted(&curve, Some(4));
+        assert_eq!((stopped, best, why), (20, 20, StopReason::Patience));
+        let (_, stopped, _, why) = scripted(&curve, Some(5));
+        assert_eq!((stopped, why), (20, StopReason::Budget));
+        // Without patience the whole budget runs, whatever the curve.
+        let (steps, stopped, best, why) = scripted(&[0.5, 0.1], None);
+        assert_eq!(steps.len(), 10);
+        assert_eq!((stopped, best, why), (20, 2, StopReason::Budget));
+    }
+
+    #[test]
+    fn convergence_counts_validations_after_the_first_best() {
+        let c = |v: &[f64]| -> Vec<(usize, f64)> {
+            v.iter().enumerate().map(|(i, &a)| (i + 1, a)).collect()
+        };
+        // Best at the last validation: still improving.
+        assert!(!converged(&c(&[0.1, 0.2, 0.3]), None));
+        // Three validations after the best (without patience): converged.
+        assert!(converged(&c(&[0.1, 0.4, 0.3, 0.35, 0.2]), None));
+        assert!(!converged(&c(&[0.1, 0.4, 0.3, 0.35]), None));
+        // A tie later is no new best: the first time the maximum was reached counts.
+        assert!(converged(&c(&[0.4, 0.4, 0.4, 0.4]), None));
+        // With patience 2, two validations suffice.
+        assert!(converged(&c(&[0.1, 0.4, 0.3, 0.35]), Some(2)));
+        assert!(!converged(&[], Some(2)));
     }
 
     #[test]
@@ -624,6 +766,7 @@ mod tests {
             eval_every: 10,
             seed: 0,
             group_by_length: false,
+            patience: None,
         };
         assert!((lr_at(0, 100, &o) - 0.1).abs() < 1e-9);
         assert!((lr_at(9, 100, &o) - 1.0).abs() < 1e-9);
@@ -645,6 +788,7 @@ mod tests {
             eval_every: 10,
             seed: 7,
             group_by_length: false,
+            patience: None,
         }
     }
 

@@ -274,7 +274,9 @@ impl Proxy {
                                 serde_json::from_slice(&req[end + 4..]).unwrap_or_default();
                             bodies.lock().unwrap().push(v.clone());
                             let content = match v["messages"].as_array().map(Vec::len) {
-                                Some(3) if v["seed"].as_u64().unwrap_or(0).is_multiple_of(2) => " 5.",
+                                Some(3) if v["seed"].as_u64().unwrap_or(0).is_multiple_of(2) => {
+                                    " 5."
+                                }
                                 Some(3) => " 6.",
                                 _ => STAGE_ONE,
                             };
