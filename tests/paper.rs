@@ -111,6 +111,7 @@ fn the_tiny_study_runs_into_the_paper_report() {
         "Verdict: **contradicted**",
         "Verdict: **no effect at the paper's size**",
         "Verdict: **inconclusive (MDE ",
+        "Verdict: **inconclusive (not converged: ",
     ];
     assert_eq!(
         claims
@@ -121,6 +122,9 @@ fn the_tiny_study_runs_into_the_paper_report() {
         "{claims}"
     );
     assert!(claims.contains("## Method"), "{claims}");
+    // Every comparison says whether its runs had finished learning, beside each arm's tokens.
+    assert!(claims.contains("| learned? |"), "{claims}");
+    assert!(claims.contains("training tokens"), "{claims}");
     for e in ["main-synthetic", "ablation-k", "rd-minmax"] {
         assert!(dir.join(e).join("predictions.parquet").exists(), "{e}");
         assert!(dir.join(e).join("tokens.svg").exists(), "{e}");

@@ -1,5 +1,6 @@
 //! A run killed in the middle of a stage and run again ends with the same results as an
-//! uninterrupted run, and no corrupt entry is ever taken as fresh.
+//! uninterrupted run (early stopping included: the same stop, reason and curve), and no corrupt
+//! entry is ever taken as fresh.
 
 mod common;
 use common::*;
@@ -7,7 +8,10 @@ use std::time::{Duration, Instant};
 
 #[test]
 fn killed_mid_stage_then_rerun_gives_the_same_results() {
-    let spec = TINY.replace("steps = 8\n", "steps = 120\n");
+    // Early stopping on: validation every 20 of at most 120 steps, patience 3.
+    let spec = TINY
+        .replace("steps = 8\n", "steps = 120\n")
+        .replace("eval_every = 4\n", "eval_every = 20\npatience = 3\n");
     // 1. Reference: an uninterrupted run in its own project and cache.
     let reference = Project::new(&spec);
     let o = reference.morsd(&["run", reference.spec().to_str().unwrap()]);
@@ -77,7 +81,12 @@ fn killed_mid_stage_then_rerun_gives_the_same_results() {
         "best_step",
         "training_tokens",
         "rationales",
+        "stopped_step",
+        "stop_reason",
+        "converged",
+        "val_curve",
     ] {
+        assert!(!want["runs"][0][field].is_null(), "{field} recorded");
         assert_eq!(got["runs"][0][field], want["runs"][0][field], "{field}");
     }
     let keys = |v: &serde_json::Value| v["runs"][0]["keys"].clone();

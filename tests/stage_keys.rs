@@ -67,6 +67,25 @@ fn a_steps_budget_keeps_its_key_and_epochs_change_it() {
 }
 
 #[test]
+fn patience_enters_the_train_key_only_when_set() {
+    // Without `train.patience` the section is the one above (no `patience: null`), so every
+    // spec written before early stopping existed keeps its train and eval keys.
+    assert!(train_section("").get("patience").is_none());
+    assert!(
+        !serde_json::to_string(&Train.config(&run_of("")))
+            .unwrap()
+            .contains("patience")
+    );
+    let p5 = train_section("[train]\npatience = 5\n");
+    assert_eq!(p5["patience"], 5);
+    assert_ne!(
+        Train.config(&run_of("[train]\npatience = 5\n")),
+        Train.config(&run_of(""))
+    );
+    assert_ne!(p5, train_section("[train]\npatience = 4\n"));
+}
+
+#[test]
 fn the_warm_up_students_train_settings_are_in_the_key_only_when_it_warms_up() {
     // The default scratch student warms up: train.lr is read, so it keys the entry.
     let a = key_of("[train]\nlr = 0.003\n");

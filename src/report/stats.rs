@@ -326,6 +326,29 @@ pub fn wilson_half(p: f64, n: f64) -> f64 {
     z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt() / (1.0 + z * z / n)
 }
 
+/// The validation split's binomial noise: `Checkpoints were chosen on N validation questions,
+/// where one accuracy has a standard error of X points (…)`; empty when unrecorded.
+pub fn validation_se_text(stored: &Stored) -> String {
+    let Some(n) = stored.runs.iter().filter_map(|r| r.val_questions).min() else {
+        return String::new();
+    };
+    let vals: Vec<f64> = stored
+        .runs
+        .iter()
+        .filter_map(|r| r.val_accuracy)
+        .filter(|a| a.is_finite())
+        .collect();
+    if n == 0 || vals.is_empty() {
+        return String::new();
+    }
+    let p = vals.iter().sum::<f64>() / vals.len() as f64;
+    let se = 100.0 * (p * (1.0 - p) / n as f64).sqrt();
+    format!(
+        " Checkpoints were chosen on {n} validation questions, where one accuracy has a binomial standard error of {se:.1} points (at the mean validation accuracy, {:.1} %): validation differences smaller than about twice that are noise to early stopping.",
+        100.0 * p
+    )
+}
+
 /// One plain paragraph on what the stored numbers can and cannot show: seeds per setting,
 /// test questions, and the paired difference of the two best settings (or, for a folder without
 /// `predictions.parquet`, whether their 95 % CIs overlap). Printed by `morsd run` and repeated in
@@ -355,12 +378,13 @@ pub fn reading(stored: &Stored, outcomes: Option<&Outcomes>) -> String {
     let binom = tq
         .filter(|&n| n > 0)
         .map(|n| 100.0 * wilson_half(p, n as f64));
-    let binom_text = match binom {
+    let mut binom_text = match binom {
         Some(b) => format!(
             " A single run's accuracy on {tq_text} is itself uncertain by about ±{b:.1} points (95 % Wilson interval at the mean accuracy)."
         ),
         None => String::new(),
     };
+    binom_text.push_str(&validation_se_text(stored));
     let mut rows: Vec<(String, f64, f64, &Vec<String>)> = g
         .iter()
         .map(|(key, runs)| {
@@ -399,7 +423,8 @@ pub fn reading(stored: &Stored, outcomes: Option<&Outcomes>) -> String {
     if let Some(o) = outcomes {
         let st = stratum("", &g[a.3], &g[b.3], o);
         if let Some(p) = paired::compare(&[st]) {
-            return paired_reading(&show(a), &show(b), &p, seeds, &tq_text);
+            return paired_reading(&show(a), &show(b), &p, seeds, &tq_text)
+                + &validation_se_text(stored);
         }
     }
     if seeds < 2 {

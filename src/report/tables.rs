@@ -95,6 +95,28 @@ pub fn runs_frame(stored: &Stored) -> Result<DataFrame> {
         "best_step".into(),
         r.iter().map(|x| x.best_step as i64).collect::<Vec<_>>(),
     ));
+    // Where and why training stopped, and whether the run had finished learning (null in
+    // folders written before these were recorded).
+    cols.push(Column::new(
+        "stopped_step".into(),
+        r.iter()
+            .map(|x| x.stopped_step.map(|v| v as i64))
+            .collect::<Vec<_>>(),
+    ));
+    cols.push(Column::new(
+        "stop_reason".into(),
+        r.iter().map(|x| x.stop_reason.clone()).collect::<Vec<_>>(),
+    ));
+    cols.push(Column::new(
+        "converged".into(),
+        r.iter().map(|x| x.converged).collect::<Vec<_>>(),
+    ));
+    cols.push(Column::new(
+        "val_questions".into(),
+        r.iter()
+            .map(|x| x.val_questions.map(|v| v as i64))
+            .collect::<Vec<_>>(),
+    ));
     for stage in ["generate", "score", "select", "train", "eval"] {
         cols.push(Column::new(
             format!("wall_{stage}_s").into(),
