@@ -418,7 +418,7 @@ pub fn plan(spec_path: &Path, sets: &[String], cache: &Cache) -> Result<String> 
 pub fn report(dir: &Path) -> Result<String> {
     report::rebuild(dir)?;
     Ok(format!(
-        "rebuilt runs.parquet, runs.csv, summary.md, accuracy.svg, accuracy.png, report.html in {}{}\n",
+        "rebuilt runs.parquet, runs.csv, summary.md, accuracy, tokens and curves charts (.svg, .png), report.html in {}{}\n",
         dir.display(),
         if dir.join("selection.json").exists() {
             ""

@@ -3,8 +3,10 @@
 //! `scripts/setup-browser.sh`) loads the page from disk with `--dump-dom` and a URL fragment
 //! that the page's script reads (`#strategy=morsd&sort=rd`), and the test checks the resulting
 //! DOM against `runs.json` and `selection.parquet` (read here with polars): the run table's row
-//! count, that a strategy filter leaves exactly that strategy's selected rationales, the other
-//! filters, that sorting by RD orders them, and a screenshot. `morsd report DIR` must rebuild the
+//! count and its stop and convergence columns, the "Learning curves" section with its inline
+//! SVG drawing one line per run in each panel, that a strategy filter leaves exactly that
+//! strategy's selected rationales, the other filters, that sorting by RD orders them, and a
+//! screenshot. `morsd report DIR` must rebuild the
 //! same page from the folder alone (no cache). Without Chromium the test is skipped with a message,
 //! unless `CI` is set: then it fails.
 
@@ -149,6 +151,43 @@ fn tags(dom: &str, open: &str) -> Vec<BTreeMap<String, String>> {
     out
 }
 
+/// The text of every `<th>` or `<td>` cell (`cell` = "th" or "td") in `html`, per row.
+fn cells(html: &str, cell: &str) -> Vec<Vec<String>> {
+    html.split("<tr")
+        .skip(1)
+        .map(|row| {
+            let row = &row[..row.find("</tr>").unwrap_or(row.len())];
+            row.split(&format!("<{cell}"))
+                .skip(1)
+                .map(|c| {
+                    let c = &c[c.find('>').expect("closed tag") + 1..];
+                    unescape(&c[..c.find(&format!("</{cell}>")).expect("closed cell")])
+                })
+                .collect()
+        })
+        .filter(|r: &Vec<String>| !r.is_empty())
+        .collect()
+}
+
+/// The part of `dom` from the start tag that begins with `open` to the next `close`.
+fn element<'a>(dom: &'a str, open: &str, close: &str) -> &'a str {
+    let i = dom
+        .find(open)
+        .unwrap_or_else(|| panic!("no {open} in the DOM"));
+    let end = dom[i..].find(close).expect("closed element") + i;
+    &dom[i..end]
+}
+
+/// Run lines of a curves SVG, counted by the rule of the chart's unit test: `<polyline`
+/// elements of stroke width 2 (dashes are width 3, mesh and axes width 1, the legend draws
+/// rectangles).
+fn run_polylines(svg: &str) -> usize {
+    tags(svg, "<polyline")
+        .iter()
+        .filter(|a| a.get("stroke-width").is_some_and(|w| w == "2"))
+        .count()
+}
+
 fn rat_rows(dom: &str) -> Vec<BTreeMap<String, String>> {
     tags(dom, "<tr class=\"rat\"")
 }
@@ -264,6 +303,61 @@ fn report_html_rationale_browser_in_chromium() {
     // 1. Unfiltered: the run table and every rationale.
     let dom = dump_dom(&browser, profile.path(), &page, "");
     assert_eq!(tags(&dom, "<tr class=\"run\"").len(), 4, "run table rows");
+    // The run table says where and why each run stopped and whether it converged ("–" when
+    // runs.json does not say), in runs.json order.
+    let table = element(&dom, "<table id=\"runs\"", "</table>");
+    let head = cells(table, "th").concat();
+    let col = |name: &str| {
+        head.iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("no `{name}` column in {head:?}"))
+    };
+    let (stopped, reason, converged) = (col("stopped at"), col("stop reason"), col("converged"));
+    let body = cells(table, "td");
+    let stored_runs = runs["runs"].as_array().unwrap();
+    assert_eq!(body.len(), stored_runs.len());
+    for (row, r) in body.iter().zip(stored_runs) {
+        let or_dash = |v: Option<String>| v.unwrap_or_else(|| "–".to_string());
+        assert_eq!(
+            row[stopped],
+            or_dash(r["stopped_step"].as_u64().map(|s| s.to_string()))
+        );
+        assert_eq!(
+            row[reason],
+            or_dash(r["stop_reason"].as_str().map(String::from))
+        );
+        assert_eq!(
+            row[converged],
+            or_dash(
+                r["converged"]
+                    .as_bool()
+                    .map(|c| if c { "yes" } else { "no" }.into())
+            )
+        );
+    }
+    assert!(
+        body.iter()
+            .all(|row| row[reason] == "budget" && row[stopped] == "8"),
+        "train.steps = 8 without patience: every run trains its budget: {body:?}"
+    );
+    // Learning curves: the section, its caption, and one line per run in each panel.
+    let curves = element(&dom, "<section id=\"curves\"", "</section>");
+    assert!(curves.contains("<h2>Learning curves</h2>"), "{curves}");
+    assert!(curves.contains("chosen checkpoint") && curves.contains("train.patience"));
+    let svg = element(curves, "<svg", "</svg>");
+    let with = |k: &str| {
+        stored_runs
+            .iter()
+            .filter(|r| r[k].as_array().is_some_and(|c| !c.is_empty()))
+            .count()
+    };
+    assert_eq!(with("val_curve"), 4, "morsd run records every run's curves");
+    assert_eq!(with("loss_curve"), 4);
+    assert_eq!(
+        run_polylines(svg),
+        with("val_curve") + with("loss_curve"),
+        "one line per run in each panel"
+    );
     let rows = rat_rows(&dom);
     assert_eq!(ids(&rows), all);
     assert_eq!(rows.len(), sel.len());

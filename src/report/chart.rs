@@ -4,11 +4,16 @@
 //! whiskers and each seed's accuracy as a dot. And `tokens.svg` / `tokens.png`: test accuracy
 //! against training tokens, one point per (strategy, k) with 95 % CI bars, a panel per task —
 //! the axis of the paper's efficiency claim (with `train.epochs`, fewer rationales train on
-//! fewer tokens).
+//! fewer tokens). And `curves.svg` / `curves.png`: the learning curves, validation accuracy (top)
+//! and training loss (bottom) against training tokens, one line per run ([`curve_lines`]) with
+//! its chosen checkpoint as a filled circle, dashed over a pale track where the run was still
+//! improving when training ended; not written when no run recorded a curve (older folders).
+//! Every chart colours a strategy alike: `Palette99` at its rank among the folder's strategies.
 
 use super::Stored;
 use super::stats::mean_ci;
 use crate::error::{Error, IoContext, Result};
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -423,13 +428,7 @@ where
             .x_desc("training tokens (mean over seeds)")
             .y_desc("test accuracy (%), 95 % CI over seeds")
             .x_labels(5)
-            .x_label_formatter(&|x| {
-                if x.abs() >= 1e6 {
-                    format!("{:.1}M", x / 1e6)
-                } else {
-                    format!("{:.0}k", x / 1e3)
-                }
-            })
+            .x_label_formatter(&|x| token_label(*x))
             .label_style(("sans-serif", 12))
             .draw()
             .map_err(|x| e(&x))?;
@@ -484,6 +483,272 @@ where
     Ok(())
 }
 
+/// A token count as an axis label: `1.2M`, `35k`, or the count itself under a thousand.
+fn token_label(x: f64) -> String {
+    if x.abs() >= 1e6 {
+        format!("{:.1}M", x / 1e6)
+    } else if x.abs() >= 1e3 {
+        format!("{:.0}k", x / 1e3)
+    } else {
+        format!("{x:.0}")
+    }
+}
+
+/// Strategy → its colour in every chart: `Palette99` at the strategy's rank among the folder's
+/// strategies (sorted), as [`accuracy`] and [`tokens`] pick them.
+fn strategy_colours(stored: &Stored) -> BTreeMap<String, RGBAColor> {
+    let names: std::collections::BTreeSet<&str> =
+        stored.runs.iter().map(|r| r.strategy.as_str()).collect();
+    names
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| (s.to_string(), Palette99::pick(i).to_rgba()))
+        .collect()
+}
+
+/// One run's learning curves as `curves.svg` draws them, x in training tokens
+/// ([`super::RunRow::tokens_at`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CurveLine {
+    /// The run's label.
+    pub label: String,
+    /// Its strategy (which picks the colour).
+    pub strategy: String,
+    /// (training tokens, validation accuracy in %) at every validation with a finite accuracy.
+    pub val: Vec<(f64, f64)>,
+    /// (training tokens, mean training loss since the previous validation), finite losses only.
+    pub loss: Vec<(f64, f64)>,
+    /// The chosen checkpoint (`best_step`) on the validation line, when that step was validated.
+    pub best: Option<(f64, f64)>,
+    /// Still improving when training ended ([`super::RunRow::still_improving`]; unknown is
+    /// drawn as not).
+    pub still_improving: bool,
+}
+
+/// The lines of the curves chart: one per run that recorded a validation curve, in `runs.json`
+/// order; runs without one (older folders) are left out.
+pub fn curve_lines(stored: &Stored) -> Vec<CurveLine> {
+    stored
+        .runs
+        .iter()
+        .filter(|r| !r.val_curve.is_empty())
+        .map(|r| {
+            let finite = |v: &[(u64, f64)], scale: f64| -> Vec<(f64, f64)> {
+                v.iter()
+                    .filter(|p| p.1.is_finite())
+                    .map(|&(step, y)| (r.tokens_at(step), scale * y))
+                    .collect()
+            };
+            let best = r
+                .val_curve
+                .iter()
+                .rev()
+                .find(|p| p.0 == r.best_step && p.1.is_finite())
+                .map(|&(step, acc)| (r.tokens_at(step), 100.0 * acc));
+            CurveLine {
+                label: r.label.clone(),
+                strategy: r.strategy.clone(),
+                val: finite(&r.val_curve, 100.0),
+                loss: finite(&r.loss_curve, 1.0),
+                best,
+                still_improving: r.still_improving() == Some(true),
+            }
+        })
+        .collect()
+}
+
+/// Writes `curves.svg` and `curves.png` into `dir`; with no curve to draw, writes nothing and
+/// removes a stale pair.
+pub fn curves(dir: &Path, stored: &Stored) -> Result<()> {
+    let lines = curve_lines(stored);
+    if lines.is_empty() {
+        for name in ["curves.svg", "curves.png"] {
+            let path = dir.join(name);
+            if let Err(e) = std::fs::remove_file(&path)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                return Err(Error::io(path, e));
+            }
+        }
+        return Ok(());
+    }
+    let colours = strategy_colours(stored);
+    write_svg_png(
+        dir,
+        "curves",
+        (900, 800),
+        |a| draw_curves(a, stored, &lines, &colours),
+        |a| draw_curves(a, stored, &lines, &colours),
+    )
+}
+
+type Chart2d<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// One run's line in a panel: a single polyline of stroke width 2 (the SVG's only ones of that
+/// width, so a reader counts runs by them); a run still improving gets it pale, with dashes of
+/// width 3 over it. `legend` labels the strategy (a colour swatch).
+fn run_line<'a, DB: DrawingBackend + 'a>(
+    chart: &mut Chart2d<'a, DB>,
+    pts: &[(f64, f64)],
+    color: RGBAColor,
+    dashed: bool,
+    legend: Option<&str>,
+) -> Result<(), String>
+where
+    DB::ErrorType: 'static,
+{
+    let e = |x: &dyn std::fmt::Display| x.to_string();
+    let track = if dashed { color.mix(0.3) } else { color };
+    let drawn = chart
+        .draw_series(LineSeries::new(pts.to_vec(), track.stroke_width(2)))
+        .map_err(|x| e(&x))?;
+    if let Some(name) = legend {
+        drawn
+            .label(name)
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 16, y + 5)], color.filled()));
+    }
+    if dashed {
+        chart
+            .draw_series(DashedLineSeries::new(
+                pts.to_vec(),
+                8,
+                5,
+                color.stroke_width(3),
+            ))
+            .map_err(|x| e(&x))?;
+    }
+    Ok(())
+}
+
+fn draw_curves<DB: DrawingBackend>(
+    root: DrawingArea<DB, plotters::coord::Shift>,
+    stored: &Stored,
+    lines: &[CurveLine],
+    colours: &BTreeMap<String, RGBAColor>,
+) -> Result<(), String>
+where
+    DB::ErrorType: 'static,
+{
+    let e = |x: &dyn std::fmt::Display| x.to_string();
+    root.fill(&WHITE).map_err(|x| e(&x))?;
+    let xmax = lines
+        .iter()
+        .flat_map(|l| l.val.iter().chain(&l.loss))
+        .map(|p| p.0)
+        .fold(0.0, f64::max);
+    let xmax = if xmax > 0.0 { xmax * 1.03 } else { 1.0 };
+    let vmax = lines
+        .iter()
+        .flat_map(|l| &l.val)
+        .map(|p| p.1)
+        .fold(10.0, f64::max)
+        .min(100.0)
+        * 1.1;
+    // The loss axis spans the losses drawn (from 0 it would flatten their differences).
+    let (lmin, lmax) = lines
+        .iter()
+        .flat_map(|l| &l.loss)
+        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
+    let (lmin, lmax) = if lmin > lmax {
+        (0.0, 1.0)
+    } else {
+        let pad = ((lmax - lmin) * 0.08).max(lmax.abs() * 0.02).max(1e-3);
+        ((lmin - pad).max(0.0), lmax + pad)
+    };
+    let dashed_note = if lines.iter().any(|l| l.still_improving) {
+        "; dashed: still improving when training ended"
+    } else {
+        ""
+    };
+    let x_desc = "training tokens (at each run's mean tokens per step)";
+    let panels = root.split_evenly((2, 1));
+    let (top, bottom) = match panels.as_slice() {
+        [t, b] => (t, b),
+        _ => return Err("the curves chart needs two panels".into()),
+    };
+
+    // 1. Validation accuracy, with the chosen checkpoints and the strategies' legend.
+    let mut chart = ChartBuilder::on(top)
+        .caption(
+            format!(
+                "{}: validation accuracy (dot: chosen checkpoint{dashed_note})",
+                stored.experiment
+            ),
+            ("sans-serif", 16),
+        )
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0.0..xmax, 0.0..vmax)
+        .map_err(|x| e(&x))?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc("validation accuracy (%)")
+        .x_labels(6)
+        .x_label_formatter(&|x| token_label(*x))
+        .label_style(("sans-serif", 12))
+        .draw()
+        .map_err(|x| e(&x))?;
+    let mut in_legend = std::collections::BTreeSet::new();
+    for l in lines {
+        let color = colours
+            .get(&l.strategy)
+            .copied()
+            .unwrap_or_else(|| BLACK.to_rgba());
+        let legend = in_legend
+            .insert(l.strategy.as_str())
+            .then_some(l.strategy.as_str());
+        run_line(&mut chart, &l.val, color, l.still_improving, legend)?;
+        if let Some(p) = l.best {
+            chart
+                .draw_series([
+                    Circle::new(p, 5, color.filled()),
+                    Circle::new(p, 5, BLACK.stroke_width(1)),
+                ])
+                .map_err(|x| e(&x))?;
+        }
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 12))
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()
+        .map_err(|x| e(&x))?;
+
+    // 2. Training loss.
+    let mut chart = ChartBuilder::on(bottom)
+        .caption(
+            "training loss (mean since the previous validation)",
+            ("sans-serif", 16),
+        )
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0.0..xmax, lmin..lmax)
+        .map_err(|x| e(&x))?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc("training loss")
+        .x_labels(6)
+        .x_label_formatter(&|x| token_label(*x))
+        .label_style(("sans-serif", 12))
+        .draw()
+        .map_err(|x| e(&x))?;
+    for l in lines.iter().filter(|l| !l.loss.is_empty()) {
+        let color = colours
+            .get(&l.strategy)
+            .copied()
+            .unwrap_or_else(|| BLACK.to_rgba());
+        run_line(&mut chart, &l.loss, color, l.still_improving, None)?;
+    }
+    root.present().map_err(|x| e(&x))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -528,6 +793,94 @@ mod tests {
         );
         assert!(svg.contains("k=2") && svg.contains("k=6"), "point labels");
         assert!(dir.path().join("tokens.png").exists());
+    }
+
+    /// Three runs with curves (the last still improving) and one from an older folder without.
+    fn curve_stored() -> Stored {
+        let mut runs = Vec::new();
+        for (i, (s, best, converged)) in [
+            ("random", 20u64, Some(true)),
+            ("morsd", 30, Some(true)),
+            ("morsd", 40, Some(false)),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            runs.push(crate::report::RunRow {
+                training_tokens: 4000,
+                train_steps: Some(40),
+                stopped_step: Some(40),
+                best_step: best,
+                converged,
+                val_curve: vec![(10, 0.1), (20, 0.3), (30, 0.35), (40, 0.2 + 0.1 * i as f64)],
+                loss_curve: vec![(10, 3.0), (20, 2.0), (30, 1.5), (40, 1.2)],
+                ..crate::report::test_row(s, 4, i as u64, 0.3)
+            });
+        }
+        runs.push(crate::report::test_row("random", 4, 9, 0.3));
+        Stored {
+            experiment: "e".into(),
+            runs,
+            ..Default::default()
+        }
+    }
+
+    /// The rule a reader counts run lines by: `<polyline` elements of stroke width 2.
+    fn run_polylines(svg: &str) -> usize {
+        svg.split("<polyline")
+            .skip(1)
+            .filter(|t| t[..t.find('>').unwrap_or(t.len())].contains("stroke-width=\"2\""))
+            .count()
+    }
+
+    #[test]
+    fn curve_lines_are_one_per_run_with_a_curve_in_training_tokens() {
+        let lines = curve_lines(&curve_stored());
+        assert_eq!(lines.len(), 3, "the run without a curve is left out");
+        let l = &lines[1];
+        assert_eq!(l.strategy, "morsd");
+        // 4000 tokens over 40 steps: 100 a step; accuracy in %.
+        assert_eq!(l.val[0], (1000.0, 10.0));
+        assert_eq!(l.loss[3], (4000.0, 1.2));
+        assert_eq!(l.best, Some((3000.0, 35.0)));
+        assert_eq!(
+            lines.iter().map(|l| l.still_improving).collect::<Vec<_>>(),
+            [false, false, true]
+        );
+    }
+
+    #[test]
+    fn curves_chart_draws_a_line_per_run_per_panel_and_skips_folders_without_curves() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = curve_stored();
+        curves(dir.path(), &st).unwrap();
+        let svg = std::fs::read_to_string(dir.path().join("curves.svg")).unwrap();
+        assert!(dir.path().join("curves.png").exists());
+        assert_eq!(
+            run_polylines(&svg),
+            2 * 3,
+            "one line per run in each of the two panels"
+        );
+        assert!(svg.contains("validation accuracy (dot: chosen checkpoint"));
+        assert!(svg.contains("dashed: still improving when training ended"));
+        assert!(svg.contains("training loss (mean since the previous validation)"));
+        // The chosen checkpoints: a filled circle and its outline per run.
+        assert_eq!(svg.matches("<circle").count(), 2 * 3);
+        // Colours as the other charts pick them: morsd first, random second.
+        let colour = |i: usize| {
+            let (r, g, b) = Palette99::pick(i).rgb();
+            format!("#{r:02X}{g:02X}{b:02X}")
+        };
+        assert!(svg.contains(&colour(0)) && svg.contains(&colour(1)));
+        // No curve at all: no chart, no error, and a stale one is removed.
+        let old = Stored {
+            runs: vec![crate::report::test_row("random", 4, 0, 0.3)],
+            ..st
+        };
+        curves(dir.path(), &old).unwrap();
+        assert!(!dir.path().join("curves.svg").exists());
+        assert!(!dir.path().join("curves.png").exists());
+        curves(dir.path(), &old).unwrap();
     }
 
     fn stored(rows: &[(&str, usize, f64)]) -> Stored {

@@ -1,5 +1,7 @@
 //! `report.html`: one self-contained page (inline CSS, JS and SVG; no network request) with the
-//! run table, the summary with CIs, the accuracy chart and a rationale browser. The browser's
+//! run table (with where and why each run stopped and whether it converged), the summary with
+//! CIs, the accuracy chart, the learning curves (`curves.svg`, a section left out when no run
+//! recorded a curve) and a rationale browser. The browser's
 //! data is `selection.json` (written beside `selection.parquet` by `morsd run`: every scored
 //! rationale, its question and gold answer, and which runs selected it), so `morsd report DIR`
 //! rebuilds the page from the folder alone. The page is rendered from
@@ -120,16 +122,18 @@ fn script_json(v: &impl Serialize) -> Result<String> {
         .replace('<', "\\u003c"))
 }
 
-/// The accuracy chart's SVG without an XML declaration, for inlining.
-fn inline_svg(dir: &Path) -> String {
-    let s = std::fs::read_to_string(dir.join("accuracy.svg")).unwrap_or_default();
+/// A chart's SVG (`accuracy.svg`, `curves.svg`) without an XML declaration, for inlining; empty
+/// when the file is absent.
+fn inline_svg(dir: &Path, name: &str) -> String {
+    let s = std::fs::read_to_string(dir.join(name)).unwrap_or_default();
     match s.find("<svg") {
         Some(i) => s[i..].to_string(),
         None => String::new(),
     }
 }
 
-/// Renders `report.html` into `dir` (after the tables and `accuracy.svg` are written).
+/// Renders `report.html` into `dir` (after the tables, `accuracy.svg` and `curves.svg` are
+/// written).
 pub fn write(dir: &Path, stored: &Stored, reading: &str) -> Result<()> {
     let html = render(dir, stored, reading)?;
     atomic_write(&dir.join("report.html"), html.as_bytes())
@@ -147,6 +151,9 @@ pub fn render(dir: &Path, stored: &Stored, reading: &str) -> Result<String> {
             "rationales",
             "training tokens",
             "best step",
+            "stopped at",
+            "stop reason",
+            "converged",
             "val acc %",
             "test acc %",
         ]
@@ -168,6 +175,13 @@ pub fn render(dir: &Path, stored: &Stored, reading: &str) -> Result<String> {
                 r.rationales.to_string(),
                 r.training_tokens.to_string(),
                 r.best_step.to_string(),
+                r.stopped_step.map_or_else(|| "–".into(), |s| s.to_string()),
+                r.stop_reason.clone().unwrap_or_else(|| "–".into()),
+                match r.converged {
+                    Some(true) => "yes".into(),
+                    Some(false) => "no".into(),
+                    None => "–".into(),
+                },
                 r.val_accuracy.map(pct).unwrap_or_default(),
                 pct(r.accuracy),
             ]);
@@ -209,6 +223,12 @@ pub fn render(dir: &Path, stored: &Stored, reading: &str) -> Result<String> {
             row
         })
         .collect();
+    // Only a folder whose runs recorded curves has a chart of them (a stale file is not shown).
+    let curves = if super::chart::curve_lines(stored).is_empty() {
+        String::new()
+    } else {
+        inline_svg(dir, "curves.svg")
+    };
     let has_selection = selection.is_some();
     let data = script_json(&selection.unwrap_or_default())?;
     let mut env = minijinja::Environment::new();
@@ -226,7 +246,9 @@ pub fn render(dir: &Path, stored: &Stored, reading: &str) -> Result<String> {
         sum_head,
         sum_rows,
         reading,
-        svg => minijinja::Value::from_safe_string(inline_svg(dir)),
+        svg => minijinja::Value::from_safe_string(inline_svg(dir, "accuracy.svg")),
+        has_curves => !curves.is_empty(),
+        curves => minijinja::Value::from_safe_string(curves),
         data => minijinja::Value::from_safe_string(data),
         has_selection,
     })
@@ -243,6 +265,44 @@ mod tests {
         assert!(!s.contains("</"));
         let back: Vec<String> = serde_json::from_str(&s).unwrap();
         assert_eq!(back[0], "</script><script>alert(1)</script>");
+    }
+
+    #[test]
+    fn learning_curves_section_only_when_runs_recorded_curves() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut stored = Stored {
+            experiment: "t".into(),
+            runs: vec![crate::report::test_row("morsd", 2, 0, 0.5)],
+            ..Default::default()
+        };
+        // An older folder: no curves, and the stop columns say nothing.
+        super::super::chart::curves(dir.path(), &stored).unwrap();
+        let html = render(dir.path(), &stored, "r").unwrap();
+        assert!(!html.contains("id=\"curves\""));
+        for h in ["stopped at", "stop reason", "converged"] {
+            assert!(html.contains(&format!("<th>{h}</th>")), "{h}");
+        }
+        // best step, then stopped at, stop reason, converged.
+        assert!(html.contains("<td>0</td><td>–</td><td>–</td><td>–</td>"));
+        stored.runs[0] = crate::report::RunRow {
+            train_steps: Some(8),
+            stopped_step: Some(8),
+            stop_reason: Some("budget".into()),
+            converged: Some(false),
+            best_step: 8,
+            val_curve: vec![(4, 0.25), (8, 0.5)],
+            loss_curve: vec![(4, 2.0), (8, 1.0)],
+            ..stored.runs[0].clone()
+        };
+        super::super::chart::curves(dir.path(), &stored).unwrap();
+        let html = render(dir.path(), &stored, "r").unwrap();
+        assert!(html.contains("<section id=\"curves\">\n<h2>Learning curves</h2>"));
+        assert!(html.contains("<td>budget</td><td>no</td>"));
+        assert_eq!(
+            html.matches("<svg").count(),
+            1,
+            "no accuracy chart was written"
+        );
     }
 
     #[test]

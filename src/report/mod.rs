@@ -1,8 +1,8 @@
 //! Results: one row per run (`runs.json`, the stored metrics and which invocation built each
 //! stage entry ([`provenance`]), and its `runs.parquet` / `runs.csv` tables), `stages.json`
 //! (each run's key documents, for `morsd report --check`: [`check`]), the per-rationale
-//! `selection.parquet`, `summary.md` (mean ± 95 % CI over seeds), the accuracy chart
-//! ([`chart`]) and the self-contained `report.html` ([`html`]).
+//! `selection.parquet`, `summary.md` (mean ± 95 % CI over seeds), the accuracy, tokens and
+//! learning-curve charts ([`chart`]) and the self-contained `report.html` ([`html`]).
 
 pub mod chart;
 pub mod check;
@@ -167,6 +167,7 @@ pub fn rebuild(dir: &Path) -> Result<String> {
     atomic_write(&dir.join("summary.md"), summary.as_bytes())?;
     chart::accuracy(dir, &stored)?;
     chart::tokens(dir, &stored)?;
+    chart::curves(dir, &stored)?;
     html::write(dir, &stored, &reading)?;
     Ok(reading)
 }
