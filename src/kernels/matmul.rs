@@ -210,7 +210,9 @@ fn forward(x: &FlexTensor, w: &FlexTensor, bias: Option<&FlexTensor>) -> FlexTen
     from_vec(y, Shape::new([m, n]))
 }
 
-/// `Σ_rows dy` of `dy` `[m, n]`.
+/// `Σ_rows dy` of `dy` `[m, n]`: 1. each block of rows' column sums, threaded, 2. the blocks'
+/// sums added in block order, so the result never depends on how rayon split the work (see
+/// [`super::map_rows_summing`]).
 fn column_sums(dy: &FlexTensor) -> FlexTensor {
     let [_, n] = dims2(dy);
     if n == 0 {
@@ -228,13 +230,12 @@ fn column_sums(dy: &FlexTensor) -> FlexTensor {
             }
             acc
         })
-        .reduce(
-            || vec![0f32; n],
-            |mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                a
-            },
-        );
+        .collect::<Vec<_>>()
+        .into_iter()
+        .fold(vec![0f32; n], |mut a, b| {
+            a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+            a
+        });
     from_vec(sums, Shape::new([n]))
 }
 

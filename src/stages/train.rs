@@ -37,8 +37,10 @@ impl Stage for Train {
     fn version(&self) -> u32 {
         // 2: decoding stops once the answer sentence is complete. 3: fused kernels
         // (src/kernels): the weights move by float rounding. 4: morsd's own matmul and fused
-        // attention (src/kernels/{matmul,attention}.rs): the same, by float rounding.
-        4
+        // attention (src/kernels/{matmul,attention}.rs): the same, by float rounding. 5: the
+        // kernels' parameter-gradient sums are added in a fixed order, so a run trains to the
+        // same weights in every invocation (with two threads it did not); by float rounding.
+        5
     }
     fn upstream(&self) -> &'static [StageKind] {
         &[StageKind::Generate, StageKind::Score, StageKind::Select]
