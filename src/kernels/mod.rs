@@ -242,7 +242,7 @@ mod tests {
         let v = testing::values(rows * d, 7, 1.0);
         let row = |r: usize, acc: &mut [Vec<f32>; 1]| {
             for (j, a) in acc[0].iter_mut().enumerate() {
-                *a += v[r * d + j] * if r % 3 == 0 { 1e4 } else { 1e-3 };
+                *a += v[r * d + j] * if r.is_multiple_of(3) { 1e4 } else { 1e-3 };
             }
         };
         let mut want = vec![0f32; d];
@@ -251,7 +251,10 @@ mod tests {
             (task * per..(task + 1) * per).for_each(|r| row(r, &mut acc));
             want.iter_mut().zip(&acc[0]).for_each(|(w, a)| *w += a);
         }
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(4).build().unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(4)
+            .build()
+            .unwrap();
         for _ in 0..8 {
             let (_, [got]) = pool.install(|| map_rows_summing(rows, d, |r, _, acc| row(r, acc)));
             assert_eq!(
