@@ -402,36 +402,7 @@ fn labels<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::answer::AnswerType;
-    use crate::task::Example;
-
-    fn ex(id: &str, answer: &str) -> Example {
-        Example {
-            id: id.into(),
-            question: format!("question {id}"),
-            answer: answer.into(),
-            options: vec![],
-            problem: None,
-        }
-    }
-
-    fn data(train: &[&str], test: &[&str]) -> TaskData {
-        TaskData {
-            task: "t".into(),
-            answer: AnswerType::Number,
-            train: train
-                .iter()
-                .enumerate()
-                .map(|(i, a)| ex(&format!("train-{i}"), a))
-                .collect(),
-            validation: vec![ex("validation-0", "1")],
-            test: test
-                .iter()
-                .enumerate()
-                .map(|(i, a)| ex(&format!("test-{i}"), a))
-                .collect(),
-        }
-    }
+    use crate::task::testing::data;
 
     fn r(q: &str, k: usize, text: &str) -> Rationale {
         Rationale {

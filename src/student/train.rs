@@ -693,16 +693,7 @@ mod tests {
     fn eval_every_zero_is_an_error_not_a_panic() {
         // Every caller (the train stage, the score stage's warm-up) goes through `train`, so the
         // check lives here: `done % 0` used to panic.
-        let device = Device::flex().autodiff();
-        let config = crate::student::model::StudentConfig {
-            vocab_size: 16,
-            d_model: 8,
-            layers: 1,
-            heads: 2,
-            d_ff: 16,
-            max_seq_len: 16,
-        };
-        let model = crate::student::lm::init_student(&config, 0, &device);
+        let (model, device) = tiny();
         let mut opts = options(Budget::Steps(2), 1, 1);
         opts.eval_every = 0;
         let out = train(

@@ -86,10 +86,12 @@ pub fn check_gold(data: &TaskData, label: &str) -> crate::error::Result<()> {
     Ok(())
 }
 
+/// Test fixtures of tasks, for this module's tests and the stages'.
 #[cfg(test)]
-mod tests {
+pub(crate) mod testing {
     use super::*;
 
+    /// A numeric question `id` with gold `answer`.
     fn ex(id: &str, answer: &str) -> Example {
         Example {
             id: id.into(),
@@ -100,7 +102,8 @@ mod tests {
         }
     }
 
-    fn data(train: &[&str], test: &[&str]) -> TaskData {
+    /// Task `t`: training and test questions with these gold answers, one validation question.
+    pub fn data(train: &[&str], test: &[&str]) -> TaskData {
         TaskData {
             task: "t".into(),
             answer: AnswerType::Number,
@@ -117,6 +120,12 @@ mod tests {
                 .collect(),
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::data;
+    use super::*;
 
     #[test]
     fn eval_needs_gold_on_test_whatever_the_label() {
