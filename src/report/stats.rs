@@ -145,30 +145,31 @@ pub fn stratum(name: &str, a: &[&RunRow], b: &[&RunRow], outcomes: &Outcomes) ->
         .collect();
     // The runs behind the paired seeds: how many were still improving, and each arm's tokens.
     let paired_seeds: std::collections::BTreeSet<u64> = seeds.iter().map(|d| d.seed).collect();
-    let runs_of = |runs: &[&RunRow]| -> Vec<RunRow> {
-        runs.iter()
+    let (ra, rb): (Vec<&RunRow>, Vec<&RunRow>) = (
+        a.iter()
+            .copied()
             .filter(|r| paired_seeds.contains(&r.seed))
-            .map(|r| (*r).clone())
-            .collect()
-    };
-    let (ra, rb) = (runs_of(a), runs_of(b));
-    let tokens = |runs: &[RunRow]| {
+            .collect(),
+        b.iter()
+            .copied()
+            .filter(|r| paired_seeds.contains(&r.seed))
+            .collect(),
+    );
+    let tokens = |runs: &[&RunRow]| {
         runs.iter().map(|r| r.training_tokens as f64).sum::<f64>() / runs.len().max(1) as f64
+    };
+    let improving = |want: Option<bool>| {
+        ra.iter()
+            .chain(&rb)
+            .filter(|r| r.still_improving() == want)
+            .count()
     };
     Stratum {
         name: name.to_string(),
         seeds,
         runs: ra.len() + rb.len(),
-        still_improving: ra
-            .iter()
-            .chain(&rb)
-            .filter(|r| r.still_improving() == Some(true))
-            .count(),
-        unknown: ra
-            .iter()
-            .chain(&rb)
-            .filter(|r| r.still_improving().is_none())
-            .count(),
+        still_improving: improving(Some(true)),
+        unknown: improving(None),
         tokens: (tokens(&ra), tokens(&rb)),
     }
 }
