@@ -115,10 +115,9 @@ pub fn compare(strata: &[Stratum]) -> Option<Paired> {
         .iter()
         .filter(|s| s.seeds.iter().any(|d| !d.diffs.is_empty()))
         .collect();
-    let strata: Vec<Vec<&SeedDiffs>> = strata
+    let strata: Vec<Vec<&SeedDiffs>> = kept
         .iter()
         .map(|s| s.seeds.iter().filter(|d| !d.diffs.is_empty()).collect())
-        .filter(|s: &Vec<&SeedDiffs>| !s.is_empty())
         .collect();
     if strata.is_empty() {
         return None;
