@@ -620,6 +620,38 @@ where
     Ok(())
 }
 
+/// One panel of the curves chart: `caption` above, training tokens `0..xmax` across (the same
+/// axis for both panels), `y` up, labelled `y_desc`, with its mesh drawn.
+fn curve_panel<'a, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, plotters::coord::Shift>,
+    caption: &str,
+    xmax: f64,
+    y: std::ops::Range<f64>,
+    y_desc: &str,
+) -> Result<Chart2d<'a, DB>, String>
+where
+    DB::ErrorType: 'static,
+{
+    let e = |x: &dyn std::fmt::Display| x.to_string();
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 16))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0.0..xmax, y)
+        .map_err(|x| e(&x))?;
+    chart
+        .configure_mesh()
+        .x_desc("training tokens (at each run's mean tokens per step)")
+        .y_desc(y_desc)
+        .x_labels(6)
+        .x_label_formatter(&|x| token_label(*x))
+        .label_style(("sans-serif", 12))
+        .draw()
+        .map_err(|x| e(&x))?;
+    Ok(chart)
+}
+
 fn draw_curves<DB: DrawingBackend>(
     root: DrawingArea<DB, plotters::coord::Shift>,
     stored: &Stored,
@@ -660,7 +692,6 @@ where
     } else {
         ""
     };
-    let x_desc = "training tokens (at each run's mean tokens per step)";
     let panels = root.split_evenly((2, 1));
     let (top, bottom) = match panels.as_slice() {
         [t, b] => (t, b),
@@ -668,28 +699,16 @@ where
     };
 
     // 1. Validation accuracy, with the chosen checkpoints and the strategies' legend.
-    let mut chart = ChartBuilder::on(top)
-        .caption(
-            format!(
-                "{}: validation accuracy (dot: chosen checkpoint{dashed_note})",
-                stored.experiment
-            ),
-            ("sans-serif", 16),
-        )
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(56)
-        .build_cartesian_2d(0.0..xmax, 0.0..vmax)
-        .map_err(|x| e(&x))?;
-    chart
-        .configure_mesh()
-        .x_desc(x_desc)
-        .y_desc("validation accuracy (%)")
-        .x_labels(6)
-        .x_label_formatter(&|x| token_label(*x))
-        .label_style(("sans-serif", 12))
-        .draw()
-        .map_err(|x| e(&x))?;
+    let mut chart = curve_panel(
+        top,
+        &format!(
+            "{}: validation accuracy (dot: chosen checkpoint{dashed_note})",
+            stored.experiment
+        ),
+        xmax,
+        0.0..vmax,
+        "validation accuracy (%)",
+    )?;
     let mut in_legend = std::collections::BTreeSet::new();
     for l in lines {
         let color = colours
@@ -719,25 +738,13 @@ where
         .map_err(|x| e(&x))?;
 
     // 2. Training loss.
-    let mut chart = ChartBuilder::on(bottom)
-        .caption(
-            "training loss (mean since the previous validation)",
-            ("sans-serif", 16),
-        )
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(56)
-        .build_cartesian_2d(0.0..xmax, lmin..lmax)
-        .map_err(|x| e(&x))?;
-    chart
-        .configure_mesh()
-        .x_desc(x_desc)
-        .y_desc("training loss")
-        .x_labels(6)
-        .x_label_formatter(&|x| token_label(*x))
-        .label_style(("sans-serif", 12))
-        .draw()
-        .map_err(|x| e(&x))?;
+    let mut chart = curve_panel(
+        bottom,
+        "training loss (mean since the previous validation)",
+        xmax,
+        lmin..lmax,
+        "training loss",
+    )?;
     for l in lines.iter().filter(|l| !l.loss.is_empty()) {
         let color = colours
             .get(&l.strategy)
