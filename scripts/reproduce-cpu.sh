@@ -9,7 +9,9 @@
 # cache gets one README listing each piece: when it started, at which commit, its wall time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin="$CARGO_TARGET_DIR/debug/morsd"
+# MORSD_BIN: the binary to run (default: the debug build), so that a long study keeps one binary
+# while the tree is rebuilt beside it.
+bin="${MORSD_BIN:-$CARGO_TARGET_DIR/debug/morsd}"
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 export MORSD_CACHE="${MORSD_STUDY_CACHE:-.morsd/study-$stamp}"
 mkdir -p "$MORSD_CACHE" results/paper
