@@ -221,6 +221,8 @@ fn row_of(o: &pipeline::RunOutcome) -> Result<RunRow> {
             .filter_map(|n| n.as_str().map(String::from))
             .collect(),
         built_by: report::provenance::built_by(o.manifests.iter().map(|(k, m)| (k.name(), m))),
+        score_spearman: serde_json::from_value(metric(StageKind::Score, "score_spearman"))
+            .unwrap_or_default(),
     })
 }
 

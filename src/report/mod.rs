@@ -97,6 +97,10 @@ pub struct RunRow {
     /// invocations were recorded).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub built_by: BTreeMap<String, String>,
+    /// The score entry's within-question Spearman correlations, `"a~b"` → (ρ averaged over
+    /// questions, questions), when it measured the response scores (IFD, GRAPE, RSR…).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub score_spearman: BTreeMap<String, (f64, u64)>,
 }
 
 impl RunRow {
@@ -261,5 +265,6 @@ pub(crate) fn test_row(strategy: &str, per_question: usize, seed: u64, accuracy:
         test_questions: None,
         sources: vec![],
         built_by: Default::default(),
+        score_spearman: Default::default(),
     }
 }

@@ -6,6 +6,7 @@ use super::predictions::Outcomes;
 use super::{RunRow, Stored};
 use crate::resolve::show;
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 /// Two-sided 97.5 % quantile of Student's t with `df` degrees of freedom (statrs).
 pub fn t975(df: usize) -> f64 {
@@ -63,6 +64,7 @@ pub fn summary_md(stored: &Stored, outcomes: Option<&Outcomes>) -> String {
     );
     s.push_str(&super::provenance::executions_md(stored));
     s.push('\n');
+    s.push_str(&score_correlations_md(stored));
     // API teachers: usage of each distinct generate stage, counted once.
     let mut usage: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
     for r in &stored.runs {
@@ -228,6 +230,39 @@ pub fn reference_strategy(stored: &Stored) -> Option<String> {
         .find(|s| names.contains(s))
         .or_else(|| names.first().copied())
         .map(String::from)
+}
+
+/// `summary.md`'s "How the scores relate": per task, each pair of selection scores' Spearman
+/// correlation within questions (from the score entries that measured the response scores, each
+/// entry once). Empty when no run's score entry did.
+pub fn score_correlations_md(stored: &Stored) -> String {
+    let mut by_task: BTreeMap<&str, BTreeMap<&str, &BTreeMap<String, (f64, u64)>>> =
+        BTreeMap::new();
+    for r in &stored.runs {
+        if let (false, Some(k)) = (r.score_spearman.is_empty(), r.keys.get("score")) {
+            by_task
+                .entry(r.task.as_str())
+                .or_default()
+                .insert(k.as_str(), &r.score_spearman);
+        }
+    }
+    if by_task.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from(
+        "## How the scores relate\n\nSpearman's ρ between selection scores among each question's rationales, averaged over the questions where it is defined (README, \"Selection strategies\"). RD and a loss ratio order a question's rationales alike (PPL(a | q) is shared), so one RD column serves both; GRAPE is −nll(r | q), IFD's numerator negated.\n\n",
+    );
+    for (task, entries) in by_task {
+        for (key, pairs) in entries {
+            let _ = writeln!(s, "{task} (score entry {key}):\n");
+            s.push_str("| pair | ρ | questions |\n|---|---|---|\n");
+            for (pair, (rho, n)) in pairs {
+                let _ = writeln!(s, "| {} | {rho:+.2} | {n} |", pair.replace('~', " ~ "));
+            }
+            s.push('\n');
+        }
+    }
+    s
 }
 
 /// `summary.md`'s paired section: within each setting of the other swept keys, every strategy

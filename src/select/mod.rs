@@ -4,14 +4,27 @@
 //! Every strategy works per question on that question's candidates and returns at most
 //! `per_question` of them (except `all`); a global cap (`select.max_total`) then keeps the best
 //! ranked ones round-robin across questions.
+//!
+//! The field's other selectors (`ifd`, `superfilter`, `grape`, `rsr`) rank by scores derived in
+//! [`scores`] from the NLLs and ranks the score stage measures; `shortest`/`longest` rank by
+//! length; `answer-only` keeps one correct rationale per question, whose answer alone the train
+//! stage teaches.
 
 pub mod all;
+pub mod answer_only;
 pub mod correct;
 pub mod dedup;
+pub mod grape;
+pub mod ifd;
+pub mod longest;
 pub mod morsd;
 pub mod random;
 pub mod rd_max;
 pub mod rd_min;
+pub mod rsr;
+pub mod scores;
+pub mod shortest;
+pub mod superfilter;
 
 use crate::spec::Strategy;
 use rand::SeedableRng;
@@ -42,6 +55,18 @@ pub struct Scored {
     pub nll_without: f64,
     /// Rationale Difficulty PPL(a|q,r) / PPL(a|q) = exp(nll_with − nll_without).
     pub rd: f64,
+    /// Mean NLL per token of the response (the training target: rationale, answer, `<eos>`)
+    /// given the question; measured only for runs whose strategy needs it
+    /// ([`crate::spec::Strategy::needs_response_scores`]), else absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nll_response: Option<f64>,
+    /// Mean NLL per token of the response without the question (IFD's denominator).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nll_response_alone: Option<f64>,
+    /// Mean rank (1 = the most likely token, clipped at [`scores::RANK_CLIP`]) of each
+    /// response token under the scoring model's next-token distribution, given the question.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_rank: Option<f64>,
 }
 
 /// Selection settings of one run.
@@ -57,6 +82,8 @@ pub struct Params {
     pub ngram: usize,
     /// Seed of the random choices.
     pub seed: u64,
+    /// The score and length strategies rank only correct rationales (`select.correct_only`).
+    pub correct_only: bool,
 }
 
 /// Word n-grams of a text (lowercased, punctuation split off).
@@ -114,6 +141,25 @@ pub fn by_rd(cands: &[&Scored], idx: impl IntoIterator<Item = usize>) -> Vec<usi
     v
 }
 
+/// Indices of `cands` (the correct ones when `correct_only`) that have a `key`, sorted by it
+/// (`ascending` or not), ties by id. The score strategies are this with their score.
+pub fn rank_by(
+    cands: &[&Scored],
+    correct_only: bool,
+    key: impl Fn(&Scored) -> Option<f64>,
+    ascending: bool,
+) -> Vec<usize> {
+    let mut v: Vec<(usize, f64)> = (0..cands.len())
+        .filter(|&i| !correct_only || cands[i].correct)
+        .filter_map(|i| key(cands[i]).filter(|x| !x.is_nan()).map(|x| (i, x)))
+        .collect();
+    v.sort_by(|(a, x), (b, y)| {
+        let by = if ascending { x.total_cmp(y) } else { y.total_cmp(x) };
+        by.then_with(|| cands[*a].id.cmp(&cands[*b].id))
+    });
+    v.into_iter().map(|(i, _)| i).collect()
+}
+
 /// Selects from all scored rationales; returns the ids kept, in rank order per question.
 pub fn pick(strategy: Strategy, scored: &[Scored], p: &Params) -> Vec<String> {
     // 1. Group by question (stable order).
@@ -137,6 +183,13 @@ pub fn pick(strategy: Strategy, scored: &[Scored], p: &Params) -> Vec<String> {
             Strategy::RdMin => rd_min::pick(cands, p, &mut rng),
             Strategy::RdMax => rd_max::pick(cands, p, &mut rng),
             Strategy::Morsd => morsd::pick(cands, p, &mut rng),
+            Strategy::Ifd => ifd::pick(cands, p, &mut rng),
+            Strategy::Superfilter => superfilter::pick(cands, p, &mut rng),
+            Strategy::Grape => grape::pick(cands, p, &mut rng),
+            Strategy::Rsr => rsr::pick(cands, p, &mut rng),
+            Strategy::Shortest => shortest::pick(cands, p, &mut rng),
+            Strategy::Longest => longest::pick(cands, p, &mut rng),
+            Strategy::AnswerOnly => answer_only::pick(cands, p, &mut rng),
         };
         ranked.push(chosen.into_iter().map(|i| cands[i].id.as_str()).collect());
     }

@@ -14,6 +14,9 @@ fn s(q: &str, id: &str, text: &str, correct: bool, rd: f64) -> Scored {
         nll_with: rd.ln(),
         nll_without: 0.0,
         rd,
+        nll_response: None,
+        nll_response_alone: None,
+        mean_rank: None,
     }
 }
 
@@ -62,6 +65,7 @@ fn params(k: usize) -> Params {
         dedup_threshold: 0.7,
         ngram: 3,
         seed: 1,
+        correct_only: true,
     }
 }
 
@@ -161,4 +165,103 @@ fn jaccard_of_near_duplicates_is_high() {
     let b = ngrams("Ann starts with 3 apples and gets 4 more okay", 3);
     assert!(jaccard(&a, &b) > 0.8);
     assert!(jaccard(&a, &ngrams("something else entirely here", 3)) < 0.1);
+}
+
+/// A candidate with response scores: (nll given q, nll alone, mean rank).
+fn r(q: &str, id: &str, words: usize, correct: bool, (w, a, k): (f64, f64, f64)) -> Scored {
+    Scored {
+        nll_response: Some(w),
+        nll_response_alone: Some(a),
+        mean_rank: Some(k),
+        ..s(q, id, &vec!["w"; words].join(" "), correct, 1.0)
+    }
+}
+
+/// One question, five candidates whose scores order them differently (worked by hand):
+///
+/// | id | correct | words | nll(r\|q) | nll(r) | rank | IFD | PPL ratio | GRAPE | RSR |
+/// |---|---|---|---|---|---|---|---|---|---|
+/// | a | yes | 5 | 1.0 | 2.0 | 2.0 | 0.50 | e^-1.0 = .37 | -1.0 | 2.0 |
+/// | b | yes | 9 | 2.0 | 2.5 | 9.0 | 0.80 | e^-0.5 = .61 | -2.0 | 4.5 |
+/// | c | yes | 3 | 0.9 | 1.0 | 3.0 | 0.90 | e^-0.1 = .90 | -0.9 | 3.33 |
+/// | d | no  | 1 | 0.1 | 9.0 | 1.0 | 0.01 | e^-8.9      | -0.1 | 10.0 |
+/// | e | yes | 7 | 3.0 | 2.0 | 3.0 | 1.50 | e^1.0 = 2.7 | -3.0 | 1.0 |
+///
+/// IFD keeps < 1, highest first: c, b, a (e ≥ 1, d wrong). Superfiltering's perplexity ratio
+/// orders the same three c, b, a; with d allowed it stays last. GRAPE: c, a, b, e. RSR: e, a, c,
+/// b. Shortest: c, a, e, b; longest: b, e, a, c. Answer-only: a (first correct by id).
+fn scored_set() -> Vec<Scored> {
+    vec![
+        r("q", "a", 5, true, (1.0, 2.0, 2.0)),
+        r("q", "b", 9, true, (2.0, 2.5, 9.0)),
+        r("q", "c", 3, true, (0.9, 1.0, 3.0)),
+        r("q", "d", 1, false, (0.1, 9.0, 1.0)),
+        r("q", "e", 7, true, (3.0, 2.0, 3.0)),
+    ]
+}
+
+fn order(strategy: Strategy, k: usize, correct_only: bool) -> Vec<String> {
+    pick(
+        strategy,
+        &scored_set(),
+        &Params {
+            correct_only,
+            ..params(k)
+        },
+    )
+    .into_iter()
+    .map(|id| id.trim_start_matches("q/").to_string())
+    .collect()
+}
+
+#[test]
+fn the_score_strategies_rank_as_their_papers_say() {
+    assert_eq!(order(Strategy::Ifd, 10, true), ["c", "b", "a"]);
+    assert_eq!(order(Strategy::Ifd, 2, true), ["c", "b"]);
+    assert_eq!(order(Strategy::Superfilter, 10, true), ["c", "b", "a"]);
+    assert_eq!(order(Strategy::Grape, 10, true), ["c", "a", "b", "e"]);
+    assert_eq!(order(Strategy::Rsr, 10, true), ["e", "a", "c", "b"]);
+    assert_eq!(order(Strategy::Shortest, 10, true), ["c", "a", "e", "b"]);
+    assert_eq!(order(Strategy::Longest, 2, true), ["b", "e"]);
+    assert_eq!(order(Strategy::AnswerOnly, 10, true), ["a"]);
+    // Without the accuracy filter the wrong rationale d competes: it is GRAPE's most likely and
+    // the shortest.
+    assert_eq!(order(Strategy::Grape, 1, false), ["d"]);
+    assert_eq!(order(Strategy::Shortest, 1, false), ["d"]);
+    assert_eq!(order(Strategy::Ifd, 10, false), ["c", "b", "a", "d"]);
+    assert_eq!(order(Strategy::Rsr, 10, false).last().unwrap(), "d");
+}
+
+#[test]
+fn the_loss_ratio_and_the_perplexity_ratio_can_disagree() {
+    // x: IFD 0.9 / 1.0 = 0.9, perplexity ratio e^-0.1 = 0.905; y: IFD 3.0 / 3.2 = 0.9375,
+    // ratio e^-0.2 = 0.819. Both keep the highest: IFD picks y, Superfiltering x.
+    let set = vec![
+        r("q", "x", 3, true, (0.9, 1.0, 1.0)),
+        r("q", "y", 3, true, (3.0, 3.2, 1.0)),
+    ];
+    assert_eq!(pick(Strategy::Ifd, &set, &params(1)), ["q/y"]);
+    assert_eq!(pick(Strategy::Superfilter, &set, &params(1)), ["q/x"]);
+}
+
+#[test]
+fn spearman_matches_hand_values() {
+    use super::scores::{ranks, spearman, within_question_spearman};
+    assert_eq!(ranks(&[3.0, 1.0, 3.0, 2.0]), [3.5, 1.0, 3.5, 2.0]);
+    assert_eq!(spearman(&[1.0, 2.0, 3.0], &[10.0, 20.0, 30.0]), Some(1.0));
+    assert_eq!(spearman(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0]), Some(-1.0));
+    // d = rank differences 0, -1, 1, 0 → 1 − 6·2 / (4·15) = 0.8 (no ties).
+    let r = spearman(&[1.0, 2.0, 3.0, 4.0], &[1.0, 3.0, 2.0, 4.0]).unwrap();
+    assert!((r - 0.8).abs() < 1e-12);
+    assert_eq!(spearman(&[1.0, 1.0, 1.0], &[1.0, 2.0, 3.0]), None);
+    // Within the hand set every RD is 1.0, so RD's five pairs are undefined and left out: 10 of
+    // the 15 pairs remain.
+    let w = within_question_spearman(&scored_set());
+    assert_eq!(w.len(), 10, "{w:?}");
+    assert!(!w.contains_key("rd~ifd"));
+    let (g_len, n) = w["grape~length"];
+    assert_eq!(n, 1);
+    // grape: a -1, b -2, c -.9, d -.1, e -3 → ranks 3, 2, 4, 5, 1; length 5, 9, 3, 1, 7 →
+    // ranks 3, 5, 2, 1, 4; d = 0, -3, 2, 4, -3 → Σd² = 38 → 1 − 6·38/120 = −0.9.
+    assert!((g_len + 0.9).abs() < 1e-12, "{g_len}");
 }

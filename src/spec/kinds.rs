@@ -38,11 +38,18 @@ pub enum Strategy {
     RdMin,
     RdMax,
     Morsd,
+    Ifd,
+    Superfilter,
+    Grape,
+    Rsr,
+    Shortest,
+    Longest,
+    AnswerOnly,
 }
 
 impl Strategy {
     /// Every strategy, in report order.
-    pub const ALL: [Strategy; 7] = [
+    pub const ALL: [Strategy; 14] = [
         Strategy::All,
         Strategy::Random,
         Strategy::Correct,
@@ -50,6 +57,13 @@ impl Strategy {
         Strategy::RdMin,
         Strategy::RdMax,
         Strategy::Morsd,
+        Strategy::Ifd,
+        Strategy::Superfilter,
+        Strategy::Grape,
+        Strategy::Rsr,
+        Strategy::Shortest,
+        Strategy::Longest,
+        Strategy::AnswerOnly,
     ];
 
     /// The spec spelling.
@@ -62,7 +76,24 @@ impl Strategy {
             Strategy::RdMin => "rd-min",
             Strategy::RdMax => "rd-max",
             Strategy::Morsd => "morsd",
+            Strategy::Ifd => "ifd",
+            Strategy::Superfilter => "superfilter",
+            Strategy::Grape => "grape",
+            Strategy::Rsr => "rsr",
+            Strategy::Shortest => "shortest",
+            Strategy::Longest => "longest",
+            Strategy::AnswerOnly => "answer-only",
         }
+    }
+
+    /// Whether the score stage must measure the response's NLLs and ranks for this strategy
+    /// (IFD, Superfiltering, GRAPE, RSR): a score entry of its own, so the other strategies
+    /// keep their keys.
+    pub fn needs_response_scores(self) -> bool {
+        matches!(
+            self,
+            Strategy::Ifd | Strategy::Superfilter | Strategy::Grape | Strategy::Rsr
+        )
     }
 
     /// Parses the spec spelling.

@@ -390,7 +390,9 @@ pub struct ScoreSpec {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SelectSpec {
-    /// Strategy: `all`, `random`, `correct`, `dedup`, `rd-min`, `rd-max` or `morsd`. Default: `morsd`.
+    /// Strategy: `all`, `random`, `correct`, `dedup`, `rd-min`, `rd-max`, `morsd`, `ifd`,
+    /// `superfilter`, `grape`, `rsr`, `shortest`, `longest` or `answer-only` (README,
+    /// "Selection strategies"). Default: `morsd`.
     #[serde(default = "d_strategy")]
     pub strategy: String,
     /// Rationales kept per question (ignored by `all`). Default: 6.
@@ -405,6 +407,11 @@ pub struct SelectSpec {
     /// n of the word n-grams for near-duplicate detection. Default: 3.
     #[serde(default = "d_ngram")]
     pub dedup_ngram: usize,
+    /// Whether `ifd`, `superfilter`, `grape`, `rsr`, `shortest`, `longest` and `answer-only`
+    /// rank only rationales with a correct answer (as MoRSD's accuracy filter does). Unset is
+    /// left out of the select stage's key. Default: true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correct_only: Option<bool>,
 }
 
 /// `[train]`

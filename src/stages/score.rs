@@ -3,6 +3,11 @@
 //! computed by the student *before* distillation. Also trains the student's tokenizer.
 //! Output: `tokenizer.json`, `scores.json`.
 //!
+//! For the strategies that rank by them (`ifd`, `superfilter`, `grape`, `rsr`) it also measures
+//! the response's mean NLL with and without the question and its tokens' mean rank, by the same
+//! model that computes RD ([`crate::select::scores`]), and the within-question rank correlations
+//! of every score (metric `score_spearman`).
+//!
 //! A student trained from scratch knows nothing, so by default (`rd_model = "warmup"`) a copy is
 //! first trained briefly on a slice of the (unfiltered) training rationales and then discarded;
 //! `rd_model = "untrained"` scores with the freshly initialised student. A `llama` student
@@ -20,9 +25,10 @@ use crate::answer::matches;
 use crate::error::Result;
 use crate::files::{read_json, write_json};
 use crate::run::RunSpec;
+use crate::select::scores::{RANK_CLIP, within_question_spearman};
 use crate::select::{Scored, jaccard, ngrams};
 use crate::student::format;
-use crate::student::score::answer_nll_rd;
+use crate::student::score::{ResponseStats, answer_nll_rd, response_stats};
 use crate::student::tokenizer::Tok;
 use crate::student::train::{Budget, TrainExample, TrainOptions, train};
 use crate::student::{init_student, load_named, load_pretrained, model_config};
@@ -78,6 +84,13 @@ impl Stage for Score {
             ("student", student_key(&run.spec.student)),
             ("format_template", json(&template)),
         ]);
+        // The field's scores (IFD, Superfiltering, GRAPE, RSR) are measured only for the runs
+        // whose strategy ranks by them: an entry of their own, so no other key moves.
+        if run.strategy.needs_response_scores()
+            && let Some(o) = v.as_object_mut()
+        {
+            o.insert("response_scores".into(), serde_json::json!(true));
+        }
         // The warm-up student trains with these `train.*` settings: they are in the key when it
         // runs (a scratch student, `rd_model = "warmup"`, warm-up steps > 0), else absent.
         let s = &run.spec;
@@ -268,6 +281,37 @@ impl Stage for Score {
             ctx.progress.inc(chunk.len() as u64);
         }
 
+        // 3b. What IFD, Superfiltering, GRAPE and RSR are made of (only for strategies that
+        //     rank by them): the response the student trains on (rationale, answer, <eos>),
+        //     its mean NLL and mean token rank given the question, and its mean NLL alone.
+        let response: Option<(Vec<ResponseStats>, Vec<ResponseStats>)> =
+            if ctx.run.strategy.needs_response_scores() {
+                ctx.progress.set_message("response scores");
+                let with_q: Vec<TrainExample> = rationales
+                    .iter()
+                    .map(|r| {
+                        format::train_example(&fmt, &tok, by_id[r.question_id.as_str()], r, kind)
+                    })
+                    .collect();
+                let alone: Vec<TrainExample> = with_q
+                    .iter()
+                    .map(|e| TrainExample {
+                        prompt: Vec::new(),
+                        ..e.clone()
+                    })
+                    .collect();
+                let b = spec.score.batch_size;
+                Some((
+                    response_stats(&model, tok.pad, &with_q, b, RANK_CLIP, device),
+                    response_stats(&model, tok.pad, &alone, b, RANK_CLIP, device),
+                ))
+            } else {
+                None
+            };
+        fn measured(x: &ResponseStats) -> Option<&ResponseStats> {
+            (x.tokens > 0).then_some(x)
+        }
+
         // 4. Accuracy and diversity, then the scored table.
         let mut siblings: HashMap<&str, Vec<usize>> = HashMap::new();
         for (i, r) in rationales.iter().enumerate() {
@@ -301,6 +345,18 @@ impl Stage for Score {
                     nll_with: with[i],
                     nll_without: nw,
                     rd: (with[i] - nw).exp(),
+                    nll_response: response
+                        .as_ref()
+                        .and_then(|(w, _)| measured(&w[i]))
+                        .map(|x| x.mean_nll),
+                    nll_response_alone: response
+                        .as_ref()
+                        .and_then(|(_, a)| measured(&a[i]))
+                        .map(|x| x.mean_nll),
+                    mean_rank: response
+                        .as_ref()
+                        .and_then(|(w, _)| measured(&w[i]))
+                        .map(|x| x.mean_rank),
                 }
             })
             .collect();
@@ -322,7 +378,14 @@ impl Stage for Score {
                 Some(v.iter().sum::<f64>() / v.len() as f64)
             }
         };
-        Ok(j!({
+        // 5. How the scores relate: Spearman within questions, per pair (with response scores).
+        let spearman = response.is_some().then(|| {
+            within_question_spearman(&scored)
+                .into_iter()
+                .map(|(k, (rho, n))| (k, j!([rho, n])))
+                .collect::<serde_json::Map<String, Value>>()
+        });
+        let mut metrics = j!({
             "rationales": scored.len(),
             "teacher_accuracy": acc,
             "mean_rd_correct": mean_rd(true),
@@ -341,7 +404,11 @@ impl Stage for Score {
                 "agree_with_gold": tally.agree_with_gold, "with_gold": tally.with_gold,
             })),
             "notes": if label_mode == "majority" { vec![tally.describe(min_votes)] } else { vec![] },
-        }))
+        });
+        if let (Some(sp), Some(o)) = (spearman, metrics.as_object_mut()) {
+            o.insert("score_spearman".into(), Value::Object(sp));
+        }
+        Ok(metrics)
     }
 }
 

@@ -38,7 +38,18 @@ impl Stage for Select {
             dedup_threshold: s.dedup_threshold,
             ngram: s.dedup_ngram,
             seed: ctx.run.seed,
+            correct_only: s.correct_only.unwrap_or(true),
         };
+        // The score strategies need the response's NLLs and ranks, which the score stage
+        // measures only for them.
+        if ctx.run.strategy.needs_response_scores()
+            && scored.iter().any(|x| x.nll_response.is_none())
+        {
+            return Err(crate::Error::run(format!(
+                "strategy `{}` needs the response scores, which this score entry lacks",
+                ctx.run.strategy.name()
+            )));
+        }
         let ids = pick(ctx.run.strategy, &scored, &params);
         write_json(&out.join("selected.json"), &ids)?;
         let by_id: HashMap<&str, &Scored> = scored.iter().map(|s| (s.id.as_str(), s)).collect();

@@ -89,10 +89,19 @@ impl Stage for Train {
         let kind = data.answer;
         let questions: HashMap<&str, &crate::task::Example> =
             data.train.iter().map(|e| (e.id.as_str(), e)).collect();
+        //    `answer-only`: prompt(q) → " The answer is …<eos>", the selected rationale's answer.
+        let answer_only = ctx.run.strategy == crate::spec::Strategy::AnswerOnly;
         let examples: Vec<TrainExample> = rationales
             .iter()
             .filter(|r| selected.contains(&r.id))
-            .map(|r| format::train_example(&fmt, &tok, questions[r.question_id.as_str()], r, kind))
+            .filter_map(|r| {
+                let e = questions[r.question_id.as_str()];
+                if answer_only {
+                    format::answer_only_example(&fmt, &tok, e, r, kind)
+                } else {
+                    Some(format::train_example(&fmt, &tok, e, r, kind))
+                }
+            })
             .collect();
         if examples.is_empty() {
             return Err(Error::run(

@@ -47,6 +47,26 @@ pub fn train_example(
     }
 }
 
+/// The answer-only sequence of a rationale's question (strategy `answer-only`): prompt ids,
+/// then the answer segment of the rationale's own final answer + `<eos>`, no reasoning. `None`
+/// when the rationale has no extractable answer.
+pub fn answer_only_example(
+    fmt: &StudentFormat,
+    tok: &crate::student::tokenizer::Tok,
+    e: &crate::task::Example,
+    r: &Rationale,
+    kind: AnswerType,
+) -> Option<crate::student::train::TrainExample> {
+    let a = extract_with_options(kind, &r.text, &e.options)?;
+    let mut target = tok.encode(&fmt.answer(&a));
+    target.push(tok.eos);
+    Some(crate::student::train::TrainExample {
+        prompt: tok.encode(&fmt.prompt(&e.question)),
+        target,
+        ..Default::default()
+    })
+}
+
 /// RD's context q + r: the prompt followed by the rationale's reasoning.
 pub fn with_rationale(fmt: &StudentFormat, question: &str, body: &str) -> String {
     let (prompt, rationale) = rd_context(fmt, question, body);

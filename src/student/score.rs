@@ -114,3 +114,82 @@ fn examples_nll(
     }
     out
 }
+
+/// What the field's selection scores are made of, for one response: its tokens' mean NLL and
+/// mean rank (1 = the most likely token, clipped at the caller's `rank_clip`) under the model,
+/// over the `tokens` target positions that were scored.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct ResponseStats {
+    /// Mean negative log-likelihood per scored token (natural log).
+    pub mean_nll: f64,
+    /// Mean rank per scored token, each rank clipped at `rank_clip`.
+    pub mean_rank: f64,
+    /// Target positions scored (0: nothing was, and the means are 0).
+    pub tokens: usize,
+}
+
+/// [`ResponseStats`] of each example's target after its prompt, batched in length order (an
+/// empty prompt scores the response alone: a decoder-only model then cannot predict the first
+/// token, as in Cherry LLM's loss of the output alone; an encoder–decoder reads an empty source).
+///
+/// Both numbers come from the full logits: per chunk of positions the logits go to the host,
+/// where the NLL is `logsumexp − logit(target)` and the rank `1 + #{logits > logit(target)}`.
+pub fn response_stats(
+    model: &Lm,
+    pad: u32,
+    examples: &[TrainExample],
+    batch_size: usize,
+    rank_clip: usize,
+    device: &Device,
+) -> Vec<ResponseStats> {
+    let limit = model.max_seq_len();
+    let mut order: Vec<usize> = (0..examples.len()).collect();
+    order.sort_by_key(|&i| examples[i].prompt.len() + examples[i].target.len());
+    let mut out = vec![ResponseStats::default(); examples.len()];
+    for idx in order.chunks(batch_size.max(1)) {
+        let refs: Vec<&TrainExample> = idx.iter().map(|&i| &examples[i]).collect();
+        let Some(lb) = batch_for(model, &refs, pad, limit, device) else {
+            continue;
+        };
+        // 1. The hidden states of the loss positions, `[n, d]`.
+        let h = crate::kernels::on_pool(|| {
+            let h = model.hidden(&lb.batch);
+            let [b, t, d] = h.dims();
+            h.reshape([b * t, d]).select(0, lb.positions.clone())
+        });
+        let n = lb.rows.len();
+        // 2. Their logits, a chunk of positions at a time (a whole batch's logits over a large
+        //    vocabulary would not fit), NLL and rank on the host.
+        let mut sum = vec![(0f64, 0f64, 0usize); idx.len()];
+        let (mut start, mut chunk) = (0, n.min(64));
+        while start < n {
+            let len = chunk.min(n - start);
+            let t = crate::kernels::on_pool(|| model.logits(h.clone().slice([start..start + len])));
+            let vocab = t.dims()[1];
+            let logits: Vec<f32> = t.into_data().iter::<f32>().collect();
+            for (k, row) in logits.chunks(vocab).enumerate() {
+                let p = start + k;
+                let target = row[lb.target_ids[p] as usize];
+                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+                let lse = max + row.iter().map(|&x| (x as f64 - max).exp()).sum::<f64>().ln();
+                let rank = 1 + row.iter().filter(|&&x| x > target).count();
+                let s = &mut sum[lb.rows[p]];
+                s.0 += lse - target as f64;
+                s.1 += rank.min(rank_clip.max(1)) as f64;
+                s.2 += 1;
+            }
+            start += len;
+            chunk = (4_000_000 / vocab.max(1)).max(1);
+        }
+        for (k, &i) in idx.iter().enumerate() {
+            let (nll, rank, tokens) = sum[k];
+            let d = tokens.max(1) as f64;
+            out[i] = ResponseStats {
+                mean_nll: nll / d,
+                mean_rank: rank / d,
+                tokens,
+            };
+        }
+    }
+    out
+}
