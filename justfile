@@ -153,6 +153,13 @@ reproduce-cpu: models
     cargo build --quiet --bin morsd
     bash scripts/reproduce-cpu.sh
 
+# The field's selectors beside MoRSD (experiments/paper/selectors*.toml), a piece of its own:
+# on the study's cache (MORSD_STUDY_CACHE) `all` and `morsd` come from main-synthetic and
+# main-smollm2; results/paper/README.md then lists this piece's wall time beside the others.
+reproduce-selectors: models
+    cargo build --quiet --bin morsd
+    MORSD_STUDY_SPECS="selectors selectors-smollm2" bash scripts/reproduce-cpu.sh
+
 # The full study on a GPU: the same specs without the CPU cuts (all 700 SVAMP questions, longer training).
 reproduce-gpu: models
     cargo build --quiet --bin morsd --features "${MORSD_DEVICE}"

@@ -98,3 +98,25 @@ fn the_warm_up_students_train_settings_are_in_the_key_only_when_it_warms_up() {
     assert!(u.get("warmup_train").is_none());
     assert_eq!(u, v);
 }
+
+#[test]
+fn response_scores_get_a_score_entry_of_their_own_and_leave_other_keys_alone() {
+    use morsd::stages::select::Select;
+    // Every strategy that does not rank by the response scores keeps the score config `morsd`
+    // has; those that do (IFD, Superfiltering, GRAPE, RSR) add `response_scores` and nothing else.
+    let base = key_of("[select]\nstrategy = \"morsd\"\n");
+    assert!(base.get("response_scores").is_none());
+    for s in ["all", "random", "correct", "dedup", "rd-min", "rd-max", "shortest", "longest", "answer-only"] {
+        assert_eq!(key_of(&format!("[select]\nstrategy = \"{s}\"\n")), base, "{s}");
+    }
+    for s in ["ifd", "superfilter", "grape", "rsr"] {
+        let mut k = key_of(&format!("[select]\nstrategy = \"{s}\"\n"));
+        assert_eq!(k["response_scores"], true, "{s}");
+        k.as_object_mut().unwrap().remove("response_scores");
+        assert_eq!(k, base, "{s}");
+    }
+    // `select.correct_only` enters the select key only when written.
+    let sel = |spec: &str| Select.config(&run_of(spec))["select"].clone();
+    assert!(sel("").get("correct_only").is_none());
+    assert_eq!(sel("[select]\ncorrect_only = false\n")["correct_only"], false);
+}
