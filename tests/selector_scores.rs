@@ -12,20 +12,32 @@ use serde_json::Value;
 use std::path::PathBuf;
 
 fn reference(family: &str) -> (PathBuf, Value) {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/families").join(family);
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/families")
+        .join(family);
     let text = std::fs::read_to_string(dir.join("reference.json")).unwrap();
     (dir, serde_json::from_str(&text).unwrap())
 }
 
 fn ids(v: &Value) -> Vec<u32> {
-    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
 }
 
 fn logits(v: &Value) -> Vec<Vec<f64>> {
     v.as_array()
         .unwrap()
         .iter()
-        .map(|row| row.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect())
+        .map(|row| {
+            row.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect()
+        })
         .collect()
 }
 
@@ -56,7 +68,11 @@ fn check_decoder(name: &str, len: usize) {
     let prompts: Vec<Vec<u32>> = r["prompts"].as_array().unwrap().iter().map(ids).collect();
     let mut examples = Vec::new();
     for p in &prompts {
-        examples.push(TrainExample { prompt: vec![], target: p.clone(), ..Default::default() });
+        examples.push(TrainExample {
+            prompt: vec![],
+            target: p.clone(),
+            ..Default::default()
+        });
         examples.push(TrainExample {
             prompt: p[..2].to_vec(),
             target: p[2..].to_vec(),
@@ -72,14 +88,34 @@ fn check_decoder(name: &str, len: usize) {
         let (nll, rank) = expected(&l[..t - 1], &pr[1..]);
         let a = got[2 * i];
         assert_eq!(a.tokens, t - 1, "{name} prompt {i} alone");
-        close(&format!("{name} prompt {i} alone: NLL"), a.mean_nll, nll, 1e-3);
-        close(&format!("{name} prompt {i} alone: rank"), a.mean_rank, rank, 1e-9);
+        close(
+            &format!("{name} prompt {i} alone: NLL"),
+            a.mean_nll,
+            nll,
+            1e-3,
+        );
+        close(
+            &format!("{name} prompt {i} alone: rank"),
+            a.mean_rank,
+            rank,
+            1e-9,
+        );
         // After the question: positions 1..t−1 predict tokens 2..t.
         let (nll, rank) = expected(&l[1..t - 1], &pr[2..]);
         let w = got[2 * i + 1];
         assert_eq!(w.tokens, t - 2, "{name} prompt {i} with question");
-        close(&format!("{name} prompt {i} given q: NLL"), w.mean_nll, nll, 1e-3);
-        close(&format!("{name} prompt {i} given q: rank"), w.mean_rank, rank, 1e-9);
+        close(
+            &format!("{name} prompt {i} given q: NLL"),
+            w.mean_nll,
+            nll,
+            1e-3,
+        );
+        close(
+            &format!("{name} prompt {i} given q: rank"),
+            w.mean_rank,
+            rank,
+            1e-9,
+        );
     }
 }
 
@@ -101,11 +137,20 @@ fn response_scores_match_t5_reference_logits() {
     let device = morsd::device_from_env().unwrap();
     let p = load_checkpoint(&dir, 128, &device).unwrap();
     let prompts: Vec<Vec<u32>> = r["prompts"].as_array().unwrap().iter().map(ids).collect();
-    let decs: Vec<Vec<u32>> = r["decoder_inputs"].as_array().unwrap().iter().map(ids).collect();
+    let decs: Vec<Vec<u32>> = r["decoder_inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(ids)
+        .collect();
     let examples: Vec<TrainExample> = prompts
         .iter()
         .zip(&decs)
-        .map(|(p, d)| TrainExample { prompt: p.clone(), target: d[1..].to_vec(), ..Default::default() })
+        .map(|(p, d)| TrainExample {
+            prompt: p.clone(),
+            target: d[1..].to_vec(),
+            ..Default::default()
+        })
         .collect();
     let got = response_stats(&p.model, p.tok.pad, &examples, 2, RANK_CLIP, &device);
     for (i, d) in decs.iter().enumerate() {
@@ -124,9 +169,16 @@ fn ranks_are_clipped() {
     let device = morsd::device_from_env().unwrap();
     let p = load_checkpoint(&dir, 64, &device).unwrap();
     let pr = ids(&r["prompts"][0]);
-    let ex = [TrainExample { prompt: vec![], target: pr, ..Default::default() }];
+    let ex = [TrainExample {
+        prompt: vec![],
+        target: pr,
+        ..Default::default()
+    }];
     let got = response_stats(&p.model, p.tok.pad, &ex, 1, 1, &device);
     assert_eq!(got[0].mean_rank, 1.0);
     let got = response_stats(&p.model, p.tok.pad, &ex, 1, RANK_CLIP, &device);
-    assert!(got[0].mean_rank > 1.0, "the tiny random model ranks some token below the first");
+    assert!(
+        got[0].mean_rank > 1.0,
+        "the tiny random model ranks some token below the first"
+    );
 }

@@ -106,8 +106,22 @@ fn response_scores_get_a_score_entry_of_their_own_and_leave_other_keys_alone() {
     // has; those that do (IFD, Superfiltering, GRAPE, RSR) add `response_scores` and nothing else.
     let base = key_of("[select]\nstrategy = \"morsd\"\n");
     assert!(base.get("response_scores").is_none());
-    for s in ["all", "random", "correct", "dedup", "rd-min", "rd-max", "shortest", "longest", "answer-only"] {
-        assert_eq!(key_of(&format!("[select]\nstrategy = \"{s}\"\n")), base, "{s}");
+    for s in [
+        "all",
+        "random",
+        "correct",
+        "dedup",
+        "rd-min",
+        "rd-max",
+        "shortest",
+        "longest",
+        "answer-only",
+    ] {
+        assert_eq!(
+            key_of(&format!("[select]\nstrategy = \"{s}\"\n")),
+            base,
+            "{s}"
+        );
     }
     for s in ["ifd", "superfilter", "grape", "rsr"] {
         let mut k = key_of(&format!("[select]\nstrategy = \"{s}\"\n"));
@@ -118,5 +132,8 @@ fn response_scores_get_a_score_entry_of_their_own_and_leave_other_keys_alone() {
     // `select.correct_only` enters the select key only when written.
     let sel = |spec: &str| Select.config(&run_of(spec))["select"].clone();
     assert!(sel("").get("correct_only").is_none());
-    assert_eq!(sel("[select]\ncorrect_only = false\n")["correct_only"], false);
+    assert_eq!(
+        sel("[select]\ncorrect_only = false\n")["correct_only"],
+        false
+    );
 }

@@ -584,8 +584,16 @@ fn selectors_md(dir: &Path, stored: &[(String, Stored)], o: &Outcomes, k: usize)
                 continue;
             };
             let c = cell(a);
-            let (dm, pm) = if *s == "morsd" { ("–".into(), None) } else { diff(t, a, morsd) };
-            let (da, pa) = if *s == "all" { ("–".into(), None) } else { diff(t, a, all) };
+            let (dm, pm) = if *s == "morsd" {
+                ("–".into(), None)
+            } else {
+                diff(t, a, morsd)
+            };
+            let (da, pa) = if *s == "all" {
+                ("–".into(), None)
+            } else {
+                diff(t, a, all)
+            };
             let learned = pm.or(pa).map_or("–".into(), |p| paired::learned_text(&p));
             let _ = writeln!(
                 md,

@@ -10,7 +10,12 @@ use rand::rngs::StdRng;
 
 /// IFD < 1, highest first.
 pub fn pick(cands: &[&Scored], p: &Params, _rng: &mut StdRng) -> Vec<usize> {
-    let mut v = rank_by(cands, p.correct_only, |s| s.ifd().filter(|&x| x < 1.0), false);
+    let mut v = rank_by(
+        cands,
+        p.correct_only,
+        |s| s.ifd().filter(|&x| x < 1.0),
+        false,
+    );
     v.truncate(p.per_question);
     v
 }

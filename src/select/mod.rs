@@ -154,7 +154,11 @@ pub fn rank_by(
         .filter_map(|i| key(cands[i]).filter(|x| !x.is_nan()).map(|x| (i, x)))
         .collect();
     v.sort_by(|(a, x), (b, y)| {
-        let by = if ascending { x.total_cmp(y) } else { y.total_cmp(x) };
+        let by = if ascending {
+            x.total_cmp(y)
+        } else {
+            y.total_cmp(x)
+        };
         by.then_with(|| cands[*a].id.cmp(&cands[*b].id))
     });
     v.into_iter().map(|(i, _)| i).collect()

@@ -171,7 +171,12 @@ pub fn response_stats(
                 let p = start + k;
                 let target = row[lb.target_ids[p] as usize];
                 let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-                let lse = max + row.iter().map(|&x| (x as f64 - max).exp()).sum::<f64>().ln();
+                let lse = max
+                    + row
+                        .iter()
+                        .map(|&x| (x as f64 - max).exp())
+                        .sum::<f64>()
+                        .ln();
                 let rank = 1 + row.iter().filter(|&&x| x > target).count();
                 let s = &mut sum[lb.rows[p]];
                 s.0 += lse - target as f64;
