@@ -147,8 +147,10 @@ reproduce: models
         *) just reproduce-cpu ;;
     esac
 
-# The CPU study (sized for 2 cores within 2.5 h; see experiments/paper/SETTING.md), from an empty
-# cache in one go; results/paper/README.md records its wall time, commit and versions.
+# The CPU study at convergence (early stopping; sizes in experiments/paper/SETTING.md), from an
+# empty cache; on 2 cores it takes about 4–5 h, so it may run in pieces on one cache
+# (MORSD_STUDY_CACHE, MORSD_STUDY_SPECS="main-synthetic ablation-k" …). results/paper/README.md
+# records every piece's wall time, commit and versions.
 reproduce-cpu: models
     cargo build --quiet --bin morsd
     bash scripts/reproduce-cpu.sh
