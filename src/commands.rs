@@ -223,6 +223,7 @@ fn row_of(o: &pipeline::RunOutcome) -> Result<RunRow> {
         built_by: report::provenance::built_by(o.manifests.iter().map(|(k, m)| (k.name(), m))),
         score_spearman: serde_json::from_value(metric(StageKind::Score, "score_spearman"))
             .unwrap_or_default(),
+        teacher_budget: Some(metric(StageKind::Generate, "budget")).filter(|v| !v.is_null()),
     })
 }
 

@@ -658,6 +658,44 @@ fn validate(path: &Path, text: &str, s: &RawSpec) -> Result<(TaskRef, Strategy)>
             return Err(err(k, "must be at least 1".into()));
         }
     }
+    if let Some(b) = &s.teacher.budget {
+        if !["programmatic", "openai"].contains(&s.teacher.kind.as_str()) {
+            return Err(err(
+                "teacher.budget",
+                format!(
+                    "a budget samples in rounds, which the `{}` teacher cannot (programmatic and openai can)",
+                    s.teacher.kind
+                ),
+            ));
+        }
+        if crate::teacher::budget::Kind::parse(&b.kind).is_none() {
+            return Err(err(
+                "teacher.budget.kind",
+                format!(
+                    "unknown budget `{}` (known: uniform, prop-difficulty)",
+                    b.kind
+                ),
+            ));
+        }
+        for (k, v) in [
+            ("teacher.budget.correct", b.correct),
+            ("teacher.budget.round", b.round),
+            ("teacher.budget.max_requests", b.max_requests.unwrap_or(1)),
+        ] {
+            if v == 0 {
+                return Err(err(k, "must be at least 1".into()));
+            }
+        }
+        if b.max_per_question < s.teacher.samples {
+            return Err(err(
+                "teacher.budget.max_per_question",
+                format!(
+                    "must be at least teacher.samples ({}), the first round's samples",
+                    s.teacher.samples
+                ),
+            ));
+        }
+    }
     match (s.train.steps, s.train.epochs) {
         (Some(_), Some(_)) => {
             return Err(err(

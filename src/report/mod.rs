@@ -101,6 +101,10 @@ pub struct RunRow {
     /// questions, questions), when it measured the response scores (IFD, GRAPE, RSR…).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub score_spearman: BTreeMap<String, (f64, u64)>,
+    /// The generate entry's `teacher.budget` record (kind, rounds, samples asked and correct,
+    /// per difficulty bucket questions, samples and completion tokens), when it had a budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teacher_budget: Option<Value>,
 }
 
 impl RunRow {
@@ -266,5 +270,6 @@ pub(crate) fn test_row(strategy: &str, per_question: usize, seed: u64, accuracy:
         sources: vec![],
         built_by: Default::default(),
         score_spearman: Default::default(),
+        teacher_budget: None,
     }
 }

@@ -65,6 +65,7 @@ pub fn summary_md(stored: &Stored, outcomes: Option<&Outcomes>) -> String {
     s.push_str(&super::provenance::executions_md(stored));
     s.push('\n');
     s.push_str(&score_correlations_md(stored));
+    s.push_str(&teacher_budget_md(stored));
     // API teachers: usage of each distinct generate stage, counted once.
     let mut usage: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
     for r in &stored.runs {
@@ -232,12 +233,64 @@ pub fn reference_strategy(stored: &Stored) -> Option<String> {
         .map(String::from)
 }
 
+/// `summary.md`'s "Teacher budget": per generate entry with a `teacher.budget`, its rounds and
+/// the requests (samples) and completion tokens per difficulty bucket of the first round.
+pub fn teacher_budget_md(stored: &Stored) -> String {
+    let mut by_key: BTreeMap<&str, (&str, &serde_json::Value)> = BTreeMap::new();
+    for r in &stored.runs {
+        if let (Some(b), Some(k)) = (&r.teacher_budget, r.keys.get("generate")) {
+            by_key.insert(k.as_str(), (r.task.as_str(), b));
+        }
+    }
+    if by_key.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from(
+        "## Teacher budget\n\nRationale requests in rounds (`teacher.budget`; README, \"A teacher budget\"); questions bucketed by their failure rate in the first round.\n\n",
+    );
+    for (key, (task, b)) in by_key {
+        let _ = writeln!(
+            s,
+            "{task} (generate entry {key}): `{}`, {} round(s), {} samples asked, {} correct.\n",
+            b["kind"].as_str().unwrap_or("?"),
+            b["rounds"],
+            b["asked"],
+            b["correct"]
+        );
+        s.push_str("| bucket | questions | samples | samples per question | completion tokens |\n|---|---|---|---|---|\n");
+        for x in b["buckets"].as_array().into_iter().flatten() {
+            let (q, n) = (
+                x["questions"].as_u64().unwrap_or(0),
+                x["samples"].as_u64().unwrap_or(0),
+            );
+            let tokens = x["completion_tokens"].as_u64().unwrap_or(0);
+            let _ = writeln!(
+                s,
+                "| {} | {q} | {n} | {} | {} |",
+                x["bucket"].as_str().unwrap_or("?"),
+                if q > 0 {
+                    format!("{:.1}", n as f64 / q as f64)
+                } else {
+                    "–".into()
+                },
+                if tokens > 0 {
+                    tokens.to_string()
+                } else {
+                    "–".into()
+                }
+            );
+        }
+        s.push('\n');
+    }
+    s
+}
+
 /// `summary.md`'s "How the scores relate": per task, each pair of selection scores' Spearman
 /// correlation within questions (from the score entries that measured the response scores, each
 /// entry once). Empty when no run's score entry did.
 pub fn score_correlations_md(stored: &Stored) -> String {
-    let mut by_task: BTreeMap<&str, BTreeMap<&str, &BTreeMap<String, (f64, u64)>>> =
-        BTreeMap::new();
+    type Pairs = BTreeMap<String, (f64, u64)>;
+    let mut by_task: BTreeMap<&str, BTreeMap<&str, &Pairs>> = BTreeMap::new();
     for r in &stored.runs {
         if let (false, Some(k)) = (r.score_spearman.is_empty(), r.keys.get("score")) {
             by_task

@@ -257,6 +257,48 @@ pub struct TeacherSpec {
     /// Seed of the teacher's sampling. Default: 0.
     #[serde(default)]
     pub seed: u64,
+    /// `programmatic` and `openai` teachers: sample in rounds where the student needs it
+    /// (`[teacher.budget]`; README, "A teacher budget"). The first round asks `samples` of every
+    /// question. Unset is left out of the generate stage's key. Default: none (`samples` each).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<BudgetSpec>,
+}
+
+/// `[teacher.budget]`: sampling in rounds.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetSpec {
+    /// `uniform`: stop asking for a question once it has `correct` correct rationales;
+    /// `prop-difficulty`: after the first round each question wants correct rationales in
+    /// proportion to its failure rate in that round, `ceil(correct × f / mean f)` (DART-Math's
+    /// Prop2Diff), so harder questions get more samples. Default: `uniform`.
+    #[serde(default = "d_budget_kind")]
+    pub kind: String,
+    /// Correct rationales wanted per question (`prop-difficulty`: on average). Default: 4.
+    #[serde(default = "d_budget_correct")]
+    pub correct: usize,
+    /// Samples per question asked in each later round. Default: 2.
+    #[serde(default = "d_budget_round")]
+    pub round: usize,
+    /// The most samples of one question, all rounds together. Default: 16.
+    #[serde(default = "d_budget_max")]
+    pub max_per_question: usize,
+    /// The most rationale requests in all (questions in order within a round). Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_requests: Option<usize>,
+}
+
+fn d_budget_kind() -> String {
+    "uniform".into()
+}
+fn d_budget_correct() -> usize {
+    4
+}
+fn d_budget_round() -> usize {
+    2
+}
+fn d_budget_max() -> usize {
+    16
 }
 
 /// One base URL or several.

@@ -187,8 +187,21 @@ impl Stage for Generate {
         let (data, cut) = task_data(ctx.run)?;
         // 2. The teacher's rationales for the training questions: written by the programmatic
         //    teacher, or recorded ones joined to the questions.
+        let mut plan = None;
         let (rationales, reports) = match &ctx.run.task {
-            TaskRef::Synthetic(_) => (programmatic::generate(&data.train, &spec.teacher), vec![]),
+            TaskRef::Synthetic(_) => match &spec.teacher.budget {
+                Some(b) => {
+                    let (rs, p) = programmatic::generate_budgeted(
+                        &data.train,
+                        &spec.teacher,
+                        data.answer,
+                        b,
+                    )?;
+                    plan = Some(p);
+                    (rs, vec![])
+                }
+                None => (programmatic::generate(&data.train, &spec.teacher), vec![]),
+            },
             TaskRef::Real {
                 def, root, sources, ..
             } => {
@@ -227,13 +240,46 @@ impl Stage for Generate {
         write_json(&out.join("tasks.json"), &data)?;
         write_json(&out.join("rationales.json"), &rationales)?;
         write_json(&out.join("sources.json"), &reports)?;
-        Ok(j!({
+        let mut metrics = j!({
             "train": data.train.len(), "validation": data.validation.len(), "test": data.test.len(),
             "rationales": rationales.len(),
             "sources": reports.iter().map(|r| j!({"source": r.source, "file": r.file, "rows": r.rows, "train": r.train, "held_out": r.held_out, "unmatched": r.unmatched, "unparsed": r.unparsed.len()})).collect::<Vec<_>>(),
             "notes": notes,
-        }))
+        });
+        if let (Some(p), Some(m)) = (plan, metrics.as_object_mut()) {
+            m.insert("budget".into(), budget_metrics(&spec.teacher, &p, &[]));
+        }
+        Ok(metrics)
     }
+}
+
+/// The `budget` metric of a budgeted teacher: its kind, rounds, samples asked and correct, and
+/// per difficulty bucket ([`crate::teacher::budget::buckets`]) the questions, samples and (API
+/// teachers; `tokens`: each question's completion tokens, both stages) completion tokens.
+fn budget_metrics(
+    t: &crate::spec::raw::TeacherSpec,
+    p: &crate::teacher::budget::Plan,
+    tokens: &[u64],
+) -> Value {
+    use crate::teacher::budget::{BUCKETS, bucket_of};
+    let mut bucket_tokens = [0u64; BUCKETS.len()];
+    for (q, &f) in p.first_failure.iter().enumerate() {
+        bucket_tokens[bucket_of(f)] += tokens.get(q).copied().unwrap_or(0);
+    }
+    j!({
+        "kind": t.budget.as_ref().map(|b| b.kind.clone()),
+        "rounds": p.rounds,
+        "asked": p.asked.iter().sum::<usize>(),
+        "correct": p.correct.iter().sum::<usize>(),
+        "buckets": crate::teacher::budget::buckets(p)
+            .into_iter()
+            .zip(bucket_tokens)
+            .map(|((name, questions, samples), tokens)| j!({
+                "bucket": name, "questions": questions, "samples": samples,
+                "completion_tokens": tokens,
+            }))
+            .collect::<Vec<_>>(),
+    })
 }
 
 /// The task's splits, synthetic or real (no rationales), and the real task's questions that
@@ -331,6 +377,7 @@ fn openai_generate(ctx: &StageCtx<'_>, out: &Path) -> Result<Value> {
                 example: e.clone(),
                 prompt,
                 answer,
+                samples: 0..t.samples,
             })
         })
         .collect::<Result<_>>()?;
@@ -365,7 +412,49 @@ fn openai_generate(ctx: &StageCtx<'_>, out: &Path) -> Result<Value> {
             .unwrap_or(answer_stage::DEFAULT_MAX_TOKENS),
     };
     let log = crate::teacher::request_log::RequestLog::open(ctx.requests_dir, &t.model)?;
-    let outcome = openai::sample(&questions, &opts, &log, ctx.progress)?;
+    let options: std::collections::HashMap<&str, &[String]> = data
+        .train
+        .iter()
+        .map(|e| (e.id.as_str(), e.options.as_slice()))
+        .collect();
+    //    With `teacher.budget`, in rounds: each round asks its (question, samples) through the
+    //    same log, and the answers' correctness decides the next round.
+    let (outcome, plan) = match &t.budget {
+        None => (openai::sample(&questions, &opts, &log, ctx.progress)?, None),
+        Some(b) => {
+            let mut all = openai::Outcome::default();
+            let plan = crate::teacher::budget::run(questions.len(), t.samples, b, |reqs| {
+                let round: Vec<openai::Prompted> = reqs
+                    .iter()
+                    .map(|(q, r)| openai::Prompted {
+                        samples: r.clone(),
+                        ..questions[*q].clone()
+                    })
+                    .collect();
+                let o = openai::sample(&round, &opts, &log, ctx.progress)?;
+                let rs = rationales_of(&o, t, data.answer, &options);
+                // The completions come in the round's (question, sample) order.
+                let mut it = rs.iter();
+                let res = reqs
+                    .iter()
+                    .map(|(q, r)| {
+                        let e = &data.train[*q];
+                        r.clone()
+                            .map(|_| {
+                                it.next().is_some_and(|x| {
+                                    let a = crate::teacher::answer_of(data.answer, x, &e.options);
+                                    crate::answer::matches(data.answer, a.as_deref(), &e.answer)
+                                })
+                            })
+                            .collect()
+                    })
+                    .collect();
+                all.absorb(o);
+                Ok(res)
+            })?;
+            (all, Some(plan))
+        }
+    };
     eprintln!(
         "teacher {}: {} requests answered ({} of them answer stage), {} from the request log, {} retries, {} prompt + {} completion tokens",
         t.model,
@@ -378,12 +467,55 @@ fn openai_generate(ctx: &StageCtx<'_>, out: &Path) -> Result<Value> {
     );
     // 3. Rationales (stage one + the answer sentence read from stage two, where asked), and
     //    every request's record, both stages.
-    let options: std::collections::HashMap<&str, &[String]> = data
-        .train
+    let rationales = rationales_of(&outcome, t, data.answer, &options);
+    let requests: Vec<&crate::teacher::request_log::Completion> = outcome
+        .completions
         .iter()
-        .map(|e| (e.id.as_str(), e.options.as_slice()))
+        .chain(outcome.answers.iter().flatten())
         .collect();
-    let rationales: Vec<crate::teacher::Rationale> = outcome
+    write_json(&out.join("tasks.json"), &data)?;
+    write_json(&out.join("rationales.json"), &rationales)?;
+    write_json(&out.join("requests.json"), &requests)?;
+    let mut metrics = j!({
+        "train": data.train.len(), "validation": data.validation.len(), "test": data.test.len(),
+        "rationales": rationales.len(),
+        "requests_answered": outcome.sent, "answer_requests_answered": outcome.answers_sent,
+        "answer_stage": two_stage, "hint": t.hint,
+        "samples_from_log": outcome.reused, "retries": outcome.retries,
+        "prompt_tokens": outcome.prompt_tokens, "completion_tokens": outcome.completion_tokens,
+    });
+    if let (Some(p), Some(m)) = (plan, metrics.as_object_mut()) {
+        // Completion tokens per question (both stages), for the buckets.
+        let index: std::collections::HashMap<&str, usize> = data
+            .train
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.id.as_str(), i))
+            .collect();
+        let mut tokens = vec![0u64; data.train.len()];
+        for c in outcome
+            .completions
+            .iter()
+            .chain(outcome.answers.iter().flatten())
+        {
+            if let Some(&i) = index.get(c.question_id.as_str()) {
+                tokens[i] = tokens[i].saturating_add(c.completion_tokens);
+            }
+        }
+        m.insert("budget".into(), budget_metrics(t, &p, &tokens));
+    }
+    Ok(metrics)
+}
+
+/// The rationales of an `openai` outcome: stage one, with the answer sentence read from stage
+/// two where it was asked.
+fn rationales_of(
+    outcome: &crate::teacher::openai::Outcome,
+    t: &crate::spec::raw::TeacherSpec,
+    kind: crate::answer::AnswerType,
+    options: &std::collections::HashMap<&str, &[String]>,
+) -> Vec<crate::teacher::Rationale> {
+    outcome
         .completions
         .iter()
         .zip(&outcome.answers)
@@ -392,9 +524,9 @@ fn openai_generate(ctx: &StageCtx<'_>, out: &Path) -> Result<Value> {
             let (text, body) = match a {
                 Some(a) => answer_stage::rationale(
                     &c.text,
-                    answer_stage::extract(data.answer, &a.text, opts).as_deref(),
+                    answer_stage::extract(kind, &a.text, opts).as_deref(),
                 ),
-                None => crate::teacher::normalise(&c.text, None, data.answer, opts),
+                None => crate::teacher::normalise(&c.text, None, kind, opts),
             };
             crate::teacher::Rationale {
                 id: format!("{}/openai/{}", c.question_id, c.sample),
@@ -411,23 +543,7 @@ fn openai_generate(ctx: &StageCtx<'_>, out: &Path) -> Result<Value> {
                 answer_text: a.as_ref().map(|a| a.text.clone()),
             }
         })
-        .collect();
-    let requests: Vec<&crate::teacher::request_log::Completion> = outcome
-        .completions
-        .iter()
-        .chain(outcome.answers.iter().flatten())
-        .collect();
-    write_json(&out.join("tasks.json"), &data)?;
-    write_json(&out.join("rationales.json"), &rationales)?;
-    write_json(&out.join("requests.json"), &requests)?;
-    Ok(j!({
-        "train": data.train.len(), "validation": data.validation.len(), "test": data.test.len(),
-        "rationales": rationales.len(),
-        "requests_answered": outcome.sent, "answer_requests_answered": outcome.answers_sent,
-        "answer_stage": two_stage, "hint": t.hint,
-        "samples_from_log": outcome.reused, "retries": outcome.retries,
-        "prompt_tokens": outcome.prompt_tokens, "completion_tokens": outcome.completion_tokens,
-    }))
+        .collect()
 }
 
 /// The Wei et al. exemplars of a task (`fine-tune-cot/few_shot_cot_prompts.json`).

@@ -164,7 +164,7 @@ pub fn response_stats(
         let (mut start, mut chunk) = (0, n.min(64));
         while start < n {
             let len = chunk.min(n - start);
-            let t = crate::kernels::on_pool(|| model.logits(h.clone().slice([start..start + len])));
+            let t = crate::kernels::on_pool(|| model.logits(h.clone().narrow(0, start, len)));
             let vocab = t.dims()[1];
             let logits: Vec<f32> = t.into_data().iter::<f32>().collect();
             for (k, row) in logits.chunks(vocab).enumerate() {

@@ -3,6 +3,7 @@
 //! without gold ([`majority`]) and the durable request log ([`request_log`]).
 
 pub mod answer_stage;
+pub mod budget;
 pub mod majority;
 pub mod openai;
 pub mod programmatic;

@@ -80,6 +80,8 @@ pub struct Prompted {
     pub prompt: String,
     /// The second, answer-extracting stage, when it is asked.
     pub answer: Option<AnswerPrompt>,
+    /// The sample indices to ask (`0..teacher.samples`, or one round of `teacher.budget`).
+    pub samples: std::ops::Range<usize>,
 }
 
 /// What the second stage sends after a rationale.
@@ -110,6 +112,20 @@ pub struct Outcome {
     pub prompt_tokens: u64,
     /// Usage totals (both stages).
     pub completion_tokens: u64,
+}
+
+impl Outcome {
+    /// Adds another round's outcome (its completions after this one's).
+    pub fn absorb(&mut self, o: Outcome) {
+        self.completions.extend(o.completions);
+        self.answers.extend(o.answers);
+        self.sent += o.sent;
+        self.answers_sent += o.answers_sent;
+        self.reused += o.reused;
+        self.retries += o.retries;
+        self.prompt_tokens = self.prompt_tokens.saturating_add(o.prompt_tokens);
+        self.completion_tokens = self.completion_tokens.saturating_add(o.completion_tokens);
+    }
 }
 
 /// The request key of one sample.
@@ -271,7 +287,7 @@ pub fn sample(
     let mut jobs = VecDeque::new();
     let mut order = Vec::new();
     for q in questions {
-        for k in 0..o.samples {
+        for k in q.samples.clone() {
             let (key, seed, params) = request_key(o, &q.prompt, k);
             order.push(key.clone());
             if log.get(&key).is_some() {
@@ -303,7 +319,11 @@ pub fn sample(
             }
         }
     }
-    let staged = questions.iter().filter(|q| q.answer.is_some()).count() * o.samples;
+    let staged: usize = questions
+        .iter()
+        .filter(|q| q.answer.is_some())
+        .map(|q| q.samples.len())
+        .sum();
     progress.set_length((order.len() + staged) as u64);
     progress.set_position(out.reused as u64);
     let client = Client {

@@ -56,6 +56,43 @@ pub fn generate(questions: &[Example], spec: &TeacherSpec) -> Vec<Rationale> {
     out
 }
 
+/// With `teacher.budget`: the rounds of [`super::budget::run`] over the rationales this teacher
+/// writes (sample k of a question is the same whatever the number asked, one RNG per question),
+/// keeping those asked, in question × sample order.
+pub fn generate_budgeted(
+    questions: &[Example],
+    spec: &TeacherSpec,
+    kind: crate::answer::AnswerType,
+    b: &crate::spec::raw::BudgetSpec,
+) -> crate::error::Result<(Vec<Rationale>, super::budget::Plan)> {
+    let per = b.max_per_question.max(spec.samples);
+    let all = generate(
+        questions,
+        &TeacherSpec {
+            samples: per,
+            ..spec.clone()
+        },
+    );
+    let correct = |q: usize, k: usize| {
+        let e = &questions[q];
+        let a = super::answer_of(kind, &all[q * per + k], &e.options);
+        crate::answer::matches(kind, a.as_deref(), &e.answer)
+    };
+    let plan = super::budget::run(questions.len(), spec.samples, b, |reqs| {
+        Ok(reqs
+            .iter()
+            .map(|(q, r)| r.clone().map(|k| correct(*q, k)).collect())
+            .collect())
+    })?;
+    let kept = all
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| i % per < plan.asked[i / per])
+        .map(|(_, r)| r)
+        .collect();
+    Ok((kept, plan))
+}
+
 fn problem(ex: &Example) -> &Problem {
     ex.problem.as_ref().expect(
         "the programmatic teacher only runs on synthetic tasks (checked when the spec is resolved)",
