@@ -36,6 +36,7 @@ fn main() {
             example: e.clone(),
             prompt: format!("Q: {}\nA: Let's think step by step.", e.question),
             answer: None,
+            samples: 0..2,
         })
         .collect();
     let opts = Options {

@@ -37,6 +37,9 @@ impl Kind {
     }
 }
 
+/// One request of a round: a question's index and the sample indices asked of it.
+pub type Request = (usize, Range<usize>);
+
 /// What the rounds asked, per question.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Plan {
@@ -59,7 +62,7 @@ pub fn run(
     n: usize,
     first: usize,
     b: &BudgetSpec,
-    mut ask: impl FnMut(&[(usize, Range<usize>)]) -> Result<Vec<Vec<bool>>>,
+    mut ask: impl FnMut(&[Request]) -> Result<Vec<Vec<bool>>>,
 ) -> Result<Plan> {
     let kind = Kind::parse(&b.kind).unwrap_or(Kind::Uniform);
     let max = b.max_per_question.max(first);
@@ -113,8 +116,8 @@ pub fn run(
             }
         }
         // 4. The next round: `round` more of every question short of what it wants.
-        for q in 0..n {
-            want[q] = if p.correct[q] < p.wanted[q] && p.asked[q] < max {
+        for (q, w) in want.iter_mut().enumerate() {
+            *w = if p.correct[q] < p.wanted[q] && p.asked[q] < max {
                 b.round.min(max - p.asked[q])
             } else {
                 0
@@ -174,8 +177,8 @@ mod tests {
     /// A teacher whose sample `k` of question `q` is correct when `pattern[q][k]` is.
     fn teacher<'a>(
         pattern: &'a [&'a [bool]],
-        log: &'a mut Vec<(usize, Range<usize>)>,
-    ) -> impl FnMut(&[(usize, Range<usize>)]) -> Result<Vec<Vec<bool>>> + 'a {
+        log: &'a mut Vec<Request>,
+    ) -> impl FnMut(&[Request]) -> Result<Vec<Vec<bool>>> + 'a {
         move |reqs| {
             log.extend(reqs.iter().cloned());
             Ok(reqs

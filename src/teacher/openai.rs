@@ -46,7 +46,8 @@ pub struct Options {
     pub max_tokens: usize,
     /// Stop sequences.
     pub stop: Vec<String>,
-    /// Samples per question.
+    /// Samples per question (`teacher.samples`: the first round under `teacher.budget`); which
+    /// sample indices are asked is each question's [`Prompted::samples`].
     pub samples: usize,
     /// Base seed.
     pub seed: u64,
@@ -274,8 +275,8 @@ struct Fetched {
     fatal: Option<String>,
 }
 
-/// Samples `o.samples` completions for every question's rendered prompt, then (where asked) the
-/// second-stage answer of each, reusing the log for both.
+/// Samples the completions each question asks (`Prompted::samples`) for its rendered prompt,
+/// then (where asked) the second-stage answer of each, reusing the log for both.
 pub fn sample(
     questions: &[Prompted],
     o: &Options,
