@@ -9,6 +9,8 @@ next-token logits [positions, vocab]): (1) the exported tokenizer's ids for the 
 All prompts are also run as one left-padded batch, whose real positions must give the same
 logits as the single prompts.
 
+Eager attention throughout (Gemma 2's soft-capped scores have no SDPA path).
+
   --kind hf    AutoModelForCausalLM.from_pretrained(DIR)
   --kind peft  PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(BASE), DIR)
 
@@ -38,12 +40,12 @@ def main() -> int:
     a = ap.parse_args()
     torch.manual_seed(0)
     if a.kind == "hf":
-        model = AutoModelForCausalLM.from_pretrained(a.dir, torch_dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(a.dir, torch_dtype=torch.float32, attn_implementation="eager")
         tok = AutoTokenizer.from_pretrained(a.dir)
     else:
         from peft import PeftModel
 
-        base = AutoModelForCausalLM.from_pretrained(a.base, torch_dtype=torch.float32)
+        base = AutoModelForCausalLM.from_pretrained(a.base, torch_dtype=torch.float32, attn_implementation="eager")
         model = PeftModel.from_pretrained(base, a.dir)
         tok = None
     model.eval()

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Tiny random checkpoints of each model family morsd loads, with Hugging Face reference outputs.
 
-For every family (llama, qwen2, qwen3, gpt2, flan-t5, t5) this writes one folder with a tiny
+For every family (llama, llama3, qwen2, qwen3, mistral, gemma2, gemma3, phi3, gpt2, flan-t5, t5)
+this writes one folder with a tiny
 checkpoint built from a fixed seed: config.json + model.safetensors (transformers'
 save_pretrained), a tokenizer.json trained here on a built-in corpus of arithmetic word problems
 (+ tokenizer_config.json so AutoTokenizer loads the folder), a LoRA adapter (PEFT's
@@ -66,6 +67,9 @@ W_STD, NORM_STD, BIAS_STD = 0.3, 0.1, 0.1  # re-drawn weights (see redraw)
 # Flan-T5's gated feed-forward multiplies two projections: at std 0.3 its logits are so
 # ill-conditioned that float32 itself is 1e-4 from float64 (see conditioned()).
 W_STDS = {"flan-t5": 0.2}
+# Gemma's RMSNorms scale by 1 + w (their weights start at 0): drawn around 0, not 1, so the
+# scale is ~1 as in every other family.
+NORM_CENTER = {"gemma2": 0.0, "gemma3": 0.0}
 # The largest |float32 − float64| a reference's logits may have: the Rust tests compare within
 # 1e-4, which means something only where float32 is this much closer to the exact values.
 CONDITIONED = 2e-5
@@ -182,11 +186,11 @@ def write_json(path: pathlib.Path, obj, indent=None) -> None:
     path.write_text(json.dumps(obj, separators=seps, indent=indent, allow_nan=False) + "\n")
 
 
-def redraw(model: torch.nn.Module, w_std: float) -> None:
+def redraw(model: torch.nn.Module, w_std: float, norm_center: float = 1.0) -> None:
     """Re-draw every parameter: the default init (std 0.02) gives near-uniform logits.
 
     Weights of linear/embedding/relative-attention-bias layers ~ N(0, 0.3); norm weights
-    ~ 1 + N(0, 0.1); every bias ~ N(0, 0.1). Tied parameters are drawn once.
+    ~ norm_center + N(0, 0.1); every bias ~ N(0, 0.1). Tied parameters are drawn once.
     """
     seen = set()
     with torch.no_grad():
@@ -199,7 +203,7 @@ def redraw(model: torch.nn.Module, w_std: float) -> None:
                 if name == "bias":
                     p.normal_(0.0, BIAS_STD)
                 elif is_norm:
-                    p.normal_(0.0, NORM_STD).add_(1.0)
+                    p.normal_(0.0, NORM_STD).add_(norm_center)
                 else:
                     p.normal_(0.0, w_std)
 
@@ -227,15 +231,19 @@ def check_logits(logits0: torch.Tensor, greedy: list[dict]) -> None:
     assert not all(len(set(g["ids"])) == 1 for g in greedy), "every greedy continuation repeats one token"
 
 
-def lora_config() -> peft.LoraConfig:
+# PEFT has no default target modules for phi3: morsd's default (the fused attention projection).
+LORA_TARGETS = {"phi3": ["qkv_proj"]}
+
+
+def lora_config(targets=None) -> peft.LoraConfig:
     # target_modules=None: PEFT picks its default targets for the model_type.
     # init_lora_weights=False: lora_B keeps nn.Linear's (seeded) init, so it is nonzero.
-    return peft.LoraConfig(r=8, lora_alpha=8, lora_dropout=0.0, init_lora_weights=False, target_modules=None)
+    return peft.LoraConfig(r=8, lora_alpha=8, lora_dropout=0.0, init_lora_weights=False, target_modules=targets)
 
 
 def lora_step(model, d: pathlib.Path, loss_fn, examples: list[dict]) -> dict:
     """Wrap in PEFT, save the adapters (the state the step starts from), one loss.backward()."""
-    cfg = lora_config()
+    cfg = lora_config(LORA_TARGETS.get(d.name))
     pm = peft.get_peft_model(model, cfg)
     pm.eval()  # no dropout anywhere (lora_dropout=0, model dropouts 0)
     pm.save_pretrained(str(d / "lora"))
@@ -275,7 +283,7 @@ def nll(logp: torch.Tensor, ids: list[int], start: int) -> float:
 
 
 # ---------------------------------------------------------------------------------------------
-# Decoder-only references (llama, qwen2, qwen3, gpt2)
+# Decoder-only references (llama, llama3, qwen2, qwen3, mistral, gemma2, gemma3, phi3, gpt2)
 
 
 def decoder_reference(model, tok: Tokenizer, pad_id: int, d: pathlib.Path) -> dict:
@@ -468,6 +476,68 @@ def llama():
     return transformers.LlamaForCausalLM(cfg)
 
 
+def llama3():
+    # Llama 3.1's rope_scaling with an original context of 64: of the head's 4 frequencies
+    # (wavelengths 6.3, 63, 628, 6283 tokens) the first is kept, the second blended and the
+    # last two divided by 8, so every branch of the scaling shows in the logits.
+    cfg = transformers.LlamaConfig(
+        **decoder_ids(), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+        rope_theta=10000.0, rms_norm_eps=1e-5, tie_word_embeddings=True, attention_dropout=0.0,
+        rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                      "high_freq_factor": 4.0, "original_max_position_embeddings": 64})
+    return transformers.LlamaForCausalLM(cfg)
+
+
+def mistral():
+    # A window of 4 tokens, shorter than every prompt (6, 9, 12 tokens).
+    cfg = transformers.MistralConfig(
+        **decoder_ids(), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=8, max_position_embeddings=128,
+        rope_theta=10000.0, rms_norm_eps=1e-5, tie_word_embeddings=False, sliding_window=4,
+        attention_dropout=0.0)
+    return transformers.MistralForCausalLM(cfg)
+
+
+def gemma2():
+    # Local (window 4) then global layer; soft caps low enough to bind (the released 50 and
+    # 30 barely would on a model this small); query_pre_attn_scalar ≠ head_dim.
+    cfg = transformers.Gemma2Config(
+        **decoder_ids(), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=8, max_position_embeddings=128,
+        rope_theta=10000.0, rms_norm_eps=1e-6, tie_word_embeddings=True, sliding_window=4,
+        query_pre_attn_scalar=16, attn_logit_softcapping=5.0, final_logit_softcapping=8.0,
+        hidden_activation="gelu_pytorch_tanh", attention_dropout=0.0)
+    return transformers.Gemma2ForCausalLM(cfg)
+
+
+def gemma3():
+    # Two local layers (window 4, base 10⁴) then a global one (base 10⁶, linear scaling ×2);
+    # q/k norms; query_pre_attn_scalar ≠ head_dim.
+    cfg = transformers.Gemma3TextConfig(
+        **decoder_ids(), hidden_size=32, intermediate_size=64, num_hidden_layers=3,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=8, max_position_embeddings=128,
+        rope_theta=1e6, rope_local_base_freq=10000.0, rms_norm_eps=1e-6,
+        rope_scaling={"rope_type": "linear", "factor": 2.0}, sliding_window=4,
+        layer_types=["sliding_attention", "sliding_attention", "full_attention"],
+        query_pre_attn_scalar=16, tie_word_embeddings=True, attention_dropout=0.0)
+    return transformers.Gemma3ForCausalLM(cfg)
+
+
+def phi3():
+    # Phi-4-mini's shape: fused qkv_proj and gate_up_proj, 3/4 of each head rotated, longrope
+    # (per-frequency factors, attention factor √(1 + ln(128/32) / ln 32)); a window of 5.
+    cfg = transformers.Phi3Config(
+        **decoder_ids(), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+        original_max_position_embeddings=32, partial_rotary_factor=0.75,
+        rope_scaling={"type": "longrope", "short_factor": [1.0, 1.5, 3.0],
+                      "long_factor": [2.0, 4.0, 8.0]},
+        rope_theta=10000.0, rms_norm_eps=1e-5, tie_word_embeddings=False, sliding_window=5,
+        resid_pdrop=0.0, embd_pdrop=0.0, attention_dropout=0.0)
+    return transformers.Phi3ForCausalLM(cfg)
+
+
 def qwen2():
     cfg = transformers.Qwen2Config(
         **decoder_ids(), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
@@ -513,7 +583,9 @@ def t5():
     return transformers.T5ForConditionalGeneration(t5_config("relu", tied=True))
 
 
-FAMILIES = {"llama": llama, "qwen2": qwen2, "qwen3": qwen3, "gpt2": gpt2, "flan-t5": flan_t5, "t5": t5}
+FAMILIES = {"llama": llama, "qwen2": qwen2, "qwen3": qwen3, "gpt2": gpt2, "flan-t5": flan_t5, "t5": t5,
+            "llama3": llama3, "mistral": mistral, "gemma2": gemma2, "gemma3": gemma3, "phi3": phi3}
+# Seeds by position: families added later come last, so the earlier fixtures stay the same.
 SEEDS = {name: 1000 + i for i, name in enumerate(FAMILIES)}
 
 
@@ -527,7 +599,7 @@ def make_family(name: str, out: pathlib.Path) -> None:
     model = FAMILIES[name]()
     model.config._attn_implementation = "eager"
     # 2. Weights re-drawn so logits are far from uniform; float32, eval mode.
-    redraw(model, W_STDS.get(name, W_STD))
+    redraw(model, W_STDS.get(name, W_STD), NORM_CENTER.get(name, 1.0))
     if name == "t5":
         # The tied T5 head sees the decoder output × d_model^-0.5, so its logits would have
         # std ≈ 0.3: the decoder's final norm weight × d_model^0.5 brings them back to ≈ 1.5.

@@ -11,9 +11,11 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 /// Loads the student that `what` names: a spec (`.toml`: its `[student]` section, pretrained
-/// checkpoint), a train entry folder (a trained student), or `student.weights`
-/// syntax (a model name, a `.gguf` file, a Hugging Face folder).
-pub fn load_any(what: &str, max_seq_len: usize, device: &Device) -> Result<(Lm, Tok)> {
+/// checkpoint, run at its `student.max_seq_len`), a train entry folder (a trained student, at
+/// the length it was trained at), or `student.weights` syntax (a model name, a `.gguf` file, a
+/// Hugging Face folder), run at `max_seq_len` or, unset, at the checkpoint's own context
+/// ([`crate::student::context_len`]: GPT-2's `n_positions`, `max_position_embeddings` …).
+pub fn load_any(what: &str, max_seq_len: Option<usize>, device: &Device) -> Result<(Lm, Tok)> {
     let p = Path::new(what);
     if what.ends_with(".toml") {
         let spec = crate::resolve::load(p, &[])?;
@@ -33,21 +35,31 @@ pub fn load_any(what: &str, max_seq_len: usize, device: &Device) -> Result<(Lm, 
     if crate::student::load::is_entry(p) {
         return crate::student::load::load_student(p, device);
     }
-    let p = crate::student::load_named(what, max_seq_len, device)?;
+    let p = match max_seq_len {
+        Some(n) => crate::student::load_named(what, n, device)?,
+        None => crate::student::load_named_at_context(what, device)?,
+    };
     Ok((p.model, p.tok))
 }
 
 /// `morsd generate`: the greedy continuation of each prompt. With `dump`, also writes
 /// `DIR/tokens.json` (prompt and continuation ids per prompt) and `DIR/logits-<i>.f32` (the
-/// prompt's next-token logits, `[positions, vocab]` little-endian f32).
+/// prompt's next-token logits, `[positions, vocab]` little-endian f32). `max_seq_len` unset:
+/// the checkpoint's own context.
 pub fn generate(
     student: &str,
     prompts: &[String],
     max_new: usize,
+    max_seq_len: Option<usize>,
     dump: Option<&Path>,
     device: &Device,
 ) -> Result<String> {
-    let (model, tok) = load_any(student, 2048, device)?;
+    if let Some(n) = max_seq_len.filter(|&n| n < 2) {
+        return Err(Error::run(format!(
+            "--max-seq-len {n}: must be at least 2 (a prompt token and a new one)"
+        )));
+    }
+    let (model, tok) = load_any(student, max_seq_len, device)?;
     let opts = DecodeOptions {
         max_new,
         batch_size: 1,

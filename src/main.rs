@@ -138,6 +138,12 @@ enum Command {
         /// New tokens at most.
         #[arg(long, default_value_t = 64)]
         max_new_tokens: usize,
+        /// Longest sequence (prompt + new tokens) for a checkpoint named by model name, file
+        /// or folder. Default: the checkpoint's own context (`n_positions`,
+        /// `max_position_embeddings`, a GGUF's context length); a spec uses its
+        /// `student.max_seq_len`, a train entry the length it was trained at.
+        #[arg(long)]
+        max_seq_len: Option<usize>,
         /// Also write the prompts' token ids and next-token logits into this folder.
         #[arg(long, value_name = "DIR")]
         dump: Option<PathBuf>,
@@ -370,11 +376,13 @@ fn real_main(cli: Cli) -> anyhow::Result<String> {
             student,
             prompt,
             max_new_tokens,
+            max_seq_len,
             dump,
         } => morsd::inspect::generate(
             &student,
             &prompt,
             max_new_tokens,
+            max_seq_len,
             dump.as_deref(),
             &device()?,
         )?,

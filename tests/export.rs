@@ -335,6 +335,67 @@ fn a_tiny_llama_lora_run_exports_to_hf_peft_and_gguf_and_each_consumer_agrees() 
 }
 
 #[test]
+fn the_llama_style_families_and_phi3_export_to_hf_and_peft_and_transformers_agrees() {
+    // Each family's tiny random checkpoint (tests/fixtures/families), LoRA-tuned on the tiny
+    // task (Phi-3 on its fused projections), exported: transformers loads the folder as the
+    // family's own class, PEFT puts the adapters on the fixture, and both give morsd's logits
+    // and greedy continuations.
+    for (name, class) in [
+        ("llama3", "LlamaForCausalLM"),
+        ("qwen2", "Qwen2ForCausalLM"),
+        ("qwen3", "Qwen3ForCausalLM"),
+        ("mistral", "MistralForCausalLM"),
+        ("gemma2", "Gemma2ForCausalLM"),
+        ("gemma3", "Gemma3ForCausalLM"),
+        ("phi3", "Phi3ForCausalLM"),
+    ] {
+        eprintln!("{name}:");
+        let weights = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/families")
+            .join(name);
+        let mut spec =
+            tiny_lora_spec(&weights).replace("kind = \"llama\"", "kind = \"pretrained\"");
+        if name == "phi3" {
+            // Phi-3's fused projections under PEFT's names.
+            spec = spec.replace(
+                "[\"q_proj\", \"v_proj\", \"down_proj\"]",
+                "[\"qkv_proj\", \"down_proj\"]",
+            );
+        }
+        let p = Project::new(&spec);
+        let out = p.morsd(&["run", p.spec().to_str().unwrap()]);
+        assert!(out.status.success(), "{name}: {}", text(&out));
+        let entry = train_entry(&p);
+        let x = p.path().join("exports");
+        let dump = p.path().join("dump");
+        let hf = x.join("hf");
+        export_ok(&p, "--run seed=0 --format hf", &hf);
+        assert_eq!(
+            read_json(&hf.join("config.json"))["architectures"][0],
+            class,
+            "{name}"
+        );
+        let ours = morsd_dump(&p, &entry, &TINY_PROMPTS, 12, &dump);
+        let got = check_export("hf", &hf, None, &dump, 12);
+        assert_transformers_agree(&got, &ours, 1e-4, true);
+        let pf = x.join("peft");
+        export_ok(&p, "--run seed=0 --format peft", &pf);
+        let got = check_export("peft", &pf, Some(&weights), &dump, 12);
+        assert_transformers_agree(&got, &ours, 1e-4, false);
+        // No GGUF yet: refused with the reason, nothing written.
+        let o = export_to(&p, "--run seed=0 --format gguf", &x.join("gguf"));
+        assert_eq!(o.status.code(), Some(2), "{name}: {}", text(&o));
+        let why = if name == "llama3" {
+            "rope_scaling"
+        } else {
+            name
+        };
+        assert!(text(&o).contains(why), "{name}: {}", text(&o));
+        assert!(!x.join("gguf").exists());
+    }
+}
+
+#[test]
 fn a_scratch_student_exports_to_a_gpt2_folder_that_transformers_runs() {
     let p = Project::new(common::TINY);
     let out = p.morsd(&["run", p.spec().to_str().unwrap()]);

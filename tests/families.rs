@@ -342,6 +342,31 @@ fn qwen3_matches_transformers() {
 }
 
 #[test]
+fn llama3_rope_scaling_matches_transformers() {
+    check("llama3", Family::Llama, false);
+}
+
+#[test]
+fn mistral_sliding_window_matches_transformers() {
+    check("mistral", Family::Mistral, false);
+}
+
+#[test]
+fn gemma2_matches_transformers() {
+    check("gemma2", Family::Gemma2, false);
+}
+
+#[test]
+fn gemma3_matches_transformers() {
+    check("gemma3", Family::Gemma3, false);
+}
+
+#[test]
+fn phi3_longrope_partial_rotary_matches_transformers() {
+    check("phi3", Family::Phi3, false);
+}
+
+#[test]
 fn gpt2_matches_transformers() {
     check("gpt2", Family::Gpt2, false);
 }

@@ -3,18 +3,22 @@
 //! `tokenizer_config.json` (with the base's chat template), `generation_config.json` (greedy,
 //! as morsd decodes).
 //!
-//! - A Llama-family student becomes `LlamaForCausalLM` (LoRA adapters folded in).
+//! - A Llama-style student becomes its family's class (`LlamaForCausalLM`,
+//!   `Qwen2ForCausalLM`, `Qwen3ForCausalLM`, `MistralForCausalLM`, `Gemma2ForCausalLM`,
+//!   `Gemma3ForCausalLM`), LoRA adapters folded in, with its `rope_scaling`, windows and
+//!   Gemma's switches in `config.json` and Gemma's norms written back as `w` of `1 + w`.
 //! - A scratch student becomes `GPT2LMHeadModel`, which it maps onto exactly: learned
 //!   positions, pre-norm LayerNorm blocks with biases, a fused q/k/v projection (GPT-2's
 //!   `Conv1D` stores `[in, out]`, burn's `Linear` layout, so nothing is transposed there), the
 //!   exact erf GELU (`activation_function = "gelu"`), a final LayerNorm and an untied head
 //!   without bias (`tie_word_embeddings = false`).
 
-use super::{Dtype, Loaded, RunInfo, llama_config, llama_weights};
+use super::{Dtype, Loaded, RunInfo, llama_config, llama_weights, phi3_config};
 use crate::error::{Error, IoContext, Result};
-use crate::student::Lm;
+use crate::student::checkpoint::{is_norm, layer_names};
 use crate::student::lora::write_safetensors_typed;
 use crate::student::model::Student;
+use crate::student::{Family, LlamaConfig, Lm};
 use burn::prelude::*;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -40,7 +44,11 @@ pub fn write(
             let mut tensors: Vec<Named> = Vec::new();
             let mut w = llama_weights(m);
             let mut take = |canon: &str, name: String| {
-                if let Some(x) = w.remove(canon) {
+                if let Some(mut x) = w.remove(canon) {
+                    // Gemma's checkpoints store a norm's scale as `w` of `1 + w`.
+                    if c.norm_plus_one && is_norm(canon) {
+                        x.data.iter_mut().for_each(|v| *v -= 1.0);
+                    }
                     tensors.push((name, x.shape, x.data));
                 }
             };
@@ -48,37 +56,53 @@ pub fn write(
             take("norm", "model.norm.weight".into());
             take("lm_head", "lm_head.weight".into());
             for l in 0..c.layers {
-                for (canon, _, hf) in crate::student::checkpoint::LAYER_NAMES {
+                for (canon, _, hf) in layer_names(&c) {
+                    let (hf, suffix) = match hf.strip_suffix(".bias") {
+                        Some(h) => (h, "bias"),
+                        None => (hf, "weight"),
+                    };
                     take(
                         &format!("L{l}.{canon}"),
-                        format!("model.layers.{l}.{hf}.weight"),
+                        format!("model.layers.{l}.{hf}.{suffix}"),
                     );
                 }
             }
-            let config = json!({
-                "architectures": ["LlamaForCausalLM"],
-                "model_type": "llama",
+            let mut config = llama_style_config(&c);
+            config["eos_token_id"] = json!(tok.eos);
+            config["pad_token_id"] = json!(tok.pad);
+            config["torch_dtype"] = json!(torch_dtype(dtype));
+            (config, tensors, c.max_seq_len)
+        }
+        Lm::Phi3(m) => {
+            let c = phi3_config(entry, loaded.base.as_ref())?;
+            let mut config = json!({
+                "architectures": ["Phi3ForCausalLM"],
+                "model_type": "phi3",
                 "vocab_size": c.vocab_size,
                 "hidden_size": c.d_model,
                 "intermediate_size": c.d_ff,
                 "num_hidden_layers": c.layers,
                 "num_attention_heads": c.heads,
                 "num_key_value_heads": c.kv_heads,
-                "head_dim": c.head_dim(),
-                "hidden_act": "silu",
                 "max_position_embeddings": c.max_seq_len,
                 "rms_norm_eps": c.norm_eps,
                 "rope_theta": c.rope_theta,
-                "rope_scaling": null,
-                "attention_bias": false,
+                "rope_scaling": c.rope_scaling.to_hf(),
+                "partial_rotary_factor": c.rotary_dims.map_or(1.0, |r| r as f64 / c.head_dim() as f64),
+                "sliding_window": c.sliding_window,
+                "hidden_act": "silu",
                 "attention_dropout": 0.0,
-                "mlp_bias": false,
+                "resid_pdrop": 0.0,
+                "embd_pdrop": 0.0,
                 "tie_word_embeddings": c.tie_embeddings,
                 "eos_token_id": tok.eos,
                 "pad_token_id": tok.pad,
                 "torch_dtype": torch_dtype(dtype),
             });
-            (config, tensors, c.max_seq_len)
+            if let Some(o) = c.rope_scaling.original_context() {
+                config["original_max_position_embeddings"] = json!(o);
+            }
+            (config, phi3_tensors(m), c.max_seq_len)
         }
         Lm::Gpt2(_) | Lm::T5(_) => {
             return Err(Error::run(
@@ -143,6 +167,125 @@ pub fn write(
     crate::files::write_json(&dir.join("generation_config.json"), &generation)?;
     std::fs::metadata(dir.join("model.safetensors")).at(dir)?;
     Ok(())
+}
+
+/// transformers' `config.json` of a Llama-style student: its family's class and `model_type`,
+/// the shared numbers, and what the family adds (Qwen's and Mistral's windows, Gemma's
+/// activation, query scale, soft caps, layer types and local RoPE base).
+fn llama_style_config(c: &LlamaConfig) -> Value {
+    let f = c.family;
+    let mut config = json!({
+        "architectures": [f.architecture()],
+        "model_type": f.model_type(),
+        "vocab_size": c.vocab_size,
+        "hidden_size": c.d_model,
+        "intermediate_size": c.d_ff,
+        "num_hidden_layers": c.layers,
+        "num_attention_heads": c.heads,
+        "num_key_value_heads": c.kv_heads,
+        "head_dim": c.head_dim(),
+        "max_position_embeddings": c.max_seq_len,
+        "rms_norm_eps": c.norm_eps,
+        "rope_theta": c.rope_theta,
+        "rope_scaling": c.rope_scaling.to_hf(),
+        "attention_bias": false,
+        "attention_dropout": 0.0,
+        "tie_word_embeddings": c.tie_embeddings,
+    });
+    if let Some(o) = c.rope_scaling.original_context() {
+        config["original_max_position_embeddings"] = json!(o);
+    }
+    let layer_types: Vec<&str> = (0..c.layers)
+        .map(|l| match c.window_of(l) {
+            Some(_) => "sliding_attention",
+            None => "full_attention",
+        })
+        .collect();
+    let set = |config: &mut Value, k: &str, v: Value| config[k] = v;
+    match f {
+        Family::Gemma2 | Family::Gemma3 => {
+            set(&mut config, "hidden_activation", json!("gelu_pytorch_tanh"));
+            set(
+                &mut config,
+                "query_pre_attn_scalar",
+                json!(c.query_pre_attn_scalar.unwrap_or(c.head_dim() as f64)),
+            );
+            set(&mut config, "attn_logit_softcapping", json!(c.attn_softcap));
+            set(
+                &mut config,
+                "final_logit_softcapping",
+                json!(c.final_softcap),
+            );
+            set(&mut config, "sliding_window", json!(c.sliding_window));
+            set(&mut config, "layer_types", json!(layer_types));
+            if f == Family::Gemma3 {
+                set(
+                    &mut config,
+                    "rope_local_base_freq",
+                    json!(c.rope_local_theta.unwrap_or(c.rope_theta)),
+                );
+            }
+        }
+        Family::Qwen2 | Family::Qwen3 => {
+            set(&mut config, "hidden_act", json!("silu"));
+            set(
+                &mut config,
+                "use_sliding_window",
+                json!(c.sliding_window.is_some()),
+            );
+            set(&mut config, "sliding_window", json!(c.sliding_window));
+            set(&mut config, "layer_types", json!(layer_types));
+        }
+        Family::Mistral => {
+            set(&mut config, "hidden_act", json!("silu"));
+            set(&mut config, "sliding_window", json!(c.sliding_window));
+        }
+        _ => {
+            set(&mut config, "hidden_act", json!("silu"));
+            set(&mut config, "mlp_bias", json!(false));
+        }
+    }
+    config
+}
+
+/// A Phi-3 student's tensors under transformers' names (burn `[in, out]` → `[out, in]`).
+fn phi3_tensors(m: &crate::student::phi3::Phi3) -> Vec<Named> {
+    let mut out: Vec<Named> = Vec::new();
+    let mut plain = |name: String, t: Tensor<1>| {
+        let (s, v) = values(t);
+        out.push((name, s, v));
+    };
+    plain("model.norm.weight".into(), m.norm.gamma.val());
+    for (l, b) in m.blocks.iter().enumerate() {
+        plain(
+            format!("model.layers.{l}.input_layernorm.weight"),
+            b.attn_norm.gamma.val(),
+        );
+        plain(
+            format!("model.layers.{l}.post_attention_layernorm.weight"),
+            b.mlp_norm.gamma.val(),
+        );
+    }
+    let (s, v) = values(m.embed.weight.val());
+    out.push(("model.embed_tokens.weight".into(), s, v));
+    let mut lin = |name: String, w: Tensor<2>| {
+        let (s, v) = values(w.transpose());
+        out.push((name, s, v));
+    };
+    if let Some(h) = &m.lm_head {
+        lin("lm_head.weight".into(), h.weight.val());
+    }
+    for (l, b) in m.blocks.iter().enumerate() {
+        for (name, w) in [
+            ("self_attn.qkv_proj", &b.qkv_proj),
+            ("self_attn.o_proj", &b.o_proj),
+            ("mlp.gate_up_proj", &b.gate_up_proj),
+            ("mlp.down_proj", &b.down_proj),
+        ] {
+            lin(format!("model.layers.{l}.{name}.weight"), w.weight.val());
+        }
+    }
+    out
 }
 
 fn torch_dtype(d: Dtype) -> &'static str {

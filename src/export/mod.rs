@@ -240,7 +240,13 @@ pub fn llama_weights(m: &Llama) -> HashMap<String, Weight> {
     if let Some(h) = &m.lm_head {
         out.insert("lm_head".into(), linear(h.weight.val()));
     }
+    let vector = |t: Option<Tensor<1>>| t.map(plain);
     for (l, b) in m.blocks.iter().enumerate() {
+        let mut put = |canon: &str, w: Option<Weight>| {
+            if let Some(w) = w {
+                out.insert(format!("L{l}.{canon}"), w);
+            }
+        };
         for (canon, _, _) in LAYER_NAMES {
             let w = match canon {
                 "attn_norm" => plain(b.attn_norm.gamma.val()),
@@ -253,19 +259,45 @@ pub fn llama_weights(m: &Llama) -> HashMap<String, Weight> {
                 "up_proj" => linear(b.up_proj.weight.val()),
                 _ => linear(b.down_proj.weight.val()),
             };
-            out.insert(format!("L{l}.{canon}"), w);
+            put(canon, Some(w));
         }
+        // What the other Llama-style families add (the names of `checkpoint::layer_names`).
+        let gamma = |n: &Option<burn::nn::RmsNorm>| n.as_ref().map(|n| n.gamma.val());
+        put("post_attn_norm", vector(gamma(&b.post_attn_norm)));
+        put("post_mlp_norm", vector(gamma(&b.post_mlp_norm)));
+        put("q_norm", vector(gamma(&b.q_norm)));
+        put("k_norm", vector(gamma(&b.k_norm)));
+        let bias = |lin: &burn::nn::Linear| lin.bias.as_ref().map(|b| b.val());
+        put("q_bias", vector(bias(&b.q_proj)));
+        put("k_bias", vector(bias(&b.k_proj)));
+        put("v_bias", vector(bias(&b.v_proj)));
     }
     out
 }
 
-/// The entry's Llama config (`config.json`), with the base's context length.
-pub fn llama_config(entry: &Path, base: Option<&BaseInfo>) -> Result<LlamaConfig> {
+/// The entry's Phi-3 config, with the base's context length.
+pub fn phi3_config(
+    entry: &Path,
+    base: Option<&BaseInfo>,
+) -> Result<crate::student::phi3::Phi3Config> {
     use burn::config::Config;
     let p = entry.join("config.json");
-    let mut c = LlamaConfig::load(&p).map_err(|e| Error::Input {
+    let mut c = crate::student::phi3::Phi3Config::load(&p).map_err(|e| Error::Input {
         path: p.clone(),
         message: e.to_string(),
+    })?;
+    if let Some(b) = base {
+        c.max_seq_len = b.context_len;
+    }
+    Ok(c)
+}
+
+/// The entry's Llama config (`config.json`), with the base's context length.
+pub fn llama_config(entry: &Path, base: Option<&BaseInfo>) -> Result<LlamaConfig> {
+    let p = entry.join("config.json");
+    let mut c = LlamaConfig::read(&p).map_err(|e| Error::Input {
+        path: p.clone(),
+        message: e,
     })?;
     if let Some(b) = base {
         c.max_seq_len = b.context_len;
@@ -386,23 +418,42 @@ fn refuse(loaded: &Loaded, opts: &Options<'_>) -> Result<()> {
             arg: "--format gguf".into(),
             message: "a scratch student does not map exactly onto a llama.cpp architecture (its MLP uses the exact erf GELU; llama.cpp's gpt2 uses the tanh approximation): export it with --format hf (a GPT-2 folder) instead".into(),
         }),
-        (_, Lm::Llama(m)) if m.family() != crate::student::Family::Llama => {
+        (_, Lm::Llama(m)) if m.partial_rotary() => Err(Error::BadOverride {
+            arg: format!("--format {}", opts.format.name()),
+            message: "a Llama student with a partial rotation (`partial_rotary_factor`) has no transformers or llama.cpp Llama equivalent".into(),
+        }),
+        (Format::Gguf, Lm::Llama(m)) if m.family() != crate::student::Family::Llama => {
             Err(Error::BadOverride {
-                arg: format!("--format {}", opts.format.name()),
+                arg: "--format gguf".into(),
                 message: format!(
-                    "exporting a `{}` student is not supported yet (Llama and scratch students are)",
+                    "a GGUF of a `{}` student is not written yet (llama.cpp's own tensor names and layout for it are not mapped): export it with --format hf",
                     m.family()
                 ),
             })
         }
+        (Format::Gguf, Lm::Llama(m))
+            if m.rope().scaling != crate::student::rope::RopeScaling::Default =>
+        {
+            Err(Error::BadOverride {
+                arg: "--format gguf".into(),
+                message: format!(
+                    "this student's rotation is scaled (`rope_scaling` {}): llama.cpp needs its `rope_freqs` factors, which morsd does not write yet; export it with --format hf",
+                    m.rope().scaling.to_hf()
+                ),
+            })
+        }
+        (Format::Gguf, Lm::Phi3(_)) => Err(Error::BadOverride {
+            arg: "--format gguf".into(),
+            message: "a GGUF of a `phi3` student is not written yet (llama.cpp's own tensor names and layout for it are not mapped): export it with --format hf".into(),
+        }),
         (_, m @ (Lm::Gpt2(_) | Lm::T5(_))) => Err(Error::BadOverride {
             arg: format!("--format {}", opts.format.name()),
             message: format!(
-                "exporting a `{}` student is not supported yet (Llama and scratch students are)",
+                "exporting a `{}` student is not supported yet (scratch students and the Llama-style families are)",
                 m.family().map(|f| f.model_type()).unwrap_or_default()
             ),
         }),
-        (_, Lm::Scratch(_) | Lm::Llama(_)) => Ok(()),
+        (_, Lm::Scratch(_) | Lm::Llama(_) | Lm::Phi3(_)) => Ok(()),
     }
 }
 

@@ -335,6 +335,31 @@ pub fn attention_decomposed(
     attention_values(probs, v, rep)
 }
 
+/// `cap · tanh(x / cap)`: Gemma 2's soft cap, of attention scores and of logits (burn's ops).
+pub fn softcap<const D: usize>(x: Tensor<D>, cap: f32) -> Tensor<D> {
+    x.div_scalar(cap).tanh().mul_scalar(cap)
+}
+
+/// [`attention`] with the scaled scores soft-capped before the mask (Gemma 2):
+/// `softmax(softcap(q·kᵀ · scale) + mask)·v`, always as separate ops (no fused kernel holds
+/// the cap); shapes as [`attention`]'s.
+pub fn attention_softcapped(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    mask: Tensor<4>,
+    scale: f32,
+    cap: f32,
+    rep: usize,
+) -> Tensor<3> {
+    let ([b, g, rt, _], [.., s, _]) = (q.dims(), k.dims());
+    let t = rt / rep.max(1);
+    let scores = batched_matmul(q, k.swap_dims(2, 3)).reshape([b, g * rep, t, s]);
+    let scores = softcap(scores.mul_scalar(scale), cap);
+    let probs = masked_softmax(scores, mask, 1.0).reshape([b, g, rt, s]);
+    attention_values(probs, v, rep)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

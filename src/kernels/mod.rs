@@ -32,9 +32,9 @@ pub(crate) mod simd;
 pub mod small_matmul;
 pub mod softmax;
 
-pub use attention::attention;
+pub use attention::{attention, attention_softcapped, softcap};
 pub use cross_entropy::cross_entropy;
-pub use gated::{geglu, swiglu};
+pub use gated::{Gate, gated, geglu, swiglu};
 pub use gelu::gelu;
 pub use layer_norm::layer_norm;
 pub use matmul::{attention_values, batched_matmul, linear, linear_split, matmul, tied_head};

@@ -327,7 +327,8 @@ impl BaseUrls {
 pub struct StudentSpec {
     /// Student kind: `scratch` (a small decoder-only transformer trained from scratch),
     /// `pretrained` (the checkpoint named by `weights`, whose family morsd reads from it), or a
-    /// family name (`llama`, `qwen2`, `qwen3`, `gpt2`): a pretrained checkpoint that must be of
+    /// family name (`llama`, `qwen2`, `qwen3`, `mistral`, `gemma2`, `gemma3_text`, `gpt2`, `t5`:
+    /// its `model_type`): a pretrained checkpoint that must be of
     /// that family. Default: `pretrained` when `weights` is set, else `scratch`.
     #[serde(default = "d_student_kind")]
     pub kind: String,
@@ -346,7 +347,7 @@ pub struct StudentSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lora_alpha: Option<f64>,
     /// Pretrained students only: modules that get LoRA adapters, by PEFT's names for the
-    /// family (Llama, Qwen2, Qwen3: `q_proj`, `k_proj`, `v_proj`, `o_proj`, `gate_proj`,
+    /// family (the Llama-style ones: `q_proj`, `k_proj`, `v_proj`, `o_proj`, `gate_proj`,
     /// `up_proj`, `down_proj`; GPT-2: `c_attn`, `c_proj`, `c_fc`; T5: `q`, `k`, `v`, `o`, `wi`,
     /// `wi_0`, `wi_1`, `wo`). Default: PEFT's default for the family (`["q_proj", "v_proj"]`,
     /// GPT-2 `["c_attn"]`, T5 `["q", "v"]`).

@@ -1,5 +1,6 @@
 //! What every student family runs on: a padded [`Batch`] of token ids with positions and the
-//! attention bias, an encoder–decoder's [`EncoderInput`], and the [`KvCache`] decoding extends.
+//! attention bias, an encoder–decoder's [`EncoderInput`], the [`KvCache`] decoding extends, and
+//! the sliding-window bias of the families with local layers ([`window_bias`]).
 
 use burn::prelude::*;
 
@@ -82,6 +83,24 @@ impl Batch {
             encoder: None,
         }
     }
+}
+
+/// The sliding window as an additive bias `[1, 1, t, s]` for the last `t` of `s` positions:
+/// query `i` (position `s − t + i`) may not see key `j` when `s − t + i − j ≥ window`
+/// (transformers' `sliding_window_overlay`: `kv_idx > q_idx − sliding_window`). Columns count
+/// positions in the padded row, as transformers' `cache_position` does, so a left-padded row's
+/// distances are its real ones.
+pub fn window_bias(t: usize, s: usize, window: usize, device: &Device) -> Tensor<4> {
+    let mut m = vec![0f32; t * s];
+    for i in 0..t {
+        let q = s - t + i;
+        for j in 0..s {
+            if q >= j + window {
+                m[i * s + j] = -1e9;
+            }
+        }
+    }
+    Tensor::from_data(TensorData::new(m, [1, 1, t, s]), device)
 }
 
 /// Keys and values of the positions seen so far, per layer: `[b, kv_heads, T, hd]`.

@@ -14,8 +14,9 @@
 use super::family::Family;
 use super::llama::{Llama, LlamaConfig};
 use super::readers::{
-    bad, hf_family, hf_num, hf_tokenizer, read_hf_config, read_safetensors, take_hf,
+    bad, hf_f64, hf_family, hf_num, hf_tokenizer, read_hf_config, read_safetensors, take_hf,
 };
+use super::rope::RopeScaling;
 // The readers' weight type and transpose, kept at their old paths here.
 pub use super::readers::{Weight, transpose};
 use super::tokenizer::Tok;
@@ -57,8 +58,39 @@ pub(crate) const LAYER_NAMES: [(&str, &str, &str); 9] = [
     ("down_proj", "ffn_down", "mlp.down_proj"),
 ];
 
+/// The canonical, GGUF and HF names of every tensor of a layer of this architecture:
+/// [`LAYER_NAMES`], where Gemma's sandwich norms rename the MLP's norm
+/// (`pre_feedforward_layernorm`) and add the two after attention and MLP, then the tensors a
+/// family adds ([`extra_names`]).
+pub(crate) fn layer_names(c: &LlamaConfig) -> Vec<(&'static str, &'static str, &'static str)> {
+    let mut v: Vec<_> = LAYER_NAMES
+        .iter()
+        .map(|&(canon, g, h)| match canon {
+            "mlp_norm" if c.sandwich_norms => (canon, g, "pre_feedforward_layernorm"),
+            _ => (canon, g, h),
+        })
+        .collect();
+    if c.sandwich_norms {
+        v.extend([
+            (
+                "post_attn_norm",
+                "post_attention_norm",
+                "post_attention_layernorm",
+            ),
+            (
+                "post_mlp_norm",
+                "post_ffw_norm",
+                "post_feedforward_layernorm",
+            ),
+        ]);
+    }
+    v.extend(extra_names(c));
+    v
+}
+
 /// The canonical, GGUF and HF names of the tensors a family adds to Llama's layer: Qwen2's
-/// q/k/v biases (`L{i}.q_bias` ↔ `self_attn.q_proj.bias`), Qwen3's per-head norms.
+/// q/k/v biases (`L{i}.q_bias` ↔ `self_attn.q_proj.bias`), Qwen3's and Gemma 3's per-head
+/// norms.
 pub(crate) fn extra_names(c: &LlamaConfig) -> Vec<(&'static str, &'static str, &'static str)> {
     let mut v = Vec::new();
     if c.qkv_bias {
@@ -125,6 +157,29 @@ impl Checkpoint {
                 "no such file or folder (a .gguf file or a Hugging Face folder with config.json, *.safetensors, tokenizer.json)",
             ))
         }
+    }
+
+    /// The context length a GGUF file's metadata gives (`<arch>.context_length`, else 2048),
+    /// read without its tensors.
+    pub fn gguf_context(path: &Path) -> Result<usize> {
+        let mut file = std::fs::File::open(path).map_err(|e| bad(path, e))?;
+        let content = gguf_file::Content::read(&mut file)
+            .map_err(|e| bad(path, format!("not a GGUF file: {e}")))?;
+        let md = &content.metadata;
+        let arch = md
+            .get("general.architecture")
+            .and_then(|v| v.to_string().ok())
+            .cloned()
+            .unwrap_or_else(|| "llama".into());
+        Ok(md
+            .get(&format!("{arch}.context_length"))
+            .and_then(|v| {
+                v.to_u32()
+                    .ok()
+                    .map(|x| x as usize)
+                    .or(v.to_u64().ok().map(|x| x as usize))
+            })
+            .unwrap_or(2048))
     }
 
     /// Reads a GGUF file (v2/v3) with architecture `llama`.
@@ -244,16 +299,26 @@ impl Checkpoint {
         })
     }
 
-    /// Reads a Hugging Face folder of a Llama-decoder family (Llama, Qwen2, Qwen3):
-    /// `config.json`, every `*.safetensors`, `tokenizer.json`.
+    /// Reads a Hugging Face folder of a Llama-decoder family (Llama, Qwen2, Qwen3, Mistral,
+    /// Gemma 2, Gemma 3): `config.json`, every `*.safetensors`, `tokenizer.json`.
     pub fn load_hf(dir: &Path) -> Result<Self> {
         let (cfg_path, cfg) = read_hf_config(dir)?;
         let num = |k: &str| hf_num(&cfg_path, &cfg, k);
         let family = hf_family(&cfg_path, &cfg)?;
-        if !matches!(family, Family::Llama | Family::Qwen2 | Family::Qwen3) {
+        if !family.is_llama_style() {
             return Err(bad(
                 &cfg_path,
                 format!("model family `{family}` is not a Llama-style decoder"),
+            ));
+        }
+        // Gemma's MLP is GeGLU (its family file checks the activation); the others' SwiGLU.
+        if !matches!(family, Family::Gemma2 | Family::Gemma3)
+            && let Some(act) = cfg.get("hidden_act").and_then(|v| v.as_str())
+            && act != "silu"
+        {
+            return Err(bad(
+                &cfg_path,
+                format!("`hidden_act = \"{act}\"` is not supported for `{family}` (only `silu`)"),
             ));
         }
         // Biases the Llama decoder does not build are an error, not silently dropped.
@@ -290,26 +355,36 @@ impl Checkpoint {
                 .unwrap_or(1e-5),
         )
         .with_tie_embeddings(tie);
-        if cfg.get("rope_scaling").is_some_and(|v| !v.is_null()) {
-            return Err(bad(&cfg_path, "`rope_scaling` is not supported"));
-        }
-        if cfg.get("use_sliding_window").and_then(|v| v.as_bool()) == Some(true) {
-            return Err(bad(
-                &cfg_path,
-                "`use_sliding_window = true`: sliding-window attention is not supported",
-            ));
-        }
-        // Every Llama-style family takes `head_dim` when the config sets it.
-        let base = base.with_head_dim_override(
-            cfg.get("head_dim")
-                .and_then(|v| v.as_u64())
-                .map(|x| x as usize),
-        );
+        // Every Llama-style family takes `head_dim`, `rope_scaling` and
+        // `partial_rotary_factor` when the config sets them.
+        let base = base
+            .with_head_dim_override(
+                cfg.get("head_dim")
+                    .and_then(|v| v.as_u64())
+                    .map(|x| x as usize),
+            )
+            .with_rope_scaling(RopeScaling::from_hf(&cfg).map_err(|e| bad(&cfg_path, e))?);
+        let rotary = hf_f64(&cfg, "partial_rotary_factor")
+            .filter(|f| *f != 1.0)
+            .map(|f| (base.head_dim() as f64 * f) as usize);
+        let base = base.with_rotary_dims(rotary);
+        base.rope_scaling
+            .check(rotary.unwrap_or(base.head_dim()))
+            .map_err(|e| bad(&cfg_path, e))?;
         let config = match family {
-            Family::Qwen2 => super::qwen2::config(base),
-            Family::Qwen3 => super::qwen3::config(base),
+            Family::Qwen2 => super::qwen2::config(base, &cfg_path, &cfg)?,
+            Family::Qwen3 => super::qwen3::config(base, &cfg_path, &cfg)?,
+            Family::Mistral => super::mistral::config(base, &cfg_path, &cfg)?,
+            Family::Gemma2 => super::gemma2::config(base, &cfg_path, &cfg)?,
+            Family::Gemma3 => super::gemma3::config(base, &cfg_path, &cfg)?,
             _ => base,
         };
+        if config.sliding_layers.iter().any(|&s| s) && config.sliding_window.is_none() {
+            return Err(bad(
+                &cfg_path,
+                "`layer_types` names sliding layers but `sliding_window` is not set",
+            ));
+        }
         // 1. Every safetensors shard, by HF name.
         let mut by_name = read_safetensors(dir)?;
         // 2. Canonical names, f32.
@@ -317,11 +392,11 @@ impl Checkpoint {
             ("embed".into(), "model.embed_tokens.weight".into()),
             ("norm".into(), "model.norm.weight".into()),
         ];
-        if !tie {
+        if !config.tie_embeddings {
             names.push(("lm_head".into(), "lm_head.weight".into()));
         }
         for l in 0..config.layers {
-            for (canon, _, h) in LAYER_NAMES.iter().chain(&extra_names(&config)) {
+            for (canon, _, h) in layer_names(&config) {
                 let suffix = if canon.ends_with("_bias") {
                     "bias"
                 } else {
@@ -337,7 +412,11 @@ impl Checkpoint {
         let mut weights = HashMap::new();
         let mut dtypes = HashMap::new();
         for (canon, name) in names {
-            let (w, dtype) = take_hf(dir, &mut by_name, &name)?;
+            let (mut w, dtype) = take_hf(dir, &mut by_name, &name)?;
+            // Gemma's norms scale by `1 + w`: the model holds the scale itself.
+            if config.norm_plus_one && is_norm(&canon) {
+                w.data.iter_mut().for_each(|x| *x += 1.0);
+            }
             dtypes.insert(canon.clone(), dtype);
             weights.insert(canon, w);
         }
@@ -427,6 +506,16 @@ impl Checkpoint {
         for (l, b) in model.blocks.iter_mut().enumerate() {
             let n = |s: &str| format!("L{l}.{s}");
             b.attn_norm = norm(self.take(&n("attn_norm"), &[c.d_model])?, c.norm_eps);
+            if c.sandwich_norms {
+                b.post_attn_norm = Some(norm(
+                    self.take(&n("post_attn_norm"), &[c.d_model])?,
+                    c.norm_eps,
+                ));
+                b.post_mlp_norm = Some(norm(
+                    self.take(&n("post_mlp_norm"), &[c.d_model])?,
+                    c.norm_eps,
+                ));
+            }
             b.q_proj = linear(self.take(&n("q_proj"), &[c.heads * hd, c.d_model])?);
             b.k_proj = linear(self.take(&n("k_proj"), &[c.kv_heads * hd, c.d_model])?);
             b.v_proj = linear(self.take(&n("v_proj"), &[c.kv_heads * hd, c.d_model])?);
@@ -451,6 +540,14 @@ impl Checkpoint {
         }
         Ok((model, c, self.tok))
     }
+}
+
+/// Whether a canonical weight name is an RMSNorm's scale (`norm`, `L3.attn_norm`, `L0.q_norm` …).
+pub(crate) fn is_norm(canon: &str) -> bool {
+    canon
+        .rsplit('.')
+        .next()
+        .is_some_and(|n| n.ends_with("norm"))
 }
 
 /// The tokenizer of a GGUF file: byte-level BPE from `tokenizer.ggml.{tokens, merges}`.

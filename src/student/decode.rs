@@ -100,7 +100,7 @@ fn greedy_on_pool(
     for idx in order.chunks(opts.batch_size.max(1)) {
         let seqs: Vec<Vec<u32>> = idx.iter().map(|&i| encoded[i].clone()).collect();
         let generated = match model {
-            Lm::Llama(_) | Lm::Gpt2(_) | Lm::T5(_) => {
+            Lm::Llama(_) | Lm::Phi3(_) | Lm::Gpt2(_) | Lm::T5(_) => {
                 let mut cache = KvCache::default();
                 // An encoder–decoder reads the prompts with its encoder (ending in `</s>`, as
                 // its tokenizer writes them) and decodes from its start token.
@@ -124,8 +124,24 @@ fn greedy_on_pool(
                     .collect();
                 let h = model.forward_cached(batch.ids, &batch.pos, batch.bias, &mut cache);
                 let mut next = argmax_last(model, h);
-                // 3. One cached step per new token.
+                // 3. One cached step per new token (Phi-3 with `longrope`: the step that takes the
+                //    sequence past its original context runs the whole sequence again, uncached,
+                //    at the long-context rotation, as transformers does).
+                let switch = model.long_context_switch();
                 while state.push(&next, limit, true) {
+                    if switch == Some(valid[0].len()) && model.decoder_start().is_none() {
+                        cache = KvCache::default();
+                        let batch = Batch::new(&state.seqs, tok.pad, true, device);
+                        let t = batch.ids.dims()[1];
+                        valid = state
+                            .seqs
+                            .iter()
+                            .map(|s| (0..t).map(|j| j >= t - s.len()).collect())
+                            .collect();
+                        let h = model.forward_cached(batch.ids, &batch.pos, batch.bias, &mut cache);
+                        next = argmax_last(model, h);
+                        continue;
+                    }
                     let b = state.seqs.len();
                     for v in &mut valid {
                         v.push(true);

@@ -4,8 +4,11 @@
 //! the module path of a layer's weights in a Hugging Face checkpoint.
 //!
 //! The architectures themselves live one file each: [`super::llama`] (the Llama decoder, which
-//! Qwen2 and Qwen3 extend with [`super::qwen2`]'s q/k/v biases and [`super::qwen3`]'s per-head
-//! q/k RMSNorm), [`super::gpt2`] and the encoder–decoder [`super::t5`].
+//! Qwen2, Qwen3, Mistral, Gemma 2 and Gemma 3 switch with [`super::qwen2`]'s q/k/v biases,
+//! [`super::qwen3`]'s per-head q/k RMSNorm, [`super::mistral`]'s sliding window and
+//! [`super::gemma2`]'s and [`super::gemma3`]'s sandwich norms, GeGLU, soft caps and local
+//! layers), [`super::phi3`] (fused projections), [`super::gpt2`] and the encoder–decoder
+//! [`super::t5`].
 
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +23,14 @@ pub enum Family {
     Qwen2,
     /// Qwen3 (`Qwen3ForCausalLM`).
     Qwen3,
+    /// Mistral (`MistralForCausalLM`): Llama with a sliding attention window.
+    Mistral,
+    /// Gemma 2 (`Gemma2ForCausalLM`).
+    Gemma2,
+    /// Gemma 3, text only (`Gemma3ForCausalLM`, `model_type` `gemma3_text`: Gemma-3-270M/1B).
+    Gemma3,
+    /// Phi-3, Phi-3.5-mini, Phi-4-mini (`Phi3ForCausalLM`).
+    Phi3,
     /// GPT-2 (`GPT2LMHeadModel`).
     Gpt2,
     /// T5 v1.1, Flan-T5 and original T5 (`T5ForConditionalGeneration`).
@@ -49,6 +60,14 @@ const LLAMA_MODULES: [LoraModule; 7] = [
     m("o_proj", "o_proj", "self_attn.o_proj"),
     m("gate_proj", "gate_proj", "mlp.gate_proj"),
     m("up_proj", "up_proj", "mlp.up_proj"),
+    m("down_proj", "down_proj", "mlp.down_proj"),
+];
+
+/// Phi-3's fused projections under PEFT's names.
+const PHI3_MODULES: [LoraModule; 4] = [
+    m("qkv_proj", "qkv_proj", "self_attn.qkv_proj"),
+    m("o_proj", "o_proj", "self_attn.o_proj"),
+    m("gate_up_proj", "gate_up_proj", "mlp.gate_up_proj"),
     m("down_proj", "down_proj", "mlp.down_proj"),
 ];
 
@@ -122,10 +141,14 @@ pub const T5_MODULES: &[LoraModule] = &[
 
 impl Family {
     /// Every family, in the order `morsd models list` shows them.
-    pub const ALL: [Family; 5] = [
+    pub const ALL: [Family; 9] = [
         Family::Llama,
         Family::Qwen2,
         Family::Qwen3,
+        Family::Mistral,
+        Family::Gemma2,
+        Family::Gemma3,
+        Family::Phi3,
         Family::Gpt2,
         Family::T5,
     ];
@@ -136,6 +159,10 @@ impl Family {
             Family::Llama => "llama",
             Family::Qwen2 => "qwen2",
             Family::Qwen3 => "qwen3",
+            Family::Mistral => "mistral",
+            Family::Gemma2 => "gemma2",
+            Family::Gemma3 => "gemma3_text",
+            Family::Phi3 => "phi3",
             Family::Gpt2 => "gpt2",
             Family::T5 => "t5",
         }
@@ -147,6 +174,10 @@ impl Family {
             Family::Llama => "LlamaForCausalLM",
             Family::Qwen2 => "Qwen2ForCausalLM",
             Family::Qwen3 => "Qwen3ForCausalLM",
+            Family::Mistral => "MistralForCausalLM",
+            Family::Gemma2 => "Gemma2ForCausalLM",
+            Family::Gemma3 => "Gemma3ForCausalLM",
+            Family::Phi3 => "Phi3ForCausalLM",
             Family::Gpt2 => "GPT2LMHeadModel",
             Family::T5 => "T5ForConditionalGeneration",
         }
@@ -174,9 +205,10 @@ impl Family {
     /// The modules LoRA may target in this family.
     pub fn lora_modules(self) -> &'static [LoraModule] {
         match self {
-            Family::Llama | Family::Qwen2 | Family::Qwen3 => &LLAMA_MODULES,
+            f if f.is_llama_style() => &LLAMA_MODULES,
+            Family::Phi3 => &PHI3_MODULES,
             Family::Gpt2 => GPT2_MODULES,
-            Family::T5 => T5_MODULES,
+            _ => T5_MODULES,
         }
     }
 
@@ -184,10 +216,18 @@ impl Family {
     /// (`TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING`), used when a spec names none.
     pub fn default_lora_targets(self) -> &'static [&'static str] {
         match self {
-            Family::Llama | Family::Qwen2 | Family::Qwen3 => &["q_proj", "v_proj"],
+            f if f.is_llama_style() => &["q_proj", "v_proj"],
+            // PEFT has no default for phi3: the fused attention projection, which holds the
+            // queries and values that are Llama's defaults.
+            Family::Phi3 => &["qkv_proj"],
             Family::Gpt2 => &["c_attn"],
-            Family::T5 => &["q", "v"],
+            _ => &["q", "v"],
         }
+    }
+
+    /// Whether the family is built by the Llama decoder ([`super::llama`]).
+    pub fn is_llama_style(self) -> bool {
+        !matches!(self, Family::Gpt2 | Family::T5 | Family::Phi3)
     }
 
     /// Where a Hugging Face decoder keeps its layers (`model.layers`, `transformer.h`; T5's

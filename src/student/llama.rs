@@ -6,7 +6,13 @@
 //!
 //! Qwen2/Qwen2.5 and Qwen3 are this decoder with one change each, switched by the config:
 //! biases on the q/k/v projections ([`super::qwen2`]), or an RMSNorm over each query and key
-//! head before the rotation and a head width of its own ([`super::qwen3`]).
+//! head before the rotation and a head width of its own ([`super::qwen3`]). Mistral is it with
+//! a sliding attention window ([`super::mistral`]). Gemma 2 and Gemma 3 ([`super::gemma2`],
+//! [`super::gemma3`]) switch on more: the embedding scaled by √d, a norm after attention and
+//! after the MLP as well as before, GeGLU instead of SwiGLU, attention scaled by
+//! `query_pre_attn_scalar`, soft-capped attention scores and logits (Gemma 2), per-head q/k
+//! norms (Gemma 3), and local (sliding-window) layers interleaved with global ones, with a
+//! rotation base of their own (Gemma 3). The rotations themselves are [`super::rope`]'s.
 //!
 //! Conventions: weights are in Hugging Face layout (q/k rows in "rotate half" order; the GGUF
 //! loader undoes llama.cpp's permutation, see [`super::checkpoint`]); burn's `Linear` stores
@@ -14,9 +20,10 @@
 //! right-padded training batches share this code; an additive bias carries the causal and
 //! key-padding masks. [`Llama::forward_cached`] appends to a [`KvCache`] for decoding.
 
-use super::batch::{Batch, KvCache};
+use super::batch::{Batch, KvCache, window_bias};
 use super::family::Family;
-use crate::kernels::{attention, rms_norm, swiglu};
+use super::rope::{self, Rope, RopeScaling};
+use crate::kernels::{Gate, attention, attention_softcapped, gated, rms_norm, softcap};
 use crate::kernels::{linear, tied_head};
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig, RmsNorm, RmsNormConfig};
 use burn::prelude::*;
@@ -60,9 +67,69 @@ pub struct LlamaConfig {
     /// `d_model / heads`.
     #[config(default = "None")]
     pub head_dim_override: Option<usize>,
+    /// Scaling of the rotation's frequencies (`rope_scaling`; Llama 3.x: `llama3`).
+    #[config(default = "RopeScaling::Default")]
+    pub rope_scaling: RopeScaling,
+    /// Dimensions of each head that rotate (`partial_rotary_factor · head_dim`); all if unset.
+    #[config(default = "None")]
+    pub rotary_dims: Option<usize>,
+    /// Window of the local (sliding-window) layers: a query sees itself and the
+    /// `sliding_window − 1` tokens before it (Mistral, Gemma 2/3).
+    #[config(default = "None")]
+    pub sliding_window: Option<usize>,
+    /// Which layers are local (`layer_types`' `sliding_attention`); empty: none.
+    #[config(default = "Vec::new()")]
+    pub sliding_layers: Vec<bool>,
+    /// Rotation base of the local layers, unscaled (Gemma 3's `rope_local_base_freq`); unset:
+    /// the global rotation.
+    #[config(default = "None")]
+    pub rope_local_theta: Option<f64>,
+    /// Embeddings multiplied by √`d_model` before the first block (Gemma).
+    #[config(default = false)]
+    pub embed_scale: bool,
+    /// An RMSNorm after attention and after the MLP too, before each residual add (Gemma 2/3).
+    #[config(default = false)]
+    pub sandwich_norms: bool,
+    /// GeGLU (tanh GELU of the gate) instead of SwiGLU (Gemma).
+    #[config(default = false)]
+    pub gelu_mlp: bool,
+    /// Attention scores scaled by `query_pre_attn_scalar^(−1/2)` instead of `head_dim^(−1/2)`
+    /// (Gemma).
+    #[config(default = "None")]
+    pub query_pre_attn_scalar: Option<f64>,
+    /// Attention scores soft-capped: `cap · tanh(s / cap)` before the mask (Gemma 2).
+    #[config(default = "None")]
+    pub attn_softcap: Option<f64>,
+    /// Logits soft-capped the same way (Gemma 2).
+    #[config(default = "None")]
+    pub final_softcap: Option<f64>,
+    /// The checkpoint stores each RMSNorm weight as `w` with the scale `1 + w` (Gemma): the
+    /// loader adds 1 and the exports take it off again; the model itself holds `1 + w`.
+    #[config(default = false)]
+    pub norm_plus_one: bool,
 }
 
 impl LlamaConfig {
+    /// Reads a train entry's `config.json`, where a field that morsd added after the entry was
+    /// written takes its default (burn's `Config::load` wants every field present).
+    pub fn read(path: &std::path::Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+        Self::from_json(&text)
+    }
+
+    /// As [`LlamaConfig::read`], from the JSON text.
+    pub fn from_json(text: &str) -> Result<Self, String> {
+        let mut v: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let defaults = serde_json::to_value(LlamaConfig::new(0, 0, 0, 0, 0, 0, 0))
+            .map_err(|e| e.to_string())?;
+        if let (Some(obj), Some(d)) = (v.as_object_mut(), defaults.as_object()) {
+            for (k, x) in d {
+                obj.entry(k.clone()).or_insert_with(|| x.clone());
+            }
+        }
+        serde_json::from_value(v).map_err(|e| e.to_string())
+    }
+
     /// Width of one attention head.
     pub fn head_dim(&self) -> usize {
         self.head_dim_override
@@ -85,9 +152,12 @@ impl LlamaConfig {
                 .init(device)
         };
         let norm = || norm_of(self.d_model);
+        let sandwich = || self.sandwich_norms.then(norm);
         let blocks = (0..self.layers)
-            .map(|_| LlamaBlock {
+            .map(|l| LlamaBlock {
                 attn_norm: norm(),
+                post_attn_norm: sandwich(),
+                post_mlp_norm: sandwich(),
                 q_proj: qkv(self.d_model, self.heads * hd),
                 k_proj: qkv(self.d_model, self.kv_heads * hd),
                 v_proj: qkv(self.d_model, self.kv_heads * hd),
@@ -101,6 +171,16 @@ impl LlamaConfig {
                 heads: self.heads,
                 kv_heads: self.kv_heads,
                 head_dim: hd,
+                window: self.window_of(l),
+                attn: AttnOptions {
+                    scale: 1.0 / self.query_pre_attn_scalar.unwrap_or(hd as f64).sqrt() as f32,
+                    softcap: self.attn_softcap.map(|c| c as f32),
+                    gate: if self.gelu_mlp {
+                        Gate::GeluTanh
+                    } else {
+                        Gate::Silu
+                    },
+                },
             })
             .collect();
         Llama {
@@ -108,12 +188,35 @@ impl LlamaConfig {
             blocks,
             norm: norm(),
             lm_head: (!self.tie_embeddings).then(|| lin(self.d_model, self.vocab_size)),
-            rope_theta: self.rope_theta,
+            rope: Rope {
+                theta: self.rope_theta,
+                scaling: self.rope_scaling.clone(),
+            },
+            rope_local: self.rope_local_theta.map(Rope::plain),
+            rotary_dims: self.rotary_dims.unwrap_or(hd),
+            embed_scale: self.embed_scale.then(|| (self.d_model as f32).sqrt()),
+            final_softcap: self.final_softcap.map(|c| c as f32),
             max_seq_len: self.max_seq_len,
-            head_dim: hd,
             family: self.family,
         }
     }
+
+    /// The attention window of layer `l`: `Some(w)` for a local layer.
+    pub fn window_of(&self, l: usize) -> Option<usize> {
+        self.sliding_window
+            .filter(|_| self.sliding_layers.get(l).copied().unwrap_or(false))
+    }
+}
+
+/// What a block's attention and MLP do beyond Llama's (Gemma's scale, soft cap and GeGLU).
+#[derive(Clone, Copy, Debug)]
+pub struct AttnOptions {
+    /// Score scale (`head_dim^(−1/2)`, or `query_pre_attn_scalar^(−1/2)`).
+    pub scale: f32,
+    /// Score soft cap.
+    pub softcap: Option<f32>,
+    /// The MLP's gate activation.
+    pub gate: Gate,
 }
 
 /// One decoder block. Field names follow Hugging Face's, so LoRA target modules are named as
@@ -122,6 +225,10 @@ impl LlamaConfig {
 pub struct LlamaBlock {
     /// RMSNorm before attention.
     pub attn_norm: RmsNorm,
+    /// Gemma: RMSNorm of the attention output, before the residual add.
+    pub post_attn_norm: Option<RmsNorm>,
+    /// Gemma: RMSNorm of the MLP output, before the residual add.
+    pub post_mlp_norm: Option<RmsNorm>,
     /// Query projection `[d, heads·hd]`.
     pub q_proj: Linear,
     /// Key projection `[d, kv_heads·hd]`.
@@ -145,31 +252,10 @@ pub struct LlamaBlock {
     heads: usize,
     kv_heads: usize,
     head_dim: usize,
-}
-
-/// Rotary embedding tables for the positions of a batch: `cos`, `sin` of `[b, 1, t, hd]`.
-fn rope_tables(pos: &Tensor<2, Int>, hd: usize, theta: f64) -> (Tensor<4>, Tensor<4>) {
-    let [b, t] = pos.dims();
-    let device = pos.device();
-    // 1. inv_freq[i] = theta^(-2i/hd), i < hd/2 (computed in f64, as the reference does in f32).
-    let inv: Vec<f32> = (0..hd / 2)
-        .map(|i| theta.powf(-((2 * i) as f64) / hd as f64) as f32)
-        .collect();
-    let inv =
-        Tensor::<1>::from_data(TensorData::new(inv, [hd / 2]), &device).reshape([1, 1, hd / 2]);
-    // 2. angles[p, i] = pos · inv_freq[i], repeated for both halves ("rotate half" layout).
-    let angles = pos.clone().float().reshape([b, t, 1]) * inv;
-    let freqs = Tensor::cat(vec![angles.clone(), angles], 2).reshape([b, 1, t, hd]);
-    (freqs.clone().cos(), freqs.sin())
-}
-
-/// x·cos + rotate_half(x)·sin, with rotate_half([x1, x2]) = [−x2, x1] over the head dim.
-fn apply_rope(x: Tensor<4>, cos: &Tensor<4>, sin: &Tensor<4>) -> Tensor<4> {
-    let hd = x.dims()[3];
-    let x1 = x.clone().narrow(3, 0, hd / 2);
-    let x2 = x.clone().narrow(3, hd / 2, hd / 2);
-    let rotated = Tensor::cat(vec![x2.neg(), x1], 3);
-    x * cos.clone() + rotated * sin.clone()
+    /// A local layer's window.
+    window: Option<usize>,
+    #[module(skip)]
+    attn: AttnOptions,
 }
 
 /// RMSNorm over the last axis of per-head queries or keys `[b, t, heads, hd]` (Qwen3's
@@ -200,12 +286,12 @@ impl LlamaBlock {
             };
             y.swap_dims(1, 2)
         };
-        let q = apply_rope(
+        let q = rope::apply(
             split(linear(&self.q_proj, h.clone()), self.heads, &self.q_norm),
             &rope.0,
             &rope.1,
         );
-        let mut k = apply_rope(
+        let mut k = rope::apply(
             split(linear(&self.k_proj, h.clone()), self.kv_heads, &self.k_norm),
             &rope.0,
             &rope.1,
@@ -219,18 +305,39 @@ impl LlamaBlock {
             }
             *slot = Some((k.clone(), v.clone()));
         }
-        // 3. Grouped-query attention with the additive mask. Query head `h` reads key/value
-        //    head `h / rep`: the `rep` query heads of a group are stacked along the query axis,
-        //    `[b, kv, rep·t, hd]`, so each group is one matmul against its keys and values and
-        //    these are never copied `rep` times.
+        // 3. Grouped-query attention with the additive mask (a local layer's also hides keys
+        //    `window` or more tokens back). Query head `h` reads key/value head `h / rep`: the
+        //    `rep` query heads of a group are stacked along the query axis, `[b, kv, rep·t,
+        //    hd]`, so each group is one matmul against its keys and values and these are never
+        //    copied `rep` times.
+        let bias = match self.window {
+            Some(w) => bias + window_bias(t, k.dims()[2], w, &x.device()),
+            None => bias,
+        };
         let rep = self.heads / self.kv_heads;
         let q = q.reshape([b, self.kv_heads, rep * t, hd]);
-        let att = attention(q, k, v, bias, 1.0 / (hd as f32).sqrt(), rep);
-        let x = x + linear(&self.o_proj, att);
-        // 4. SwiGLU MLP: down(silu(gate(h)) ⊙ up(h)).
+        let o = self.attn;
+        let att = match o.softcap {
+            Some(cap) => attention_softcapped(q, k, v, bias, o.scale, cap, rep),
+            None => attention(q, k, v, bias, o.scale, rep),
+        };
+        let x = x + post_norm(&self.post_attn_norm, linear(&self.o_proj, att));
+        // 4. Gated MLP: down(act(gate(h)) ⊙ up(h)), SiLU (SwiGLU) or tanh GELU (GeGLU).
         let h = rms_norm(&self.mlp_norm, x.clone());
-        let m = swiglu(linear(&self.gate_proj, h.clone()), linear(&self.up_proj, h));
-        x + linear(&self.down_proj, m)
+        let m = gated(
+            linear(&self.gate_proj, h.clone()),
+            linear(&self.up_proj, h),
+            o.gate,
+        );
+        x + post_norm(&self.post_mlp_norm, linear(&self.down_proj, m))
+    }
+}
+
+/// Gemma's norm of a sublayer's output (identity where the family has none).
+fn post_norm(norm: &Option<RmsNorm>, y: Tensor<3>) -> Tensor<3> {
+    match norm {
+        Some(n) => rms_norm(n, y),
+        None => y,
     }
 }
 
@@ -245,9 +352,19 @@ pub struct Llama {
     pub norm: RmsNorm,
     /// Untied output head `[d, vocab]`, if the checkpoint has one.
     pub lm_head: Option<Linear>,
-    rope_theta: f64,
+    #[module(skip)]
+    rope: Rope,
+    /// Gemma 3's local layers' rotation.
+    #[module(skip)]
+    rope_local: Option<Rope>,
+    rotary_dims: usize,
+    /// Gemma's √d embedding scale.
+    #[module(skip)]
+    embed_scale: Option<f32>,
+    /// Gemma 2's logit soft cap.
+    #[module(skip)]
+    final_softcap: Option<f32>,
     max_seq_len: usize,
-    head_dim: usize,
     #[module(skip)]
     family: Family,
 }
@@ -278,20 +395,37 @@ impl Llama {
         bias: Tensor<4>,
         mut cache: Option<&mut KvCache>,
     ) -> Tensor<3> {
-        let rope = rope_tables(pos, self.head_dim, self.rope_theta);
+        // 1. The rotation tables: one for the global layers, one for Gemma 3's local ones.
+        let rope = self.rope.tables(pos, self.rotary_dims);
+        let local = self
+            .rope_local
+            .as_ref()
+            .map(|r| r.tables(pos, self.rotary_dims));
+        // 2. Embeddings (Gemma: × √d), the blocks, the final norm.
         let mut x = self.embed.forward(ids);
+        if let Some(s) = self.embed_scale {
+            x = x * s;
+        }
         for (i, block) in self.blocks.iter().enumerate() {
             let slot = cache.as_deref_mut().map(|c| &mut c.layers[i]);
-            x = block.forward(x, &rope, bias.clone(), slot);
+            let r = match (&local, block.window) {
+                (Some(l), Some(_)) => l,
+                _ => &rope,
+            };
+            x = block.forward(x, r, bias.clone(), slot);
         }
         rms_norm(&self.norm, x)
     }
 
     /// Logits `[n, vocab]` of hidden states `[n, d]`.
     pub fn logits(&self, h: Tensor<2>) -> Tensor<2> {
-        match &self.lm_head {
+        let logits = match &self.lm_head {
             Some(head) => linear(head, h),
             None => tied_head(h, self.embed.weight.val()),
+        };
+        match self.final_softcap {
+            Some(cap) => softcap(logits, cap),
+            None => logits,
         }
     }
 
@@ -300,8 +434,62 @@ impl Llama {
         self.max_seq_len
     }
 
-    /// The checkpoint's family (Llama, Qwen2 or Qwen3).
+    /// The global layers' rotation.
+    pub fn rope(&self) -> &Rope {
+        &self.rope
+    }
+
+    /// Whether each head rotates only part of its dimensions.
+    pub fn partial_rotary(&self) -> bool {
+        self.rotary_dims < self.blocks.first().map_or(self.rotary_dims, |b| b.head_dim)
+    }
+
+    /// The checkpoint's family (Llama, Qwen2, Qwen3, Mistral, Gemma 2 or Gemma 3).
     pub fn family(&self) -> Family {
         self.family
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_config_saved_before_the_gemma_switches_loads_with_them_off() {
+        // A train entry's config.json as morsd wrote it before rope scaling, windows and
+        // Gemma's switches existed.
+        let old = r#"{"vocab_size":300,"d_model":32,"layers":2,"heads":4,"kv_heads":2,
+            "d_ff":64,"rope_theta":10000.0,"norm_eps":1e-5,"max_seq_len":128,
+            "tie_embeddings":true,"family":"llama","qkv_bias":false,"qk_norm":false,
+            "head_dim_override":null}"#;
+        let c = LlamaConfig::from_json(old).unwrap();
+        assert_eq!(c.rope_scaling, RopeScaling::Default);
+        assert!(c.sliding_window.is_none() && c.sliding_layers.is_empty());
+        assert!(!c.embed_scale && !c.sandwich_norms && !c.gelu_mlp && !c.norm_plus_one);
+        assert!(c.query_pre_attn_scalar.is_none() && c.final_softcap.is_none());
+        // And what is saved now reads back the same.
+        let c = c
+            .with_sliding_window(Some(4))
+            .with_sliding_layers(vec![true, false])
+            .with_rope_scaling(RopeScaling::Linear { factor: 2.0 });
+        let back = LlamaConfig::from_json(&serde_json::to_string(&c).unwrap()).unwrap();
+        assert_eq!(back.window_of(0), Some(4));
+        assert_eq!(back.window_of(1), None);
+        assert_eq!(back.rope_scaling, RopeScaling::Linear { factor: 2.0 });
+    }
+
+    #[test]
+    fn the_window_hides_keys_window_or_more_tokens_back() {
+        // 2 new queries at positions 3, 4 of 5; window 2: query 3 sees 2, 3; query 4 sees 3, 4.
+        let m: Vec<f32> = window_bias(2, 5, 2, &Device::flex())
+            .into_data()
+            .iter::<f32>()
+            .collect();
+        let open: Vec<Vec<usize>> = m
+            .chunks(5)
+            .map(|row| (0..5).filter(|&j| row[j] == 0.0).collect())
+            .collect();
+        // (Causality is the batch bias's; the window hides only what lies too far back.)
+        assert_eq!(open, vec![vec![2, 3, 4], vec![3, 4]]);
     }
 }

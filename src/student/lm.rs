@@ -1,5 +1,6 @@
 //! The student of any family, [`Lm`], and its architecture [`LmConfig`]: one arm per family
-//! ([`super::model`]'s scratch student, [`super::llama`], [`super::gpt2`], [`super::t5`]). Also a
+//! ([`super::model`]'s scratch student, [`super::llama`], [`super::phi3`], [`super::gpt2`],
+//! [`super::t5`]). Also a
 //! freshly initialised scratch student ([`init_student`]), made reproducible under
 //! [`INIT_LOCK`].
 
@@ -8,6 +9,7 @@ use super::family::Family;
 use super::gpt2::{Gpt2, Gpt2Config};
 use super::llama::{Llama, LlamaConfig};
 use super::model::{Student, StudentConfig};
+use super::phi3::{Phi3, Phi3Config};
 use super::t5::{T5, T5Config};
 use crate::spec::raw::StudentSpec;
 use burn::prelude::*;
@@ -21,6 +23,8 @@ pub enum Lm {
     Scratch(Student),
     /// A Llama-style decoder: Llama, Qwen2/2.5 or Qwen3 ([`Llama::family`]).
     Llama(Llama),
+    /// Phi-3 / Phi-4-mini.
+    Phi3(Phi3),
     /// GPT-2.
     Gpt2(Gpt2),
     /// T5 / Flan-T5 (encoder–decoder).
@@ -33,6 +37,7 @@ impl Lm {
         match self {
             Lm::Scratch(m) => m.hidden(batch),
             Lm::Llama(m) => m.hidden(batch),
+            Lm::Phi3(m) => m.hidden(batch),
             Lm::Gpt2(m) => m.hidden(batch),
             Lm::T5(m) => m.hidden(batch),
         }
@@ -43,6 +48,7 @@ impl Lm {
         match self {
             Lm::Scratch(m) => m.logits(h),
             Lm::Llama(m) => m.logits(h),
+            Lm::Phi3(m) => m.logits(h),
             Lm::Gpt2(m) => m.logits(h),
             Lm::T5(m) => m.logits(h),
         }
@@ -53,6 +59,7 @@ impl Lm {
         match self {
             Lm::Scratch(m) => m.max_seq_len(),
             Lm::Llama(m) => m.max_seq_len(),
+            Lm::Phi3(m) => m.max_seq_len(),
             Lm::Gpt2(m) => m.max_seq_len(),
             Lm::T5(m) => m.max_seq_len(),
         }
@@ -63,8 +70,18 @@ impl Lm {
         match self {
             Lm::Scratch(_) => None,
             Lm::Llama(m) => Some(m.family()),
+            Lm::Phi3(_) => Some(Family::Phi3),
             Lm::Gpt2(_) => Some(Family::Gpt2),
             Lm::T5(_) => Some(Family::T5),
+        }
+    }
+
+    /// The length at which a cached decoding must compute its whole sequence again (Phi-3's
+    /// switch to its long-context rotation, [`Phi3::long_context_switch`]).
+    pub fn long_context_switch(&self) -> Option<usize> {
+        match self {
+            Lm::Phi3(m) => m.long_context_switch(),
+            _ => None,
         }
     }
 
@@ -88,6 +105,7 @@ impl Lm {
         match self {
             Lm::Scratch(m) => m.forward_cached(ids, pos, bias, cache),
             Lm::Llama(m) => m.forward_cached(ids, pos, bias, cache),
+            Lm::Phi3(m) => m.forward_cached(ids, pos, bias, cache),
             Lm::Gpt2(m) => m.forward_cached(ids, pos, bias, cache),
             Lm::T5(m) => m.forward_cached(ids, bias, cache),
         }
@@ -97,8 +115,10 @@ impl Lm {
 /// The architecture of a pretrained student, as its train entry's `config.json` stores it.
 #[derive(Clone, Debug)]
 pub enum LmConfig {
-    /// A Llama-style decoder (Llama, Qwen2, Qwen3).
+    /// A Llama-style decoder (Llama, Qwen2, Qwen3, Mistral, Gemma 2/3).
     Llama(LlamaConfig),
+    /// Phi-3.
+    Phi3(Phi3Config),
     /// GPT-2.
     Gpt2(Gpt2Config),
     /// T5.
@@ -110,6 +130,7 @@ impl LmConfig {
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
         match self {
             LmConfig::Llama(c) => c.save(path),
+            LmConfig::Phi3(c) => c.save(path),
             LmConfig::Gpt2(c) => c.save(path),
             LmConfig::T5(c) => c.save(path),
         }
@@ -119,6 +140,7 @@ impl LmConfig {
     pub fn kind(&self) -> &'static str {
         match self {
             LmConfig::Llama(_) => "llama",
+            LmConfig::Phi3(_) => "phi3",
             LmConfig::Gpt2(_) => "gpt2",
             LmConfig::T5(_) => "t5",
         }
@@ -128,6 +150,7 @@ impl LmConfig {
     pub fn init(&self, device: &Device) -> Lm {
         match self {
             LmConfig::Llama(c) => Lm::Llama(c.init(device)),
+            LmConfig::Phi3(c) => Lm::Phi3(c.init(device)),
             LmConfig::Gpt2(c) => Lm::Gpt2(c.init(device)),
             LmConfig::T5(c) => Lm::T5(c.init(device)),
         }
@@ -137,6 +160,7 @@ impl LmConfig {
     pub fn max_seq_len(&self) -> usize {
         match self {
             LmConfig::Llama(c) => c.max_seq_len,
+            LmConfig::Phi3(c) => c.max_seq_len,
             LmConfig::Gpt2(c) => c.max_seq_len,
             LmConfig::T5(c) => c.max_seq_len,
         }

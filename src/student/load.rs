@@ -180,7 +180,10 @@ fn entry_config(kind: &str, cfg: &Path) -> Result<LmConfig> {
     };
     match kind {
         "llama" => Ok(LmConfig::Llama(
-            LlamaConfig::load(cfg).map_err(|e| cfg_err(&e))?,
+            LlamaConfig::read(cfg).map_err(|e| cfg_err(&e))?,
+        )),
+        "phi3" => Ok(LmConfig::Phi3(
+            super::phi3::Phi3Config::load(cfg).map_err(|e| cfg_err(&e))?,
         )),
         "gpt2" => Ok(LmConfig::Gpt2(
             Gpt2Config::load(cfg).map_err(|e| cfg_err(&e))?,
@@ -190,7 +193,7 @@ fn entry_config(kind: &str, cfg: &Path) -> Result<LmConfig> {
         )),
         k => Err(Error::Input {
             path: cfg.with_file_name("student.json"),
-            message: format!("unknown student kind `{k}` (known: scratch, llama, gpt2, t5)"),
+            message: format!("unknown student kind `{k}` (known: scratch, llama, phi3, gpt2, t5)"),
         }),
     }
 }

@@ -9,7 +9,7 @@ use super::family::Family;
 use super::lm::{Lm, LmConfig};
 use super::readers::{hf_family, hf_num, read_hf_config};
 use super::tokenizer::Tok;
-use super::{gpt2, t5};
+use super::{gpt2, phi3, t5};
 use crate::error::Result;
 use crate::spec::raw::StudentSpec;
 use burn::prelude::*;
@@ -50,6 +50,18 @@ pub fn load_checkpoint(path: &Path, max_seq_len: usize, device: &Device) -> Resu
                     chat_template,
                 });
             }
+            Family::Phi3 => {
+                let context_len = hf_num(&cfg_path, &cfg, "max_position_embeddings")?;
+                let (m, c, tok, chat_template) = phi3::load_hf(path, max_seq_len, device)?;
+                return Ok(Pretrained {
+                    model: Lm::Phi3(m),
+                    config: LmConfig::Phi3(c),
+                    tok,
+                    family: Family::Phi3,
+                    context_len,
+                    chat_template,
+                });
+            }
             Family::T5 => {
                 // Relative positions: no context limit of its own (512 in T5's training).
                 let context_len = hf_num(&cfg_path, &cfg, "n_positions").unwrap_or(512);
@@ -79,6 +91,29 @@ pub fn load_checkpoint(path: &Path, max_seq_len: usize, device: &Device) -> Resu
         context_len,
         chat_template,
     })
+}
+
+/// The context a checkpoint was trained for, read from its config alone (no weights): GPT-2's
+/// `n_positions`, a Llama-style decoder's `max_position_embeddings` (a GGUF's
+/// `<arch>.context_length`), T5's `n_positions` where its config has one, else 512 (its
+/// relative position buckets set no limit; 512 is the length it was trained at).
+pub fn context_len(path: &Path) -> Result<usize> {
+    if !path.is_dir() {
+        return Checkpoint::gguf_context(path);
+    }
+    let (cfg_path, cfg) = read_hf_config(path)?;
+    Ok(match hf_family(&cfg_path, &cfg)? {
+        Family::Gpt2 => hf_num(&cfg_path, &cfg, "n_positions")?,
+        Family::T5 => hf_num(&cfg_path, &cfg, "n_positions").unwrap_or(512),
+        _ => hf_num(&cfg_path, &cfg, "max_position_embeddings").unwrap_or(2048),
+    })
+}
+
+/// [`load_named`] at the checkpoint's own context ([`context_len`]), for commands that set no
+/// length.
+pub fn load_named_at_context(weights: &str, device: &Device) -> Result<Pretrained> {
+    let path = crate::models::resolve_weights(weights)?;
+    load_checkpoint(&path, context_len(&path)?, device)
 }
 
 /// A pretrained checkpoint named the way `student.weights` names one (a model name, a `.gguf`

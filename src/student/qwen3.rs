@@ -9,10 +9,16 @@
 
 use super::family::Family;
 use super::llama::LlamaConfig;
+use crate::error::Result;
+use std::path::Path;
 
 /// The Llama-decoder config of a Qwen3 `config.json`: per-head q/k norms (its `head_dim`, read
-/// for every Llama-style family, sets the head width; `attention_bias` and sliding windows are
-/// refused by the checkpoint reader).
-pub fn config(base: LlamaConfig) -> LlamaConfig {
-    base.with_family(Family::Qwen3).with_qk_norm(true)
+/// for every Llama-style family, sets the head width; `attention_bias` is refused by the
+/// checkpoint reader), sliding windows as Qwen2's ([`super::qwen2::sliding`]).
+pub fn config(base: LlamaConfig, cfg_path: &Path, cfg: &serde_json::Value) -> Result<LlamaConfig> {
+    super::qwen2::sliding(
+        base.with_family(Family::Qwen3).with_qk_norm(true),
+        cfg_path,
+        cfg,
+    )
 }

@@ -96,6 +96,57 @@ pub fn hf_num(cfg_path: &Path, cfg: &serde_json::Value, k: &str) -> Result<usize
         .ok_or_else(|| bad(cfg_path, format!("`{k}` missing or not a number")))
 }
 
+/// A number of `config.json` that may be absent or null (`None` then).
+pub fn hf_f64(cfg: &serde_json::Value, k: &str) -> Option<f64> {
+    cfg.get(k).and_then(serde_json::Value::as_f64)
+}
+
+/// A flag of `config.json` (absent or null: `default`).
+pub fn hf_bool(cfg: &serde_json::Value, k: &str, default: bool) -> bool {
+    cfg.get(k)
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(default)
+}
+
+/// Which of the `layers` layers attend through a sliding window: `layer_types`
+/// (`sliding_attention` or `full_attention` per layer) when the config has it, else
+/// `default(layer)`, the family's rule for configs written before `layer_types` existed. Any
+/// other attention type (`chunked_attention` …), or a list of the wrong length, is an error.
+pub fn hf_layer_types(
+    cfg_path: &Path,
+    cfg: &serde_json::Value,
+    layers: usize,
+    default: impl Fn(usize) -> bool,
+) -> Result<Vec<bool>> {
+    let Some(types) = cfg.get("layer_types").and_then(|v| v.as_array()) else {
+        return Ok((0..layers).map(default).collect());
+    };
+    if types.len() != layers {
+        return Err(bad(
+            cfg_path,
+            format!(
+                "`layer_types` has {} entries for {layers} layers",
+                types.len()
+            ),
+        ));
+    }
+    types
+        .iter()
+        .enumerate()
+        .map(|(i, t)| match t.as_str() {
+            Some("sliding_attention") => Ok(true),
+            Some("full_attention") => Ok(false),
+            other => Err(bad(
+                cfg_path,
+                format!(
+                    "`layer_types[{i}]` = {} is not supported (morsd builds `sliding_attention` and `full_attention`)",
+                    other.map_or_else(|| t.to_string(), |x| format!("`{x}`"))
+                ),
+            )),
+        })
+        .collect()
+}
+
 /// Every tensor of a Hugging Face folder's `*.safetensors` shards, by name, with its storage
 /// type.
 pub fn read_safetensors(dir: &Path) -> Result<HashMap<String, (String, candle_core::Tensor)>> {
@@ -165,4 +216,37 @@ pub fn hf_tokenizer(
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
         .and_then(|v| v.get("chat_template")?.as_str().map(String::from));
     Ok((Tok::new(inner, pad, eos), chat_template))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn layer_types_or_the_familys_rule_and_unknown_types_named() {
+        let p = Path::new("config.json");
+        // Without `layer_types`: the family's rule.
+        let got = hf_layer_types(p, &json!({}), 4, |i| i % 2 == 0).unwrap();
+        assert_eq!(got, vec![true, false, true, false]);
+        // With it: exactly what it says.
+        let cfg = json!({"layer_types": ["full_attention", "sliding_attention"]});
+        assert_eq!(
+            hf_layer_types(p, &cfg, 2, |_| false).unwrap(),
+            vec![false, true]
+        );
+        // A type morsd does not build, or the wrong length, is an error naming it.
+        let cfg = json!({"layer_types": ["chunked_attention", "full_attention"]});
+        let e = hf_layer_types(p, &cfg, 2, |_| false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("layer_types[0]") && e.contains("`chunked_attention`"),
+            "{e}"
+        );
+        let e = hf_layer_types(p, &cfg, 3, |_| false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("2 entries for 3 layers"), "{e}");
+    }
 }
