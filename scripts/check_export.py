@@ -15,6 +15,7 @@ Eager attention throughout (Gemma 2's soft-capped scores have no SDPA path).
   --kind peft  PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(BASE), DIR)
 
 usage: check_export.py --kind hf|peft --dir EXPORT [--base BASE] --dump DUMP [--new-tokens N]
+                       [--no-cache]
 Prints one JSON object: {"prompts": [{"tokenizer_ids", "max_abs_diff", "max_abs_logit",
 "continuation_ids", "batch_max_abs_diff"}], "eos": ID}.
 Run by tests/export.rs and `just check-export` with the torch venv's python
@@ -37,6 +38,10 @@ def main() -> int:
     ap.add_argument("--base")
     ap.add_argument("--dump", required=True)
     ap.add_argument("--new-tokens", type=int, default=16)
+    # transformers' cached Phi-3 generate recomputes the sequence where a longrope model first
+    # passes its original context, with a one-row mask (bidirectional there): --no-cache takes
+    # the model's own greedy continuation, a full forward per token.
+    ap.add_argument("--no-cache", action="store_true")
     a = ap.parse_args()
     torch.manual_seed(0)
     if a.kind == "hf":
@@ -66,6 +71,7 @@ def main() -> int:
                 attention_mask=torch.ones_like(ids),
                 max_new_tokens=a.new_tokens,
                 do_sample=False,
+                use_cache=not a.no_cache,
                 eos_token_id=eos,
                 pad_token_id=model.config.pad_token_id if model.config.pad_token_id is not None else eos,
             )[0, ids.shape[1]:].tolist()
