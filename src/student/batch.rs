@@ -103,6 +103,21 @@ pub fn window_bias(t: usize, s: usize, window: usize, device: &Device) -> Tensor
     Tensor::from_data(TensorData::new(m, [1, 1, t, s]), device)
 }
 
+/// A layer's decoding step: the cached keys and values `[b, kv_heads, T, hd]` (if any) followed
+/// by the new ones, which the slot then holds for the next step.
+pub(crate) fn extend_cache(
+    slot: &mut Option<(Tensor<4>, Tensor<4>)>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+) -> (Tensor<4>, Tensor<4>) {
+    let (k, v) = match slot.take() {
+        Some((pk, pv)) => (Tensor::cat(vec![pk, k], 2), Tensor::cat(vec![pv, v], 2)),
+        None => (k, v),
+    };
+    *slot = Some((k.clone(), v.clone()));
+    (k, v)
+}
+
 /// Keys and values of the positions seen so far, per layer: `[b, kv_heads, T, hd]`.
 #[derive(Default)]
 pub struct KvCache {

@@ -20,7 +20,7 @@
 //! right-padded training batches share this code; an additive bias carries the causal and
 //! key-padding masks. [`Llama::forward_cached`] appends to a [`KvCache`] for decoding.
 
-use super::batch::{Batch, KvCache, window_bias};
+use super::batch::{Batch, KvCache, extend_cache, window_bias};
 use super::family::Family;
 use super::rope::{self, Rope, RopeScaling};
 use crate::kernels::{Gate, attention, attention_softcapped, gated, rms_norm, softcap};
@@ -299,11 +299,7 @@ impl LlamaBlock {
         let mut v = split(linear(&self.v_proj, h), self.kv_heads, &None);
         // 2. Decoding: prepend the cached keys/values and remember the extended ones.
         if let Some(slot) = cache {
-            if let Some((pk, pv)) = slot.take() {
-                k = Tensor::cat(vec![pk, k], 2);
-                v = Tensor::cat(vec![pv, v], 2);
-            }
-            *slot = Some((k.clone(), v.clone()));
+            (k, v) = extend_cache(slot, k, v);
         }
         // 3. Grouped-query attention with the additive mask (a local layer's also hides keys
         //    `window` or more tokens back). Query head `h` reads key/value head `h / rep`: the

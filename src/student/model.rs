@@ -6,7 +6,7 @@
 //! (training, scoring) use the same code; an additive attention bias carries the causal and
 //! key-padding masks.
 
-use super::batch::KvCache;
+use super::batch::{KvCache, extend_cache};
 // The batch types, kept at their old paths here.
 pub use super::batch::{Batch, EncoderInput};
 use crate::kernels::{attention, gelu, layer_norm, linear, linear_split};
@@ -107,11 +107,7 @@ impl Block {
             .map(|y| y.reshape([b, t, self.heads, hd]).swap_dims(1, 2));
         // 2. Decoding: prepend the cached keys/values and remember the extended ones.
         if let Some(slot) = cache {
-            if let Some((pk, pv)) = slot.take() {
-                k = Tensor::cat(vec![pk, k], 2);
-                v = Tensor::cat(vec![pv, v], 2);
-            }
-            *slot = Some((k.clone(), v.clone()));
+            (k, v) = extend_cache(slot, k, v);
         }
         // 3. Scaled dot-product attention with the additive mask (causal + padding), the
         //    heads merged back into [b, t, d].

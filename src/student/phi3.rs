@@ -12,7 +12,7 @@
 //! represent. The rotations (`longrope` in Phi-3-128k, Phi-3.5 and Phi-4-mini) are
 //! [`super::rope`]'s, the window [`super::batch::window_bias`].
 
-use super::batch::{Batch, KvCache, window_bias};
+use super::batch::{Batch, KvCache, extend_cache, window_bias};
 use super::readers::{
     bad, hf_f64, hf_num, hf_tokenizer, read_hf_config, read_safetensors, take_hf, transpose,
 };
@@ -152,11 +152,7 @@ impl Phi3Block {
         let mut v = part(nq + nkv, nkv);
         // 2. Decoding: the cached keys and values first.
         if let Some(slot) = cache {
-            if let Some((pk, pv)) = slot.take() {
-                k = Tensor::cat(vec![pk, k], 2);
-                v = Tensor::cat(vec![pv, v], 2);
-            }
-            *slot = Some((k.clone(), v.clone()));
+            (k, v) = extend_cache(slot, k, v);
         }
         // 3. Grouped-query attention (query groups stacked as in the Llama decoder), through
         //    the window where there is one.
