@@ -11,6 +11,11 @@ logits as the single prompts.
 
 Eager attention throughout (Gemma 2's soft-capped scores have no SDPA path).
 
+An encoder–decoder (T5: `config.is_encoder_decoder`) is loaded with AutoModelForSeq2SeqLM; its
+dump names `encoder_ids` (the prompt and `</s>`) and `decoder_ids` (the start token and
+morsd's continuation), and the logits compared are the decoder's over `decoder_ids`. Its batch
+is right-padded on both sides, with attention masks.
+
   --kind hf    AutoModelForCausalLM.from_pretrained(DIR)
   --kind peft  PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(BASE), DIR)
 
@@ -28,7 +33,7 @@ import sys
 
 import numpy as np
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
 
 def main() -> int:
@@ -44,16 +49,21 @@ def main() -> int:
     ap.add_argument("--no-cache", action="store_true")
     a = ap.parse_args()
     torch.manual_seed(0)
+    seq2seq = AutoConfig.from_pretrained(a.dir if a.kind == "hf" else a.base).is_encoder_decoder
+    auto = AutoModelForSeq2SeqLM if seq2seq else AutoModelForCausalLM
     if a.kind == "hf":
-        model = AutoModelForCausalLM.from_pretrained(a.dir, torch_dtype=torch.float32, attn_implementation="eager")
+        model = auto.from_pretrained(a.dir, torch_dtype=torch.float32, attn_implementation="eager")
         tok = AutoTokenizer.from_pretrained(a.dir)
     else:
         from peft import PeftModel
 
-        base = AutoModelForCausalLM.from_pretrained(a.base, torch_dtype=torch.float32, attn_implementation="eager")
+        base = auto.from_pretrained(a.base, torch_dtype=torch.float32, attn_implementation="eager")
         model = PeftModel.from_pretrained(base, a.dir)
         tok = None
     model.eval()
+    if seq2seq:
+        print(json.dumps(seq2seq_check(model, tok, pathlib.Path(a.dump), a.new_tokens)))
+        return 0
     eos = model.config.eos_token_id
     dump = pathlib.Path(a.dump)
     prompts = json.loads((dump / "tokens.json").read_text())
@@ -95,6 +105,52 @@ def main() -> int:
             out[i]["batch_max_abs_diff"] = float(np.abs(batch[i, longest - n:] - singles[i]).max())
     print(json.dumps({"prompts": out, "eos": eos}))
     return 0
+
+
+def seq2seq_check(model, tok, dump, new_tokens):
+    """The encoder–decoder's view: decoder logits over morsd's decoder ids, with the prompt
+    (and `</s>`) as the encoder's input; greedy continuations; one right-padded batch."""
+    eos = model.config.eos_token_id
+    pad = model.config.pad_token_id if model.config.pad_token_id is not None else eos
+    vocab = model.config.vocab_size
+    prompts = json.loads((dump / "tokens.json").read_text())
+    out, singles = [], []
+    with torch.no_grad():
+        for i, p in enumerate(prompts):
+            enc = torch.tensor([p["encoder_ids"]])
+            dec = torch.tensor([p["decoder_ids"]])
+            ours = np.fromfile(dump / f"logits-{i}.f32", dtype="<f4").reshape(len(p["decoder_ids"]), vocab)
+            logits = model(input_ids=enc, decoder_input_ids=dec).logits[0].float().numpy()
+            singles.append(logits)
+            gen = model.generate(
+                input_ids=enc,
+                attention_mask=torch.ones_like(enc),
+                max_new_tokens=new_tokens,
+                do_sample=False,
+                eos_token_id=eos,
+                pad_token_id=pad,
+            )[0, 1:].tolist()
+            if eos in gen:
+                gen = gen[: gen.index(eos)]
+            out.append({
+                "tokenizer_ids": tok(p["prompt"], add_special_tokens=False).input_ids if tok else None,
+                "max_abs_diff": float(np.abs(logits - ours).max()),
+                "max_abs_logit": float(np.abs(ours).max()),
+                "continuation_ids": gen,
+            })
+        def padded(rows):
+            n = max(len(r) for r in rows)
+            ids = torch.tensor([r + [pad] * (n - len(r)) for r in rows])
+            mask = torch.tensor([[1] * len(r) + [0] * (n - len(r)) for r in rows])
+            return ids, mask
+        enc, enc_mask = padded([p["encoder_ids"] for p in prompts])
+        dec, dec_mask = padded([p["decoder_ids"] for p in prompts])
+        batch = model(input_ids=enc, attention_mask=enc_mask, decoder_input_ids=dec,
+                      decoder_attention_mask=dec_mask).logits.float().numpy()
+        for i, p in enumerate(prompts):
+            n = len(p["decoder_ids"])
+            out[i]["batch_max_abs_diff"] = float(np.abs(batch[i, :n] - singles[i]).max())
+    return {"prompts": out, "eos": eos}
 
 
 if __name__ == "__main__":

@@ -65,7 +65,9 @@ def main() -> int:
                 base_diff[t.name] = float(np.abs(x - y).max() / max(np.abs(y).max(), 1e-30)) if x.shape == y.shape else None
 
     # 2. llama.cpp: tokenisation and greedy continuations.
-    llm = Llama(model_path=a.gguf, n_ctx=512, n_threads=1, logits_all=False, verbose=bool(os.environ.get("MORSD_LLAMA_VERBOSE")), seed=0)
+    # The KV cache in f32 (GGML_TYPE_F32 = 0; llama.cpp's default is f16), so that a greedy
+    # step decided by a small logit margin is decided as morsd's f32 decoding decides it.
+    llm = Llama(model_path=a.gguf, n_ctx=512, n_threads=1, logits_all=False, verbose=bool(os.environ.get("MORSD_LLAMA_VERBOSE")), seed=0, type_k=0, type_v=0)
     eos = llm.token_eos()
     prompts = []
     for p in request:

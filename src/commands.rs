@@ -43,7 +43,7 @@ pub fn run(args: &RunArgs, cache: &Cache, device: Device) -> Result<String> {
     let mut plans = pipeline::plan(&spec)?;
     if let Some(i) = args.run_index {
         if i >= plans.len() {
-            return Err(Error::BadOverride {
+            return Err(Error::BadArg {
                 arg: format!("--run-index {i}"),
                 message: format!("the spec has {} runs", plans.len()),
             });
@@ -642,7 +642,7 @@ fn human_age(s: u64) -> String {
 /// Parses a stage named by a flag (`--force`, `--until`).
 fn stage_arg(flag: &str, name: Option<&str>) -> Result<Option<StageKind>> {
     name.map(|s| {
-        StageKind::parse(s).ok_or_else(|| Error::BadOverride {
+        StageKind::parse(s).ok_or_else(|| Error::BadArg {
             arg: format!("{flag} {s}"),
             message: "unknown stage (known: generate, score, select, train, eval)".into(),
         })

@@ -22,6 +22,10 @@ pub enum Error {
     /// A `--set KEY=VALUE` argument is malformed.
     #[error("--set {arg}: {message}")]
     BadOverride { arg: String, message: String },
+    /// Another command-line argument (`--run …`, `--format …`) has a bad value; `arg` is the
+    /// argument as given.
+    #[error("{arg}: {message}")]
+    BadArg { arg: String, message: String },
     /// A file the user named could not be read.
     #[error("{path}: {message}")]
     Input { path: PathBuf, message: String },
@@ -60,6 +64,7 @@ impl Error {
             Error::SpecSyntax { .. }
                 | Error::SpecField { .. }
                 | Error::BadOverride { .. }
+                | Error::BadArg { .. }
                 | Error::Input { .. }
         )
     }

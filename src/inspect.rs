@@ -44,7 +44,9 @@ pub fn load_any(what: &str, max_seq_len: Option<usize>, device: &Device) -> Resu
 
 /// `morsd generate`: the greedy continuation of each prompt. With `dump`, also writes
 /// `DIR/tokens.json` (prompt and continuation ids per prompt) and `DIR/logits-<i>.f32` (the
-/// prompt's next-token logits, `[positions, vocab]` little-endian f32). `max_seq_len` unset:
+/// prompt's next-token logits, `[positions, vocab]` little-endian f32; for an encoder–decoder
+/// the decoder's logits over its start token and the continuation, with the prompt and `</s>`
+/// as the encoder's input, both named in `encoder_ids` / `decoder_ids`). `max_seq_len` unset:
 /// the checkpoint's own context.
 pub fn generate(
     student: &str,
@@ -79,7 +81,27 @@ pub fn generate(
             if ids.is_empty() {
                 return Err(Error::run(format!("prompt {i} encodes to no tokens")));
             }
-            let batch = Batch::new(std::slice::from_ref(&ids), tok.pad, false, device);
+            // An encoder–decoder reads the prompt (ending in `</s>`) with its encoder and its
+            // decoder reads the start token and the continuation, as it decodes them.
+            let (batch, encoder_ids, decoder_ids) = match model.decoder_start() {
+                Some(start) => {
+                    let enc = crate::student::decode::with_eos(&ids, tok.eos);
+                    let dec: Vec<u32> =
+                        std::iter::once(start).chain(cont.iter().copied()).collect();
+                    let mut b = Batch::new(std::slice::from_ref(&dec), tok.pad, false, device);
+                    b.encoder = Some(crate::student::batch::EncoderInput::new(
+                        std::slice::from_ref(&enc),
+                        tok.pad,
+                        device,
+                    ));
+                    (b, Some(enc), Some(dec))
+                }
+                None => (
+                    Batch::new(std::slice::from_ref(&ids), tok.pad, false, device),
+                    None,
+                    None,
+                ),
+            };
             let h = model.hidden(&batch);
             let [_, t, d] = h.dims();
             let logits: Vec<f32> = model
@@ -90,7 +112,7 @@ pub fn generate(
             let bytes: Vec<u8> = logits.iter().flat_map(|x| x.to_le_bytes()).collect();
             let f = dir.join(format!("logits-{i}.f32"));
             std::fs::write(&f, bytes).at(&f)?;
-            dumped.push(serde_json::json!({"prompt": prompt, "ids": ids, "continuation": text, "continuation_ids": cont}));
+            dumped.push(serde_json::json!({"prompt": prompt, "ids": ids, "continuation": text, "continuation_ids": cont, "encoder_ids": encoder_ids, "decoder_ids": decoder_ids}));
         }
     }
     if let Some(dir) = dump {

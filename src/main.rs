@@ -322,7 +322,7 @@ fn real_main(cli: Cli) -> anyhow::Result<String> {
                     commands::run(&args, &cache()?, device()?)?
                 }
                 other => {
-                    return Err(morsd::Error::BadOverride {
+                    return Err(morsd::Error::BadArg {
                         arg: format!("--executor {other}"),
                         message: "known: local, slurm".into(),
                     }

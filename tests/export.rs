@@ -347,35 +347,123 @@ fn a_tiny_llama_lora_run_exports_to_hf_peft_and_gguf_and_each_consumer_agrees() 
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
+/// A family fixture (tests/fixtures/families) as a LoRA run's project: `edits` replaces keys of
+/// its `config.json` in a copy (a variant llama.cpp's graph can run), kept in the returned
+/// folder.
+fn family_project(name: &str, edits: &Value, max_seq_len: usize) -> (Project, tempfile::TempDir) {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/families")
+        .join(name);
+    let copy = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(&fixture).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_file() {
+            std::fs::copy(e.path(), copy.path().join(e.file_name())).unwrap();
+        }
+    }
+    let cfg_path = copy.path().join("config.json");
+    let mut cfg = read_json(&cfg_path);
+    for (k, v) in edits.as_object().unwrap() {
+        cfg[k] = v.clone();
+    }
+    std::fs::write(&cfg_path, serde_json::to_vec_pretty(&cfg).unwrap()).unwrap();
+    let targets = match name {
+        "phi3" => r#"["qkv_proj", "down_proj"]"#,
+        "gpt2" => r#"["c_attn", "c_fc"]"#,
+        "t5" | "flan-t5" => r#"["q", "v"]"#,
+        _ => r#"["q_proj", "v_proj", "down_proj"]"#,
+    };
+    let spec = tiny_lora_spec(copy.path())
+        .replace("kind = \"llama\"", "kind = \"pretrained\"")
+        .replace(r#"["q_proj", "v_proj", "down_proj"]"#, targets)
+        .replace("max_seq_len = 96", &format!("max_seq_len = {max_seq_len}"));
+    (Project::new(&spec), copy)
+}
+
+/// llama.cpp on the run's GGUF export (f32): its tokenisation of each prompt is morsd's, and its
+/// greedy continuation of morsd's ids is morsd's.
+fn assert_llama_cpp_agrees(name: &str, p: &Project, ours: &Value) {
+    let gg = p.path().join("exports/gguf");
+    export_ok(p, "--run seed=0 --format gguf --dtype f32", &gg);
+    let file = only_file(&gg, "gguf");
+    let (py, _) = common::llama::llama_paths();
+    let rp = file.with_extension("request.json");
+    let req: Vec<Value> = ours
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| serde_json::json!({"text": o["prompt"], "ids": o["ids"]}))
+        .collect();
+    std::fs::write(&rp, serde_json::to_string(&req).unwrap()).unwrap();
+    let got = python_json(
+        &py,
+        "gguf_greedy.py",
+        &[
+            "--gguf",
+            file.to_str().unwrap(),
+            "--request",
+            rp.to_str().unwrap(),
+            "--new-tokens",
+            "12",
+        ],
+    );
+    for (i, (g, o)) in got["prompts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(ours.as_array().unwrap())
+        .enumerate()
+    {
+        assert_eq!(g["ids"], o["ids"], "{name} prompt {i}: llama.cpp's tokens");
+        assert_eq!(
+            g["continuation_ids"], o["continuation_ids"],
+            "{name} prompt {i}: llama.cpp's greedy continuation"
+        );
+    }
+}
+
 #[test]
-fn the_llama_style_families_and_phi3_export_to_hf_and_peft_and_transformers_agrees() {
+fn the_llama_style_families_and_phi3_export_to_hf_peft_and_gguf_and_each_consumer_agrees() {
     // Each family's tiny random checkpoint (tests/fixtures/families), LoRA-tuned on the tiny
     // task (Phi-3 on its fused projections), exported: transformers loads the folder as the
     // family's own class, PEFT puts the adapters on the fixture, and both give morsd's logits
-    // and greedy continuations.
-    for (name, class) in [
-        ("llama3", "LlamaForCausalLM"),
-        ("qwen2", "Qwen2ForCausalLM"),
-        ("qwen3", "Qwen3ForCausalLM"),
-        ("mistral", "MistralForCausalLM"),
-        ("gemma2", "Gemma2ForCausalLM"),
-        ("gemma3", "Gemma3ForCausalLM"),
-        ("phi3", "Phi3ForCausalLM"),
+    // and greedy continuations; llama.cpp runs the GGUF as morsd does, or the GGUF is refused
+    // with what llama.cpp's graph would do otherwise (`why`). A refused fixture is run again
+    // as the variant llama.cpp can run (`variant`: config keys replaced), whose GGUF must agree.
+    let none = Value::Null;
+    for (name, class, why, variant) in [
+        ("llama3", "LlamaForCausalLM", None, none.clone()),
+        ("qwen2", "Qwen2ForCausalLM", None, none.clone()),
+        ("qwen3", "Qwen3ForCausalLM", None, none.clone()),
+        (
+            "mistral",
+            "MistralForCausalLM",
+            Some("sliding window"),
+            serde_json::json!({"sliding_window": null}),
+        ),
+        (
+            "gemma2",
+            "Gemma2ForCausalLM",
+            Some("query_pre_attn_scalar"),
+            serde_json::json!({"query_pre_attn_scalar": 8}),
+        ),
+        (
+            "gemma3",
+            "Gemma3ForCausalLM",
+            Some("query_pre_attn_scalar"),
+            serde_json::json!({"query_pre_attn_scalar": 8}),
+        ),
+        (
+            "phi3",
+            "Phi3ForCausalLM",
+            Some("sliding window"),
+            // Without longrope too: llama.cpp picks its factor set by its context size
+            // (512 here), transformers and morsd by the sequence's length.
+            serde_json::json!({"sliding_window": null, "rope_scaling": null}),
+        ),
     ] {
         eprintln!("{name}:");
-        let weights = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/families")
-            .join(name);
-        let mut spec =
-            tiny_lora_spec(&weights).replace("kind = \"llama\"", "kind = \"pretrained\"");
-        if name == "phi3" {
-            // Phi-3's fused projections under PEFT's names.
-            spec = spec.replace(
-                "[\"q_proj\", \"v_proj\", \"down_proj\"]",
-                "[\"qkv_proj\", \"down_proj\"]",
-            );
-        }
-        let p = Project::new(&spec);
+        let (p, fixture) = family_project(name, &serde_json::json!({}), 96);
         let out = p.morsd(&["run", p.spec().to_str().unwrap()]);
         assert!(out.status.success(), "{name}: {}", text(&out));
         let entry = train_entry(&p);
@@ -397,18 +485,66 @@ fn the_llama_style_families_and_phi3_export_to_hf_and_peft_and_transformers_agre
         assert_transformers_agree(&got, &ours, 1e-4, true);
         let pf = x.join("peft");
         export_ok(&p, "--run seed=0 --format peft", &pf);
-        let got = check_export_with("peft", &pf, Some(&weights), &dump, 12, extra);
+        let got = check_export_with("peft", &pf, Some(fixture.path()), &dump, 12, extra);
         assert_transformers_agree(&got, &ours, 1e-4, false);
-        // No GGUF yet: refused with the reason, nothing written.
-        let o = export_to(&p, "--run seed=0 --format gguf", &x.join("gguf"));
-        assert_eq!(o.status.code(), Some(2), "{name}: {}", text(&o));
-        let why = if name == "llama3" {
-            "rope_scaling"
+        match why {
+            None => assert_llama_cpp_agrees(name, &p, &ours),
+            Some(why) => {
+                // Refused with the reason, nothing written; the variant's GGUF agrees.
+                let o = export_to(&p, "--run seed=0 --format gguf", &x.join("gguf"));
+                assert_eq!(o.status.code(), Some(2), "{name}: {}", text(&o));
+                assert!(text(&o).contains(why), "{name}: {}", text(&o));
+                assert!(!x.join("gguf").exists());
+                let (pv, _fv) = family_project(name, &variant, 96);
+                let out = pv.morsd(&["run", pv.spec().to_str().unwrap()]);
+                assert!(out.status.success(), "{name} variant: {}", text(&out));
+                let dump = pv.path().join("dump");
+                let ours = morsd_dump(&pv, &train_entry(&pv), &TINY_PROMPTS, 12, &dump);
+                assert_llama_cpp_agrees(&format!("{name} variant"), &pv, &ours);
+            }
+        }
+    }
+}
+
+#[test]
+fn gpt2_and_t5_lora_students_export_to_hf_and_peft_and_gpt2_to_gguf() {
+    // GPT-2 (64 positions) and T5 fixtures, LoRA-tuned: transformers loads the folder as
+    // GPT2LMHeadModel / T5ForConditionalGeneration and PEFT the adapters, both giving morsd's
+    // logits (T5: the decoder's, over its start token and morsd's continuation) and greedy
+    // continuations; llama.cpp runs GPT-2's GGUF as morsd does; T5's GGUF is refused.
+    for (name, class, ctx) in [
+        ("gpt2", "GPT2LMHeadModel", 64),
+        ("t5", "T5ForConditionalGeneration", 96),
+    ] {
+        eprintln!("{name}:");
+        let (p, fixture) = family_project(name, &serde_json::json!({}), ctx);
+        let out = p.morsd(&["run", p.spec().to_str().unwrap()]);
+        assert!(out.status.success(), "{name}: {}", text(&out));
+        let entry = train_entry(&p);
+        let x = p.path().join("exports");
+        let dump = p.path().join("dump");
+        let hf = x.join("hf");
+        export_ok(&p, "--run seed=0 --format hf", &hf);
+        assert_eq!(
+            read_json(&hf.join("config.json"))["architectures"][0],
+            class,
+            "{name}"
+        );
+        let ours = morsd_dump(&p, &entry, &TINY_PROMPTS, 12, &dump);
+        let got = check_export("hf", &hf, None, &dump, 12);
+        assert_transformers_agree(&got, &ours, 1e-4, true);
+        let pf = x.join("peft");
+        export_ok(&p, "--run seed=0 --format peft", &pf);
+        let got = check_export("peft", &pf, Some(fixture.path()), &dump, 12);
+        assert_transformers_agree(&got, &ours, 1e-4, false);
+        if name == "gpt2" {
+            assert_llama_cpp_agrees(name, &p, &ours);
         } else {
-            name
-        };
-        assert!(text(&o).contains(why), "{name}: {}", text(&o));
-        assert!(!x.join("gguf").exists());
+            let o = export_to(&p, "--run seed=0 --format gguf", &x.join("gguf"));
+            assert_eq!(o.status.code(), Some(2), "{name}: {}", text(&o));
+            assert!(text(&o).contains("encoder"), "{name}: {}", text(&o));
+            assert!(!x.join("gguf").exists());
+        }
     }
 }
 

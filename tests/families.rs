@@ -372,6 +372,35 @@ fn gpt2_matches_transformers() {
 }
 
 #[test]
+fn gpt2_decoding_stops_each_row_at_its_position_table() {
+    // GPT-2 run at its whole table (64 positions): in one batch, a prompt of 60 tokens fills the
+    // table after 4 new tokens while a short one goes on. The finished row must not be run past
+    // position 63 (the cached step used to embed position 64 and panic), and each row decodes
+    // as it does alone.
+    let device = morsd::device_from_env().unwrap();
+    let p = load_checkpoint(&fixtures().join("gpt2"), 64, &device).unwrap();
+    let (model, tok) = (p.model, p.tok);
+    let long: Vec<u32> = (0..60).map(|i| 3 + (i * 7) % 250).collect();
+    let prompts = vec![long, vec![5, 9, 11, 4, 7]];
+    let opts = |batch_size| DecodeOptions {
+        max_new: 20,
+        batch_size,
+        stop: None,
+    };
+    let together = greedy_encoded(&model, &tok, &prompts, &opts(8), &device);
+    for (i, (t, p)) in together.iter().zip(&prompts).enumerate() {
+        assert!(
+            p.len() + t.len() <= 64,
+            "row {i}: {} + {}",
+            p.len(),
+            t.len()
+        );
+        let alone = greedy_encoded(&model, &tok, std::slice::from_ref(p), &opts(1), &device);
+        assert_eq!(t, &alone[0], "row {i}: batched vs alone");
+    }
+}
+
+#[test]
 fn flan_t5_matches_transformers() {
     check("flan-t5", Family::T5, true);
 }

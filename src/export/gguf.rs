@@ -1,22 +1,29 @@
-//! GGUF export of a Llama-family student: a file llama.cpp loads, laid out the way llama.cpp's
-//! `convert_hf_to_gguf.py` writes one.
+//! GGUF export: a file llama.cpp loads, laid out the way llama.cpp's `convert_hf_to_gguf.py`
+//! writes one, for the architectures llama.cpp has: `llama` (Llama, Mistral), `qwen2`,
+//! `qwen3`, `gemma2`, `gemma3`, `phi3` and `gpt2`.
 //!
 //! The container and the quantisation are candle's (`gguf_file::write`, `QTensor::quantize`;
 //! candle writes GGUF v2 with 32-byte alignment and reverses the dimensions into GGUF's
 //! innermost-first order). What is ours:
-//! 1. the architecture metadata (`llama.*`, `general.file_type` as llama.cpp's `LLAMA_FTYPE`);
-//! 2. the tensors: canonical names → GGUF names ([`LAYER_NAMES`]), q/k rows permuted into
-//!    llama.cpp's interleaved order ([`permute`]), 1-D norms kept F32 whatever the file type
-//!    (the converter's convention), and Q8_0 falling back to F16 for a tensor whose rows are
-//!    not whole 32-value blocks (as the converter does);
+//! 1. per architecture ([`Arch`]): the metadata (`{arch}.*`, `general.file_type` as
+//!    llama.cpp's `LLAMA_FTYPE`) and the tensors under llama.cpp's names, q/k rows permuted
+//!    into the interleaved order for `llama` only ([`permute`]; the others rotate halves, as
+//!    Hugging Face stores them), and what llama.cpp's graph fixes checked against the student
+//!    ([`llama_unsupported`], [`phi3_unsupported`]): a file that would run differently is
+//!    refused with the reason, never written;
+//! 2. the tensors' storage: 1-D tensors kept F32 whatever the file type (the converter's
+//!    convention), and Q8_0 falling back to F16 for a tensor whose rows are not whole 32-value
+//!    blocks (as the converter does);
 //! 3. the tokenizer metadata: copied verbatim from the base GGUF when there is one, else
 //!    derived from the `tokenizers` tokenizer (byte-level BPE only: `tokenizer.ggml.model` =
 //!    `gpt2`). A derived tokenizer says `add_bos_token = false`: morsd never prepends one.
 
 use crate::error::{Error, Result};
-use crate::student::LlamaConfig;
-use crate::student::checkpoint::{LAYER_NAMES, Weight, permute};
+use crate::student::checkpoint::{Weight, layer_names, permute};
+use crate::student::phi3::Phi3Config;
+use crate::student::rope::{Rope, RopeScaling};
 use crate::student::tokenizer::Tok;
+use crate::student::{Family, LlamaConfig};
 use candle_core::quantized::gguf_file::{self, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
 use std::collections::HashMap;
@@ -73,80 +80,220 @@ fn u32_value(key: &str, x: usize) -> Result<Value> {
         .map_err(|_| fail(format!("`{key}` = {x} does not fit in 32 bits")))
 }
 
-/// Writes a Llama-architecture GGUF file that llama.cpp loads.
+/// One tensor of the file: its GGUF name, its shape in Hugging Face order (outermost first,
+/// reversed into GGUF's order by the writer) and its values, already in llama.cpp's layout.
+pub struct Entry {
+    /// GGUF name (`blk.0.attn_q.weight`).
+    pub name: String,
+    /// Shape, outermost first.
+    pub shape: Vec<usize>,
+    /// Row-major values.
+    pub data: Vec<f32>,
+}
+
+impl Entry {
+    fn new(name: impl Into<String>, shape: Vec<usize>, data: Vec<f32>) -> Self {
+        Entry {
+            name: name.into(),
+            shape,
+            data,
+        }
+    }
+}
+
+/// What an architecture contributes to a file: `general.architecture`, its own metadata
+/// (`{arch}.*`), its tensors and the vocabulary size the tokenizer must cover.
+pub struct Arch {
+    /// llama.cpp's architecture name (`llama`, `qwen2`, `gemma3`, `phi3`, `gpt2` …).
+    pub name: &'static str,
+    /// `{arch}.*` keys.
+    pub metadata: Vec<(String, Value)>,
+    /// The tensors, in file order.
+    pub tensors: Vec<Entry>,
+    /// Vocabulary size.
+    pub vocab_size: usize,
+}
+
+/// llama.cpp's architecture name for a Llama-style family: Mistral is `llama` (the converter
+/// writes it so), the others their own.
+fn llama_arch(f: Family) -> &'static str {
+    match f {
+        Family::Qwen2 => "qwen2",
+        Family::Qwen3 => "qwen3",
+        Family::Gemma2 => "gemma2",
+        Family::Gemma3 => "gemma3",
+        _ => "llama",
+    }
+}
+
+/// Why llama.cpp would not run this Llama-style student as morsd does, if it would not: each
+/// architecture's graph fixes some of what transformers' config sets (Gemma's query scale,
+/// its window pattern and local RoPE base, Gemma 2's soft caps), and some options it lacks
+/// (windows on `llama` and `qwen2`, per-head norms outside Qwen3 and Gemma 3, partial
+/// rotation). `None`: the file reproduces the student.
+pub fn llama_unsupported(c: &LlamaConfig) -> Option<String> {
+    let f = c.family;
+    let arch = llama_arch(f);
+    let hd = c.head_dim();
+    // 1. Options no architecture of llama.cpp takes from a file.
+    if c.rotary_dims.is_some_and(|r| r != hd) {
+        return Some("its rotation is partial (`partial_rotary_factor`), which llama.cpp's Llama-style architectures do not take".into());
+    }
+    match &c.rope_scaling {
+        RopeScaling::Default | RopeScaling::Linear { .. } | RopeScaling::Llama3 { .. } => {}
+        other => {
+            return Some(format!(
+                "its rotation is scaled as `{}`, which llama.cpp's `{arch}` does not take",
+                other.to_hf()
+            ));
+        }
+    }
+    if matches!(c.rope_scaling, RopeScaling::Llama3 { .. }) && arch != "llama" {
+        return Some(format!(
+            "llama.cpp's `{arch}` takes no `llama3` rope scaling (its `rope_freqs` factors are read by `llama` only)"
+        ));
+    }
+    // 2. What each architecture's graph has.
+    let gemma = matches!(f, Family::Gemma2 | Family::Gemma3);
+    if let Some(w) = windowed(c).filter(|_| !gemma) {
+        return Some(format!(
+            "it attends through a sliding window of {w} tokens (`sliding_window`), shorter than its context of {}, which llama.cpp's `{arch}` does not apply: its logits would differ past the window",
+            c.max_seq_len
+        ));
+    }
+    if c.qkv_bias && f != Family::Qwen2 {
+        return Some(format!(
+            "its q/k/v projections have biases, which llama.cpp's `{arch}` does not read"
+        ));
+    }
+    if c.qk_norm && !matches!(f, Family::Qwen3 | Family::Gemma3) {
+        return Some(format!(
+            "it normalises queries and keys per head, which llama.cpp's `{arch}` does not"
+        ));
+    }
+    if gemma {
+        // llama.cpp scales queries by 1/√head_dim, or 1/√(d/heads) in the 27B models (46 layers
+        // in Gemma 2, 62 in Gemma 3), whatever `query_pre_attn_scalar` says.
+        let big =
+            (f == Family::Gemma2 && c.layers == 46) || (f == Family::Gemma3 && c.layers == 62);
+        let cpp = if big {
+            (c.d_model / c.heads) as f64
+        } else {
+            hd as f64
+        };
+        let ours = c.query_pre_attn_scalar.unwrap_or(hd as f64);
+        if (ours - cpp).abs() > 1e-9 {
+            return Some(format!(
+                "its `query_pre_attn_scalar` is {ours}, but llama.cpp's `{arch}` scales queries by 1/√{cpp} for a model of {} layers",
+                c.layers
+            ));
+        }
+        if c.sliding_window.is_none() && f == Family::Gemma2 {
+            return Some("it has no sliding window, but llama.cpp's `gemma2` makes every other layer sliding".into());
+        }
+        if f == Family::Gemma2 && !c.tie_embeddings {
+            return Some("its head is not its token embedding, but llama.cpp's `gemma2` reads no `output` tensor".into());
+        }
+        if f == Family::Gemma2 && (c.attn_softcap.is_none() || c.final_softcap.is_none()) {
+            return Some("it soft-caps no attention or final logits, but llama.cpp's `gemma2` always does (50 and 30 when the file says nothing)".into());
+        }
+        if f == Family::Gemma3 && c.attn_softcap.is_some() {
+            return Some(
+                "it soft-caps attention scores, which llama.cpp's `gemma3` does not".into(),
+            );
+        }
+    }
+    None
+}
+
+/// The window of a student some of whose layers attend through one shorter than its context
+/// (a window as long as the context changes nothing).
+fn windowed(c: &LlamaConfig) -> Option<usize> {
+    c.sliding_window
+        .filter(|&w| w < c.max_seq_len && (0..c.layers).any(|l| c.window_of(l).is_some()))
+}
+
+/// The file of a Llama-style student (`llama`, `qwen2`, `qwen3`, `gemma2`, `gemma3`; Mistral as
+/// `llama`), as llama.cpp's converter writes one.
 ///
 /// `weights` are under the canonical names and in the Hugging Face layout of
-/// [`crate::student::checkpoint::Checkpoint::weights`]. `llama.context_length` is
-/// `config.max_seq_len`. With `base_gguf` (the student's base checkpoint was a GGUF) every
-/// `tokenizer.*` key is copied from it; otherwise they are derived from `tok`. `chat_template`,
-/// when given, is written as `tokenizer.chat_template` (replacing the base's).
-pub fn write_llama(
-    config: &LlamaConfig,
-    weights: &HashMap<String, Weight>,
-    tok: &Tok,
-    chat_template: Option<&str>,
-    base_gguf: Option<&Path>,
-    ty: GgufType,
-    out: &Path,
-) -> Result<()> {
+/// [`crate::student::checkpoint::Checkpoint::weights`] (Gemma's norms as `1 + w`, which is what
+/// llama.cpp multiplies by). Only `llama` permutes q/k rows ([`permute`]): llama.cpp rotates
+/// the others in the "neox" (rotate-half) layout of the Hugging Face weights.
+pub fn llama_arch_of(c: &LlamaConfig, weights: &HashMap<String, Weight>) -> Result<Arch> {
     // 1. The architecture must be one llama.cpp can run.
-    let c = config;
     if c.heads == 0
         || c.kv_heads == 0
         || c.vocab_size == 0
-        || !c.d_model.is_multiple_of(c.heads)
         || !c.heads.is_multiple_of(c.kv_heads)
         || !c.head_dim().is_multiple_of(2)
+        || (c.head_dim_override.is_none() && !c.d_model.is_multiple_of(c.heads))
     {
         return Err(fail(format!(
             "inconsistent architecture: width {}, {} query / {} key-value heads (the head width must be even), vocabulary {}",
             c.d_model, c.heads, c.kv_heads, c.vocab_size
         )));
     }
+    if let Some(why) = llama_unsupported(c) {
+        return Err(fail(why));
+    }
+    let arch = llama_arch(c.family);
     let hd = c.head_dim();
-    // 2. General and architecture metadata.
-    let name = out
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "morsd student".into());
-    let mut md: Vec<(String, Value)> = vec![
-        ("general.architecture".into(), Value::String("llama".into())),
-        ("general.name".into(), Value::String(name)),
-        ("general.file_type".into(), Value::U32(ty.file_type())),
-        ("general.quantization_version".into(), Value::U32(2)),
-        ("general.alignment".into(), Value::U32(ALIGNMENT)),
-    ];
+    // 2. `{arch}.*` metadata.
+    let mut md: Vec<(String, Value)> = Vec::new();
     for (key, x) in [
-        ("llama.context_length", c.max_seq_len),
-        ("llama.embedding_length", c.d_model),
-        ("llama.block_count", c.layers),
-        ("llama.feed_forward_length", c.d_ff),
-        ("llama.attention.head_count", c.heads),
-        ("llama.attention.head_count_kv", c.kv_heads),
-        ("llama.rope.dimension_count", hd),
-        ("llama.vocab_size", c.vocab_size),
+        ("context_length", c.max_seq_len),
+        ("embedding_length", c.d_model),
+        ("block_count", c.layers),
+        ("feed_forward_length", c.d_ff),
+        ("attention.head_count", c.heads),
+        ("attention.head_count_kv", c.kv_heads),
+        ("attention.key_length", hd),
+        ("attention.value_length", hd),
+        ("rope.dimension_count", hd),
+        ("vocab_size", c.vocab_size),
     ] {
-        md.push((key.into(), u32_value(key, x)?));
+        let key = format!("{arch}.{key}");
+        md.push((key.clone(), u32_value(&key, x)?));
     }
-    md.push((
-        "llama.rope.freq_base".into(),
-        Value::F32(c.rope_theta as f32),
-    ));
-    md.push((
-        "llama.attention.layer_norm_rms_epsilon".into(),
-        Value::F32(c.norm_eps as f32),
-    ));
-    // 3. Tokenizer metadata, then the chat template.
-    let mut tk = match base_gguf {
-        Some(base) => base_tokenizer(base, c.vocab_size)?,
-        None => derived_tokenizer(tok, c.vocab_size)?,
-    };
-    if let Some(t) = chat_template {
-        tk.retain(|(k, _)| k != "tokenizer.chat_template");
-        tk.push(("tokenizer.chat_template".into(), Value::String(t.into())));
+    let f32_key = |k: &str, x: f64| (format!("{arch}.{k}"), Value::F32(x as f32));
+    md.push(f32_key("rope.freq_base", c.rope_theta));
+    md.push(f32_key("attention.layer_norm_rms_epsilon", c.norm_eps));
+    if let RopeScaling::Linear { factor } = c.rope_scaling {
+        md.push((
+            format!("{arch}.rope.scaling.type"),
+            Value::String("linear".into()),
+        ));
+        md.push(f32_key("rope.scaling.factor", factor));
     }
-    md.extend(tk);
-    // 4. Tensors: (GGUF name, canonical name, HF shape, heads to permute by).
+    if let Some(w) = c
+        .sliding_window
+        .filter(|_| (0..c.layers).any(|l| c.window_of(l).is_some()))
+    {
+        let key = format!("{arch}.attention.sliding_window");
+        md.push((key.clone(), u32_value(&key, w)?));
+        // Which layers slide, one flag per layer (llama.cpp reads the array; without it, its
+        // own pattern: every 2nd layer global in Gemma 2, every 6th in Gemma 3).
+        md.push((
+            format!("{arch}.attention.sliding_window_pattern"),
+            Value::Array(
+                (0..c.layers)
+                    .map(|l| Value::Bool(c.window_of(l).is_some()))
+                    .collect(),
+            ),
+        ));
+        if let Some(local) = c.rope_local_theta {
+            md.push(f32_key("rope.freq_base_swa", local));
+        }
+    }
+    if let Some(a) = c.attn_softcap {
+        md.push(f32_key("attn_logit_softcapping", a));
+    }
+    if let Some(f) = c.final_softcap {
+        md.push(f32_key("final_logit_softcapping", f));
+    }
+    // 3. Tensors: (GGUF name, canonical name, HF shape, heads to permute by).
+    let permute_qk = arch == "llama";
     let mut specs: Vec<(String, String, Vec<usize>, Option<usize>)> = vec![(
         "token_embd.weight".into(),
         "embed".into(),
@@ -154,21 +301,29 @@ pub fn write_llama(
         None,
     )];
     for l in 0..c.layers {
-        for (canon, g, _) in LAYER_NAMES {
+        for (canon, g, _) in layer_names(c) {
             let (shape, heads) = match canon {
-                "attn_norm" | "mlp_norm" => (vec![c.d_model], None),
                 "q_proj" => (vec![c.heads * hd, c.d_model], Some(c.heads)),
                 "k_proj" => (vec![c.kv_heads * hd, c.d_model], Some(c.kv_heads)),
                 "v_proj" => (vec![c.kv_heads * hd, c.d_model], None),
                 "o_proj" => (vec![c.d_model, c.heads * hd], None),
                 "down_proj" => (vec![c.d_model, c.d_ff], None),
-                _ => (vec![c.d_ff, c.d_model], None),
+                "gate_proj" | "up_proj" => (vec![c.d_ff, c.d_model], None),
+                "q_bias" => (vec![c.heads * hd], None),
+                "k_bias" | "v_bias" => (vec![c.kv_heads * hd], None),
+                "q_norm" | "k_norm" => (vec![hd], None),
+                _ => (vec![c.d_model], None),
+            };
+            let gname = if g.ends_with(".bias") {
+                format!("blk.{l}.{g}")
+            } else {
+                format!("blk.{l}.{g}.weight")
             };
             specs.push((
-                format!("blk.{l}.{g}.weight"),
+                gname,
                 format!("L{l}.{canon}"),
                 shape,
-                heads,
+                heads.filter(|_| permute_qk),
             ));
         }
     }
@@ -186,8 +341,18 @@ pub fn write_llama(
             None,
         ));
     }
-    let cpu = candle_core::Device::Cpu;
-    let mut tensors: Vec<(String, QTensor)> = Vec::with_capacity(specs.len());
+    let mut tensors = Vec::with_capacity(specs.len() + 1);
+    // Llama 3's frequency scaling: llama.cpp divides frequency i by `rope_freqs[i]`.
+    if matches!(c.rope_scaling, RopeScaling::Llama3 { .. }) {
+        let rope = Rope {
+            theta: c.rope_theta,
+            scaling: c.rope_scaling.clone(),
+        };
+        let plain = Rope::plain(c.rope_theta).inv_freq(hd, false);
+        let scaled = rope.inv_freq(hd, false);
+        let factors: Vec<f32> = plain.iter().zip(&scaled).map(|(p, s)| p / s).collect();
+        tensors.push(Entry::new("rope_freqs.weight", vec![hd / 2], factors));
+    }
     for (gname, canon, shape, heads) in specs {
         let w = weights
             .get(&canon)
@@ -199,29 +364,324 @@ pub fn write_llama(
                 w.data.len()
             )));
         }
-        let permuted;
         let data = match heads {
-            Some(n) => {
-                permuted = permute(&w.data, shape[0], shape[1], n);
-                &permuted
-            }
-            None => &w.data,
+            Some(n) => permute(&w.data, shape[0], shape[1], n),
+            None => w.data.clone(),
         };
-        // Norms stay F32; Q8_0 needs whole 32-value blocks per row, else F16 (the converter's
-        // fallback).
-        let dtype = match (shape.len(), ty) {
+        tensors.push(Entry::new(gname, shape, data));
+    }
+    Ok(Arch {
+        name: arch,
+        metadata: md,
+        tensors,
+        vocab_size: c.vocab_size,
+    })
+}
+
+/// A tensor under transformers' name: (name, shape, row-major values).
+pub type HfTensor = (String, Vec<usize>, Vec<f32>);
+
+/// Renames transformers' tensors to GGUF's with `rename` (`None`: a tensor the file leaves
+/// out), transposing those it marks (GPT-2's `Conv1D` weights are `[in, out]`, llama.cpp's
+/// `[out, in]` as the converter writes them). `Err` names a tensor `rename` does not know.
+fn renamed(
+    tensors: Vec<HfTensor>,
+    rename: impl Fn(&str) -> Option<(String, bool)>,
+) -> Result<Vec<Entry>> {
+    tensors
+        .into_iter()
+        .map(|(name, shape, data)| {
+            let (g, transpose) =
+                rename(&name).ok_or_else(|| fail(format!("no GGUF name for tensor `{name}`")))?;
+            Ok(match (transpose, shape.as_slice()) {
+                (true, &[r, c]) => {
+                    let mut t = vec![0f32; data.len()];
+                    for i in 0..r {
+                        for j in 0..c {
+                            t[j * r + i] = data[i * c + j];
+                        }
+                    }
+                    Entry::new(g, vec![c, r], t)
+                }
+                _ => Entry::new(g, shape, data),
+            })
+        })
+        .collect()
+}
+
+/// `blk.{l}.{rest}` of a `{prefix}{l}.{rest}` name.
+fn layer_of<'a>(name: &'a str, prefix: &str) -> Option<(usize, &'a str)> {
+    let rest = name.strip_prefix(prefix)?;
+    let (l, rest) = rest.split_once('.')?;
+    Some((l.parse().ok()?, rest))
+}
+
+/// The numbers of a GPT-2 model the file states.
+pub struct Gpt2Dims {
+    /// Vocabulary size.
+    pub vocab_size: usize,
+    /// `n_embd`.
+    pub d_model: usize,
+    /// `n_layer`.
+    pub layers: usize,
+    /// `n_head`.
+    pub heads: usize,
+    /// `n_inner`.
+    pub d_ff: usize,
+    /// `n_positions`.
+    pub positions: usize,
+    /// `layer_norm_epsilon`.
+    pub eps: f64,
+}
+
+/// A GPT-2 student's file (`gpt2`), from its tensors under transformers' names
+/// (`transformer.*`, `Conv1D` weights `[in, out]`). The head is the token embedding: llama.cpp
+/// uses `token_embd` when the file has no `output`.
+pub fn gpt2_arch_of(d: &Gpt2Dims, tensors: Vec<HfTensor>) -> Result<Arch> {
+    let mut md: Vec<(String, Value)> = Vec::new();
+    for (key, x) in [
+        ("context_length", d.positions),
+        ("embedding_length", d.d_model),
+        ("feed_forward_length", d.d_ff),
+        ("block_count", d.layers),
+        ("attention.head_count", d.heads),
+    ] {
+        let key = format!("gpt2.{key}");
+        md.push((key.clone(), u32_value(&key, x)?));
+    }
+    md.push((
+        "gpt2.attention.layer_norm_epsilon".into(),
+        Value::F32(d.eps as f32),
+    ));
+    let tensors = renamed(tensors, |n| {
+        let n = n.strip_prefix("transformer.").unwrap_or(n);
+        let plain = |g: &str| Some((g.to_string(), false));
+        match n {
+            "wte.weight" => return plain("token_embd.weight"),
+            "wpe.weight" => return plain("position_embd.weight"),
+            "ln_f.weight" => return plain("output_norm.weight"),
+            "ln_f.bias" => return plain("output_norm.bias"),
+            _ => {}
+        }
+        let (l, rest) = layer_of(n, "h.")?;
+        let (module, kind) = rest.rsplit_once('.')?;
+        let g = match module {
+            "ln_1" => "attn_norm",
+            "attn.c_attn" => "attn_qkv",
+            "attn.c_proj" => "attn_output",
+            "ln_2" => "ffn_norm",
+            "mlp.c_fc" => "ffn_up",
+            "mlp.c_proj" => "ffn_down",
+            _ => return None,
+        };
+        let conv1d = kind == "weight" && !module.starts_with("ln_");
+        Some((format!("blk.{l}.{g}.{kind}"), conv1d))
+    })?;
+    Ok(Arch {
+        name: "gpt2",
+        metadata: md,
+        tensors,
+        vocab_size: d.vocab_size,
+    })
+}
+
+/// Why llama.cpp would not run this Phi-3 student as morsd does, if it would not.
+pub fn phi3_unsupported(c: &Phi3Config) -> Option<String> {
+    match &c.rope_scaling {
+        RopeScaling::Default | RopeScaling::LongRope { .. } => {}
+        other => {
+            return Some(format!(
+                "its rotation is scaled as `{}`, which llama.cpp's `phi3` does not take",
+                other.to_hf()
+            ));
+        }
+    }
+    if let Some(w) = c.sliding_window.filter(|&w| w < c.max_seq_len) {
+        return Some(format!(
+            "it attends through a sliding window of {w} tokens (`sliding_window`), shorter than its context of {}, but llama.cpp's `phi3` has its sliding windows switched off",
+            c.max_seq_len
+        ));
+    }
+    None
+}
+
+/// A Phi-3 student's file (`phi3`), from its tensors under transformers' names: the fused
+/// `qkv_proj` and `gate_up_proj` as llama.cpp's `attn_qkv` and `ffn_up` (gate half first, as
+/// both split it), and for `longrope` the factor tensors `rope_factors_short`/`_long` with
+/// the original context and the attention factor. llama.cpp picks the long factors when its
+/// context (`n_ctx`) exceeds the original one, transformers when the sequence does: the two
+/// agree on sequences within the original context, or when llama.cpp's context is as long as
+/// the sequence's.
+pub fn phi3_arch_of(c: &Phi3Config, tensors: Vec<HfTensor>) -> Result<Arch> {
+    if let Some(why) = phi3_unsupported(c) {
+        return Err(fail(why));
+    }
+    let hd = c.head_dim();
+    let rot = c.rotary_dims.unwrap_or(hd);
+    let mut md: Vec<(String, Value)> = Vec::new();
+    for (key, x) in [
+        ("context_length", c.max_seq_len),
+        ("embedding_length", c.d_model),
+        ("feed_forward_length", c.d_ff),
+        ("block_count", c.layers),
+        ("attention.head_count", c.heads),
+        ("attention.head_count_kv", c.kv_heads),
+        ("rope.dimension_count", rot),
+    ] {
+        let key = format!("phi3.{key}");
+        md.push((key.clone(), u32_value(&key, x)?));
+    }
+    md.push((
+        "phi3.attention.layer_norm_rms_epsilon".into(),
+        Value::F32(c.norm_eps as f32),
+    ));
+    md.push((
+        "phi3.rope.freq_base".into(),
+        Value::F32(c.rope_theta as f32),
+    ));
+    let mut entries = Vec::new();
+    if let RopeScaling::LongRope {
+        short_factor,
+        long_factor,
+        original_max_position_embeddings,
+        attention_factor,
+    } = &c.rope_scaling
+    {
+        let key = "phi3.rope.scaling.original_context_length";
+        md.push((
+            key.into(),
+            u32_value(key, *original_max_position_embeddings as usize)?,
+        ));
+        md.push((
+            "phi3.rope.scaling.attn_factor".into(),
+            Value::F32(*attention_factor as f32),
+        ));
+        for (g, f) in [
+            ("rope_factors_long.weight", long_factor),
+            ("rope_factors_short.weight", short_factor),
+        ] {
+            let f: Vec<f32> = f.iter().map(|&x| x as f32).collect();
+            if f.len() != rot / 2 {
+                return Err(fail(format!(
+                    "`{g}` has {} factors, the rotation {} frequencies",
+                    f.len(),
+                    rot / 2
+                )));
+            }
+            entries.push(Entry::new(g, vec![rot / 2], f));
+        }
+    }
+    entries.extend(renamed(tensors, |n| {
+        let plain = |g: &str| Some((g.to_string(), false));
+        match n {
+            "model.embed_tokens.weight" => return plain("token_embd.weight"),
+            "model.norm.weight" => return plain("output_norm.weight"),
+            "lm_head.weight" => return plain("output.weight"),
+            _ => {}
+        }
+        let (l, rest) = layer_of(n, "model.layers.")?;
+        let g = match rest {
+            "input_layernorm.weight" => "attn_norm",
+            "post_attention_layernorm.weight" => "ffn_norm",
+            "self_attn.qkv_proj.weight" => "attn_qkv",
+            "self_attn.o_proj.weight" => "attn_output",
+            "mlp.gate_up_proj.weight" => "ffn_up",
+            "mlp.down_proj.weight" => "ffn_down",
+            _ => return None,
+        };
+        Some((format!("blk.{l}.{g}.weight"), false))
+    })?);
+    Ok(Arch {
+        name: "phi3",
+        metadata: md,
+        tensors: entries,
+        vocab_size: c.vocab_size,
+    })
+}
+
+/// Writes a Llama-style student's GGUF file that llama.cpp loads (see [`llama_arch_of`] and
+/// [`write`]). `{arch}.context_length` is `config.max_seq_len`.
+pub fn write_llama(
+    config: &LlamaConfig,
+    weights: &HashMap<String, Weight>,
+    tok: &Tok,
+    chat_template: Option<&str>,
+    base_gguf: Option<&Path>,
+    ty: GgufType,
+    out: &Path,
+) -> Result<()> {
+    let arch = llama_arch_of(config, weights)?;
+    write(arch, tok, chat_template, base_gguf, ty, out)
+}
+
+/// Writes `arch` as a GGUF file.
+///
+/// With `base_gguf` (the student's base checkpoint was a GGUF) every `tokenizer.*` key is
+/// copied from it; otherwise they are derived from `tok`. `chat_template`, when given, is
+/// written as `tokenizer.chat_template` (replacing the base's).
+pub fn write(
+    arch: Arch,
+    tok: &Tok,
+    chat_template: Option<&str>,
+    base_gguf: Option<&Path>,
+    ty: GgufType,
+    out: &Path,
+) -> Result<()> {
+    // 1. General metadata, then the architecture's.
+    let name = out
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "morsd student".into());
+    let mut md: Vec<(String, Value)> = vec![
+        (
+            "general.architecture".into(),
+            Value::String(arch.name.into()),
+        ),
+        ("general.name".into(), Value::String(name)),
+        ("general.file_type".into(), Value::U32(ty.file_type())),
+        ("general.quantization_version".into(), Value::U32(2)),
+        ("general.alignment".into(), Value::U32(ALIGNMENT)),
+    ];
+    md.extend(arch.metadata);
+    // 2. Tokenizer metadata, then the chat template.
+    let mut tk = match base_gguf {
+        Some(base) => base_tokenizer(base, arch.vocab_size)?,
+        None => derived_tokenizer(tok, arch.vocab_size)?,
+    };
+    if let Some(t) = chat_template {
+        tk.retain(|(k, _)| k != "tokenizer.chat_template");
+        tk.push(("tokenizer.chat_template".into(), Value::String(t.into())));
+    }
+    md.extend(tk);
+    // 3. Tensors: 1-D ones (norms, biases, RoPE factors) stay F32 whatever the file type (the
+    //    converter's convention); Q8_0 needs whole 32-value blocks per row, else F16 (the
+    //    converter's fallback).
+    let cpu = candle_core::Device::Cpu;
+    let mut tensors: Vec<(String, QTensor)> = Vec::with_capacity(arch.tensors.len());
+    for e in arch.tensors {
+        if e.data.len() != e.shape.iter().product::<usize>() {
+            return Err(fail(format!(
+                "tensor `{}` has {} values for shape {:?}",
+                e.name,
+                e.data.len(),
+                e.shape
+            )));
+        }
+        let dtype = match (e.shape.len(), ty) {
             (1, _) => GgmlDType::F32,
-            (_, GgufType::Q8_0) if !shape[1].is_multiple_of(GgmlDType::Q8_0.block_size()) => {
+            (_, GgufType::Q8_0)
+                if !e.shape[e.shape.len() - 1].is_multiple_of(GgmlDType::Q8_0.block_size()) =>
+            {
                 GgmlDType::F16
             }
             _ => ty.ggml(),
         };
-        let q = candle_core::Tensor::from_slice(data, shape.as_slice(), &cpu)
+        let q = candle_core::Tensor::from_slice(&e.data, e.shape.as_slice(), &cpu)
             .and_then(|t| QTensor::quantize(&t, dtype))
-            .map_err(|e| fail(format!("tensor `{gname}` as {dtype:?}: {e}")))?;
-        tensors.push((gname, q));
+            .map_err(|err| fail(format!("tensor `{}` as {dtype:?}: {err}", e.name)))?;
+        tensors.push((e.name, q));
     }
-    // 5. The file.
+    // 4. The file.
     let file = std::fs::File::create(out).map_err(|e| Error::io(out, e))?;
     let mut w = std::io::BufWriter::new(file);
     let md_refs: Vec<(&str, &Value)> = md.iter().map(|(k, v)| (k.as_str(), v)).collect();
@@ -261,24 +721,48 @@ fn base_tokenizer(path: &Path, vocab_size: usize) -> Result<Vec<(String, Value)>
     Ok(keys)
 }
 
-/// llama.cpp's pre-tokenizer name for a `tokenizers` pre-tokenizer (JSON): `smollm` for
-/// Digits(individual) then ByteLevel (what [`crate::student::checkpoint`] reads `smollm` as),
-/// `gpt-2` (llama.cpp's name for the GPT-2 regex) for any other one with a ByteLevel step;
-/// none without a ByteLevel step.
+/// The split regex of Qwen2/2.5/3's tokenizer (llama.cpp's `qwen2`).
+const QWEN2_REGEX: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+/// The split regex of Llama 3's tokenizer (llama.cpp's `llama-bpe`): Qwen2's, with numbers in
+/// runs of up to three digits.
+const LLAMA3_REGEX: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
+/// llama.cpp's pre-tokenizer name for a `tokenizers` pre-tokenizer (JSON): `gpt-2` (the GPT-2
+/// regex) for a ByteLevel step that splits by itself; `smollm` for Digits(individual) then
+/// such a ByteLevel (what [`crate::student::checkpoint`] reads `smollm` as); `qwen2` and
+/// `llama-bpe` for a Split by Qwen's or Llama 3's regex then a ByteLevel. `None` for anything
+/// else: llama.cpp would split the text otherwise, so the file would tokenise differently.
 fn pre_name(pre: &serde_json::Value) -> Option<&'static str> {
     let kind = |v: &serde_json::Value| v.get("type").and_then(|t| t.as_str()).map(String::from);
+    let byte_level = |v: &serde_json::Value| kind(v).as_deref() == Some("ByteLevel");
+    let splitting = |v: &serde_json::Value| {
+        byte_level(v) && v.get("use_regex").and_then(|x| x.as_bool()) != Some(false)
+    };
     match kind(pre).as_deref() {
-        Some("ByteLevel") => Some("gpt-2"),
+        Some("ByteLevel") if splitting(pre) => Some("gpt-2"),
         Some("Sequence") => {
             let steps = pre.get("pretokenizers")?.as_array()?;
             let digits = |v: &serde_json::Value| {
                 kind(v).as_deref() == Some("Digits")
                     && v.get("individual_digits").and_then(|x| x.as_bool()) == Some(true)
             };
-            let byte_level = |v: &serde_json::Value| kind(v).as_deref() == Some("ByteLevel");
+            fn regex(v: &serde_json::Value) -> Option<&str> {
+                let isolated = v.get("type").and_then(|t| t.as_str()) == Some("Split")
+                    && v.get("behavior").and_then(|b| b.as_str()) == Some("Isolated")
+                    && v.get("invert").and_then(|b| b.as_bool()) != Some(true);
+                if !isolated {
+                    return None;
+                }
+                v.get("pattern")?.get("Regex")?.as_str()
+            }
             match steps.as_slice() {
-                [a, b] if digits(a) && byte_level(b) => Some("smollm"),
-                _ if steps.iter().any(byte_level) => Some("gpt-2"),
+                [a] if splitting(a) => Some("gpt-2"),
+                [a, b] if digits(a) && splitting(b) => Some("smollm"),
+                [a, b] if byte_level(b) && !splitting(b) => match regex(a)? {
+                    QWEN2_REGEX => Some("qwen2"),
+                    LLAMA3_REGEX => Some("llama-bpe"),
+                    _ => None,
+                },
                 _ => None,
             }
         }
@@ -305,7 +789,7 @@ fn derived_tokenizer(tok: &Tok, vocab_size: usize) -> Result<Vec<(String, Value)
     }
     let pre = pre_name(&json["pre_tokenizer"]).ok_or_else(|| {
         fail(format!(
-            "the tokenizer's pre-tokenizer ({}) has no ByteLevel step: only byte-level BPE (tokenizer.ggml.model = gpt2) can be exported",
+            "the tokenizer's pre-tokenizer ({}) is not one llama.cpp splits text by (GPT-2's ByteLevel, SmolLM2's, Qwen2's or Llama 3's): only byte-level BPE with those (tokenizer.ggml.model = gpt2) can be exported",
             json["pre_tokenizer"]
         ))
     })?;
@@ -707,6 +1191,193 @@ mod tests {
         let back = Checkpoint::load_gguf(&path).unwrap();
         assert_eq!(back.tok.encode("12345 apples"), tok.encode("12345 apples"));
         assert_eq!(back.tok.encode("12345").len(), 5);
+    }
+
+    #[test]
+    fn pre_tokenizers_map_to_llama_cpp_names_or_are_refused() {
+        use serde_json::json;
+        let split = |re: &str| {
+            json!({"type": "Sequence", "pretokenizers": [
+                {"type": "Split", "pattern": {"Regex": re}, "behavior": "Isolated", "invert": false},
+                {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false}
+            ]})
+        };
+        let bl = json!({"type": "ByteLevel", "add_prefix_space": false, "use_regex": true});
+        assert_eq!(pre_name(&bl), Some("gpt-2"));
+        assert_eq!(pre_name(&split(QWEN2_REGEX)), Some("qwen2"));
+        assert_eq!(pre_name(&split(LLAMA3_REGEX)), Some("llama-bpe"));
+        // Another regex, or a ByteLevel that does not split by itself, splits otherwise.
+        assert_eq!(pre_name(&split(r"\p{L}+|\p{N}")), None);
+        assert_eq!(
+            pre_name(&json!({"type": "ByteLevel", "use_regex": false})),
+            None
+        );
+        let smol = json!({"type": "Sequence", "pretokenizers": [
+            {"type": "Digits", "individual_digits": true}, bl
+        ]});
+        assert_eq!(pre_name(&smol), Some("smollm"));
+        // Qwen2.5's own tokenizer.json spells the regex with JSON escapes.
+        let qwen: serde_json::Value = serde_json::from_str(
+            r#"{"type": "Split", "pattern": {"Regex": "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"}, "behavior": "Isolated", "invert": false}"#,
+        )
+        .unwrap();
+        let seq = json!({"type": "Sequence", "pretokenizers": [qwen,
+            {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false}]});
+        assert_eq!(pre_name(&seq), Some("qwen2"));
+    }
+
+    #[test]
+    fn phi3_longrope_is_written_as_llama_cpps_factor_tensors() {
+        // Width 32, 4 heads of 8, three quarters rotated: 6 dims, 3 frequencies.
+        let c = Phi3Config::new(50, 32, 1, 4, 4, 16, 128)
+            .with_rotary_dims(Some(6))
+            .with_rope_scaling(RopeScaling::LongRope {
+                short_factor: vec![1.0, 1.5, 3.0],
+                long_factor: vec![2.0, 4.0, 8.0],
+                original_max_position_embeddings: 32.0,
+                attention_factor: 1.2,
+            });
+        let t = |n: &str, shape: Vec<usize>| {
+            (
+                n.to_string(),
+                shape.clone(),
+                vec![0.5; shape.iter().product()],
+            )
+        };
+        let tensors = vec![
+            t("model.embed_tokens.weight", vec![50, 32]),
+            t("model.norm.weight", vec![32]),
+            t("lm_head.weight", vec![50, 32]),
+            t("model.layers.0.input_layernorm.weight", vec![32]),
+            t("model.layers.0.self_attn.qkv_proj.weight", vec![96, 32]),
+            t("model.layers.0.mlp.gate_up_proj.weight", vec![32, 32]),
+        ];
+        let a = phi3_arch_of(&c, tensors.clone()).unwrap();
+        let names: Vec<&str> = a.tensors.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "rope_factors_long.weight",
+                "rope_factors_short.weight",
+                "token_embd.weight",
+                "output_norm.weight",
+                "output.weight",
+                "blk.0.attn_norm.weight",
+                "blk.0.attn_qkv.weight",
+                "blk.0.ffn_up.weight"
+            ]
+        );
+        assert_eq!(a.tensors[0].data, [2.0, 4.0, 8.0]);
+        assert_eq!(a.tensors[1].data, [1.0, 1.5, 3.0]);
+        let md: HashMap<_, _> = a.metadata.into_iter().collect();
+        assert_eq!(md["phi3.rope.dimension_count"].to_u32().unwrap(), 6);
+        assert_eq!(
+            md["phi3.rope.scaling.original_context_length"]
+                .to_u32()
+                .unwrap(),
+            32
+        );
+        assert_eq!(md["phi3.rope.scaling.attn_factor"].to_f32().unwrap(), 1.2);
+        // A window shorter than the context is refused (llama.cpp's phi3 applies none), as is a
+        // tensor the file has no name for.
+        let windowed = c.clone().with_sliding_window(Some(16));
+        let e = phi3_arch_of(&windowed, tensors.clone())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("sliding window"), "{e}");
+        let mut odd = tensors;
+        odd.push(t("model.layers.0.self_attn.rotary_emb.inv_freq", vec![3]));
+        let e = phi3_arch_of(&c, odd).err().unwrap().to_string();
+        assert!(e.contains("rotary_emb"), "{e}");
+    }
+
+    #[test]
+    fn gpt2_conv1d_weights_are_transposed_and_named_as_llama_cpps() {
+        let d = Gpt2Dims {
+            vocab_size: 10,
+            d_model: 4,
+            layers: 1,
+            heads: 2,
+            d_ff: 8,
+            positions: 16,
+            eps: 1e-5,
+        };
+        // c_attn [in 4, out 12]: value = row * 100 + column.
+        let conv: Vec<f32> = (0..4)
+            .flat_map(|i| (0..12).map(move |j| (i * 100 + j) as f32))
+            .collect();
+        let a = gpt2_arch_of(
+            &d,
+            vec![
+                ("transformer.wpe.weight".into(), vec![16, 4], vec![0.0; 64]),
+                (
+                    "transformer.h.0.attn.c_attn.weight".into(),
+                    vec![4, 12],
+                    conv,
+                ),
+                (
+                    "transformer.h.0.attn.c_attn.bias".into(),
+                    vec![12],
+                    vec![0.0; 12],
+                ),
+                ("transformer.h.0.ln_1.weight".into(), vec![4], vec![1.0; 4]),
+            ],
+        )
+        .unwrap();
+        let names: Vec<&str> = a.tensors.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "position_embd.weight",
+                "blk.0.attn_qkv.weight",
+                "blk.0.attn_qkv.bias",
+                "blk.0.attn_norm.weight"
+            ]
+        );
+        // [out 12, in 4]: row j holds column j of the Conv1D weight.
+        assert_eq!(a.tensors[1].shape, [12, 4]);
+        assert_eq!(&a.tensors[1].data[4..8], [1.0, 101.0, 201.0, 301.0]);
+        assert_eq!(a.tensors[2].shape, [12]);
+    }
+
+    #[test]
+    fn what_llama_cpps_graph_fixes_is_checked_before_writing() {
+        let base = LlamaConfig::new(300, 32, 2, 4, 2, 64, 128);
+        assert_eq!(llama_unsupported(&base), None);
+        // Mistral's window: refused when shorter than the context, since `llama` applies none.
+        let mut m = base.clone();
+        (m.family, m.sliding_window, m.sliding_layers) = (Family::Mistral, Some(4), vec![true; 2]);
+        assert!(llama_unsupported(&m).unwrap().contains("sliding window"));
+        m.sliding_window = Some(128);
+        assert_eq!(llama_unsupported(&m), None);
+        // Gemma: the query scale is llama.cpp's 1/√head_dim or nothing.
+        let mut g = base.clone();
+        (g.family, g.query_pre_attn_scalar) = (Family::Gemma3, Some(16.0));
+        assert!(
+            llama_unsupported(&g)
+                .unwrap()
+                .contains("query_pre_attn_scalar")
+        );
+        g.query_pre_attn_scalar = Some(8.0);
+        assert_eq!(llama_unsupported(&g), None);
+        g.attn_softcap = Some(50.0);
+        assert!(llama_unsupported(&g).unwrap().contains("soft-caps"));
+        // Gemma 2 without its soft caps; biases outside Qwen2; a partial rotation.
+        let mut g2 = base.clone();
+        (g2.family, g2.sliding_window, g2.sliding_layers) =
+            (Family::Gemma2, Some(4), vec![true, false]);
+        assert!(llama_unsupported(&g2).unwrap().contains("soft-caps"));
+        (g2.attn_softcap, g2.final_softcap) = (Some(50.0), Some(30.0));
+        assert_eq!(llama_unsupported(&g2), None);
+        let mut b = base.clone();
+        b.qkv_bias = true;
+        assert!(llama_unsupported(&b).unwrap().contains("biases"));
+        b.family = Family::Qwen2;
+        assert_eq!(llama_unsupported(&b), None);
+        let mut r = base;
+        r.rotary_dims = Some(4);
+        assert!(llama_unsupported(&r).unwrap().contains("partial"));
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //!   `Qwen2ForCausalLM`, `Qwen3ForCausalLM`, `MistralForCausalLM`, `Gemma2ForCausalLM`,
 //!   `Gemma3ForCausalLM`), LoRA adapters folded in, with its `rope_scaling`, windows and
 //!   Gemma's switches in `config.json` and Gemma's norms written back as `w` of `1 + w`.
+//! - A pretrained GPT-2 or T5 student becomes its base's class (`GPT2LMHeadModel`,
+//!   `T5ForConditionalGeneration`) with the base's own `config.json`, LoRA adapters folded in.
 //! - A scratch student becomes `GPT2LMHeadModel`, which it maps onto exactly: learned
 //!   positions, pre-norm LayerNorm blocks with biases, a fused q/k/v projection (GPT-2's
 //!   `Conv1D` stores `[in, out]`, burn's `Linear` layout, so nothing is transposed there), the
@@ -17,7 +19,7 @@ use super::{Dtype, Loaded, RunInfo, llama_config, llama_weights, phi3_config};
 use crate::error::{Error, IoContext, Result};
 use crate::student::checkpoint::{is_norm, layer_names};
 use crate::student::lora::write_safetensors_typed;
-use crate::student::model::Student;
+use crate::student::model::{BlockParts, Student, ln_parts};
 use crate::student::{Family, LlamaConfig, Lm};
 use burn::prelude::*;
 use serde_json::{Value, json};
@@ -104,10 +106,18 @@ pub fn write(
             }
             (config, phi3_tensors(m), c.max_seq_len)
         }
-        Lm::Gpt2(_) | Lm::T5(_) => {
-            return Err(Error::run(
-                "hf: exporting a gpt2 or t5 student is not supported yet",
-            ));
+        Lm::Gpt2(m) => {
+            let tensors = gpt2_model_tensors(m);
+            let mut config = base_config(loaded)?;
+            let n = config["n_positions"].as_u64().unwrap_or(0) as usize;
+            set_tokens(&mut config, tok, dtype);
+            (config, tensors, n)
+        }
+        Lm::T5(m) => {
+            let mut config = base_config(loaded)?;
+            set_tokens(&mut config, tok, dtype);
+            let n = loaded.base.as_ref().map_or(0, |b| b.context_len);
+            (config, t5_tensors(m), n)
         }
         Lm::Scratch(s) => {
             let (config, tensors) = gpt2(entry, s, tok)?;
@@ -158,12 +168,16 @@ pub fn write(
     let special = json!({"eos_token": token(tok.eos), "pad_token": token(tok.pad)});
     crate::files::write_json(&dir.join("special_tokens_map.json"), &special)?;
     // 4. Greedy decoding, as morsd evaluates.
-    let generation = json!({
+    let mut generation = json!({
         "do_sample": false,
         "eos_token_id": tok.eos,
         "pad_token_id": tok.pad,
         "max_new_tokens": info.max_new_tokens,
     });
+    // An encoder–decoder's decoder starts from its start token.
+    if let Some(start) = loaded.model.decoder_start() {
+        generation["decoder_start_token_id"] = json!(start);
+    }
     crate::files::write_json(&dir.join("generation_config.json"), &generation)?;
     std::fs::metadata(dir.join("model.safetensors")).at(dir)?;
     Ok(())
@@ -249,7 +263,7 @@ fn llama_style_config(c: &LlamaConfig) -> Value {
 }
 
 /// A Phi-3 student's tensors under transformers' names (burn `[in, out]` → `[out, in]`).
-fn phi3_tensors(m: &crate::student::phi3::Phi3) -> Vec<Named> {
+pub(super) fn phi3_tensors(m: &crate::student::phi3::Phi3) -> Vec<Named> {
     let mut out: Vec<Named> = Vec::new();
     let mut plain = |name: String, t: Tensor<1>| {
         let (s, v) = values(t);
@@ -334,30 +348,11 @@ fn gpt2(
         path: p.clone(),
         message: e.to_string(),
     })?;
-    let mut out: Vec<Named> = Vec::new();
-    let mut push = |name: String, (shape, v): (Vec<usize>, Vec<f32>)| out.push((name, shape, v));
     let parts = s.parts();
-    push("transformer.wte.weight".into(), values(parts.tok));
-    push("transformer.wpe.weight".into(), values(parts.pos));
-    for (i, b) in parts.blocks.into_iter().enumerate() {
-        let h = |n: &str| format!("transformer.h.{i}.{n}");
-        push(h("ln_1.weight"), values(b.ln1.0));
-        push(h("ln_1.bias"), values(b.ln1.1));
-        push(h("attn.c_attn.weight"), values(b.qkv.0));
-        push(h("attn.c_attn.bias"), values(b.qkv.1));
-        push(h("attn.c_proj.weight"), values(b.proj.0));
-        push(h("attn.c_proj.bias"), values(b.proj.1));
-        push(h("ln_2.weight"), values(b.ln2.0));
-        push(h("ln_2.bias"), values(b.ln2.1));
-        push(h("mlp.c_fc.weight"), values(b.up.0));
-        push(h("mlp.c_fc.bias"), values(b.up.1));
-        push(h("mlp.c_proj.weight"), values(b.down.0));
-        push(h("mlp.c_proj.bias"), values(b.down.1));
-    }
-    push("transformer.ln_f.weight".into(), values(parts.norm.0));
-    push("transformer.ln_f.bias".into(), values(parts.norm.1));
+    let mut out = gpt2_tensors(parts.tok, parts.pos, parts.blocks, parts.norm);
     // nn.Linear stores [out, in]; burn's head is [in, out].
-    push("lm_head.weight".into(), values(parts.head.transpose()));
+    let (shape, v) = values(parts.head.transpose());
+    out.push(("lm_head.weight".into(), shape, v));
     let config = json!({
         "architectures": ["GPT2LMHeadModel"],
         "model_type": "gpt2",
@@ -382,4 +377,152 @@ fn gpt2(
         "pad_token_id": tok.pad,
     });
     Ok((config, out))
+}
+
+/// A pretrained GPT-2 student's tensors: `transformer.*` only, since GPT-2's head is its token
+/// embedding (transformers ties `lm_head` to `wte`).
+pub(super) fn gpt2_model_tensors(m: &crate::student::gpt2::Gpt2) -> Vec<Named> {
+    gpt2_tensors(
+        m.wte.weight.val(),
+        m.wpe.weight.val(),
+        m.blocks.iter().map(BlockParts::of).collect(),
+        ln_parts(&m.ln_f),
+    )
+}
+
+/// GPT-2's `transformer.*` tensors: the token and position embeddings, the blocks (`Conv1D`
+/// stores `[in, out]`, burn's `Linear` layout: nothing is transposed) and the final LayerNorm.
+fn gpt2_tensors(
+    wte: Tensor<2>,
+    wpe: Tensor<2>,
+    blocks: Vec<BlockParts>,
+    ln_f: (Tensor<1>, Tensor<1>),
+) -> Vec<Named> {
+    let mut out: Vec<Named> = Vec::new();
+    let mut push = |name: String, (shape, v): (Vec<usize>, Vec<f32>)| out.push((name, shape, v));
+    push("transformer.wte.weight".into(), values(wte));
+    push("transformer.wpe.weight".into(), values(wpe));
+    for (i, b) in blocks.into_iter().enumerate() {
+        let h = |n: &str| format!("transformer.h.{i}.{n}");
+        push(h("ln_1.weight"), values(b.ln1.0));
+        push(h("ln_1.bias"), values(b.ln1.1));
+        push(h("attn.c_attn.weight"), values(b.qkv.0));
+        push(h("attn.c_attn.bias"), values(b.qkv.1));
+        push(h("attn.c_proj.weight"), values(b.proj.0));
+        push(h("attn.c_proj.bias"), values(b.proj.1));
+        push(h("ln_2.weight"), values(b.ln2.0));
+        push(h("ln_2.bias"), values(b.ln2.1));
+        push(h("mlp.c_fc.weight"), values(b.up.0));
+        push(h("mlp.c_fc.bias"), values(b.up.1));
+        push(h("mlp.c_proj.weight"), values(b.down.0));
+        push(h("mlp.c_proj.bias"), values(b.down.1));
+    }
+    push("transformer.ln_f.weight".into(), values(ln_f.0));
+    push("transformer.ln_f.bias".into(), values(ln_f.1));
+    out
+}
+
+/// A T5 student's tensors under transformers' names (`T5ForConditionalGeneration`): the
+/// inverse of [`crate::student::t5::load_hf`]. burn's `Linear` `[in, out]` → `[out, in]`; the
+/// relative-position tables live in block 0 of each stack; a tied head is not written
+/// (transformers ties `lm_head` to `shared`).
+fn t5_tensors(m: &crate::student::t5::T5) -> Vec<Named> {
+    use crate::student::t5::{Attention, FeedForward};
+    let mut out: Vec<Named> = Vec::new();
+    let plain = |out: &mut Vec<Named>, name: String, t: Tensor<1>| {
+        let (s, v) = values(t);
+        out.push((name, s, v));
+    };
+    let lin = |out: &mut Vec<Named>, name: String, l: &burn::nn::Linear| {
+        let (s, v) = values(l.weight.val().transpose());
+        out.push((format!("{name}.weight"), s, v));
+    };
+    let attn = |out: &mut Vec<Named>, p: &str, a: &Attention| {
+        for (n, l) in [("q", &a.q), ("k", &a.k), ("v", &a.v), ("o", &a.o)] {
+            lin(out, format!("{p}.{n}"), l);
+        }
+    };
+    let ff = |out: &mut Vec<Named>, p: &str, f: &FeedForward| {
+        for (n, l) in [("wi", &f.wi), ("wi_0", &f.wi_0), ("wi_1", &f.wi_1)] {
+            if let Some(l) = l {
+                lin(out, format!("{p}.{n}"), l);
+            }
+        }
+        lin(out, format!("{p}.wo"), &f.wo);
+    };
+    let (s, v) = values(m.shared.weight.val());
+    out.push(("shared.weight".into(), s, v));
+    for (l, b) in m.encoder.iter().enumerate() {
+        let p = format!("encoder.block.{l}.layer");
+        attn(&mut out, &format!("{p}.0.SelfAttention"), &b.attn);
+        plain(
+            &mut out,
+            format!("{p}.0.layer_norm.weight"),
+            b.norm1.gamma.val(),
+        );
+        ff(&mut out, &format!("{p}.1.DenseReluDense"), &b.ff);
+        plain(
+            &mut out,
+            format!("{p}.1.layer_norm.weight"),
+            b.norm2.gamma.val(),
+        );
+    }
+    for (l, b) in m.decoder.iter().enumerate() {
+        let p = format!("decoder.block.{l}.layer");
+        attn(&mut out, &format!("{p}.0.SelfAttention"), &b.attn);
+        plain(
+            &mut out,
+            format!("{p}.0.layer_norm.weight"),
+            b.norm1.gamma.val(),
+        );
+        attn(&mut out, &format!("{p}.1.EncDecAttention"), &b.cross);
+        plain(
+            &mut out,
+            format!("{p}.1.layer_norm.weight"),
+            b.norm2.gamma.val(),
+        );
+        ff(&mut out, &format!("{p}.2.DenseReluDense"), &b.ff);
+        plain(
+            &mut out,
+            format!("{p}.2.layer_norm.weight"),
+            b.norm3.gamma.val(),
+        );
+    }
+    plain(
+        &mut out,
+        "encoder.final_layer_norm.weight".into(),
+        m.encoder_norm.gamma.val(),
+    );
+    plain(
+        &mut out,
+        "decoder.final_layer_norm.weight".into(),
+        m.decoder_norm.gamma.val(),
+    );
+    let rel = "layer.0.SelfAttention.relative_attention_bias.weight";
+    for (stack, e) in [("encoder", &m.encoder_bias), ("decoder", &m.decoder_bias)] {
+        let (s, v) = values(e.weight.val());
+        out.push((format!("{stack}.block.0.{rel}"), s, v));
+    }
+    if let Some(h) = &m.lm_head {
+        lin(&mut out, "lm_head".into(), h);
+    }
+    out
+}
+
+/// The base checkpoint's own `config.json` (a pretrained GPT-2 or T5 folder): fine-tuning
+/// changes no architecture number, so transformers gets the base's config as it was.
+fn base_config(loaded: &Loaded) -> Result<Value> {
+    let base = loaded
+        .base
+        .as_ref()
+        .ok_or_else(|| Error::run("hf: a pretrained student without its base checkpoint"))?;
+    let p = base.path.join("config.json");
+    crate::files::read_json(&p)
+}
+
+/// The student's end-of-sequence and padding ids and the weights' dtype, in `config`.
+fn set_tokens(config: &mut Value, tok: &crate::student::tokenizer::Tok, dtype: Dtype) {
+    config["eos_token_id"] = json!(tok.eos);
+    config["pad_token_id"] = json!(tok.pad);
+    config["torch_dtype"] = json!(torch_dtype(dtype));
 }

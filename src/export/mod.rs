@@ -49,7 +49,7 @@ impl Format {
             "hf" => Ok(Format::Hf),
             "gguf" => Ok(Format::Gguf),
             "peft" => Ok(Format::Peft),
-            _ => Err(Error::BadOverride {
+            _ => Err(Error::BadArg {
                 arg: format!("--format {s}"),
                 message: "known: hf, gguf, peft".into(),
             }),
@@ -93,7 +93,7 @@ impl Dtype {
                 .iter()
                 .find(|(n, _)| *n == s)
                 .map(|(_, d)| *d)
-                .ok_or_else(|| Error::BadOverride {
+                .ok_or_else(|| Error::BadArg {
                     arg: format!("--dtype {s}"),
                     message: format!(
                         "for this format: {}",
@@ -305,6 +305,41 @@ pub fn llama_config(entry: &Path, base: Option<&BaseInfo>) -> Result<LlamaConfig
     Ok(c)
 }
 
+/// A GPT-2 student's numbers, from its base's `config.json` (fine-tuning changes none).
+fn gpt2_dims(loaded: &Loaded) -> Result<gguf::Gpt2Dims> {
+    let base = loaded
+        .base
+        .as_ref()
+        .ok_or_else(|| Error::run("gguf: a GPT-2 student without its base checkpoint"))?;
+    let p = base.path.join("config.json");
+    let cfg: serde_json::Value = crate::files::read_json(&p)?;
+    let num = |k: &str| -> Result<usize> {
+        cfg.get(k)
+            .and_then(|v| v.as_u64())
+            .map(|x| x as usize)
+            .ok_or_else(|| Error::Input {
+                path: p.clone(),
+                message: format!("`{k}` is missing or not a whole number"),
+            })
+    };
+    let d_model = num("n_embd")?;
+    Ok(gguf::Gpt2Dims {
+        vocab_size: num("vocab_size")?,
+        d_model,
+        layers: num("n_layer")?,
+        heads: num("n_head")?,
+        d_ff: cfg
+            .get("n_inner")
+            .and_then(|v| v.as_u64())
+            .map_or(4 * d_model, |x| x as usize),
+        positions: num("n_positions")?,
+        eps: cfg
+            .get("layer_norm_epsilon")
+            .and_then(|v| v.as_f64())
+            .unwrap_or(1e-5),
+    })
+}
+
 /// Checks `out`: absent, an empty folder, or (with `force`) anything to replace.
 fn check_out(out: &Path, force: bool) -> Result<()> {
     if !out.exists() {
@@ -356,7 +391,7 @@ pub fn export(entry: &Path, info: &RunInfo, opts: &Options<'_>) -> Result<String
     // 1. Nothing is touched unless the whole export can go through.
     check_out(opts.out, opts.force)?;
     let loaded = load(entry)?;
-    refuse(&loaded, opts)?;
+    refuse(entry, &loaded, opts)?;
     if let Some(parent) = opts.out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).at(parent)?;
     }
@@ -407,53 +442,48 @@ pub fn export(entry: &Path, info: &RunInfo, opts: &Options<'_>) -> Result<String
     Ok(text)
 }
 
+/// A GGUF refused: which student, and why llama.cpp would run it differently.
+fn gguf_refused(family: &str, why: &str) -> Error {
+    Error::BadArg {
+        arg: "--format gguf".into(),
+        message: format!(
+            "this `{family}` student cannot be written as a GGUF that llama.cpp runs as morsd does: {why}; export it with --format hf"
+        ),
+    }
+}
+
 /// What a format cannot take.
-fn refuse(loaded: &Loaded, opts: &Options<'_>) -> Result<()> {
+fn refuse(entry: &Path, loaded: &Loaded, opts: &Options<'_>) -> Result<()> {
     match (opts.format, &loaded.model) {
-        (Format::Peft, _) if loaded.family.lora.is_none() => Err(Error::BadOverride {
+        (Format::Peft, _) if loaded.family.lora.is_none() => Err(Error::BadArg {
             arg: "--format peft".into(),
             message: "this run trained no LoRA adapters (a scratch student or full fine-tuning): export it with --format hf or --format gguf".into(),
         }),
-        (Format::Gguf, Lm::Scratch(_)) => Err(Error::BadOverride {
+        (Format::Gguf, Lm::Scratch(_)) => Err(Error::BadArg {
             arg: "--format gguf".into(),
             message: "a scratch student does not map exactly onto a llama.cpp architecture (its MLP uses the exact erf GELU; llama.cpp's gpt2 uses the tanh approximation): export it with --format hf (a GPT-2 folder) instead".into(),
         }),
-        (_, Lm::Llama(m)) if m.partial_rotary() => Err(Error::BadOverride {
+        (_, Lm::Llama(m)) if m.partial_rotary() => Err(Error::BadArg {
             arg: format!("--format {}", opts.format.name()),
             message: "a Llama student with a partial rotation (`partial_rotary_factor`) has no transformers or llama.cpp Llama equivalent".into(),
         }),
-        (Format::Gguf, Lm::Llama(m)) if m.family() != crate::student::Family::Llama => {
-            Err(Error::BadOverride {
-                arg: "--format gguf".into(),
-                message: format!(
-                    "a GGUF of a `{}` student is not written yet (llama.cpp's own tensor names and layout for it are not mapped): export it with --format hf",
-                    m.family()
-                ),
-            })
+        (Format::Gguf, Lm::Llama(m)) => {
+            match gguf::llama_unsupported(&llama_config(entry, loaded.base.as_ref())?) {
+                Some(why) => Err(gguf_refused(&m.family().to_string(), &why)),
+                None => Ok(()),
+            }
         }
-        (Format::Gguf, Lm::Llama(m))
-            if m.rope().scaling != crate::student::rope::RopeScaling::Default =>
-        {
-            Err(Error::BadOverride {
-                arg: "--format gguf".into(),
-                message: format!(
-                    "this student's rotation is scaled (`rope_scaling` {}): llama.cpp needs its `rope_freqs` factors, which morsd does not write yet; export it with --format hf",
-                    m.rope().scaling.to_hf()
-                ),
-            })
+        (Format::Gguf, Lm::Phi3(_)) => {
+            match gguf::phi3_unsupported(&phi3_config(entry, loaded.base.as_ref())?) {
+                Some(why) => Err(gguf_refused("phi3", &why)),
+                None => Ok(()),
+            }
         }
-        (Format::Gguf, Lm::Phi3(_)) => Err(Error::BadOverride {
+        (Format::Gguf, Lm::T5(_)) => Err(Error::BadArg {
             arg: "--format gguf".into(),
-            message: "a GGUF of a `phi3` student is not written yet (llama.cpp's own tensor names and layout for it are not mapped): export it with --format hf".into(),
+            message: "a GGUF of a T5 student is not written: llama.cpp's `t5` architecture is an encoder–decoder with its own tensor layout and encoder API, which morsd does not map; export it with --format hf".into(),
         }),
-        (_, m @ (Lm::Gpt2(_) | Lm::T5(_))) => Err(Error::BadOverride {
-            arg: format!("--format {}", opts.format.name()),
-            message: format!(
-                "exporting a `{}` student is not supported yet (scratch students and the Llama-style families are)",
-                m.family().map(|f| f.model_type()).unwrap_or_default()
-            ),
-        }),
-        (_, Lm::Scratch(_) | Lm::Llama(_) | Lm::Phi3(_)) => Ok(()),
+        (_, Lm::Scratch(_) | Lm::Llama(_) | Lm::Phi3(_) | Lm::Gpt2(_) | Lm::T5(_)) => Ok(()),
     }
 }
 
@@ -469,10 +499,22 @@ fn write_all(
     match opts.format {
         Format::Hf => hf::write(entry, loaded, info, opts.dtype, dir)?,
         Format::Gguf => {
-            let Lm::Llama(m) = &loaded.model else {
-                return Err(Error::run("gguf: not a Llama-family student"));
+            let arch = match &loaded.model {
+                Lm::Llama(m) => gguf::llama_arch_of(
+                    &llama_config(entry, loaded.base.as_ref())?,
+                    &llama_weights(m),
+                )?,
+                Lm::Phi3(m) => gguf::phi3_arch_of(
+                    &phi3_config(entry, loaded.base.as_ref())?,
+                    hf::phi3_tensors(m),
+                )?,
+                Lm::Gpt2(m) => gguf::gpt2_arch_of(&gpt2_dims(loaded)?, hf::gpt2_model_tensors(m))?,
+                Lm::Scratch(_) | Lm::T5(_) => {
+                    return Err(Error::run(
+                        "gguf: no llama.cpp architecture for this student",
+                    ));
+                }
             };
-            let config = llama_config(entry, loaded.base.as_ref())?;
             let base_gguf = loaded
                 .base
                 .as_ref()
@@ -484,9 +526,8 @@ fn write_all(
                 _ => gguf::GgufType::F16,
             };
             let name = format!("model-{}.gguf", opts.dtype.name());
-            gguf::write_llama(
-                &config,
-                &llama_weights(m),
+            gguf::write(
+                arch,
                 &loaded.tok,
                 loaded
                     .base

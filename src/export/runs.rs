@@ -57,7 +57,7 @@ fn fits(c: &Candidate, selector: &str) -> Result<bool> {
     if !selector.contains('=') {
         let s = selector.trim();
         if s.len() < 6 || !s.chars().all(|ch| ch.is_ascii_hexdigit()) {
-            return Err(Error::BadOverride {
+            return Err(Error::BadArg {
                 arg: format!("--run {selector}"),
                 message: "expected KEY=VALUE pairs separated by commas (sweep keys and `seed`), or a train key prefix of at least 6 hex digits".into(),
             });
@@ -66,7 +66,7 @@ fn fits(c: &Candidate, selector: &str) -> Result<bool> {
     }
     for pair in selector.split(',') {
         let Some((k, v)) = pair.split_once('=') else {
-            return Err(Error::BadOverride {
+            return Err(Error::BadArg {
                 arg: format!("--run {selector}"),
                 message: format!("`{pair}` is not KEY=VALUE"),
             });
@@ -84,7 +84,7 @@ fn fits(c: &Candidate, selector: &str) -> Result<bool> {
                     shown == v
                 }
                 None => {
-                    return Err(Error::BadOverride {
+                    return Err(Error::BadArg {
                         arg: format!("--run {selector}"),
                         message: format!(
                             "`{k}` is not swept by this spec (swept: {}; and `seed`)",
@@ -146,7 +146,7 @@ pub fn table(cands: &[Candidate]) -> String {
 /// The one run `selector` names, trained; else an error listing the runs.
 pub fn choose<'a>(cands: &'a [Candidate], selector: Option<&str>) -> Result<&'a Candidate> {
     let Some(sel) = selector else {
-        return Err(Error::BadOverride {
+        return Err(Error::BadArg {
             arg: "--run".into(),
             message: format!(
                 "missing: name the run to export (morsd never guesses):\n{}",
@@ -162,16 +162,16 @@ pub fn choose<'a>(cands: &'a [Candidate], selector: Option<&str>) -> Result<&'a 
     }
     match hits.as_slice() {
         [one] if one.train_dir.is_some() => Ok(one),
-        [_] => Err(Error::BadOverride {
+        [_] => Err(Error::BadArg {
             arg: format!("--run {sel}"),
             message: "that run has no trained student in the cache yet: `morsd run` the spec first"
                 .into(),
         }),
-        [] => Err(Error::BadOverride {
+        [] => Err(Error::BadArg {
             arg: format!("--run {sel}"),
             message: format!("fits no run of this spec; its runs:\n{}", table(cands)),
         }),
-        many => Err(Error::BadOverride {
+        many => Err(Error::BadArg {
             arg: format!("--run {sel}"),
             message: format!(
                 "fits {} runs; add the other sweep keys or the seed:\n{}",

@@ -152,7 +152,13 @@ fn greedy_on_pool(
                         .iter()
                         .map(|s| *s.last().unwrap_or(&tok.pad) as i64)
                         .collect();
-                    let pos: Vec<i64> = state.seqs.iter().map(|s| s.len() as i64 - 1).collect();
+                    // A finished row gets padding at its last position, never past the
+                    // context (GPT-2's position table ends there); its output is not used.
+                    let pos: Vec<i64> = state
+                        .seqs
+                        .iter()
+                        .map(|s| s.len().min(limit) as i64 - 1)
+                        .collect();
                     let bias: Vec<f32> = valid
                         .iter()
                         .flat_map(|v| v.iter().map(|&ok| if ok { 0.0 } else { -1e9 }))

@@ -207,7 +207,22 @@ pub struct BlockParts {
     pub down: (Tensor<2>, Tensor<1>),
 }
 
-fn ln_parts(n: &LayerNorm) -> (Tensor<1>, Tensor<1>) {
+impl BlockParts {
+    /// The tensors of `b` (GPT-2's blocks are this type too).
+    pub fn of(b: &Block) -> Self {
+        BlockParts {
+            ln1: ln_parts(&b.ln1),
+            qkv: linear_parts(&b.qkv),
+            proj: linear_parts(&b.proj),
+            ln2: ln_parts(&b.ln2),
+            up: linear_parts(&b.up),
+            down: linear_parts(&b.down),
+        }
+    }
+}
+
+/// A LayerNorm's (gamma, beta), a missing beta as zeros.
+pub fn ln_parts(n: &LayerNorm) -> (Tensor<1>, Tensor<1>) {
     let g = n.gamma.val();
     let b = n
         .beta
@@ -234,18 +249,7 @@ impl Student {
         Parts {
             tok: self.tok.weight.val(),
             pos: self.pos.weight.val(),
-            blocks: self
-                .blocks
-                .iter()
-                .map(|b| BlockParts {
-                    ln1: ln_parts(&b.ln1),
-                    qkv: linear_parts(&b.qkv),
-                    proj: linear_parts(&b.proj),
-                    ln2: ln_parts(&b.ln2),
-                    up: linear_parts(&b.up),
-                    down: linear_parts(&b.down),
-                })
-                .collect(),
+            blocks: self.blocks.iter().map(BlockParts::of).collect(),
             norm: ln_parts(&self.norm),
             head: self.head.weight.val(),
             // As written (1e-5), not the f32 constant widened.
