@@ -59,8 +59,9 @@ check-model: setup-llama
     "$MORSD_LLAMA_PYTHON" scripts/check_model.py --morsd "$CARGO_TARGET_DIR/debug/morsd" \
         --gguf "$MORSD_SMOLLM2_GGUF" --out results/bench/check-model.md
 
-# Export checks, live: morsd's exports (hf, peft, gguf) of a tiny Llama LoRA run, a scratch run
-# and a SmolLM2 LoRA run, loaded by transformers, PEFT and llama.cpp; prints each figure.
+# Export checks, live: morsd's exports (hf, peft, gguf) of a tiny Llama LoRA run, a scratch run,
+# a SmolLM2 LoRA run and a LoRA run of every family's fixture, loaded by transformers, PEFT and
+# llama.cpp; prints each figure.
 check-export: setup-llama
     #!/usr/bin/env bash
     set -euo pipefail

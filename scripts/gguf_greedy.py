@@ -10,7 +10,7 @@ shape in GGUF order (innermost first), as llama.cpp's converter writes them. Wit
 tensor of the same name, max |file - base| / max |base| over the dequantised values: the data
 is laid out as the base's (q/k rows permuted as the converter permutes them).
 
-usage: gguf_greedy.py --gguf FILE --request REQUEST.json [--new-tokens N] [--base FILE]
+usage: gguf_greedy.py --gguf FILE --request REQUEST.json [--new-tokens N] [--base FILE] [--n-ctx N]
 REQUEST.json: [{"text": "...", "ids": [1, 2, ...]}, ...]. Prints one JSON object:
 {"prompts": [{"ids": [...], "continuation_ids": [...]}], "eos": ID,
  "tensors": [[name, type, [dims]]], "metadata": {key: scalar or array length},
@@ -47,6 +47,9 @@ def main() -> int:
     ap.add_argument("--request", required=True)
     ap.add_argument("--new-tokens", type=int, default=24)
     ap.add_argument("--base")
+    # llama.cpp's context; a Phi-3 longrope file runs its short factors only within the
+    # original context (llama.cpp picks the factor set by its context, not the sequence).
+    ap.add_argument("--n-ctx", type=int, default=512)
     a = ap.parse_args()
     with open(a.request) as f:
         request = json.load(f)
@@ -67,7 +70,7 @@ def main() -> int:
     # 2. llama.cpp: tokenisation and greedy continuations.
     # The KV cache in f32 (GGML_TYPE_F32 = 0; llama.cpp's default is f16), so that a greedy
     # step decided by a small logit margin is decided as morsd's f32 decoding decides it.
-    llm = Llama(model_path=a.gguf, n_ctx=512, n_threads=1, logits_all=False, verbose=bool(os.environ.get("MORSD_LLAMA_VERBOSE")), seed=0, type_k=0, type_v=0)
+    llm = Llama(model_path=a.gguf, n_ctx=a.n_ctx, n_threads=1, logits_all=False, verbose=bool(os.environ.get("MORSD_LLAMA_VERBOSE")), seed=0, type_k=0, type_v=0)
     eos = llm.token_eos()
     prompts = []
     for p in request:

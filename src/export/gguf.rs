@@ -163,7 +163,13 @@ pub fn llama_unsupported(c: &LlamaConfig) -> Option<String> {
     }
     if c.qkv_bias && f != Family::Qwen2 {
         return Some(format!(
-            "its q/k/v projections have biases, which llama.cpp's `{arch}` does not read"
+            "its q/k/v projections have biases, which morsd writes into a Qwen2 (`qwen2`) file only, not into llama.cpp's `{arch}`"
+        ));
+    }
+    if f == Family::Qwen2 && c.heads * hd != c.d_model {
+        return Some(format!(
+            "its heads are {hd} wide, so {} heads are not its width {}, which llama.cpp's `qwen2` assumes",
+            c.heads, c.d_model
         ));
     }
     if c.qk_norm && !matches!(f, Family::Qwen3 | Family::Gemma3) {
@@ -187,9 +193,6 @@ pub fn llama_unsupported(c: &LlamaConfig) -> Option<String> {
                 "its `query_pre_attn_scalar` is {ours}, but llama.cpp's `{arch}` scales queries by 1/√{cpp} for a model of {} layers",
                 c.layers
             ));
-        }
-        if c.sliding_window.is_none() && f == Family::Gemma2 {
-            return Some("it has no sliding window, but llama.cpp's `gemma2` makes every other layer sliding".into());
         }
         if f == Family::Gemma2 && !c.tie_embeddings {
             return Some("its head is not its token embedding, but llama.cpp's `gemma2` reads no `output` tensor".into());
@@ -266,14 +269,14 @@ pub fn llama_arch_of(c: &LlamaConfig, weights: &HashMap<String, Weight>) -> Resu
         ));
         md.push(f32_key("rope.scaling.factor", factor));
     }
-    if let Some(w) = c
-        .sliding_window
-        .filter(|_| (0..c.layers).any(|l| c.window_of(l).is_some()))
-    {
-        let key = format!("{arch}.attention.sliding_window");
-        md.push((key.clone(), u32_value(&key, w)?));
-        // Which layers slide, one flag per layer (llama.cpp reads the array; without it, its
-        // own pattern: every 2nd layer global in Gemma 2, every 6th in Gemma 3).
+    if matches!(c.family, Family::Gemma2 | Family::Gemma3) {
+        // The window, and which layers slide: one flag per layer (llama.cpp reads the array;
+        // without it, its own pattern: every 2nd layer global in Gemma 2, every 6th in Gemma 3,
+        // and Gemma 2 a window of 4096 when the file names none). All flags off: no window.
+        if let Some(w) = c.sliding_window {
+            let key = format!("{arch}.attention.sliding_window");
+            md.push((key.clone(), u32_value(&key, w)?));
+        }
         md.push((
             format!("{arch}.attention.sliding_window_pattern"),
             Value::Array(
@@ -503,6 +506,20 @@ pub fn phi3_unsupported(c: &Phi3Config) -> Option<String> {
         ));
     }
     None
+}
+
+/// What a user of this Phi-3 student's file must know: with `longrope`, llama.cpp uses the long
+/// factors for every token once its context exceeds the original one.
+pub fn phi3_note(c: &Phi3Config) -> Option<String> {
+    match &c.rope_scaling {
+        RopeScaling::LongRope {
+            original_max_position_embeddings: o,
+            ..
+        } => Some(format!(
+            "llama.cpp rotates every token by the long RoPE factors once its context (-c, rounded up to a multiple of 256) exceeds {o} tokens (the original context); within it, by the short ones, as this student does up to that length"
+        )),
+        _ => None,
+    }
 }
 
 /// A Phi-3 student's file (`phi3`), from its tensors under transformers' names: the fused
@@ -786,6 +803,26 @@ fn derived_tokenizer(tok: &Tok, vocab_size: usize) -> Result<Vec<(String, Value)
         return Err(fail(format!(
             "the tokenizer is `{kind}`, not byte-level BPE: only byte-level BPE (tokenizer.ggml.model = gpt2) can be exported"
         )));
+    }
+    // llama.cpp applies no normaliser beyond NFC and never prepends a space.
+    match json["normalizer"]["type"].as_str() {
+        None | Some("NFC") => {}
+        Some(other) => {
+            return Err(fail(format!(
+                "the tokenizer normalises text (`{other}`), which llama.cpp's BPE tokenizer does not: only byte-level BPE without a normaliser (or NFC) can be exported"
+            )));
+        }
+    }
+    let prefix = |v: &serde_json::Value| v["add_prefix_space"].as_bool() == Some(true);
+    let pre_tok = &json["pre_tokenizer"];
+    if prefix(pre_tok)
+        || pre_tok["pretokenizers"]
+            .as_array()
+            .is_some_and(|steps| steps.iter().any(prefix))
+    {
+        return Err(fail(
+            "the tokenizer adds a space before the text (`add_prefix_space`), which llama.cpp's BPE tokenizer does not",
+        ));
     }
     let pre = pre_name(&json["pre_tokenizer"]).ok_or_else(|| {
         fail(format!(
@@ -1227,6 +1264,34 @@ mod tests {
     }
 
     #[test]
+    fn tokenizers_llama_cpp_would_split_otherwise_are_refused() {
+        let (c, w) = tiny(tiny_tok().vocab_size(), 96, true, 4);
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("t.gguf");
+        let err = |tok: &Tok| {
+            write_llama(&c, &w, tok, None, None, GgufType::F32, &out)
+                .unwrap_err()
+                .to_string()
+        };
+        let mut prefix = tiny_tok();
+        prefix.inner.with_pre_tokenizer(Some(
+            tokenizers::pre_tokenizers::byte_level::ByteLevel::new(true, true, true),
+        ));
+        assert!(err(&prefix).contains("add_prefix_space"));
+        let mut lower = tiny_tok();
+        lower
+            .inner
+            .with_normalizer(Some(tokenizers::normalizers::utils::Lowercase))
+            .unwrap();
+        assert!(err(&lower).contains("Lowercase"));
+        let mut nfc = tiny_tok();
+        nfc.inner
+            .with_normalizer(Some(tokenizers::normalizers::unicode::NFC))
+            .unwrap();
+        write_llama(&c, &w, &nfc, None, None, GgufType::F32, &out).unwrap();
+    }
+
+    #[test]
     fn phi3_longrope_is_written_as_llama_cpps_factor_tensors() {
         // Width 32, 4 heads of 8, three quarters rotated: 6 dims, 3 frequencies.
         let c = Phi3Config::new(50, 32, 1, 4, 4, 16, 128)
@@ -1370,6 +1435,58 @@ mod tests {
         assert!(llama_unsupported(&g2).unwrap().contains("soft-caps"));
         (g2.attn_softcap, g2.final_softcap) = (Some(50.0), Some(30.0));
         assert_eq!(llama_unsupported(&g2), None);
+        // Gemma 2 states its window and which layers slide; without a window, none does (else
+        // llama.cpp would slide every other layer by 4096).
+        let md = |c: &LlamaConfig| -> HashMap<String, Value> {
+            let hd = c.head_dim();
+            let mut w = HashMap::new();
+            let mut add = |n: String, shape: Vec<usize>| {
+                let len = shape.iter().product();
+                w.insert(
+                    n,
+                    Weight {
+                        shape,
+                        data: vec![0.1; len],
+                    },
+                );
+            };
+            add("embed".into(), vec![c.vocab_size, c.d_model]);
+            add("norm".into(), vec![c.d_model]);
+            for l in 0..c.layers {
+                for (canon, _, _) in layer_names(c) {
+                    let shape = match canon {
+                        "q_proj" => vec![c.heads * hd, c.d_model],
+                        "k_proj" | "v_proj" => vec![c.kv_heads * hd, c.d_model],
+                        "o_proj" => vec![c.d_model, c.heads * hd],
+                        "down_proj" => vec![c.d_model, c.d_ff],
+                        "gate_proj" | "up_proj" => vec![c.d_ff, c.d_model],
+                        _ => vec![c.d_model],
+                    };
+                    add(format!("L{l}.{canon}"), shape);
+                }
+            }
+            llama_arch_of(c, &w).unwrap().metadata.into_iter().collect()
+        };
+        let flags = |m: &HashMap<String, Value>| -> Vec<bool> {
+            m["gemma2.attention.sliding_window_pattern"]
+                .to_vec()
+                .unwrap()
+                .iter()
+                .map(|v| v.to_bool().unwrap())
+                .collect()
+        };
+        g2.tie_embeddings = true;
+        let m = md(&g2);
+        assert_eq!(m["gemma2.attention.sliding_window"].to_u32().unwrap(), 4);
+        assert_eq!(flags(&m), [true, false]);
+        g2.sliding_window = None;
+        let m = md(&g2);
+        assert!(!m.contains_key("gemma2.attention.sliding_window"));
+        assert_eq!(flags(&m), [false, false]);
+        // Qwen2 with heads narrower than width / heads.
+        let mut q2 = base.clone();
+        (q2.family, q2.qkv_bias, q2.head_dim_override) = (Family::Qwen2, true, Some(4));
+        assert!(llama_unsupported(&q2).unwrap().contains("qwen2"));
         let mut b = base.clone();
         b.qkv_bias = true;
         assert!(llama_unsupported(&b).unwrap().contains("biases"));

@@ -439,6 +439,11 @@ pub fn export(entry: &Path, info: &RunInfo, opts: &Options<'_>) -> Result<String
     for (name, size) in files {
         text.push_str(&format!("  {name:<28} {size:>12} bytes\n"));
     }
+    if let (Format::Gguf, Lm::Phi3(_)) = (opts.format, &loaded.model)
+        && let Some(note) = gguf::phi3_note(&phi3_config(entry, loaded.base.as_ref())?)
+    {
+        text.push_str(&format!("note: {note}\n"));
+    }
     Ok(text)
 }
 
