@@ -36,6 +36,19 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
 
+def row(tok, p, logits, ours, gen, eos):
+    """One prompt's figures: the tokenizer's ids, the logit difference, the continuation (cut
+    before end of sequence)."""
+    if eos in gen:
+        gen = gen[: gen.index(eos)]
+    return {
+        "tokenizer_ids": tok(p["prompt"], add_special_tokens=False).input_ids if tok else None,
+        "max_abs_diff": float(np.abs(logits - ours).max()),
+        "max_abs_logit": float(np.abs(ours).max()),
+        "continuation_ids": gen,
+    }
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--kind", choices=["hf", "peft"], required=True)
@@ -85,14 +98,7 @@ def main() -> int:
                 eos_token_id=eos,
                 pad_token_id=model.config.pad_token_id if model.config.pad_token_id is not None else eos,
             )[0, ids.shape[1]:].tolist()
-            if eos in gen:
-                gen = gen[: gen.index(eos)]
-            out.append({
-                "tokenizer_ids": tok(p["prompt"], add_special_tokens=False).input_ids if tok else None,
-                "max_abs_diff": float(np.abs(logits - ours).max()),
-                "max_abs_logit": float(np.abs(ours).max()),
-                "continuation_ids": gen,
-            })
+            out.append(row(tok, p, logits, ours, gen, eos))
         # One left-padded batch: the real positions give the single prompts' logits.
         longest = max(len(p["ids"]) for p in prompts)
         pad = model.config.pad_token_id if model.config.pad_token_id is not None else eos
@@ -130,14 +136,7 @@ def seq2seq_check(model, tok, dump, new_tokens):
                 eos_token_id=eos,
                 pad_token_id=pad,
             )[0, 1:].tolist()
-            if eos in gen:
-                gen = gen[: gen.index(eos)]
-            out.append({
-                "tokenizer_ids": tok(p["prompt"], add_special_tokens=False).input_ids if tok else None,
-                "max_abs_diff": float(np.abs(logits - ours).max()),
-                "max_abs_logit": float(np.abs(ours).max()),
-                "continuation_ids": gen,
-            })
+            out.append(row(tok, p, logits, ours, gen, eos))
         def padded(rows):
             n = max(len(r) for r in rows)
             ids = torch.tensor([r + [pad] * (n - len(r)) for r in rows])

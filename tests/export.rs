@@ -380,6 +380,40 @@ fn family_project(name: &str, edits: &Value, max_seq_len: usize) -> (Project, te
     (Project::new(&spec), copy)
 }
 
+/// A LoRA run of the family fixture `name` (at `ctx` tokens), exported as `hf` and `peft`:
+/// transformers loads the folder as `class` and PEFT the adapters onto the fixture, and both
+/// give morsd's logits and greedy continuations (`extra`: more arguments for
+/// scripts/check_export.py). Returns the project, morsd's dump and the fixture's copy.
+fn hf_and_peft_agree(
+    name: &str,
+    class: &str,
+    ctx: usize,
+    extra: &[&str],
+) -> (Project, Value, tempfile::TempDir) {
+    eprintln!("{name}:");
+    let (p, fixture) = family_project(name, &serde_json::json!({}), ctx);
+    let out = p.morsd(&["run", p.spec().to_str().unwrap()]);
+    assert!(out.status.success(), "{name}: {}", text(&out));
+    let entry = train_entry(&p);
+    let x = p.path().join("exports");
+    let dump = p.path().join("dump");
+    let hf = x.join("hf");
+    export_ok(&p, "--run seed=0 --format hf", &hf);
+    assert_eq!(
+        read_json(&hf.join("config.json"))["architectures"][0],
+        class,
+        "{name}"
+    );
+    let ours = morsd_dump(&p, &entry, &TINY_PROMPTS, 12, &dump);
+    let got = check_export_with("hf", &hf, None, &dump, 12, extra);
+    assert_transformers_agree(&got, &ours, 1e-4, true);
+    let pf = x.join("peft");
+    export_ok(&p, "--run seed=0 --format peft", &pf);
+    let got = check_export_with("peft", &pf, Some(fixture.path()), &dump, 12, extra);
+    assert_transformers_agree(&got, &ours, 1e-4, false);
+    (p, ours, fixture)
+}
+
 /// llama.cpp on the run's GGUF export (f32), at context `n_ctx`: its tokenisation of each prompt
 /// is morsd's, and its greedy continuation of morsd's ids is morsd's. Returns the export's output.
 fn assert_llama_cpp_agrees(name: &str, p: &Project, ours: &Value, n_ctx: usize) -> String {
@@ -470,31 +504,12 @@ fn the_llama_style_families_and_phi3_export_to_hf_peft_and_gguf_and_each_consume
             }),
         ),
     ] {
-        eprintln!("{name}:");
-        let (p, fixture) = family_project(name, &serde_json::json!({}), 96);
-        let out = p.morsd(&["run", p.spec().to_str().unwrap()]);
-        assert!(out.status.success(), "{name}: {}", text(&out));
-        let entry = train_entry(&p);
-        let x = p.path().join("exports");
-        let dump = p.path().join("dump");
-        let hf = x.join("hf");
-        export_ok(&p, "--run seed=0 --format hf", &hf);
-        assert_eq!(
-            read_json(&hf.join("config.json"))["architectures"][0],
-            class,
-            "{name}"
-        );
-        let ours = morsd_dump(&p, &entry, &TINY_PROMPTS, 12, &dump);
         // Phi-3's continuations cross its longrope switch (original context 32): compared
         // with transformers' uncached greedy, since its cached generate recomputes the prefix
         // there under a one-row mask (scripts/check_export.py, --no-cache).
         let extra: &[&str] = if name == "phi3" { &["--no-cache"] } else { &[] };
-        let got = check_export_with("hf", &hf, None, &dump, 12, extra);
-        assert_transformers_agree(&got, &ours, 1e-4, true);
-        let pf = x.join("peft");
-        export_ok(&p, "--run seed=0 --format peft", &pf);
-        let got = check_export_with("peft", &pf, Some(fixture.path()), &dump, 12, extra);
-        assert_transformers_agree(&got, &ours, 1e-4, false);
+        let (p, ours, _fixture) = hf_and_peft_agree(name, class, 96, extra);
+        let x = p.path().join("exports");
         match why {
             None => {
                 assert_llama_cpp_agrees(name, &p, &ours, 512);
@@ -509,16 +524,14 @@ fn the_llama_style_families_and_phi3_export_to_hf_peft_and_gguf_and_each_consume
                 let out = pv.morsd(&["run", pv.spec().to_str().unwrap()]);
                 assert!(out.status.success(), "{name} variant: {}", text(&out));
                 let dump = pv.path().join("dump");
+                let ours = morsd_dump(&pv, &train_entry(&pv), &TINY_PROMPTS, 12, &dump);
+                // llama.cpp picks Phi-3's long or short factors by its context, morsd and
+                // transformers by the sequence's length: at a context of 256 (the variant's
+                // original) both use the short ones on these prompts.
+                let n_ctx = if name == "phi3" { 256 } else { 512 };
+                let out = assert_llama_cpp_agrees(&format!("{name} variant"), &pv, &ours, n_ctx);
                 if name == "phi3" {
-                    // llama.cpp picks Phi-3's long or short factors by its context, morsd and
-                    // transformers by the sequence's length: at a context of 256 (the
-                    // original) both use the short ones on these prompts.
-                    let ours = morsd_dump(&pv, &train_entry(&pv), &TINY_PROMPTS, 12, &dump);
-                    let out = assert_llama_cpp_agrees("phi3 variant", &pv, &ours, 256);
                     assert!(out.contains("note: llama.cpp rotates"), "{out}");
-                } else {
-                    let ours = morsd_dump(&pv, &train_entry(&pv), &TINY_PROMPTS, 12, &dump);
-                    assert_llama_cpp_agrees(&format!("{name} variant"), &pv, &ours, 512);
                 }
             }
         }
@@ -535,27 +548,8 @@ fn gpt2_and_t5_lora_students_export_to_hf_and_peft_and_gpt2_to_gguf() {
         ("gpt2", "GPT2LMHeadModel", 64),
         ("t5", "T5ForConditionalGeneration", 96),
     ] {
-        eprintln!("{name}:");
-        let (p, fixture) = family_project(name, &serde_json::json!({}), ctx);
-        let out = p.morsd(&["run", p.spec().to_str().unwrap()]);
-        assert!(out.status.success(), "{name}: {}", text(&out));
-        let entry = train_entry(&p);
+        let (p, ours, _fixture) = hf_and_peft_agree(name, class, ctx, &[]);
         let x = p.path().join("exports");
-        let dump = p.path().join("dump");
-        let hf = x.join("hf");
-        export_ok(&p, "--run seed=0 --format hf", &hf);
-        assert_eq!(
-            read_json(&hf.join("config.json"))["architectures"][0],
-            class,
-            "{name}"
-        );
-        let ours = morsd_dump(&p, &entry, &TINY_PROMPTS, 12, &dump);
-        let got = check_export("hf", &hf, None, &dump, 12);
-        assert_transformers_agree(&got, &ours, 1e-4, true);
-        let pf = x.join("peft");
-        export_ok(&p, "--run seed=0 --format peft", &pf);
-        let got = check_export("peft", &pf, Some(fixture.path()), &dump, 12);
-        assert_transformers_agree(&got, &ours, 1e-4, false);
         if name == "gpt2" {
             assert_llama_cpp_agrees(name, &p, &ours, 512);
         } else {

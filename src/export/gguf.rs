@@ -20,6 +20,7 @@
 
 use crate::error::{Error, Result};
 use crate::student::checkpoint::{Weight, layer_names, permute};
+use crate::student::gpt2::Gpt2Config;
 use crate::student::phi3::Phi3Config;
 use crate::student::rope::{Rope, RopeScaling};
 use crate::student::tokenizer::Tok;
@@ -78,6 +79,18 @@ fn u32_value(key: &str, x: usize) -> Result<Value> {
     u32::try_from(x)
         .map(Value::U32)
         .map_err(|_| fail(format!("`{key}` = {x} does not fit in 32 bits")))
+}
+
+/// `{arch}.{key}` = `x` (u32, as llama.cpp reads counts) for each pair.
+fn counts(arch: &str, pairs: &[(&str, usize)]) -> Result<Vec<(String, Value)>> {
+    pairs
+        .iter()
+        .map(|&(key, x)| {
+            let key = format!("{arch}.{key}");
+            let v = u32_value(&key, x)?;
+            Ok((key, v))
+        })
+        .collect()
 }
 
 /// One tensor of the file: its GGUF name, its shape in Hugging Face order (outermost first,
@@ -243,22 +256,21 @@ pub fn llama_arch_of(c: &LlamaConfig, weights: &HashMap<String, Weight>) -> Resu
     let arch = llama_arch(c.family);
     let hd = c.head_dim();
     // 2. `{arch}.*` metadata.
-    let mut md: Vec<(String, Value)> = Vec::new();
-    for (key, x) in [
-        ("context_length", c.max_seq_len),
-        ("embedding_length", c.d_model),
-        ("block_count", c.layers),
-        ("feed_forward_length", c.d_ff),
-        ("attention.head_count", c.heads),
-        ("attention.head_count_kv", c.kv_heads),
-        ("attention.key_length", hd),
-        ("attention.value_length", hd),
-        ("rope.dimension_count", hd),
-        ("vocab_size", c.vocab_size),
-    ] {
-        let key = format!("{arch}.{key}");
-        md.push((key.clone(), u32_value(&key, x)?));
-    }
+    let mut md = counts(
+        arch,
+        &[
+            ("context_length", c.max_seq_len),
+            ("embedding_length", c.d_model),
+            ("block_count", c.layers),
+            ("feed_forward_length", c.d_ff),
+            ("attention.head_count", c.heads),
+            ("attention.head_count_kv", c.kv_heads),
+            ("attention.key_length", hd),
+            ("attention.value_length", hd),
+            ("rope.dimension_count", hd),
+            ("vocab_size", c.vocab_size),
+        ],
+    )?;
     let f32_key = |k: &str, x: f64| (format!("{arch}.{k}"), Value::F32(x as f32));
     md.push(f32_key("rope.freq_base", c.rope_theta));
     md.push(f32_key("attention.layer_norm_rms_epsilon", c.norm_eps));
@@ -419,42 +431,24 @@ fn layer_of<'a>(name: &'a str, prefix: &str) -> Option<(usize, &'a str)> {
     Some((l.parse().ok()?, rest))
 }
 
-/// The numbers of a GPT-2 model the file states.
-pub struct Gpt2Dims {
-    /// Vocabulary size.
-    pub vocab_size: usize,
-    /// `n_embd`.
-    pub d_model: usize,
-    /// `n_layer`.
-    pub layers: usize,
-    /// `n_head`.
-    pub heads: usize,
-    /// `n_inner`.
-    pub d_ff: usize,
-    /// `n_positions`.
-    pub positions: usize,
-    /// `layer_norm_epsilon`.
-    pub eps: f64,
-}
-
 /// A GPT-2 student's file (`gpt2`), from its tensors under transformers' names
 /// (`transformer.*`, `Conv1D` weights `[in, out]`). The head is the token embedding: llama.cpp
 /// uses `token_embd` when the file has no `output`.
-pub fn gpt2_arch_of(d: &Gpt2Dims, tensors: Vec<HfTensor>) -> Result<Arch> {
-    let mut md: Vec<(String, Value)> = Vec::new();
-    for (key, x) in [
-        ("context_length", d.positions),
-        ("embedding_length", d.d_model),
-        ("feed_forward_length", d.d_ff),
-        ("block_count", d.layers),
-        ("attention.head_count", d.heads),
-    ] {
-        let key = format!("gpt2.{key}");
-        md.push((key.clone(), u32_value(&key, x)?));
-    }
+pub fn gpt2_arch_of(d: &Gpt2Config, tensors: Vec<HfTensor>) -> Result<Arch> {
+    let mut md = counts(
+        "gpt2",
+        &[
+            ("context_length", d.positions),
+            ("embedding_length", d.d_model),
+            ("feed_forward_length", d.d_ff),
+            ("block_count", d.layers),
+            ("attention.head_count", d.heads),
+        ],
+    )?;
+    // The only epsilon morsd's GPT-2 loader accepts.
     md.push((
         "gpt2.attention.layer_norm_epsilon".into(),
-        Value::F32(d.eps as f32),
+        Value::F32(crate::kernels::layer_norm::EPS),
     ));
     let tensors = renamed(tensors, |n| {
         let n = n.strip_prefix("transformer.").unwrap_or(n);
@@ -535,19 +529,18 @@ pub fn phi3_arch_of(c: &Phi3Config, tensors: Vec<HfTensor>) -> Result<Arch> {
     }
     let hd = c.head_dim();
     let rot = c.rotary_dims.unwrap_or(hd);
-    let mut md: Vec<(String, Value)> = Vec::new();
-    for (key, x) in [
-        ("context_length", c.max_seq_len),
-        ("embedding_length", c.d_model),
-        ("feed_forward_length", c.d_ff),
-        ("block_count", c.layers),
-        ("attention.head_count", c.heads),
-        ("attention.head_count_kv", c.kv_heads),
-        ("rope.dimension_count", rot),
-    ] {
-        let key = format!("phi3.{key}");
-        md.push((key.clone(), u32_value(&key, x)?));
-    }
+    let mut md = counts(
+        "phi3",
+        &[
+            ("context_length", c.max_seq_len),
+            ("embedding_length", c.d_model),
+            ("feed_forward_length", c.d_ff),
+            ("block_count", c.layers),
+            ("attention.head_count", c.heads),
+            ("attention.head_count_kv", c.kv_heads),
+            ("rope.dimension_count", rot),
+        ],
+    )?;
     md.push((
         "phi3.attention.layer_norm_rms_epsilon".into(),
         Value::F32(c.norm_eps as f32),
@@ -1359,15 +1352,7 @@ mod tests {
 
     #[test]
     fn gpt2_conv1d_weights_are_transposed_and_named_as_llama_cpps() {
-        let d = Gpt2Dims {
-            vocab_size: 10,
-            d_model: 4,
-            layers: 1,
-            heads: 2,
-            d_ff: 8,
-            positions: 16,
-            eps: 1e-5,
-        };
+        let d = Gpt2Config::new(10, 4, 1, 2, 8, 16, 16);
         // c_attn [in 4, out 12]: value = row * 100 + column.
         let conv: Vec<f32> = (0..4)
             .flat_map(|i| (0..12).map(move |j| (i * 100 + j) as f32))

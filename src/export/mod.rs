@@ -305,38 +305,13 @@ pub fn llama_config(entry: &Path, base: Option<&BaseInfo>) -> Result<LlamaConfig
     Ok(c)
 }
 
-/// A GPT-2 student's numbers, from its base's `config.json` (fine-tuning changes none).
-fn gpt2_dims(loaded: &Loaded) -> Result<gguf::Gpt2Dims> {
-    let base = loaded
-        .base
-        .as_ref()
-        .ok_or_else(|| Error::run("gguf: a GPT-2 student without its base checkpoint"))?;
-    let p = base.path.join("config.json");
-    let cfg: serde_json::Value = crate::files::read_json(&p)?;
-    let num = |k: &str| -> Result<usize> {
-        cfg.get(k)
-            .and_then(|v| v.as_u64())
-            .map(|x| x as usize)
-            .ok_or_else(|| Error::Input {
-                path: p.clone(),
-                message: format!("`{k}` is missing or not a whole number"),
-            })
-    };
-    let d_model = num("n_embd")?;
-    Ok(gguf::Gpt2Dims {
-        vocab_size: num("vocab_size")?,
-        d_model,
-        layers: num("n_layer")?,
-        heads: num("n_head")?,
-        d_ff: cfg
-            .get("n_inner")
-            .and_then(|v| v.as_u64())
-            .map_or(4 * d_model, |x| x as usize),
-        positions: num("n_positions")?,
-        eps: cfg
-            .get("layer_norm_epsilon")
-            .and_then(|v| v.as_f64())
-            .unwrap_or(1e-5),
+/// The entry's GPT-2 config (`config.json`).
+fn gpt2_config(entry: &Path) -> Result<crate::student::gpt2::Gpt2Config> {
+    use burn::config::Config;
+    let p = entry.join("config.json");
+    crate::student::gpt2::Gpt2Config::load(&p).map_err(|e| Error::Input {
+        path: p.clone(),
+        message: e.to_string(),
     })
 }
 
@@ -513,7 +488,7 @@ fn write_all(
                     &phi3_config(entry, loaded.base.as_ref())?,
                     hf::phi3_tensors(m),
                 )?,
-                Lm::Gpt2(m) => gguf::gpt2_arch_of(&gpt2_dims(loaded)?, hf::gpt2_model_tensors(m))?,
+                Lm::Gpt2(m) => gguf::gpt2_arch_of(&gpt2_config(entry)?, hf::gpt2_model_tensors(m))?,
                 Lm::Scratch(_) | Lm::T5(_) => {
                     return Err(Error::run(
                         "gguf: no llama.cpp architecture for this student",
