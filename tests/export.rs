@@ -175,8 +175,10 @@ fn assert_transformers_agree(got: &Value, ours: &Value, tol: f64, check_tokenize
     }
 }
 
-/// llama.cpp's greedy continuation of morsd's prompt ids (scripts/gguf_greedy.py).
-fn llama_cpp_greedy(gguf: &Path, ours: &Value, new: usize) -> Vec<Value> {
+/// llama.cpp's view of each prompt (scripts/gguf_greedy.py) at context `n_ctx`: its own
+/// tokenisation of the text (`ids`) and its greedy continuation of morsd's ids
+/// (`continuation_ids`).
+fn llama_cpp_prompts(gguf: &Path, ours: &Value, new: usize, n_ctx: usize) -> Vec<Value> {
     let (py, _) = common::llama::llama_paths();
     let req: Vec<Value> = ours
         .as_array()
@@ -196,11 +198,16 @@ fn llama_cpp_greedy(gguf: &Path, ours: &Value, new: usize) -> Vec<Value> {
             rp.to_str().unwrap(),
             "--new-tokens",
             &new.to_string(),
+            "--n-ctx",
+            &n_ctx.to_string(),
         ],
     );
-    got["prompts"]
-        .as_array()
-        .unwrap()
+    got["prompts"].as_array().unwrap().clone()
+}
+
+/// llama.cpp's greedy continuation of morsd's prompt ids.
+fn llama_cpp_greedy(gguf: &Path, ours: &Value, new: usize) -> Vec<Value> {
+    llama_cpp_prompts(gguf, ours, new, 512)
         .iter()
         .map(|p| p["continuation_ids"].clone())
         .collect()
@@ -421,36 +428,8 @@ fn assert_llama_cpp_agrees(name: &str, p: &Project, ours: &Value, n_ctx: usize) 
     let o = export_to(p, "--run seed=0 --format gguf --dtype f32", &gg);
     assert!(o.status.success(), "{name}: {}", text(&o));
     let file = only_file(&gg, "gguf");
-    let (py, _) = common::llama::llama_paths();
-    let rp = file.with_extension("request.json");
-    let req: Vec<Value> = ours
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| serde_json::json!({"text": o["prompt"], "ids": o["ids"]}))
-        .collect();
-    std::fs::write(&rp, serde_json::to_string(&req).unwrap()).unwrap();
-    let got = python_json(
-        &py,
-        "gguf_greedy.py",
-        &[
-            "--gguf",
-            file.to_str().unwrap(),
-            "--request",
-            rp.to_str().unwrap(),
-            "--new-tokens",
-            "12",
-            "--n-ctx",
-            &n_ctx.to_string(),
-        ],
-    );
-    for (i, (g, o)) in got["prompts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .zip(ours.as_array().unwrap())
-        .enumerate()
-    {
+    let got = llama_cpp_prompts(&file, ours, 12, n_ctx);
+    for (i, (g, o)) in got.iter().zip(ours.as_array().unwrap()).enumerate() {
         assert_eq!(g["ids"], o["ids"], "{name} prompt {i}: llama.cpp's tokens");
         assert_eq!(
             g["continuation_ids"], o["continuation_ids"],
