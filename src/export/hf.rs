@@ -342,12 +342,7 @@ fn gpt2(
     s: &Student,
     tok: &crate::student::tokenizer::Tok,
 ) -> Result<(Value, Vec<Named>)> {
-    use burn::config::Config;
-    let p = entry.join("config.json");
-    let c = crate::student::StudentConfig::load(&p).map_err(|e| Error::Input {
-        path: p.clone(),
-        message: e.to_string(),
-    })?;
+    let c: crate::student::StudentConfig = super::entry_config(entry)?;
     let parts = s.parts();
     let mut out = gpt2_tensors(parts.tok, parts.pos, parts.blocks, parts.norm);
     // nn.Linear stores [out, in]; burn's head is [in, out].

@@ -280,12 +280,7 @@ pub fn phi3_config(
     entry: &Path,
     base: Option<&BaseInfo>,
 ) -> Result<crate::student::phi3::Phi3Config> {
-    use burn::config::Config;
-    let p = entry.join("config.json");
-    let mut c = crate::student::phi3::Phi3Config::load(&p).map_err(|e| Error::Input {
-        path: p.clone(),
-        message: e.to_string(),
-    })?;
+    let mut c: crate::student::phi3::Phi3Config = entry_config(entry)?;
     if let Some(b) = base {
         c.max_seq_len = b.context_len;
     }
@@ -305,11 +300,10 @@ pub fn llama_config(entry: &Path, base: Option<&BaseInfo>) -> Result<LlamaConfig
     Ok(c)
 }
 
-/// The entry's GPT-2 config (`config.json`).
-fn gpt2_config(entry: &Path) -> Result<crate::student::gpt2::Gpt2Config> {
-    use burn::config::Config;
+/// The burn config a train entry stores (`config.json`: the model as it was built).
+pub(super) fn entry_config<C: burn::config::Config>(entry: &Path) -> Result<C> {
     let p = entry.join("config.json");
-    crate::student::gpt2::Gpt2Config::load(&p).map_err(|e| Error::Input {
+    C::load(&p).map_err(|e| Error::Input {
         path: p.clone(),
         message: e.to_string(),
     })
@@ -488,7 +482,9 @@ fn write_all(
                     &phi3_config(entry, loaded.base.as_ref())?,
                     hf::phi3_tensors(m),
                 )?,
-                Lm::Gpt2(m) => gguf::gpt2_arch_of(&gpt2_config(entry)?, hf::gpt2_model_tensors(m))?,
+                Lm::Gpt2(m) => {
+                    gguf::gpt2_arch_of(&entry_config(entry)?, hf::gpt2_model_tensors(m))?
+                }
                 Lm::Scratch(_) | Lm::T5(_) => {
                     return Err(Error::run(
                         "gguf: no llama.cpp architecture for this student",
