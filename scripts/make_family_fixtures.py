@@ -16,8 +16,10 @@ Everything is float32 on the CPU (one thread, deterministic algorithms, eager at
 seeded per family, so a rerun gives byte-identical files: the script re-executes itself with
 PYTHONHASHSEED=0 and canonicalises the (nondeterministic) Unigram trainer's scores.
 
-usage: make_family_fixtures.py [--out DIR] [--family NAME ...]
-  (default DIR = tests/fixtures/families, default: all families)
+usage: make_family_fixtures.py [--out DIR] [--family NAME ...] | --tokenizers DIR
+  (default DIR = tests/fixtures/families, default: all families; --tokenizers DIR writes only the
+  SentencePiece-style tokenizers, llama-spm and gemma-spm, that tests/export.rs swaps into a
+  fixture, as tests/fixtures/tokenizers)
 Run with the torch venv's python (scripts/setup-torch.sh).
 
 reference.json (compact JSON, floats rounded to 6 significant digits):
@@ -54,8 +56,9 @@ import tokenizers
 import torch
 import transformers
 from safetensors.torch import load_file
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import AutoTokenizer
+from transformers.convert_slow_tokenizer import generate_merges
 
 V = 300  # byte-level BPE vocabulary of the decoders (256 bytes + 3 specials + merges)
 VT = 160  # T5 model vocabulary (the Unigram tokenizer trained for it has ≤ VT pieces)
@@ -158,6 +161,69 @@ def unigram_tokenizer() -> Tokenizer:
     # The corpus supports only ~156 pieces; the model keeps VT rows, as real T5 pads 32100 → 32128.
     assert tok.get_vocab_size() <= VT, tok.get_vocab_size()
     return tok
+
+
+# SentencePiece-style tokenizers (Llama 2, Mistral, Phi-3-mini; Gemma without the space prefix),
+# as transformers' LlamaConverter/GemmaConverter write them: specials, the 256 byte-fallback
+# pieces <0x00>..<0xFF>, then pieces in merge order, then the characters; the merges are every
+# split of every piece into two pieces, ordered by the piece (transformers' generate_merges).
+SPM_STYLES = {
+    # style: (specials in id order, normaliser, pre-tokenizer)
+    "llama-spm": (["<unk>", "<s>", "</s>"],
+                  lambda: normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")]),
+                  lambda: None),
+    "gemma-spm": (["<pad>", "<eos>", "<bos>", "<unk>"],
+                  lambda: normalizers.Replace(" ", "▁"),
+                  lambda: pre_tokenizers.Split(" ", "merged_with_previous")),
+}
+
+
+def spm_tokenizer(style: str) -> Tokenizer:
+    """A SentencePiece-style BPE with byte fallback of V pieces, trained on the corpus."""
+    specials, normalizer, pre_tokenizer = SPM_STYLES[style]
+    # 1. Train word pieces ("▁" starts a word, as SentencePiece splits by whitespace) on what
+    #    is left of V after the specials and the 256 byte pieces: the 20 commonest characters
+    #    and merges of them; every other character falls back to its bytes.
+    n_pieces = V - len(specials) - 256
+    t = Tokenizer(models.BPE())
+    t.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True)
+    trainer = trainers.BpeTrainer(vocab_size=n_pieces, limit_alphabet=20, show_progress=False)
+    t.train_from_iterator(corpus(), trainer=trainer)
+    trained = json.loads(t.to_str())["model"]
+    order = sorted(trained["vocab"].items(), key=lambda kv: kv[1])
+    chars = sorted(p for p, _ in order if len(p) == 1)
+    merged = [p for p, _ in order if len(p) > 1]
+    pieces = merged + chars
+    assert len(pieces) == n_pieces, (len(pieces), n_pieces)
+    # 2. The vocabulary in SentencePiece's order and its merges (every split, by the piece's id).
+    vocab = {p: i for i, p in enumerate(specials + [f"<0x{b:02X}>" for b in range(256)] + pieces)}
+    merges = generate_merges(vocab, None)
+    unk = "<unk>"
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token=unk, fuse_unk=True,
+                               byte_fallback=True))
+    tok.normalizer = normalizer()
+    tok.pre_tokenizer = pre_tokenizer()
+    steps = [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse()]
+    if style == "llama-spm":
+        steps.append(decoders.Strip(" ", 1, 0))
+    tok.decoder = decoders.Sequence(steps)
+    tok.add_special_tokens([AddedToken(s, special=True, normalized=False) for s in specials])
+    assert tok.get_vocab_size() == V, tok.get_vocab_size()
+    return tok
+
+
+def make_spm_tokenizers(out: pathlib.Path) -> None:
+    """tests/fixtures/tokenizers/{llama-spm,gemma-spm}: tokenizer.json + tokenizer_config.json."""
+    for style, (specials, _, _) in SPM_STYLES.items():
+        d = out / style
+        d.mkdir(parents=True, exist_ok=True)
+        names = dict(zip(["unk_token", "bos_token", "eos_token"], specials)) if style == "llama-spm" \
+            else dict(zip(["pad_token", "eos_token", "bos_token", "unk_token"], specials))
+        save_tokenizer(spm_tokenizer(style), d, names)
+        tok = Tokenizer.from_file(str(d / "tokenizer.json"))
+        for text in TEXTS:
+            ids = tok.encode(text, add_special_tokens=False).ids
+            assert tok.decode(ids) == text, (style, text)
 
 
 def save_tokenizer(tok: Tokenizer, d: pathlib.Path, specials: dict) -> None:
@@ -633,7 +699,13 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="tests/fixtures/families")
     ap.add_argument("--family", action="append", choices=list(FAMILIES))
+    ap.add_argument("--tokenizers", metavar="DIR",
+                    help="write only the SentencePiece-style tokenizers into DIR "
+                         "(tests/fixtures/tokenizers) and stop")
     a = ap.parse_args()
+    if a.tokenizers:
+        make_spm_tokenizers(pathlib.Path(a.tokenizers))
+        return 0
     torch.set_num_threads(1)  # same float reductions whatever the machine's core count
     torch.use_deterministic_algorithms(True)
     transformers.logging.set_verbosity_error()

@@ -358,14 +358,29 @@ fn a_tiny_llama_lora_run_exports_to_hf_peft_and_gguf_and_each_consumer_agrees() 
 /// its `config.json` in a copy (a variant llama.cpp's graph can run), kept in the returned
 /// folder.
 fn family_project(name: &str, edits: &Value, max_seq_len: usize) -> (Project, tempfile::TempDir) {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/families")
-        .join(name);
+    family_project_with(name, edits, None, max_seq_len)
+}
+
+/// [`family_project`], with the tokenizer files of tests/fixtures/tokenizers/`tokenizer` (if
+/// any) in place of the fixture's own.
+fn family_project_with(
+    name: &str,
+    edits: &Value,
+    tokenizer: Option<&str>,
+    max_seq_len: usize,
+) -> (Project, tempfile::TempDir) {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let copy = tempfile::tempdir().unwrap();
-    for e in std::fs::read_dir(&fixture).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_file() {
-            std::fs::copy(e.path(), copy.path().join(e.file_name())).unwrap();
+    let dirs = [
+        Some(fixtures.join("families").join(name)),
+        tokenizer.map(|t| fixtures.join("tokenizers").join(t)),
+    ];
+    for dir in dirs.iter().flatten() {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_file() {
+                std::fs::copy(e.path(), copy.path().join(e.file_name())).unwrap();
+            }
         }
     }
     let cfg_path = copy.path().join("config.json");
@@ -514,6 +529,53 @@ fn the_llama_style_families_and_phi3_export_to_hf_peft_and_gguf_and_each_consume
                 }
             }
         }
+    }
+}
+
+#[test]
+fn sentencepiece_style_students_export_to_gguf_and_llama_cpp_tokenises_and_continues_as_morsd() {
+    // The tokenizers of Llama 2, Mistral and Phi-3-mini (a `▁` before the text) and of Gemma
+    // (none): SentencePiece-style BPE with byte fallback, as transformers converts them
+    // (tests/fixtures/tokenizers), on the llama fixture and the gemma3 variant llama.cpp runs,
+    // with their special ids. transformers tokenises the hf export as morsd does; llama.cpp
+    // tokenises each prompt (spaces, byte fallback for "\n" and the characters without a
+    // piece, the merges by score) as morsd does and continues as morsd does. The last prompt
+    // is one whose pieces come out otherwise when llama.cpp merges in another order (scores
+    // reversed, or all equal as llama.cpp's converter writes them from a tokenizer.json).
+    let prompts = [
+        TINY_PROMPTS[0],
+        TINY_PROMPTS[1],
+        TINY_PROMPTS[2],
+        "Q: Ann hands her answer to the man there.\nA:",
+    ];
+    for (name, class, tokenizer, edits) in [
+        (
+            "llama",
+            "LlamaForCausalLM",
+            "llama-spm",
+            serde_json::json!({"bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0}),
+        ),
+        (
+            "gemma3",
+            "Gemma3ForCausalLM",
+            "gemma-spm",
+            serde_json::json!({"query_pre_attn_scalar": 8, "bos_token_id": 2, "eos_token_id": 1, "pad_token_id": 0}),
+        ),
+    ] {
+        let (p, _fixture) = family_project_with(name, &edits, Some(tokenizer), 96);
+        let out = p.morsd(&["run", p.spec().to_str().unwrap()]);
+        assert!(out.status.success(), "{name}: {}", text(&out));
+        let dump = p.path().join("dump");
+        let ours = morsd_dump(&p, &train_entry(&p), &prompts, 12, &dump);
+        let hf = p.path().join("exports/hf");
+        export_ok(&p, "--run seed=0 --format hf", &hf);
+        assert_eq!(
+            read_json(&hf.join("config.json"))["architectures"][0],
+            class
+        );
+        let got = check_export("hf", &hf, None, &dump, 12);
+        assert_transformers_agree(&got, &ours, 1e-4, true);
+        assert_llama_cpp_agrees(&format!("{name} with {tokenizer}"), &p, &ours, 512);
     }
 }
 

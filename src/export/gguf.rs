@@ -14,10 +14,11 @@
 //! 2. the tensors' storage: 1-D tensors kept F32 whatever the file type (the converter's
 //!    convention), and Q8_0 falling back to F16 for a tensor whose rows are not whole 32-value
 //!    blocks (as the converter does);
-//! 3. the tokenizer metadata: copied verbatim from the base GGUF when there is one, else
-//!    derived from the `tokenizers` tokenizer (byte-level BPE only: `tokenizer.ggml.model` =
-//!    `gpt2`). A derived tokenizer says `add_bos_token = false`: morsd never prepends one.
+//! 3. the tokenizer metadata ([`super::gguf_vocab`]): copied verbatim from the base GGUF when
+//!    there is one, else derived from the `tokenizers` tokenizer (byte-level BPE as `gpt2`,
+//!    SentencePiece-style BPE with byte fallback as `llama`).
 
+use super::gguf_vocab::{base_tokenizer, derived_tokenizer};
 use crate::error::{Error, Result};
 use crate::student::checkpoint::{Weight, layer_names, permute};
 use crate::student::gpt2::Gpt2Config;
@@ -65,13 +66,7 @@ impl GgufType {
 /// The alignment candle's writer pads tensor data to (written as `general.alignment`).
 const ALIGNMENT: u32 = gguf_file::DEFAULT_ALIGNMENT as u32;
 
-/// llama.cpp's token types (`llama_token_type`).
-const NORMAL: i32 = 1;
-const CONTROL: i32 = 3;
-const USER_DEFINED: i32 = 4;
-const UNUSED: i32 = 5;
-
-fn fail(message: impl std::fmt::Display) -> Error {
+pub(super) fn fail(message: impl std::fmt::Display) -> Error {
     Error::run(format!("GGUF export: {message}"))
 }
 
@@ -701,236 +696,9 @@ pub fn write(
     w.flush().map_err(|e| Error::io(out, e))
 }
 
-/// Every `tokenizer.*` key of the GGUF file `path`, sorted by key; its vocabulary must be
-/// `vocab_size` tokens.
-fn base_tokenizer(path: &Path, vocab_size: usize) -> Result<Vec<(String, Value)>> {
-    let bad = |message: String| Error::Input {
-        path: path.to_path_buf(),
-        message,
-    };
-    let mut file = std::fs::File::open(path).map_err(|e| bad(e.to_string()))?;
-    let content =
-        gguf_file::Content::read(&mut file).map_err(|e| bad(format!("not a GGUF file: {e}")))?;
-    let mut keys: Vec<(String, Value)> = content
-        .metadata
-        .into_iter()
-        .filter(|(k, _)| k.starts_with("tokenizer."))
-        .collect();
-    keys.sort_by(|a, b| a.0.cmp(&b.0));
-    let n = keys
-        .iter()
-        .find(|(k, _)| k == "tokenizer.ggml.tokens")
-        .and_then(|(_, v)| v.to_vec().ok())
-        .map(Vec::len)
-        .ok_or_else(|| bad("GGUF metadata has no `tokenizer.ggml.tokens` array".into()))?;
-    if n != vocab_size {
-        return Err(bad(format!(
-            "its vocabulary has {n} tokens, the student's {vocab_size}"
-        )));
-    }
-    Ok(keys)
-}
-
-/// The split regex of Qwen2/2.5/3's tokenizer (llama.cpp's `qwen2`).
-const QWEN2_REGEX: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
-/// The split regex of Llama 3's tokenizer (llama.cpp's `llama-bpe`): Qwen2's, with numbers in
-/// runs of up to three digits.
-const LLAMA3_REGEX: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
-
-/// llama.cpp's pre-tokenizer name for a `tokenizers` pre-tokenizer (JSON): `gpt-2` (the GPT-2
-/// regex) for a ByteLevel step that splits by itself; `smollm` for Digits(individual) then
-/// such a ByteLevel (what [`crate::student::checkpoint`] reads `smollm` as); `qwen2` and
-/// `llama-bpe` for a Split by Qwen's or Llama 3's regex then a ByteLevel. `None` for anything
-/// else: llama.cpp would split the text otherwise, so the file would tokenise differently.
-fn pre_name(pre: &serde_json::Value) -> Option<&'static str> {
-    let kind = |v: &serde_json::Value| v.get("type").and_then(|t| t.as_str()).map(String::from);
-    let byte_level = |v: &serde_json::Value| kind(v).as_deref() == Some("ByteLevel");
-    let splitting = |v: &serde_json::Value| {
-        byte_level(v) && v.get("use_regex").and_then(|x| x.as_bool()) != Some(false)
-    };
-    match kind(pre).as_deref() {
-        Some("ByteLevel") if splitting(pre) => Some("gpt-2"),
-        Some("Sequence") => {
-            let steps = pre.get("pretokenizers")?.as_array()?;
-            let digits = |v: &serde_json::Value| {
-                kind(v).as_deref() == Some("Digits")
-                    && v.get("individual_digits").and_then(|x| x.as_bool()) == Some(true)
-            };
-            fn regex(v: &serde_json::Value) -> Option<&str> {
-                let isolated = v.get("type").and_then(|t| t.as_str()) == Some("Split")
-                    && v.get("behavior").and_then(|b| b.as_str()) == Some("Isolated")
-                    && v.get("invert").and_then(|b| b.as_bool()) != Some(true);
-                if !isolated {
-                    return None;
-                }
-                v.get("pattern")?.get("Regex")?.as_str()
-            }
-            match steps.as_slice() {
-                [a] if splitting(a) => Some("gpt-2"),
-                [a, b] if digits(a) && splitting(b) => Some("smollm"),
-                [a, b] if byte_level(b) && !splitting(b) => match regex(a)? {
-                    QWEN2_REGEX => Some("qwen2"),
-                    LLAMA3_REGEX => Some("llama-bpe"),
-                    _ => None,
-                },
-                _ => None,
-            }
-        }
-        _ => None,
-    }
-}
-
-/// `tokenizer.*` metadata of a byte-level BPE tokenizer, padded to `vocab_size` tokens with
-/// unused `[PAD{id}]` tokens (the converter's convention for ids the tokenizer lacks).
-fn derived_tokenizer(tok: &Tok, vocab_size: usize) -> Result<Vec<(String, Value)>> {
-    // 1. The tokenizer as JSON: model, vocabulary, merges, added tokens, pre-tokenizer.
-    let text = tok
-        .inner
-        .to_string(false)
-        .map_err(|e| fail(format!("tokenizer: {e}")))?;
-    let json: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| fail(format!("tokenizer JSON: {e}")))?;
-    let model = &json["model"];
-    let kind = model["type"].as_str().unwrap_or("unknown");
-    if kind != "BPE" {
-        return Err(fail(format!(
-            "the tokenizer is `{kind}`, not byte-level BPE: only byte-level BPE (tokenizer.ggml.model = gpt2) can be exported"
-        )));
-    }
-    // llama.cpp applies no normaliser beyond NFC and never prepends a space.
-    match json["normalizer"]["type"].as_str() {
-        None | Some("NFC") => {}
-        Some(other) => {
-            return Err(fail(format!(
-                "the tokenizer normalises text (`{other}`), which llama.cpp's BPE tokenizer does not: only byte-level BPE without a normaliser (or NFC) can be exported"
-            )));
-        }
-    }
-    let prefix = |v: &serde_json::Value| v["add_prefix_space"].as_bool() == Some(true);
-    let pre_tok = &json["pre_tokenizer"];
-    if prefix(pre_tok)
-        || pre_tok["pretokenizers"]
-            .as_array()
-            .is_some_and(|steps| steps.iter().any(prefix))
-    {
-        return Err(fail(
-            "the tokenizer adds a space before the text (`add_prefix_space`), which llama.cpp's BPE tokenizer does not",
-        ));
-    }
-    let pre = pre_name(&json["pre_tokenizer"]).ok_or_else(|| {
-        fail(format!(
-            "the tokenizer's pre-tokenizer ({}) is not one llama.cpp splits text by (GPT-2's ByteLevel, SmolLM2's, Qwen2's or Llama 3's): only byte-level BPE with those (tokenizer.ggml.model = gpt2) can be exported",
-            json["pre_tokenizer"]
-        ))
-    })?;
-    // 2. Tokens by id: the BPE vocabulary, then the added tokens (control when special).
-    let mut tokens: Vec<Option<String>> = vec![None; vocab_size];
-    let mut types = vec![NORMAL; vocab_size];
-    let mut place = |id: Option<u64>, t: &str, ty: i32| -> Result<()> {
-        let id = id
-            .and_then(|i| usize::try_from(i).ok())
-            .ok_or_else(|| fail(format!("token `{t}` has no id")))?;
-        if id >= vocab_size {
-            return Err(fail(format!(
-                "token `{t}` has id {id}, beyond the student's vocabulary of {vocab_size}"
-            )));
-        }
-        tokens[id] = Some(t.to_string());
-        types[id] = ty;
-        Ok(())
-    };
-    let vocab = model["vocab"]
-        .as_object()
-        .ok_or_else(|| fail("the BPE tokenizer has no vocabulary"))?;
-    for (t, id) in vocab {
-        place(id.as_u64(), t, NORMAL)?;
-    }
-    for a in json["added_tokens"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or(&[])
-    {
-        let t = a["content"]
-            .as_str()
-            .ok_or_else(|| fail("an added token has no content"))?;
-        let special = a["special"].as_bool().unwrap_or(false);
-        place(
-            a["id"].as_u64(),
-            t,
-            if special { CONTROL } else { USER_DEFINED },
-        )?;
-    }
-    let tokens: Vec<Value> = tokens
-        .into_iter()
-        .enumerate()
-        .map(|(id, t)| {
-            Value::String(t.unwrap_or_else(|| {
-                types[id] = UNUSED;
-                format!("[PAD{id}]")
-            }))
-        })
-        .collect();
-    // 3. Merges as "a b" (the tokenizers crate writes pairs or such strings).
-    let merges: Vec<Value> = model["merges"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or(&[])
-        .iter()
-        .map(|m| {
-            let pair = match m {
-                serde_json::Value::String(s) => s.split_once(' '),
-                serde_json::Value::Array(p) => match p.as_slice() {
-                    [a, b] => a.as_str().zip(b.as_str()),
-                    _ => None,
-                },
-                _ => None,
-            };
-            match pair {
-                Some((a, b)) if !a.contains(' ') && !b.contains(' ') => {
-                    Ok(Value::String(format!("{a} {b}")))
-                }
-                _ => Err(fail(format!(
-                    "merge {m} cannot be written as `a b` (GGUF's merge format)"
-                ))),
-            }
-        })
-        .collect::<Result<_>>()?;
-    // 4. Special ids: end of sequence and padding are the student's; beginning of sequence is a
-    //    special token by a known name, else end of sequence (GPT-2's convention), never added.
-    for (what, id) in [("end-of-sequence", tok.eos), ("padding", tok.pad)] {
-        if id as usize >= vocab_size {
-            return Err(fail(format!(
-                "{what} id {id} is beyond the vocabulary of {vocab_size}"
-            )));
-        }
-    }
-    let bos = ["<s>", "<|begin_of_text|>", "<bos>", "<|startoftext|>"]
-        .iter()
-        .find_map(|t| tok.inner.token_to_id(t))
-        .filter(|&id| (id as usize) < vocab_size && types[id as usize] == CONTROL)
-        .unwrap_or(tok.eos);
-    Ok(vec![
-        ("tokenizer.ggml.model".into(), Value::String("gpt2".into())),
-        ("tokenizer.ggml.pre".into(), Value::String(pre.into())),
-        ("tokenizer.ggml.tokens".into(), Value::Array(tokens)),
-        (
-            "tokenizer.ggml.token_type".into(),
-            Value::Array(types.into_iter().map(Value::I32).collect()),
-        ),
-        ("tokenizer.ggml.merges".into(), Value::Array(merges)),
-        ("tokenizer.ggml.bos_token_id".into(), Value::U32(bos)),
-        ("tokenizer.ggml.eos_token_id".into(), Value::U32(tok.eos)),
-        (
-            "tokenizer.ggml.padding_token_id".into(),
-            Value::U32(tok.pad),
-        ),
-        ("tokenizer.ggml.add_bos_token".into(), Value::Bool(false)),
-        ("tokenizer.ggml.add_eos_token".into(), Value::Bool(false)),
-    ])
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::gguf_vocab::{CONTROL, NORMAL, UNUSED};
     use super::*;
     use crate::student::checkpoint::Checkpoint;
     use rand::rngs::StdRng;
@@ -1221,39 +989,6 @@ mod tests {
         let back = Checkpoint::load_gguf(&path).unwrap();
         assert_eq!(back.tok.encode("12345 apples"), tok.encode("12345 apples"));
         assert_eq!(back.tok.encode("12345").len(), 5);
-    }
-
-    #[test]
-    fn pre_tokenizers_map_to_llama_cpp_names_or_are_refused() {
-        use serde_json::json;
-        let split = |re: &str| {
-            json!({"type": "Sequence", "pretokenizers": [
-                {"type": "Split", "pattern": {"Regex": re}, "behavior": "Isolated", "invert": false},
-                {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false}
-            ]})
-        };
-        let bl = json!({"type": "ByteLevel", "add_prefix_space": false, "use_regex": true});
-        assert_eq!(pre_name(&bl), Some("gpt-2"));
-        assert_eq!(pre_name(&split(QWEN2_REGEX)), Some("qwen2"));
-        assert_eq!(pre_name(&split(LLAMA3_REGEX)), Some("llama-bpe"));
-        // Another regex, or a ByteLevel that does not split by itself, splits otherwise.
-        assert_eq!(pre_name(&split(r"\p{L}+|\p{N}")), None);
-        assert_eq!(
-            pre_name(&json!({"type": "ByteLevel", "use_regex": false})),
-            None
-        );
-        let smol = json!({"type": "Sequence", "pretokenizers": [
-            {"type": "Digits", "individual_digits": true}, bl
-        ]});
-        assert_eq!(pre_name(&smol), Some("smollm"));
-        // Qwen2.5's own tokenizer.json spells the regex with JSON escapes.
-        let qwen: serde_json::Value = serde_json::from_str(
-            r#"{"type": "Split", "pattern": {"Regex": "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"}, "behavior": "Isolated", "invert": false}"#,
-        )
-        .unwrap();
-        let seq = json!({"type": "Sequence", "pretokenizers": [qwen,
-            {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false}]});
-        assert_eq!(pre_name(&seq), Some("qwen2"));
     }
 
     #[test]

@@ -9,6 +9,7 @@
 
 pub mod card;
 pub mod gguf;
+pub mod gguf_vocab;
 pub mod hf;
 pub mod peft;
 pub mod runs;
