@@ -992,6 +992,36 @@ mod tests {
     }
 
     #[test]
+    fn a_sentencepiece_style_gguf_loads_back_as_the_same_tokenizer() {
+        // The tokenizer fixtures (Llama 2's layout with a space before the text, Gemma's
+        // without), written into a GGUF and read back by morsd's loader, whose merges come
+        // from the scores alone: the same ids and the same text on prompts with spaces, "\n"
+        // and characters without a piece (byte fallback), and on one whose pieces come out
+        // otherwise in another merge order.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("spm.gguf");
+        for (style, eos) in [("llama-spm", 2), ("gemma-spm", 1)] {
+            let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/tokenizers")
+                .join(style)
+                .join("tokenizer.json");
+            let tok = Tok::new(tokenizers::Tokenizer::from_file(file).unwrap(), 0, eos);
+            let (c, w) = tiny(tok.vocab_size(), 96, true, 1);
+            write_llama(&c, &w, &tok, None, None, GgufType::F32, &path).unwrap();
+            let back = Checkpoint::load_gguf(&path).unwrap().tok;
+            for text in SAMPLES.iter().copied().chain([
+                "Q: Ann hands her answer to the man there.\nA:",
+                "Zoë's  café: 12 €",
+            ]) {
+                let ids = tok.encode(text);
+                assert_eq!(back.encode(text), ids, "{style}: {text:?}");
+                assert_eq!(back.decode(&ids), tok.decode(&ids), "{style}: {text:?}");
+            }
+            assert_eq!(back.eos, eos);
+        }
+    }
+
+    #[test]
     fn tokenizers_llama_cpp_would_split_otherwise_are_refused() {
         let (c, w) = tiny(tiny_tok().vocab_size(), 96, true, 4);
         let dir = tempfile::tempdir().unwrap();

@@ -550,7 +550,9 @@ pub(crate) fn is_norm(canon: &str) -> bool {
         .is_some_and(|n| n.ends_with("norm"))
 }
 
-/// The tokenizer of a GGUF file: byte-level BPE from `tokenizer.ggml.{tokens, merges}`.
+/// The tokenizer of a GGUF file, as llama.cpp reads it: byte-level BPE from
+/// `tokenizer.ggml.{tokens, merges}` (`gpt2`), or SentencePiece's BPE with byte fallback from
+/// `tokenizer.ggml.{tokens, scores}` (`llama`: Llama 2, Mistral, Gemma, Phi-3-mini).
 fn gguf_tokenizer(
     path: &Path,
     md: &HashMap<String, gguf_file::Value>,
@@ -579,22 +581,7 @@ fn gguf_tokenizer(
         .and_then(|v| v.to_string().ok())
         .cloned()
         .unwrap_or_default();
-    if model != "gpt2" {
-        return Err(bad(
-            path,
-            format!(
-                "tokenizer model `{model}` is not supported (only byte-level BPE, `gpt2`); use a Hugging Face folder with tokenizer.json instead"
-            ),
-        ));
-    }
     let tokens = strings("tokenizer.ggml.tokens")?;
-    let merges: Vec<(String, String)> = strings("tokenizer.ggml.merges")?
-        .into_iter()
-        .map(|m| match m.split_once(' ') {
-            Some((a, b)) => Ok((a.to_string(), b.to_string())),
-            None => Err(bad(path, format!("malformed merge `{m}`"))),
-        })
-        .collect::<Result<_>>()?;
     let types: Vec<i32> = md
         .get("tokenizer.ggml.token_type")
         .and_then(|v| v.to_vec().ok())
@@ -605,27 +592,49 @@ fn gguf_tokenizer(
         .enumerate()
         .map(|(i, t)| (t.clone(), i as u32))
         .collect();
-    let bpe = BPE::builder()
-        .vocab_and_merges(vocab, merges)
-        .build()
-        .map_err(|e| bad(path, format!("tokenizer: {e}")))?;
-    let mut tk = Tokenizer::new(bpe);
-    // llama.cpp's `smollm` pre-tokenizer splits digits one by one before the GPT-2 regex.
-    let pre = md
-        .get("tokenizer.ggml.pre")
-        .and_then(|v| v.to_string().ok())
-        .cloned()
-        .unwrap_or_default();
-    let byte_level = ByteLevel::new(false, true, true);
-    if pre == "smollm" {
-        tk.with_pre_tokenizer(Some(Sequence::new(vec![
-            Digits::new(true).into(),
-            byte_level.into(),
-        ])));
-    } else {
-        tk.with_pre_tokenizer(Some(byte_level));
-    }
-    tk.with_decoder(Some(ByteLevel::default()));
+    let mut tk = match model.as_str() {
+        "gpt2" => {
+            let merges: Vec<(String, String)> = strings("tokenizer.ggml.merges")?
+                .into_iter()
+                .map(|m| match m.split_once(' ') {
+                    Some((a, b)) => Ok((a.to_string(), b.to_string())),
+                    None => Err(bad(path, format!("malformed merge `{m}`"))),
+                })
+                .collect::<Result<_>>()?;
+            let bpe = BPE::builder()
+                .vocab_and_merges(vocab, merges)
+                .build()
+                .map_err(|e| bad(path, format!("tokenizer: {e}")))?;
+            let mut tk = Tokenizer::new(bpe);
+            // llama.cpp's `smollm` pre-tokenizer splits digits one by one before the GPT-2
+            // regex.
+            let pre = md
+                .get("tokenizer.ggml.pre")
+                .and_then(|v| v.to_string().ok())
+                .cloned()
+                .unwrap_or_default();
+            let byte_level = ByteLevel::new(false, true, true);
+            if pre == "smollm" {
+                tk.with_pre_tokenizer(Some(Sequence::new(vec![
+                    Digits::new(true).into(),
+                    byte_level.into(),
+                ])));
+            } else {
+                tk.with_pre_tokenizer(Some(byte_level));
+            }
+            tk.with_decoder(Some(ByteLevel::default()));
+            tk
+        }
+        "llama" => spm_tokenizer(path, md, &tokens, vocab)?,
+        _ => {
+            return Err(bad(
+                path,
+                format!(
+                    "tokenizer model `{model}` is not supported (only byte-level BPE, `gpt2`, and SentencePiece's BPE, `llama`); use a Hugging Face folder with tokenizer.json instead"
+                ),
+            ));
+        }
+    };
     // llama.cpp's token types: control (3) and user-defined (4) tokens are both matched whole,
     // never split by the BPE. Control tokens are skipped when decoding; user-defined ones are
     // text the model writes (llama.cpp's `token_to_piece` prints them), so they stay.
@@ -650,6 +659,96 @@ fn gguf_tokenizer(
         .and_then(|v| v.to_string().ok())
         .cloned();
     Ok((Tok::new(tk, pad, eos), chat))
+}
+
+/// SentencePiece's BPE with byte fallback from a `llama` GGUF tokenizer (`tokens` by id, as
+/// `vocab`). llama.cpp merges, among adjacent pieces, the pair whose concatenation is the piece
+/// of highest score, falling back to the `<0xNN>` pieces for characters without one. As BPE
+/// merges that is:
+/// 1. every split of every piece into two pieces, ranked by the piece's score (highest first;
+///    ties by id), as transformers builds merges from a SentencePiece model;
+/// 2. spaces written as `▁`, one before the text when `tokenizer.ggml.add_space_prefix` says
+///    so (llama.cpp's default for `llama`: yes); decoding undoes both.
+fn spm_tokenizer(
+    path: &Path,
+    md: &HashMap<String, gguf_file::Value>,
+    tokens: &[String],
+    vocab: tokenizers::models::bpe::Vocab,
+) -> Result<tokenizers::Tokenizer> {
+    use tokenizers::decoders::byte_fallback::ByteFallback;
+    use tokenizers::decoders::fuse::Fuse;
+    use tokenizers::decoders::sequence::Sequence as Decoders;
+    use tokenizers::decoders::strip::Strip;
+    use tokenizers::models::bpe::BPE;
+    use tokenizers::normalizers::{Prepend, Replace, Sequence as Normalizers};
+    use tokenizers::{DecoderWrapper, NormalizerWrapper, Tokenizer};
+    // 1. The merges the scores imply.
+    let scores: Vec<f32> = md
+        .get("tokenizer.ggml.scores")
+        .and_then(|v| v.to_vec().ok())
+        .map(|v| v.iter().map(|x| x.to_f32().unwrap_or(0.0)).collect())
+        .ok_or_else(|| bad(path, "GGUF metadata has no `tokenizer.ggml.scores` array"))?;
+    if scores.len() != tokens.len() {
+        return Err(bad(
+            path,
+            format!(
+                "`tokenizer.ggml.scores` has {} values for {} tokens",
+                scores.len(),
+                tokens.len()
+            ),
+        ));
+    }
+    let mut splits: Vec<(usize, u32, u32)> = Vec::new();
+    for (id, piece) in tokens.iter().enumerate() {
+        for (i, _) in piece.char_indices().skip(1) {
+            let (l, r) = piece.split_at(i);
+            if let (Some(&a), Some(&b)) = (vocab.get(l), vocab.get(r)) {
+                splits.push((id, a, b));
+            }
+        }
+    }
+    splits.sort_by(|x, y| scores[y.0].total_cmp(&scores[x.0]).then(x.cmp(y)));
+    let merges = splits
+        .iter()
+        .map(|&(_, a, b)| (tokens[a as usize].clone(), tokens[b as usize].clone()))
+        .collect();
+    let mut bpe = BPE::builder()
+        .vocab_and_merges(vocab, merges)
+        .byte_fallback(true)
+        .fuse_unk(true);
+    if let Some(unk) = md
+        .get("tokenizer.ggml.unknown_token_id")
+        .and_then(|v| v.to_u32().ok())
+        .and_then(|u| tokens.get(u as usize))
+    {
+        bpe = bpe.unk_token(unk.clone());
+    }
+    let mut tk = Tokenizer::new(
+        bpe.build()
+            .map_err(|e| bad(path, format!("tokenizer: {e}")))?,
+    );
+    // 2. Spaces.
+    let prefix = md
+        .get("tokenizer.ggml.add_space_prefix")
+        .and_then(|v| v.to_bool().ok())
+        .unwrap_or(true);
+    let space = |from: &str, to: &str| {
+        Replace::new(from, to).map_err(|e| bad(path, format!("tokenizer: {e}")))
+    };
+    let mut normalizers: Vec<NormalizerWrapper> = vec![space(" ", "▁")?.into()];
+    let mut decoders: Vec<DecoderWrapper> = vec![
+        space("▁", " ")?.into(),
+        ByteFallback::new().into(),
+        Fuse::new().into(),
+    ];
+    if prefix {
+        normalizers.insert(0, Prepend::new("▁".into()).into());
+        decoders.push(Strip::new(' ', 1, 0).into());
+    }
+    tk.with_normalizer(Some(Normalizers::new(normalizers)))
+        .map_err(|e| bad(path, format!("tokenizer: {e}")))?;
+    tk.with_decoder(Some(Decoders::new(decoders)));
+    Ok(tk)
 }
 
 #[cfg(test)]
