@@ -307,11 +307,10 @@ fn tch_device() -> Option<Device> {
     if !std::env::var("MORSD_BENCH_TCH").is_ok_and(|v| v == "1") {
         return None;
     }
-    #[cfg(feature = "tch")]
-    #[allow(deprecated)]
-    return Some(Device::libtorch());
-    #[cfg(not(feature = "tch"))]
-    panic!("MORSD_BENCH_TCH=1 needs a build with --features tch (`just bench-tch`)");
+    Some(
+        morsd::device::device("tch")
+            .unwrap_or_else(|e| panic!("MORSD_BENCH_TCH=1: {e} (`just bench-tch`)")),
+    )
 }
 
 fn main() {

@@ -12,7 +12,7 @@
 //!
 //! | floor | modules | why here |
 //! |---|---|---|
-//! | 0 | `error`, `files`, `malloc`, `invocation`, `kernels`, `select`, `answer`, `spec` | leaves: the error type, JSON files, the allocator, who ran it, tensor kernels, pure selection, answer parsing, the spec's schema and resolved types |
+//! | 0 | `error`, `files`, `malloc`, `invocation`, `device`, `kernels`, `select`, `answer`, `spec` | leaves: the error type, JSON files, the allocator, who ran it, the burn device `MORSD_DEVICE` names, tensor kernels, pure selection, answer parsing, the spec's schema and resolved types |
 //! | 1 | `cache`, `models`, `templates`, `task` | stores and texts: the cache and its keys, model weights on disk, prompt/report templates, synthetic tasks |
 //! | 2 | `student`, `teacher` | the two models: the student on burn, the teachers that write rationales |
 //! | 3 | `data`, `run` | real datasets and recorded rationales, read through the teachers' normalisation; a resolved run, which names its task's data |
@@ -25,6 +25,7 @@ pub mod answer;
 pub mod cache;
 pub mod commands;
 pub mod data;
+pub mod device;
 pub mod error;
 pub mod export;
 pub mod files;
@@ -49,20 +50,4 @@ pub mod templates;
 
 pub use error::{Error, Result};
 
-/// The burn device: `flex` (pure-Rust CPU) unless `MORSD_DEVICE` names a backend compiled into
-/// this build (`wgpu`, `tch`: cargo features). Chosen explicitly, never `Device::default()`,
-/// which prefers wgpu whenever it is compiled in.
-pub fn device_from_env() -> Result<burn::prelude::Device> {
-    let want = std::env::var("MORSD_DEVICE").unwrap_or_else(|_| "flex".into());
-    match want.as_str() {
-        "flex" | "cpu" => Ok(burn::prelude::Device::flex()),
-        #[cfg(feature = "wgpu")]
-        "wgpu" => Ok(burn::prelude::Device::wgpu(Default::default())),
-        #[cfg(feature = "tch")]
-        #[allow(deprecated)]
-        "tch" => Ok(burn::prelude::Device::libtorch()),
-        other => Err(Error::run(format!(
-            "MORSD_DEVICE={other}: not a backend compiled into this binary (flex is; wgpu and tch need their cargo features)"
-        ))),
-    }
-}
+pub use device::device_from_env;

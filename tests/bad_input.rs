@@ -95,3 +95,34 @@ fn report_of_missing_folder() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("runs.json"), "{}", text(&o));
 }
+
+#[test]
+fn an_unknown_or_absent_device_is_refused_before_any_stage_runs() {
+    // A name nobody knows, and one this build lacks (the default build has flex only).
+    for (device, needles) in [
+        ("cuda", &["MORSD_DEVICE=cuda", "no such device", "tch-cuda[:N]"][..]),
+        ("tch-cuda:1", &["MORSD_DEVICE=tch-cuda:1", "this binary has: flex"][..]),
+    ] {
+        if device == "tch-cuda:1" && cfg!(feature = "tch") {
+            continue;
+        }
+        let p = Project::new("");
+        let s = p.spec();
+        let o = p
+            .cmd()
+            .env("MORSD_DEVICE", device)
+            .args(["run", s.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{t}");
+        for n in needles {
+            assert!(t.contains(n), "expected `{n}` in: {t}");
+        }
+        let generated = p.path().join("cache/entries/generate");
+        assert!(
+            !generated.exists() || std::fs::read_dir(&generated).unwrap().count() == 0,
+            "{t}"
+        );
+    }
+}
