@@ -8,6 +8,8 @@
 //! LoRA step from PEFT's saved adapters on PEFT's default target modules (loss and every
 //! adapter gradient), all within 1e-4.
 
+mod common;
+
 use burn::module::{ModuleVisitor, Param};
 use burn::prelude::*;
 use morsd::student::decode::{DecodeOptions, greedy_encoded, with_eos};
@@ -88,6 +90,7 @@ fn rows_of(v: &Value) -> Vec<Vec<u32>> {
 
 /// A family's whole check; `seq2seq` for T5 (prompts go to the encoder).
 fn check(name: &str, family: Family, seq2seq: bool) {
+    let _limit = common::watchdog(name);
     let (dir, r) = reference(name);
     assert_eq!(r["family"], name);
     assert_eq!(r["kind"], if seq2seq { "seq2seq" } else { "decoder" });

@@ -1,6 +1,8 @@
 //! The student learns: on an easy synthetic task with correct rationales, test accuracy after a
 //! short training is far above what the same model gets untrained.
 
+mod common;
+
 use burn::prelude::*;
 use morsd::answer::{extract, matches};
 use morsd::spec::TaskKind;
@@ -32,6 +34,7 @@ fn accuracy(
 
 #[test]
 fn student_learns_coin_flip_from_correct_rationales() {
+    let _limit = common::watchdog("student_learns_coin_flip_from_correct_rationales");
     let device = morsd::device_from_env().unwrap();
     // 1. Task and correct-only rationales.
     let data = synthetic::generate(

@@ -698,7 +698,7 @@ pub fn write(
 
 #[cfg(test)]
 mod tests {
-    use super::super::gguf_vocab::{CONTROL, NORMAL, UNUSED};
+    use super::super::gguf_vocab::{CONTROL, NORMAL, UNUSED, token_types};
     use super::*;
     use crate::student::checkpoint::Checkpoint;
     use rand::rngs::StdRng;
@@ -954,12 +954,7 @@ mod tests {
         assert!(!md["tokenizer.ggml.add_bos_token"].to_bool().unwrap());
         let n = back.config.vocab_size;
         let tokens = md["tokenizer.ggml.tokens"].to_vec().unwrap();
-        let types: Vec<i32> = md["tokenizer.ggml.token_type"]
-            .to_vec()
-            .unwrap()
-            .iter()
-            .map(|v| v.to_i32().unwrap())
-            .collect();
+        let types = token_types(md);
         assert_eq!((tokens.len(), types.len()), (n, n));
         assert_eq!(&types[..3], [CONTROL, CONTROL, NORMAL]);
         assert_eq!(&types[n - 3..], [UNUSED; 3]);

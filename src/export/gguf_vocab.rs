@@ -458,6 +458,17 @@ fn spm(tok: &Tok, json: &Json, vocab_size: usize) -> Result<Vec<(String, Value)>
     Ok(md)
 }
 
+/// The `tokenizer.ggml.token_type` array of GGUF metadata (tests).
+#[cfg(test)]
+pub(super) fn token_types(md: &HashMap<String, Value>) -> Vec<i32> {
+    md["tokenizer.ggml.token_type"]
+        .to_vec()
+        .unwrap()
+        .iter()
+        .map(|v| v.to_i32().unwrap())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -533,12 +544,7 @@ mod tests {
             ],
             [0, 1, 2]
         );
-        let types: Vec<i32> = md["tokenizer.ggml.token_type"]
-            .to_vec()
-            .unwrap()
-            .iter()
-            .map(|v| v.to_i32().unwrap())
-            .collect();
+        let types = token_types(&md);
         assert_eq!(&types[..3], [UNKNOWN, CONTROL, CONTROL]);
         assert!(types[3..259].iter().all(|&t| t == BYTE));
         assert_eq!(&types[n - 4..], [UNUSED; 4]);
@@ -597,11 +603,15 @@ mod tests {
                 .unwrap_err()
                 .to_string()
         };
-        // A split of a piece into two pieces that is no merge: llama.cpp would merge it.
-        let e = err(&|j| {
+        // The merge (`▁`, `an`) taken out of the merges.
+        let take = |j: &mut Json| {
             let m = j["model"]["merges"].as_array_mut().unwrap();
             let i = m.iter().position(|x| x == &json!(["▁", "an"])).unwrap();
-            m.remove(i);
+            m.remove(i)
+        };
+        // A split of a piece into two pieces that is no merge: llama.cpp would merge it.
+        let e = err(&|j| {
+            take(j);
         });
         assert!(
             e.contains("`▁` and `an` make the piece `▁an` but are no merge"),
@@ -609,10 +619,8 @@ mod tests {
         );
         // Merges of one piece apart: llama.cpp ranks by the piece.
         let e = err(&|j| {
-            let m = j["model"]["merges"].as_array_mut().unwrap();
-            let i = m.iter().position(|x| x == &json!(["▁", "an"])).unwrap();
-            let x = m.remove(i);
-            m.push(x);
+            let x = take(j);
+            j["model"]["merges"].as_array_mut().unwrap().push(x);
         });
         assert!(
             e.contains("merges that make `▁an` are not next to each other"),

@@ -142,3 +142,42 @@ pub fn data_root() -> PathBuf {
         .canonicalize()
         .expect("the shared data root (set MORSD_DATA)")
 }
+
+/// A test's time limit on a GPU backend, where a hung shader would otherwise stall CI: while
+/// the returned guard lives, a thread waits `MORSD_TEST_TIMEOUT` seconds (default 600) and then
+/// ends the whole test process with exit status 124, naming `what`. Off wgpu and tch-cuda the
+/// guard does nothing.
+pub fn watchdog(what: &str) -> Watchdog {
+    let device = std::env::var("MORSD_DEVICE").unwrap_or_default();
+    if !(device.starts_with("wgpu") || device.starts_with("tch-cuda")) {
+        return Watchdog(None);
+    }
+    let secs: u64 = std::env::var("MORSD_TEST_TIMEOUT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(600);
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let what = what.to_string();
+    std::thread::spawn(move || {
+        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+            rx.recv_timeout(std::time::Duration::from_secs(secs))
+        {
+            eprintln!(
+                "{what}: still running after {secs} s on MORSD_DEVICE={device}: a hung kernel? (MORSD_TEST_TIMEOUT)"
+            );
+            std::process::exit(124);
+        }
+    });
+    Watchdog(Some(tx))
+}
+
+/// Cancels [`watchdog`]'s timer when dropped.
+pub struct Watchdog(Option<std::sync::mpsc::Sender<()>>);
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        if let Some(tx) = self.0.take() {
+            let _ = tx.send(());
+        }
+    }
+}
