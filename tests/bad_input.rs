@@ -100,8 +100,14 @@ fn report_of_missing_folder() {
 fn an_unknown_or_absent_device_is_refused_before_any_stage_runs() {
     // A name nobody knows, and one this build lacks (the default build has flex only).
     for (device, needles) in [
-        ("cuda", &["MORSD_DEVICE=cuda", "no such device", "tch-cuda[:N]"][..]),
-        ("tch-cuda:1", &["MORSD_DEVICE=tch-cuda:1", "this binary has: flex"][..]),
+        (
+            "cuda",
+            &["MORSD_DEVICE=cuda", "no such device", "tch-cuda[:N]"][..],
+        ),
+        (
+            "tch-cuda:1",
+            &["MORSD_DEVICE=tch-cuda:1", "this binary has: flex"][..],
+        ),
     ] {
         if device == "tch-cuda:1" && cfg!(feature = "tch") {
             continue;
