@@ -137,6 +137,22 @@ test-tch: setup-llama setup-browser
     export MORSD_DATA="${MORSD_DATA:-$(cd .. && pwd)/shared/data}"
     MORSD_DEVICE=tch cargo test --features tch --no-fail-fast
 
+# The student on burn's wgpu backend, on Mesa's software Vulkan (lavapipe, installed by
+# scripts/setup-vulkan.sh; a CPU device, so no GPU is needed): every family fixture against
+# transformers/PEFT, a scratch training run that must learn, and a tiny spec through the whole
+# pipeline against flex. Builds with `--features wgpu` in a target dir of its own
+# ($CARGO_TARGET_DIR-wgpu). A missing adapter fails; each test has a time limit
+# (MORSD_TEST_TIMEOUT, 600 s), and each test binary one of 30 min.
+test-wgpu:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    eval "$(bash scripts/setup-vulkan.sh | sed 's/^/export /')"
+    export CARGO_TARGET_DIR="$CARGO_TARGET_DIR-wgpu"
+    export MORSD_DEVICE=wgpu
+    for t in families learning wgpu_pipeline; do
+        timeout 1800 cargo test --features wgpu --test "$t" --no-fail-fast
+    done
+
 # Picks the study by backend: MORSD_DEVICE=wgpu|tch runs the full-scale one, otherwise the CPU one.
 # results/paper/ is untracked; the committed reference study is reference/paper/.
 # The paper's claims → results/paper/ (main table, ablation over k, min- vs max-RD, CLAIMS.md)
