@@ -12,7 +12,7 @@
 
 use super::gguf::fail;
 use crate::error::{Error, Result};
-use crate::student::tokenizer::Tok;
+use crate::student::tokenizer::{Tok, two_piece_splits};
 use candle_core::quantized::gguf_file::{self, Value};
 use serde_json::Value as Json;
 use std::collections::{HashMap, HashSet};
@@ -422,9 +422,8 @@ fn spm(tok: &Tok, json: &Json, vocab_size: usize) -> Result<Vec<(String, Value)>
     let mut pieces: Vec<&str> = vocab.keys().copied().collect();
     pieces.sort_unstable();
     for piece in pieces {
-        for (i, _) in piece.char_indices().skip(1) {
-            let (l, r) = piece.split_at(i);
-            if vocab.contains_key(l) && vocab.contains_key(r) && !pairs.contains(&(l, r)) {
+        for (l, r) in two_piece_splits(piece, |t| vocab.contains_key(t)) {
+            if !pairs.contains(&(l, r)) {
                 return Err(fail(format!(
                     "the pieces `{l}` and `{r}` make the piece `{piece}` but are no merge: llama.cpp's tokenizer would merge them where the BPE does not"
                 )));

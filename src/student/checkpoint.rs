@@ -675,6 +675,7 @@ fn spm_tokenizer(
     tokens: &[String],
     vocab: tokenizers::models::bpe::Vocab,
 ) -> Result<tokenizers::Tokenizer> {
+    use crate::student::tokenizer::two_piece_splits;
     use tokenizers::decoders::byte_fallback::ByteFallback;
     use tokenizers::decoders::fuse::Fuse;
     use tokenizers::decoders::sequence::Sequence as Decoders;
@@ -700,11 +701,8 @@ fn spm_tokenizer(
     }
     let mut splits: Vec<(usize, u32, u32)> = Vec::new();
     for (id, piece) in tokens.iter().enumerate() {
-        for (i, _) in piece.char_indices().skip(1) {
-            let (l, r) = piece.split_at(i);
-            if let (Some(&a), Some(&b)) = (vocab.get(l), vocab.get(r)) {
-                splits.push((id, a, b));
-            }
+        for (l, r) in two_piece_splits(piece, |t| vocab.contains_key(t)) {
+            splits.push((id, vocab[l], vocab[r]));
         }
     }
     splits.sort_by(|x, y| scores[y.0].total_cmp(&scores[x.0]).then(x.cmp(y)));

@@ -138,6 +138,21 @@ impl Tok {
     }
 }
 
+/// The ways to write `piece` as two pieces of a vocabulary (`is_piece`), split left to right:
+/// SentencePiece's merges. A `llama` GGUF's merges are rebuilt from them
+/// ([`crate::student::checkpoint`]) and an export to one is checked against them, so both sides
+/// use this one rule.
+pub fn two_piece_splits<'a>(
+    piece: &'a str,
+    is_piece: impl Fn(&str) -> bool + 'a,
+) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+    piece
+        .char_indices()
+        .skip(1)
+        .map(|(i, _)| piece.split_at(i))
+        .filter(move |(l, r)| is_piece(l) && is_piece(r))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
